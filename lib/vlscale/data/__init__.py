@@ -1,0 +1,1 @@
+"""Pools, nested subsets, language rebalancing and real image-text shards."""
