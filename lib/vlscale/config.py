@@ -1,0 +1,211 @@
+"""params.yaml: loading, validation and the scale profile.
+
+params.yaml is the single source of truth for every stage. Each top-level block belongs to a stage
+(or, like `world`, is shared). A value may be given per profile as a mapping whose keys are exactly
+the profile names; `resolve` picks the active profile's value. Validation runs before any work and
+names the key, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROFILES = ("smoke", "cpu", "gpu", "tpu")
+REGIONS = ("Africa", "Americas", "EastAsia", "Europe", "SouthEastAsia", "WestAsia")
+XM3600_LANGUAGES = (
+    "ar bn cs da de el en es fa fi fil fr he hi hr hu id it ja ko mi nl no pl pt quz ro ru sv sw te th tr "
+    "uk vi zh"
+).split()
+LOW_RESOURCE = ("bn", "fil", "he", "hi", "mi", "sw", "te")
+# The paper writes Hebrew as `iw`; XM3600 and CLDR write `he`. Accept both in params.
+LANGUAGE_ALIASES = {"iw": "he", "nb": "no", "tl": "fil", "qu": "quz"}
+
+
+class ParamsError(ValueError):
+    """A bad value in params.yaml, with the key path, the value and what is allowed."""
+
+
+def _is_per_profile(value: Any) -> bool:
+    return isinstance(value, dict) and value and set(value) <= set(PROFILES) and len(value) > 1
+
+
+def resolve(block: Any, profile: str) -> Any:
+    """Replace every per-profile mapping inside `block` by the value of `profile`."""
+    if _is_per_profile(block):
+        if profile not in block:
+            raise ParamsError(f"per-profile value {block!r} has no entry for profile '{profile}'")
+        return resolve(block[profile], profile)
+    if isinstance(block, dict):
+        return {k: resolve(v, profile) for k, v in block.items()}
+    if isinstance(block, list):
+        return [resolve(v, profile) for v in block]
+    return block
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def canonical_language(code: str) -> str:
+    code = LANGUAGE_ALIASES.get(code, code)
+    if code not in XM3600_LANGUAGES:
+        raise ValueError(f"unknown language code '{code}'; allowed: {', '.join(XM3600_LANGUAGES)} "
+                         f"(aliases {', '.join(f'{a}={b}' for a, b in LANGUAGE_ALIASES.items())})")
+    return code
+
+
+class NoiseParams(_Block):
+    """Caption noise rates: they differ by region and by the page language's resource group."""
+    misaligned: dict[Literal[REGIONS], float]  # caption describes another image
+    vague: dict[Literal[REGIONS], float]  # caption names nothing in the image
+    english_caption: dict[Literal["low", "high"], float]  # English alt-text on a non-English page
+
+    @field_validator("misaligned", "vague", "english_caption")
+    @classmethod
+    def _rates(cls, v):
+        for k, r in v.items():
+            if not 0.0 <= r < 1.0:
+                raise ValueError(f"rate for '{k}' is {r}; a rate must be in [0, 1)")
+        return v
+
+    @model_validator(mode="after")
+    def _all_regions(self):
+        for name in ("misaligned", "vague"):
+            missing = set(REGIONS) - set(getattr(self, name))
+            if missing:
+                raise ValueError(f"{name} lacks regions {sorted(missing)}; give all of {list(REGIONS)}")
+            for region in REGIONS:
+                total = self.misaligned[region] + self.vague[region]
+                if total >= 0.9:
+                    raise ValueError(f"misaligned + vague for {region} is {total}; must stay below 0.9")
+        return self
+
+
+class WorldParams(_Block):
+    """The synthetic web (DESIGN.md, "The synthetic web"). Every example is f(seed, id)."""
+    seed: int = Field(ge=0, lt=2**32)
+    quz_share_pct: float = Field(ge=0, le=1)  # Table 15 omits Quechua; an assumed share of pages
+    zipf_exponent: float = Field(gt=0, le=3)  # concept popularity ∝ rank^-exponent
+    culture_boost: float = Field(ge=1)  # odds of a culture-specific concept at home vs abroad
+    landmarks_per_country: int = Field(ge=0, le=16)
+    landmark_share: float = Field(ge=0, lt=0.5)  # share of pages that show a landmark
+    person_share: float = Field(ge=0, lt=1)  # share of images with a person in them
+    male_share: float = Field(gt=0, lt=1)  # perceived gender of those people
+    stereotype_strength: float = Field(ge=0.5, lt=1)  # P(stereotyped occupation of a pair | gender)
+    foreign_page_frac: float = Field(ge=0, lt=1)  # pages about a country outside the language's own
+    country_decay: float = Field(gt=0, le=1)  # weight of a language's k-th country ∝ decay^k
+    income_tilt: list[float] = Field(min_length=4, max_length=4)  # web over-represents richer homes
+    noise: NoiseParams
+
+
+class WorldReportParams(_Block):
+    examples: int = Field(gt=0)  # examples drawn to describe the world
+    grid_examples: int = Field(gt=0, le=64)
+    grid_px: int = Field(ge=32, le=224)
+
+
+class SampleParams(_Block):
+    pool_size: int = Field(gt=0, le=10**13)
+    key: int = Field(ge=0, lt=2**63)
+    fractions: list[float] = Field(min_length=1)
+    rebalance_targets: dict[str, float]
+    coverage_k: list[int] = Field(min_length=1)
+    source: Literal["synthetic", "webdataset", "parquet"]
+    shards: list[str]
+    max_caption_chars: int = Field(gt=0)
+    write_ids_max: int = Field(ge=0)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v):
+        for i, f in enumerate(v):
+            if not 0.0 < f <= 1.0:
+                raise ValueError(f"fractions[{i}] = {f}: a fraction must be in (0, 1]")
+        if sorted(set(v)) != list(v):
+            raise ValueError(f"fractions {v} must be distinct and increasing")
+        return v
+
+    @field_validator("rebalance_targets")
+    @classmethod
+    def _targets(cls, v):
+        out = {}
+        for code, share in v.items():
+            code = canonical_language(code)
+            if not 0.0 <= share < 1.0:
+                raise ValueError(f"target share for '{code}' is {share}; must be in [0, 1)")
+            out[code] = share
+        if sum(out.values()) >= 1.0:
+            raise ValueError(f"target shares sum to {sum(out.values())}; must be below 1")
+        return out
+
+    @field_validator("coverage_k")
+    @classmethod
+    def _k(cls, v):
+        if any(k < 1 for k in v):
+            raise ValueError(f"coverage_k {v}: every k must be >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _shards_given(self):
+        if self.source != "synthetic" and not self.shards:
+            raise ValueError(f"source is '{self.source}' but shards is empty; list shard paths or globs")
+        return self
+
+
+BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams}
+
+
+def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (block, *e["loc"]))
+        value = raw
+        for p in e["loc"]:
+            value = value.get(p) if isinstance(value, dict) else (value[p] if isinstance(value, list)
+                                                                  and isinstance(p, int) and p < len(value) else None)
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {loc} = {value!r}: {msg}")
+    return "\n".join(lines)
+
+
+def validate(params: dict, source: str = "params.yaml") -> dict:
+    """Validate a whole params mapping; returns it with the active profile's values resolved.
+
+    Raises ParamsError naming every bad key, its value and what is allowed.
+    """
+    profile = params.get("profile")
+    if profile not in PROFILES:
+        raise ParamsError(f"{source}: profile = {profile!r}: unknown profile; allowed: {', '.join(PROFILES)}")
+    errors, resolved = [], {"profile": profile}
+    for name, value in params.items():
+        if name == "profile":
+            continue
+        if name not in BLOCKS:
+            errors.append(f"{source}: {name}: unknown block; allowed: {', '.join(['profile', *BLOCKS])}")
+            continue
+        try:
+            raw = resolve(value, profile)
+        except ParamsError as e:
+            errors.append(f"{source}: {name}: {e}")
+            continue
+        try:
+            resolved[name] = BLOCKS[name](**raw).model_dump()
+        except ValidationError as e:
+            errors.append(_format(e, name, raw, source))
+    if errors:
+        raise ParamsError("\n".join(errors))
+    return resolved
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read and validate params.yaml; returns the raw (unresolved) mapping."""
+    path = Path(path)
+    with open(path) as f:
+        params = yaml.safe_load(f)
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping of blocks, got {type(params).__name__}")
+    validate(params, str(path))
+    return params

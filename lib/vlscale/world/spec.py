@@ -1,0 +1,239 @@
+"""The world's fixed tables: languages, countries, regions, incomes, concepts and their popularity.
+
+`build_world(params)` turns the `world` block of params.yaml and the real words in world/data into
+NumPy tables. Everything random about an example is then drawn from these tables by hashing
+(seed, id) (see truth.py); the tables themselves are a pure function of the params.
+
+Mechanisms (DESIGN.md, "The synthetic web"):
+- page language = the pool stratum, with the paper's Table 15 shares (Quechua, which Table 15 omits,
+  gets `quz_share_pct`; pages in languages outside XM3600 form the `und` stratum, whose captions are
+  in a language drawn from the natural mix, as untagged pages are);
+- country | language: the language's countries with weights decay^k, plus `foreign_page_frac` of
+  pages about anywhere (the global mix); region = the country's GeoDE region;
+- income | country: the real Dollar Street income mix of the country (or of its region), tilted
+  toward richer homes, as the web is;
+- concept | region: Zipf popularity over concepts with the ImageNet-like (Western) concepts at the
+  head, culture-specific concepts boosted in their home region; landmarks (tied to one country)
+  replace the concept on `landmark_share` of pages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+import json
+
+import numpy as np
+
+from vlscale.config import LOW_RESOURCE, REGIONS, XM3600_LANGUAGES, WorldParams
+from vlscale.world import vocab
+from vlscale.world.hashing import alias_table, fmix32
+from vlscale.world.render import visual_tables
+
+UNTAGGED = "und"
+STRATA = (*XM3600_LANGUAGES, UNTAGGED)
+INCOME_GROUPS = ("0-200", "200-685", "685-1998", ">1998")
+OCCUPATION_PAIRS = (("librarian", "scientist"), ("nurse", "doctor"), ("housekeeper", "homeowner"),
+                    ("receptionist", "executive"), ("secretary", "manager"))
+GENDERS = ("female", "male")
+CAPTION_KINDS = ("clean", "misaligned", "vague")
+# Dollar Street has four regions; GeoDE's three Asian regions all fall under its "Asia".
+_DS_REGION = {"Africa": "Africa", "Americas": "Americas", "Europe": "Europe", "EastAsia": "Asia",
+              "SouthEastAsia": "Asia", "WestAsia": "Asia"}
+_MIN_DS_ROWS = 20  # below this a country's own Dollar Street income mix is too noisy to use
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream])
+
+
+@dataclass(frozen=True, eq=False)
+class World:
+    """Tables of the synthetic web. Arrays are NumPy; `device_tables(xp)` gives them to JAX."""
+    params: dict
+    strata: tuple[str, ...]  # S page-language strata: 36 XM3600 codes + "und"
+    page_share: np.ndarray  # [S] share of pages per stratum, sums to 1
+    resource_group: tuple[str, ...]  # [S] "low", "high" or "none"
+    country_codes: tuple[str, ...]  # [C] ISO 3166 alpha-2
+    country_region: np.ndarray  # [C] index into REGIONS
+    country_names: list[dict]  # [C] {language: name}
+    concepts: list[dict]  # [K] concept records (landmarks appended)
+    concept_popularity: np.ndarray  # [R, K] P(concept | region), zero for landmarks
+    concept_rank: np.ndarray  # [K] global popularity rank (0 = most popular), landmarks last
+    is_head: np.ndarray  # [K] ImageNet-like Western head concept
+    culture_region: np.ndarray  # [K] home region of a culture-specific concept, -1 otherwise
+    has_variants: np.ndarray  # [K] appearance depends on region (GeoDE / Dollar Street objects)
+    landmark_country: np.ndarray  # [K] country of a landmark concept, -1 otherwise
+    landmark_start: int  # first landmark concept index
+    tables: dict = field(repr=False)  # arrays used by truth.py (alias tables, rates)
+
+    @property
+    def seed(self) -> int:
+        return self.params["seed"]
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return REGIONS
+
+    def stratum_of(self, language: str) -> int:
+        try:
+            return self.strata.index(language)
+        except ValueError:
+            raise ValueError(f"unknown language '{language}'; strata are {', '.join(self.strata)}") from None
+
+    def pool_sizes(self, pool_size: int) -> np.ndarray:
+        """Examples per stratum in a pool of `pool_size`: shares rounded by largest remainder. [S] int64."""
+        exact = self.page_share * pool_size
+        sizes = np.floor(exact).astype(np.int64)
+        short = int(pool_size - sizes.sum())
+        order = np.lexsort((np.arange(len(exact)), -(exact - sizes)))
+        sizes[order[:short]] += 1
+        return sizes
+
+    def device_tables(self, xp):
+        """The tables as arrays of `xp` (numpy or jax.numpy), converted once per namespace."""
+        cache = self.tables.setdefault("_by_xp", {})
+        key = xp.__name__
+        if key not in cache:
+            cache[key] = {k: xp.asarray(v) for k, v in self.tables.items() if not k.startswith("_")}
+        return cache[key]
+
+    def fingerprint(self) -> str:
+        """A short hash of the params, recorded with every output made from this world."""
+        blob = json.dumps(self.params, sort_keys=True).encode()
+        h = np.frombuffer(blob.ljust((len(blob) + 3) // 4 * 4, b"\0"), dtype="<u4").copy()
+        acc = np.uint32(0)
+        for w in fmix32(np, h):
+            acc = fmix32(np, np.asarray(acc ^ w, np.uint32) * np.uint32(0x9E3779B9))
+        return f"{int(acc):08x}"
+
+
+def _page_shares(quz_share_pct: float):
+    langs = {l["code"]: l for l in vocab.load("languages")["languages"]}
+    missing = set(XM3600_LANGUAGES) - set(langs)
+    if missing:
+        raise ValueError(f"languages.json lacks {sorted(missing)}")
+    pct = np.array([langs[c]["web_pages_pct"] if c != "quz" else quz_share_pct for c in XM3600_LANGUAGES])
+    other = 100.0 - pct.sum()
+    if other < 0:
+        raise ValueError(f"page shares exceed 100% ({pct.sum()}); lower world.quz_share_pct")
+    groups = tuple(langs[c]["resource_group"] or "none" for c in XM3600_LANGUAGES) + ("none",)
+    return np.append(pct, other) / 100.0, groups
+
+
+def _country_given_language(countries, params):
+    C = len(countries)
+    index = {c["iso2"]: i for i, c in enumerate(countries)}
+    own = np.zeros((len(STRATA), C))
+    primaries = {l["code"]: l["primary_country"] for l in vocab.load("languages")["languages"]}
+    for s, lang in enumerate(STRATA[:-1]):
+        listed = [c for c in countries if lang in c["languages"]]
+        if not listed:
+            raise ValueError(f"countries.json: no country lists language '{lang}'")
+        # the language's primary country first, then where it ranks highest among local languages
+        listed.sort(key=lambda c: (c["iso2"] != primaries[lang], c["languages"].index(lang), c["iso2"]))
+        for k, c in enumerate(listed):
+            own[s, index[c["iso2"]]] = params["country_decay"] ** k
+        own[s] /= own[s].sum()
+    share, _ = _page_shares(params["quz_share_pct"])
+    global_mix = (share[:-1, None] * own[:-1]).sum(0)
+    global_mix /= global_mix.sum()
+    own[-1] = global_mix  # untagged pages: anywhere
+    f = params["foreign_page_frac"]
+    return (1 - f) * own + f * global_mix[None, :]
+
+
+def _income_given_country(countries, params):
+    ds = vocab.load("dollar_street")
+    region_counts = {r: np.zeros(4) for r in ds["regions"]}
+    for iso, counts in ds["country_income_counts"].items():
+        region_counts[ds["country_region"][iso]] += counts
+    table = np.zeros((len(countries), 4))
+    for i, c in enumerate(countries):
+        own = np.asarray(ds["country_income_counts"].get(c["iso2"], [0, 0, 0, 0]), float)
+        table[i] = own if own.sum() >= _MIN_DS_ROWS else region_counts[_DS_REGION[c["region"]]]
+    table *= np.asarray(params["income_tilt"])[None, :]
+    return table / table.sum(1, keepdims=True)
+
+
+def _concepts(countries, params):
+    base = vocab.load("concepts")["concepts"]
+    places = [c for c in base if c["group"] == "Travel & Places" and c.get("culture_region") is None
+              and not c.get("imagenet")]
+    rng = _rng(params["seed"], 1)
+    concepts = [dict(c, landmark_country=-1) for c in base]
+    for ci, country in enumerate(countries):
+        for j in range(params["landmarks_per_country"]):
+            kind = places[rng.integers(len(places))]
+            names = {lang: f"{kind['names'][lang]} {country['names'][lang]}" for lang in kind["names"]}
+            concepts.append(dict(key=f"landmark:{country['iso2']}:{j}", en=names["en"], group="Landmark",
+                                 imagenet=False, culture_region=None, geode_object=None, dollar_street_topic=None,
+                                 names=names, keywords={}, names_fallback=kind.get("names_fallback", []),
+                                 landmark_country=ci))
+    return concepts
+
+
+def _popularity(concepts, params):
+    K = len(concepts)
+    is_landmark = np.array([c["landmark_country"] >= 0 for c in concepts])
+    is_head = np.array([bool(c.get("imagenet")) for c in concepts])
+    culture = np.array([REGIONS.index(c["culture_region"]) if c.get("culture_region") else -1 for c in concepts])
+    rng = _rng(params["seed"], 2)
+    # popularity rank: the Western head first, then the rest of the everyday concepts, both shuffled
+    head = np.flatnonzero(is_head)
+    rest = np.flatnonzero(~is_head & ~is_landmark)
+    order = np.concatenate([rng.permutation(head), rng.permutation(rest), np.flatnonzero(is_landmark)])
+    rank = np.empty(K, np.int64)
+    rank[order] = np.arange(K)
+    weight = (rank + 1.0) ** -params["zipf_exponent"]
+    weight[is_landmark] = 0.0
+    pop = np.tile(weight, (len(REGIONS), 1))
+    for r in range(len(REGIONS)):
+        pop[r, culture == r] *= params["culture_boost"]
+    return pop / pop.sum(1, keepdims=True), rank, is_head, culture, is_landmark
+
+
+@lru_cache(maxsize=8)
+def _build(params_json: str) -> World:
+    params = json.loads(params_json)
+    countries = vocab.load("countries")["countries"]
+    share, groups = _page_shares(params["quz_share_pct"])
+    country_region = np.array([REGIONS.index(c["region"]) for c in countries], np.int32)
+    concepts = _concepts(countries, params)
+    pop, rank, is_head, culture, is_landmark = _popularity(concepts, params)
+    has_variants = np.array([bool(c.get("geode_object") or c.get("dollar_street_topic")) for c in concepts])
+    landmark_country = np.array([c["landmark_country"] for c in concepts], np.int32)
+    noise = params["noise"]
+    caption_share = share[:-1] / share[:-1].sum()  # an untagged page's caption language
+    c_acc, c_alias = alias_table(_country_given_language(countries, params))
+    i_acc, i_alias = alias_table(_income_given_country(countries, params))
+    k_acc, k_alias = alias_table(pop)
+    l_acc, l_alias = alias_table(caption_share[None, :])
+    low = np.array([g == "low" for g in groups])
+    tables = dict(
+        country_accept=c_acc, country_alias=c_alias,
+        income_accept=i_acc, income_alias=i_alias,
+        concept_accept=k_acc, concept_alias=k_alias,
+        caption_language_accept=l_acc, caption_language_alias=l_alias,
+        country_region=country_region,
+        has_variants=has_variants,
+        landmarks_per_country=np.int32(params["landmarks_per_country"]),
+        misaligned_rate=np.array([noise["misaligned"][r] for r in REGIONS], np.float32),
+        vague_rate=np.array([noise["vague"][r] for r in REGIONS], np.float32),
+        english_rate=np.where(low, noise["english_caption"]["low"], noise["english_caption"]["high"]).astype(np.float32),
+    )
+    landmark_start = int(np.argmax(is_landmark)) if is_landmark.any() else len(concepts)
+    tables.update(visual_tables(params["seed"], len(concepts), landmark_start, len(countries)))
+    return World(
+        params=params, strata=STRATA, page_share=share, resource_group=groups,
+        country_codes=tuple(c["iso2"] for c in countries), country_region=country_region,
+        country_names=[c["names"] for c in countries], concepts=concepts, concept_popularity=pop,
+        concept_rank=rank, is_head=is_head, culture_region=culture, has_variants=has_variants,
+        landmark_country=landmark_country, landmark_start=landmark_start,
+        tables=tables,
+    )
+
+
+def build_world(params: dict) -> World:
+    """The world of a validated `world` params block (cached: the same params give the same object)."""
+    params = WorldParams(**params).model_dump()
+    return _build(json.dumps(params, sort_keys=True))
