@@ -1,0 +1,45 @@
+# The handful of commands the README gives. Needs only python3 (>= 3.11) and pip.
+#   make test                 create the environment and run the test suite
+#   make repro                create the environment and run the whole pipeline (dvc repro)
+#   make repro PROFILE=smoke  the same at another scale profile (smoke | cpu | gpu | tpu)
+#   make lab                  open the notebooks in JupyterLab
+#   make bench                print the benchmark tables
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: env test repro lab bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	touch $@
+
+env: $(VENV)/.synced
+
+test: env
+	python -m pytest -q
+
+repro: env
+ifdef PROFILE
+	sed -i.bak -E "s/^profile: *[a-z]+/profile: $(PROFILE)/" params.yaml && rm -f params.yaml.bak
+endif
+	dvc repro
+
+lab: env
+	jupyter lab notebooks/
+
+bench: env
+	python bench/render_throughput.py
+	python bench/subset_membership.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) reports plots metrics data paper/figures paper/tables

@@ -1,0 +1,112 @@
+"""Figures of the study. Each function takes a tidy table and returns a matplotlib Figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+KIND_COLORS = {"head": "#1f77b4", "other": "#7f7f7f", "culture": "#d62728", "landmark": "#2ca02c"}
+
+
+def save(fig, path: str | Path, dpi: int = 150) -> Path:
+    """Write a figure as PNG (parents created); the notebook still shows it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def language_shares(df: pd.DataFrame, title: str = "Page language shares"):
+    """Bars per language (sorted by the paper's share) of the world's share against Table 15 (log scale)."""
+    d = df[df["paper_pct"].notna()].sort_values("paper_pct")
+    fig, ax = plt.subplots(figsize=(12, 3.8))
+    x = np.arange(len(d))
+    colors = np.where(d["group"] == "low", "#d62728", "#1f77b4")
+    ax.bar(x - 0.2, d["paper_pct"], 0.4, color=colors, alpha=0.45, label="paper (Table 15)")
+    ax.bar(x + 0.2, d["world_pct"], 0.4, color=colors, label="synthetic web",
+           yerr=2 * d["stderr_pct"], error_kw=dict(lw=0.6))
+    ax.set_xticks(x, [f"{l}\n{'L' if g == 'low' else 'H'}" for l, g in zip(d["language"], d["group"])], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("% of pages")
+    ax.set_title(title + " (red: low-resource; error bars 2 s.e.)")
+    ax.legend(frameon=False)
+    return fig
+
+
+def long_tail(freq: pd.DataFrame):
+    """Rank-frequency of concepts on log-log axes, coloured by kind."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, color in KIND_COLORS.items():
+        d = freq[(freq["kind"] == kind) & (freq["count"] > 0)]
+        ax.scatter(d["rank"], d["count"], s=6, color=color, label=f"{kind} ({(freq['kind'] == kind).sum()})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concept rank")
+    ax.set_ylabel("examples")
+    ax.set_title("Long tail of concepts")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def region_income(table: pd.DataFrame):
+    """Heatmap of the share of examples (%) by region and income group."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    sns.heatmap(table, annot=True, fmt=".1f", cmap="Blues", ax=ax, cbar_kws={"label": "% of examples"})
+    ax.set_xlabel("monthly income group (US$)")
+    ax.set_title("Region × income")
+    return fig
+
+
+def image_grid(images: np.ndarray, labels: list[str], cols: int = 8):
+    """A grid of images [N, H, W, 3] in [0, 1] with a short label under each."""
+    n = len(images)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], interpolation="nearest")
+            ax.set_title(labels[i], fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def rebalancing(lang: pd.DataFrame, subset: str):
+    """Language mix of one subset before and after rebalancing (like the paper's Figure 8), log scale."""
+    d = lang[lang["subset"] == subset].sort_values("paper_pct", na_position="last")
+    fig, ax = plt.subplots(figsize=(12, 3.8))
+    x = np.arange(len(d))
+    ax.bar(x - 0.2, d["natural_pct"].clip(lower=1e-4), 0.4, color="#7f7f7f", label="natural")
+    ax.bar(x + 0.2, d["rebalanced_pct"].clip(lower=1e-4), 0.4,
+           color=np.where(d["low_resource"], "#d62728", "#1f77b4"), label="rebalanced")
+    for xi, n in zip(x, d["natural_count"]):
+        if n == 0:
+            ax.text(xi, 1.5e-4, "0", ha="center", fontsize=7, color="#d62728")
+    ax.set_xticks(x, d["language"], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylim(1e-4, 100)
+    ax.set_ylabel("% of examples")
+    ax.set_title(f"Language mix of the {subset} subset, before and after rebalancing "
+                 "(red: low-resource; '0': none left to upsample)")
+    ax.legend(frameon=False)
+    return fig
+
+
+def coverage(cov: pd.DataFrame):
+    """Fraction of concepts with at least k examples against subset size, one panel per k."""
+    ks = sorted(cov["k"].unique())
+    fig, axes = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.5), squeeze=False)
+    for ax, k in zip(axes[0], ks):
+        for kind, d in cov[cov["k"] == k].groupby("kind"):
+            ax.plot(100 * d["fraction"], 100 * d["covered"], marker="o", label=kind)
+        ax.set_xscale("log")
+        ax.set_xlabel("subset (% of pool)")
+        ax.set_ylabel(f"% of concepts with ≥{k} examples")
+        ax.set_ylim(-2, 102)
+        ax.set_title(f"Long-tail coverage, k = {k}")
+    axes[0][0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

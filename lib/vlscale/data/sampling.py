@@ -1,0 +1,130 @@
+"""The sample stage: nested subsets of a pool, language rebalancing, and what each subset covers.
+
+Works on the synthetic pool (virtual: ids are never all held in memory unless written out) and on
+real shards (records indexed by vlscale.data.shards). Results are tables the notebook plots and
+files the train stage reads: per fraction, the sorted id list (when small enough) and the mixture.
+"""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from vlscale.config import LOW_RESOURCE
+from vlscale.data.mixture import Mixture
+from vlscale.data.subsets import NestedSubsets, UidSubsets, derive_key
+from vlscale.world import vocab
+from vlscale.world.hashing import id_words
+from vlscale.world.truth import ground_truth
+
+_CHUNK = 1 << 20
+
+
+def fraction_label(fraction: float) -> str:
+    """'1pct', '10pct', '100pct', '0.5pct': a file-name-safe name of a fraction."""
+    pct = Fraction(str(fraction)) * 100
+    return (f"{pct.numerator}" if pct.denominator == 1 else f"{float(pct):g}") + "pct"
+
+
+def synthetic_subsets(world, pool_size: int, key: int) -> NestedSubsets:
+    """Nested subsets of the synthetic pool of `pool_size` examples, one stratum per page language."""
+    return NestedSubsets(world.pool_sizes(pool_size), key, names=world.strata)
+
+
+def real_subsets(records: pd.DataFrame, key: int) -> UidSubsets:
+    """Nested subsets of records scanned from real shards, one stratum per language tag."""
+    names = sorted(records["language"].unique())
+    strata = records["language"].map({n: i for i, n in enumerate(names)}).to_numpy(np.int64)
+    subsets = UidSubsets(records["uid"].tolist(), strata, key)
+    subsets.names = names
+    return subsets
+
+
+def mixtures(subsets, fractions, targets: dict, key: int) -> dict[float, Mixture]:
+    """The rebalanced mixture of every subset (targets: language -> share of the mixture)."""
+    targets = {k: v for k, v in targets.items() if k in subsets.names}
+    return {f: Mixture(subsets.counts(f), list(subsets.names), targets, derive_key(key, 7, i))
+            for i, f in enumerate(fractions)}
+
+
+def language_table(subsets, fractions, mixes: dict) -> pd.DataFrame:
+    """Per fraction and language: examples and shares before and after rebalancing, and Table 15's share."""
+    paper = {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"]}
+    rows = []
+    for f in fractions:
+        counts = subsets.counts(f)
+        mix = mixes[f]
+        for s, name in enumerate(subsets.names):
+            rows.append(dict(fraction=f, subset=fraction_label(f), language=name,
+                             low_resource=name in LOW_RESOURCE, paper_pct=paper.get(name),
+                             natural_count=int(counts[s]), natural_pct=100 * counts[s] / max(counts.sum(), 1),
+                             rebalanced_count=int(mix.realised_counts[name]),
+                             rebalanced_pct=100 * mix.realised_shares[name],
+                             target_pct=100 * mix.targets.get(name, np.nan) if name in mix.targets else None))
+    return pd.DataFrame(rows)
+
+
+def concept_counts(world, subsets: NestedSubsets, fraction, progress: bool = True) -> np.ndarray:
+    """Examples per concept in a synthetic subset ([K] int64), exact, streamed in chunks."""
+    counts = np.zeros(len(world.concepts), np.int64)
+    total = int(subsets.counts(fraction).sum())
+    with tqdm(total=total, desc=f"concepts in {fraction_label(fraction)}", unit="ex", disable=not progress) as bar:
+        for s in range(len(subsets.names)):
+            ids = subsets.member_ids(fraction, s)
+            for start in range(0, len(ids), _CHUNK):
+                hi, lo = id_words(ids[start:start + _CHUNK])
+                concept = ground_truth(world, hi, lo, np)["concept"]
+                counts += np.bincount(concept, minlength=len(counts))
+                bar.update(len(hi))
+    return counts
+
+
+def coverage_table(world, counts_by_fraction: dict, ks) -> pd.DataFrame:
+    """Fraction of concepts of each kind with at least k examples, per subset fraction and k."""
+    kinds = {
+        "all concepts": world.landmark_country < 0,
+        "culture-specific": world.culture_region >= 0,
+        "landmarks": world.landmark_country >= 0,
+        "Western head": world.is_head,
+    }
+    rows = []
+    for f, counts in counts_by_fraction.items():
+        for kind, sel in kinds.items():
+            for k in ks:
+                rows.append(dict(fraction=f, subset=fraction_label(f), kind=kind, k=k, n_concepts=int(sel.sum()),
+                                 covered=float(np.mean(counts[sel] >= k)) if sel.any() else float("nan")))
+    return pd.DataFrame(rows)
+
+
+def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_ids_max: int, meta: dict) -> dict:
+    """Write each subset's spec, sorted id list (if at most write_ids_max ids) and mixture; returns the index."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = {"key": int(subsets.key) if hasattr(subsets, "key") else None, "strata": list(subsets.names),
+             "subsets": {}, **meta}
+    for f in fractions:
+        label = fraction_label(f)
+        counts = subsets.counts(f)
+        entry = {"fraction": f, "examples": int(counts.sum()),
+                 "counts": {n: int(c) for n, c in zip(subsets.names, counts)},
+                 "mixture": mixes[f].as_dict(), "ids_file": None}
+        if counts.sum() <= write_ids_max:
+            np.save(out_dir / f"ids_{label}.npy", subsets.ids(f))
+            entry["ids_file"] = f"ids_{label}.npy"
+        index["subsets"][label] = entry
+    (out_dir / "subsets.json").write_text(json.dumps(index, indent=1, default=_json_default))
+    return index
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
