@@ -90,12 +90,11 @@ class World:
         return sizes
 
     def device_tables(self, xp):
-        """The tables as arrays of `xp` (numpy or jax.numpy), converted once per namespace."""
-        cache = self.tables.setdefault("_by_xp", {})
-        key = xp.__name__
-        if key not in cache:
-            cache[key] = {k: xp.asarray(v) for k, v in self.tables.items() if not k.startswith("_")}
-        return cache[key]
+        """The tables as arrays of `xp` (numpy or jax.numpy). Under jit, JAX embeds them as constants;
+        they are not cached, since an array made while tracing must not outlive the trace."""
+        if xp is np:
+            return self.tables
+        return {k: xp.asarray(v) for k, v in self.tables.items()}
 
     def fingerprint(self) -> str:
         """A short hash of the params, recorded with every output made from this world."""

@@ -1,0 +1,90 @@
+"""params.yaml is validated before any work, and errors name the key, the value and what is allowed."""
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from vlscale.config import PROFILES, ParamsError, load_params, resolve, validate
+
+from conftest import ROOT
+
+
+@pytest.fixture()
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_of_the_committed_params_is_valid(raw, profile):
+    raw["profile"] = profile
+    resolved = validate(raw)
+    assert resolved["profile"] == profile
+    assert resolved["sample"]["pool_size"] == raw["sample"]["pool_size"][profile]
+
+
+def test_resolve_picks_the_active_profile_at_any_depth():
+    block = {"a": {"smoke": 1, "cpu": 2, "gpu": 3, "tpu": 4}, "b": [{"smoke": "s", "cpu": "c"}], "c": 5}
+    assert resolve(block, "cpu") == {"a": 2, "b": ["c"], "c": 5}
+
+
+def test_negative_fraction_names_key_value_and_allowed_range(raw):
+    raw["sample"]["fractions"] = [-0.1, 0.1, 1.0]
+    with pytest.raises(ParamsError) as e:
+        validate(raw, "params.yaml")
+    msg = str(e.value)
+    assert "params.yaml: sample.fractions" in msg and "-0.1" in msg and "(0, 1]" in msg
+
+
+def test_unknown_language_code_names_it_and_lists_the_allowed_codes(raw):
+    raw["sample"]["rebalance_targets"]["xx"] = 0.01
+    with pytest.raises(ParamsError) as e:
+        validate(raw)
+    msg = str(e.value)
+    assert "sample.rebalance_targets" in msg and "'xx'" in msg and "bn, cs" in msg
+
+
+def test_paper_language_aliases_are_accepted(raw):
+    raw["sample"]["rebalance_targets"] = {"iw": 0.01, "tl": 0.01}
+    assert validate(raw)["sample"]["rebalance_targets"] == {"he": 0.01, "fil": 0.01}
+
+
+def test_unknown_profile_names_it_and_lists_profiles(raw):
+    raw["profile"] = "huge"
+    with pytest.raises(ParamsError, match=r"profile = 'huge': unknown profile; allowed: smoke, cpu, gpu, tpu"):
+        validate(raw)
+
+
+def test_every_error_is_reported_at_once(raw):
+    raw["world"]["zipf_exponent"] = -1
+    raw["sample"]["fractions"] = [0.5, 2.0]
+    with pytest.raises(ParamsError) as e:
+        validate(raw)
+    assert "world.zipf_exponent = -1" in str(e.value) and "sample.fractions" in str(e.value)
+
+
+def test_unknown_block_and_missing_region_are_errors(raw):
+    bad = copy.deepcopy(raw)
+    bad["trian"] = {}
+    with pytest.raises(ParamsError, match="trian: unknown block"):
+        validate(bad)
+    del raw["world"]["noise"]["misaligned"]["Africa"]
+    with pytest.raises(ParamsError, match="lacks regions"):
+        validate(raw)
+
+
+def test_a_stage_with_bad_params_fails_before_any_work(raw, tmp_path):
+    raw["profile"] = "huge"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
+    r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "world"], cwd=tmp_path,
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "lib")})
+    assert r.returncode != 0
+    assert "profile = 'huge': unknown profile" in r.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_load_params_reads_the_committed_file():
+    assert load_params(ROOT / "params.yaml")["profile"] in PROFILES

@@ -1,0 +1,77 @@
+"""The NumPy and JAX renderers draw the same pictures, and pictures encode the ground truth."""
+import numpy as np
+import pytest
+
+from vlscale.data.ids import make_ids
+from vlscale.world.hashing import id_words
+from vlscale.world.render import render_ids, render_jax, to_uint8
+from vlscale.world.truth import ground_truth, truth
+
+# Stated tolerance: float32 transcendental functions differ in the last bits between NumPy and XLA;
+# anti-aliased edges scale that by up to ~px/2. Max |difference| 1e-4; after uint8 quantisation at most
+# one level, on fewer than 0.01% of values.
+FLOAT_TOL = 1e-4
+UINT8_DIFF_FRAC = 1e-4
+
+
+@pytest.fixture(scope="module")
+def ids():
+    return make_ids(np.arange(96) % 37, np.arange(96) * 7919 + 3)
+
+
+def test_ground_truth_is_bit_identical_in_numpy_and_jax(world, ids):
+    import jax
+    import jax.numpy as jnp
+
+    hi, lo = id_words(ids)
+    a = ground_truth(world, hi, lo, np)
+    b = jax.jit(lambda h, l: ground_truth(world, h, l, jnp))(hi, lo)
+    for k in a:
+        assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
+
+
+@pytest.mark.parametrize("px", [32, 64, 224])
+def test_numpy_and_jax_renderers_agree_within_tolerance(world, ids, px):
+    hi, lo = id_words(ids)
+    a = render_ids(world, ids, px)
+    b = np.asarray(render_jax(world, px)(hi, lo))
+    assert a.shape == b.shape == (len(ids), px, px, 3) and a.dtype == b.dtype == np.float32
+    assert np.abs(a - b).max() <= FLOAT_TOL
+    qa, qb = to_uint8(a).astype(int), to_uint8(b).astype(int)
+    assert np.abs(qa - qb).max() <= 1 and np.mean(qa != qb) <= UINT8_DIFF_FRAC
+
+
+def test_images_are_in_range_and_repeatable(world, ids):
+    a, b = render_ids(world, ids, 32), render_ids(world, ids, 32)
+    assert np.array_equal(a, b)
+    assert a.min() >= 0.0 and a.max() <= 1.0 and a.std() > 0.05
+
+
+def test_the_same_concept_looks_alike_and_different_concepts_differ(world):
+    """1-nearest-neighbour on colour histograms of five concepts beats chance (0.2) by far."""
+    ids = make_ids(world.stratum_of("en"), np.arange(40_000))
+    gt = truth(world, ids)
+    top = np.argsort(np.bincount(gt["concept"]))[::-1][:5]
+    x, y = [], []
+    for label, k in enumerate(top):
+        sel = ids[(gt["concept"] == k) & ~gt["has_person"]][:120]
+        img = render_ids(world, sel, 32)
+        # colour histograms are invariant to the nuisance position and rotation
+        hist = np.stack([np.histogramdd(i.reshape(-1, 3), bins=4, range=[(0, 1)] * 3)[0].ravel() for i in img])
+        x.append(np.sqrt(hist / hist.sum(1, keepdims=True)))
+        y.append(np.full(len(sel), label))
+    x, y = np.concatenate(x), np.concatenate(y)
+    train = np.arange(len(y)) % 2 == 0
+    nearest = np.argmin(((x[~train, None, :] - x[None, train, :]) ** 2).sum(-1), axis=1)
+    assert np.mean(y[train][nearest] == y[~train]) > 0.8
+
+
+def test_person_changes_the_picture(world):
+    ids = make_ids(world.stratum_of("en"), np.arange(2000))
+    gt = truth(world, ids)
+    with_person = ids[gt["has_person"]][:20]
+    img = render_ids(world, with_person, 64)
+    colors = np.stack([world.tables["vis_occupation_color"][o] for o in truth(world, with_person)["occupation"]])
+    # the occupation colour is present in the image where the figure is drawn
+    dist = np.abs(img - colors[:, None, None, :]).sum(-1).min(axis=(1, 2))
+    assert np.all(dist < 0.05)

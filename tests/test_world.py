@@ -1,0 +1,195 @@
+"""The synthetic web carries the mechanisms the paper's findings rest on, with known ground truth."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vlscale.config import LOW_RESOURCE, REGIONS
+from vlscale.data.ids import HELDOUT_BIT, make_ids
+from vlscale.world import vocab
+from vlscale.world.captions import captions
+from vlscale.world.describe import pool_ids
+from vlscale.world.truth import truth
+
+from conftest import ROOT
+
+TABLE15 = {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"] if l["web_pages_pct"]}
+
+
+@pytest.fixture(scope="module")
+def sample(world):
+    ids = pool_ids(world, 400_000)
+    return ids, truth(world, ids)
+
+
+def _stderr(p, n):
+    return np.sqrt(p * (1 - p) / n)
+
+
+def test_pool_strata_follow_table15_up_to_rounding(world):
+    for n in (10_000, 4_000_000, 10**11):
+        sizes = world.pool_sizes(n)
+        assert sizes.sum() == n
+        for code, pct in TABLE15.items():
+            assert abs(sizes[world.stratum_of(code)] - pct / 100 * n) < 1.0
+        low = sum(sizes[world.stratum_of(c)] for c in LOW_RESOURCE) / n
+        assert abs(100 * low - 0.814) < 100 / n * 7
+
+
+def test_pools_of_any_size_are_nested_and_never_materialised(world):
+    small, large = world.pool_sizes(10**6), world.pool_sizes(10**11)
+    assert np.all(small <= large)
+    assert large[world.stratum_of("en")] == round(0.35353 * 10**11)
+
+
+def test_untagged_pages_have_captions_in_the_natural_language_mix(world):
+    ids = make_ids(world.stratum_of("und"), np.arange(200_000))
+    gt = truth(world, ids)
+    english = gt["caption_language"] == world.stratum_of("en")
+    # English share: natural English share plus English alt-text on the other pages
+    p_en = 0.35353 / 0.95325
+    assert abs(english.mean() - p_en) < 0.05
+    ja = np.mean(gt["caption_language"] == world.stratum_of("ja"))
+    expect = 0.08752 / 0.95325 * (1 - 0.05)
+    assert abs(ja - expect) < 4 * _stderr(expect, len(ids))
+
+
+def test_examples_are_a_pure_function_of_seed_and_id(world):
+    ids = make_ids([0, 6, 13, 30, 36], [5, 10**9, 17, 0, 3])
+    a, b = truth(world, ids), truth(world, ids[::-1])
+    for k in a:
+        assert np.array_equal(a[k], b[k][::-1]), k
+    assert captions(world, ids) == captions(world, ids[::-1])[::-1]
+
+
+def _digest_in_subprocess():
+    code = (
+        "import hashlib, numpy as np; from vlscale.config import load_params, validate;"
+        "from vlscale.world.spec import build_world; from vlscale.world.truth import truth;"
+        "from vlscale.world.captions import captions; from vlscale.world.render import render_ids, to_uint8;"
+        "from vlscale.data.ids import make_ids;"
+        f"w = build_world(validate(load_params('{ROOT}/params.yaml'))['world']);"
+        "ids = make_ids(np.arange(64) % 37, np.arange(64) * 1009);"
+        "gt = truth(w, ids); h = hashlib.sha256();"
+        "[h.update(np.ascontiguousarray(gt[k]).tobytes()) for k in sorted(gt)];"
+        "h.update('|'.join(captions(w, ids)).encode()); h.update(to_uint8(render_ids(w, ids, 32)).tobytes());"
+        "print(h.hexdigest())"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(np.random.randint(1 << 30))})
+    return r.stdout.strip()
+
+
+def test_identical_examples_across_runs():
+    assert _digest_in_subprocess() == _digest_in_subprocess()
+
+
+def test_country_follows_language_and_region_follows_country(world, sample):
+    _, gt = sample
+    hi = gt["stratum"] == world.stratum_of("hi")
+    assert np.mean(np.asarray(world.country_codes)[gt["country"][hi]] == "IN") > 0.8
+    ja = gt["stratum"] == world.stratum_of("ja")
+    assert np.mean(np.asarray(world.country_codes)[gt["country"][ja]] == "JP") > 0.8
+    assert np.array_equal(gt["region"], world.country_region[gt["country"]])
+
+
+def test_web_is_skewed_toward_a_few_regions(sample):
+    _, gt = sample
+    shares = np.bincount(gt["region"], minlength=6) / len(gt["region"])
+    assert shares.max() > 0.3 and shares.min() < 0.08
+
+
+def test_income_depends_on_region(world, sample):
+    _, gt = sample
+    rich = [np.mean(gt["income"][gt["region"] == r] == 3) for r in range(6)]
+    assert rich[REGIONS.index("Europe")] > rich[REGIONS.index("Africa")] + 0.2
+
+
+def test_concepts_have_a_long_tail_with_a_western_head(world, sample):
+    _, gt = sample
+    counts = np.bincount(gt["concept"], minlength=len(world.concepts))
+    head_share = counts[world.is_head].sum() / counts.sum()
+    assert head_share > 0.3  # 143 of ~950 everyday concepts carry a third of the pages
+    everyday = np.sort(counts[world.landmark_country < 0])[::-1]
+    # Zipf: the top concept is hundreds of times more frequent than the median one
+    assert everyday[0] > 100 * max(np.median(everyday), 1)
+
+
+def test_culture_specific_concepts_live_mostly_in_their_home_region(world, sample):
+    _, gt = sample
+    culture = world.culture_region[gt["concept"]]
+    sel = culture >= 0
+    assert sel.sum() > 1000
+    assert np.mean(gt["region"][sel] == culture[sel]) > 0.6
+    # while a region holds a small share of all pages
+    assert np.mean(gt["region"] == REGIONS.index("SouthEastAsia")) < 0.2
+
+
+def test_landmarks_are_extremely_rare_and_tied_to_their_country(world, sample):
+    _, gt = sample
+    lm = gt["is_landmark"]
+    assert 0.0005 < lm.mean() < 0.002
+    assert np.array_equal(world.landmark_country[gt["concept"][lm]], gt["country"][lm])
+
+
+def test_regional_variants_only_for_regional_objects(world, sample):
+    _, gt = sample
+    varies = gt["variant"] >= 0
+    assert varies.any()
+    assert np.array_equal(varies, world.has_variants[gt["concept"]])
+    assert np.array_equal(gt["variant"][varies], gt["region"][varies])
+
+
+def test_caption_noise_differs_by_region_as_configured(world, params, sample):
+    _, gt = sample
+    for r, region in enumerate(REGIONS):
+        sel = gt["region"] == r
+        for kind, name in ((1, "misaligned"), (2, "vague")):
+            rate = params["world"]["noise"][name][region]
+            assert abs(np.mean(gt["caption_kind"][sel] == kind) - rate) < 4 * _stderr(rate, sel.sum()) + 1e-9
+    mis = gt["caption_kind"] == 1
+    assert np.mean(gt["caption_concept"][mis] != gt["concept"][mis]) > 0.9
+    assert np.array_equal(gt["caption_concept"][~mis], gt["concept"][~mis])
+
+
+def test_low_resource_pages_carry_more_english_alt_text(world, sample):
+    _, gt = sample
+    en = world.stratum_of("en")
+    group = np.asarray(world.resource_group)[gt["stratum"]]
+    low = np.mean(gt["caption_language"][group == "low"] == en)
+    high = np.mean(gt["caption_language"][(group == "high") & (gt["stratum"] != en)] == en)
+    assert abs(low - 0.25) < 0.03 and abs(high - 0.05) < 0.01
+
+
+def test_gender_and_occupation_cooccur_with_a_stereotyped_skew(sample):
+    _, gt = sample
+    person = gt["has_person"]
+    assert abs(person.mean() - 0.15) < 0.01
+    female_first = np.mean(gt["occupation"][person & (gt["gender"] == 0)] % 2 == 0)
+    male_first = np.mean(gt["occupation"][person & (gt["gender"] == 1)] % 2 == 0)
+    assert female_first > 0.65 and male_first < 0.35
+
+
+SCRIPTS = {"hi": (0x0900, 0x097F), "te": (0x0C00, 0x0C7F), "bn": (0x0980, 0x09FF), "he": (0x0590, 0x05FF),
+           "ar": (0x0600, 0x06FF), "ru": (0x0400, 0x04FF), "th": (0x0E00, 0x0E7F), "el": (0x0370, 0x03FF)}
+
+
+@pytest.mark.parametrize("lang", sorted(SCRIPTS))
+def test_captions_use_real_words_in_the_language_script(world, lang):
+    ids = make_ids(world.stratum_of(lang), np.arange(300))
+    gt = truth(world, ids)
+    caps = captions(world, ids, gt)
+    lo, hi = SCRIPTS[lang]
+    native = [c for c, l in zip(caps, gt["caption_language"]) if world.strata[l] == lang]
+    in_script = [any(lo <= ord(ch) <= hi for ch in c) for c in native]
+    assert len(native) > 200 and np.mean(in_script) > 0.9
+
+
+def test_heldout_ids_are_outside_every_pool(world):
+    heldout = make_ids(np.int64(1) << (HELDOUT_BIT - 40), np.arange(10))
+    assert np.all(heldout >= (np.int64(1) << HELDOUT_BIT))
+    assert np.all(pool_ids(world, 10**5) < (np.int64(1) << HELDOUT_BIT))
