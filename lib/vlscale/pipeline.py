@@ -7,12 +7,27 @@ the notebook sees what the file says), and writes the executed notebook to repor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import yaml
 
 from vlscale.config import ParamsError, load_params
+
+
+def at_repo_root(start: str | Path = ".") -> Path:
+    """chdir to the repository root (the folder with dvc.yaml) and return it.
+
+    Notebooks call this first: JupyterLab starts them in notebooks/, papermill at the root, and
+    their outputs must land where dvc.yaml declares them either way.
+    """
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            os.chdir(folder)
+            return folder
+    raise FileNotFoundError(f"no dvc.yaml in {here} or any parent: open the notebook inside the vlscale repository")
 
 
 def stage_spec(stage: str, dvc_file: str | Path = "dvc.yaml") -> dict:

@@ -36,7 +36,10 @@ def synthetic_subsets(world, pool_size: int, key: int) -> NestedSubsets:
 
 
 def real_subsets(records: pd.DataFrame, key: int) -> UidSubsets:
-    """Nested subsets of records scanned from real shards, one stratum per language tag."""
+    """Nested subsets of records scanned from real shards, one stratum per language tag.
+
+    The subsets' ids are row positions in `records`; `write_subsets` writes their uids.
+    """
     names = sorted(records["language"].unique())
     strata = records["language"].map({n: i for i, n in enumerate(names)}).to_numpy(np.int64)
     subsets = UidSubsets(records["uid"].tolist(), strata, key)
@@ -100,12 +103,17 @@ def coverage_table(world, counts_by_fraction: dict, ks) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_ids_max: int, meta: dict) -> dict:
-    """Write each subset's spec, sorted id list (if at most write_ids_max ids) and mixture; returns the index."""
+def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_ids_max: int, meta: dict,
+                  records: pd.DataFrame | None = None) -> dict:
+    """Write every subset's counts, mixture and id list; returns the index also written as subsets.json.
+
+    The id list (the DataComp contract) is written when the subset has at most `write_ids_max`
+    examples: sorted int64 global ids (`ids_<label>.npy`) for the synthetic pool, or, for a real pool
+    (`records` given), the records sorted by uid (`uids_<label>.parquet`: uid, language, shard, member).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    index = {"key": int(subsets.key) if hasattr(subsets, "key") else None, "strata": list(subsets.names),
-             "subsets": {}, **meta}
+    index = {"key": int(subsets.key), "strata": list(subsets.names), "subsets": {}, **meta}
     for f in fractions:
         label = fraction_label(f)
         counts = subsets.counts(f)
@@ -113,8 +121,13 @@ def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_id
                  "counts": {n: int(c) for n, c in zip(subsets.names, counts)},
                  "mixture": mixes[f].as_dict(), "ids_file": None}
         if counts.sum() <= write_ids_max:
-            np.save(out_dir / f"ids_{label}.npy", subsets.ids(f))
-            entry["ids_file"] = f"ids_{label}.npy"
+            if records is None:
+                entry["ids_file"] = f"ids_{label}.npy"
+                np.save(out_dir / entry["ids_file"], subsets.ids(f))
+            else:
+                entry["ids_file"] = f"uids_{label}.parquet"
+                chosen = records.iloc[subsets.ids(f)][["uid", "language", "shard", "member"]]
+                chosen.sort_values("uid").to_parquet(out_dir / entry["ids_file"], index=False)
         index["subsets"][label] = entry
     (out_dir / "subsets.json").write_text(json.dumps(index, indent=1, default=_json_default))
     return index
