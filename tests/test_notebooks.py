@@ -41,3 +41,25 @@ def test_notebooks_are_committed_without_outputs(path):
     for cell in json.loads(path.read_text())["cells"]:
         if cell["cell_type"] == "code":
             assert not cell["outputs"] and cell["execution_count"] is None, f"{path.name} has outputs"
+
+
+@pytest.mark.pipeline
+def test_every_notebook_runs_top_to_bottom_with_its_defaults_as_jupyterlab_starts_it(tmp_path):
+    """Executed unmodified from notebooks/ (JupyterLab's working folder), outputs land at the repo root."""
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    for path in sorted((tmp_path / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, kernel_name="python3", timeout=600,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{path.name}: {errors}"
+    assert json.loads((tmp_path / "metrics/world.json").read_text())["provenance"]["profile"] == PARAMS["profile"]
+    assert (tmp_path / "data/sample/subsets.json").is_file()
+    assert not (tmp_path / "notebooks/metrics").exists()
