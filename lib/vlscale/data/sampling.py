@@ -7,6 +7,7 @@ files the train stage reads: per fraction, the sorted id list (when small enough
 from __future__ import annotations
 
 import json
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,7 +50,11 @@ def real_subsets(records: pd.DataFrame, key: int) -> UidSubsets:
 
 def mixtures(subsets, fractions, targets: dict, key: int) -> dict[float, Mixture]:
     """The rebalanced mixture of every subset (targets: language -> share of the mixture)."""
-    targets = {k: v for k, v in targets.items() if k in subsets.names}
+    absent = sorted(set(targets) - set(subsets.names))
+    if absent:  # a real pool may lack a language entirely: say so rather than drop it silently
+        warnings.warn(f"rebalance targets {absent} have no stratum in this pool (strata: {list(subsets.names)}); "
+                      "they cannot be upsampled")
+    targets = {k: v for k, v in targets.items() if k not in absent}
     return {f: Mixture(subsets.counts(f), list(subsets.names), targets, derive_key(key, 7, i))
             for i, f in enumerate(fractions)}
 

@@ -25,8 +25,7 @@ def language_shares(world, gt: dict) -> pd.DataFrame:
     for s, code in enumerate(world.strata):
         paper = langs.get(code, {}).get("web_pages_pct")
         rows.append(dict(language=code, group=world.resource_group[s], paper_pct=paper,
-                         world_pct=100.0 * counts[s] / n, count=int(counts[s]),
-                         stderr_pct=100.0 * np.sqrt(world.page_share[s] * (1 - world.page_share[s]) / n)))
+                         world_pct=100.0 * counts[s] / n, count=int(counts[s])))
     return pd.DataFrame(rows)
 
 
