@@ -162,13 +162,19 @@ def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in (block, *e["loc"]))
-        value = raw
-        for p in e["loc"]:
-            value = value.get(p) if isinstance(value, dict) else (value[p] if isinstance(value, list)
-                                                                  and isinstance(p, int) and p < len(value) else None)
         msg = e["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {loc} = {value!r}: {msg}")
+        lines.append(f"{source}: {loc} = {_lookup(raw, e['loc'])!r}: {msg}")
     return "\n".join(lines)
+
+
+def _lookup(raw, path):
+    """The value at a pydantic error location inside the raw block (None where it does not exist)."""
+    for key in path:
+        try:
+            raw = raw[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
 
 
 def validate(params: dict, source: str = "params.yaml") -> dict:

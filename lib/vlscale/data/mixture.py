@@ -23,10 +23,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from vlscale.config import LOW_RESOURCE  # the paper's seven low-resource languages
 from vlscale.data.subsets import KeyedPermutation, as_int64_array, as_key, exact_fraction
 
-# The paper's low-resource XM3600 languages (§3.1, §5.2), as XM3600 codes (the paper writes iw for he).
-LOW_RESOURCE = ("bn", "fil", "he", "hi", "mi", "sw", "te")
 LOW_RESOURCE_TARGET_FRAC = 0.01  # each one's share of the rebalanced mixture
 
 

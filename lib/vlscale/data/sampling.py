@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 from vlscale.config import LOW_RESOURCE
 from vlscale.data.mixture import Mixture
 from vlscale.data.subsets import NestedSubsets, UidSubsets, derive_key
-from vlscale.world import vocab
 from vlscale.world.hashing import id_words
+from vlscale.world.spec import paper_pages_pct
 from vlscale.world.truth import ground_truth
 
 _CHUNK = 1 << 20
@@ -43,9 +43,7 @@ def real_subsets(records: pd.DataFrame, key: int) -> UidSubsets:
     """
     names = sorted(records["language"].unique())
     strata = records["language"].map({n: i for i, n in enumerate(names)}).to_numpy(np.int64)
-    subsets = UidSubsets(records["uid"].tolist(), strata, key)
-    subsets.names = names
-    return subsets
+    return UidSubsets(records["uid"].tolist(), strata, key, names=names)
 
 
 def mixtures(subsets, fractions, targets: dict, key: int) -> dict[float, Mixture]:
@@ -61,7 +59,7 @@ def mixtures(subsets, fractions, targets: dict, key: int) -> dict[float, Mixture
 
 def language_table(subsets, fractions, mixes: dict) -> pd.DataFrame:
     """Per fraction and language: examples and shares before and after rebalancing, and Table 15's share."""
-    paper = {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"]}
+    paper = paper_pages_pct()
     rows = []
     for f in fractions:
         counts = subsets.counts(f)
@@ -72,7 +70,7 @@ def language_table(subsets, fractions, mixes: dict) -> pd.DataFrame:
                              natural_count=int(counts[s]), natural_pct=100 * counts[s] / max(counts.sum(), 1),
                              rebalanced_count=int(mix.realised_counts[name]),
                              rebalanced_pct=100 * mix.realised_shares[name],
-                             target_pct=100 * mix.targets.get(name, np.nan) if name in mix.targets else None))
+                             target_pct=100 * mix.targets[name] if name in mix.targets else None))
     return pd.DataFrame(rows)
 
 

@@ -431,11 +431,14 @@ class UidSubsets:
     of rank < floor(f * N_s), ranks from `uid_ranks`. Ids here are record indices 0..R-1.
     """
 
-    def __init__(self, uids: Sequence[str], strata: np.ndarray, key: int):
+    def __init__(self, uids: Sequence[str], strata: np.ndarray, key: int, names: Sequence[str] | None = None):
         strata = _check_strata(uids, strata)
         self.key = as_key(key, "key")
         self.strata = strata
         self.sizes = np.bincount(strata).astype(np.int64) if strata.size else np.zeros(0, np.int64)
+        self.names = [str(s) for s in range(self.sizes.size)] if names is None else list(names)
+        if len(self.names) < self.sizes.size:
+            raise ValueError(f"{len(self.names)} names for {self.sizes.size} strata: {self.names}")
         self._by_rank = _uid_order(uids, strata, key)  # record indices, by stratum then rank
         self._starts = np.concatenate([[0], np.cumsum(self.sizes)])
         self.ranks = _ranks(self._by_rank, strata)

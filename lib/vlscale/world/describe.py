@@ -6,8 +6,7 @@ import pandas as pd
 
 from vlscale.config import REGIONS
 from vlscale.data.ids import make_ids
-from vlscale.world import vocab
-from vlscale.world.spec import CAPTION_KINDS, INCOME_GROUPS
+from vlscale.world.spec import CAPTION_KINDS, INCOME_GROUPS, paper_pages_pct
 
 
 def pool_ids(world, n: int) -> np.ndarray:
@@ -18,13 +17,12 @@ def pool_ids(world, n: int) -> np.ndarray:
 
 def language_shares(world, gt: dict) -> pd.DataFrame:
     """Share of pages per language tag against the paper's Table 15 (both in %)."""
-    langs = {l["code"]: l for l in vocab.load("languages")["languages"]}
+    paper = paper_pages_pct()
     counts = np.bincount(gt["stratum"], minlength=len(world.strata))
     n = counts.sum()
     rows = []
     for s, code in enumerate(world.strata):
-        paper = langs.get(code, {}).get("web_pages_pct")
-        rows.append(dict(language=code, group=world.resource_group[s], paper_pct=paper,
+        rows.append(dict(language=code, group=world.resource_group[s], paper_pct=paper.get(code),
                          world_pct=100.0 * counts[s] / n, count=int(counts[s])))
     return pd.DataFrame(rows)
 

@@ -13,8 +13,6 @@ Output: float32 [N, px, px, 3] in [0, 1]. `render_jax` is the jit-compiled JAX v
 """
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from vlscale.world.hashing import hash32, id_words, uniform
@@ -157,7 +155,7 @@ def render_jax(world, px: int):
     import jax
     import jax.numpy as jnp
 
-    @partial(jax.jit)
+    @jax.jit
     def fn(hi, lo):
         return render(world, ground_truth(world, hi, lo, jnp), hi, lo, px, jnp)
 

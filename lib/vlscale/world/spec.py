@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+import hashlib
 import json
 
 import numpy as np
 
 from vlscale.config import LOW_RESOURCE, REGIONS, XM3600_LANGUAGES, WorldParams
 from vlscale.world import vocab
-from vlscale.world.hashing import alias_table, fmix32
+from vlscale.world.hashing import alias_table
 from vlscale.world.render import visual_tables
 
 UNTAGGED = "und"
@@ -98,12 +99,12 @@ class World:
 
     def fingerprint(self) -> str:
         """A short hash of the params, recorded with every output made from this world."""
-        blob = json.dumps(self.params, sort_keys=True).encode()
-        h = np.frombuffer(blob.ljust((len(blob) + 3) // 4 * 4, b"\0"), dtype="<u4").copy()
-        acc = np.uint32(0)
-        for w in fmix32(np, h):
-            acc = fmix32(np, np.asarray(acc ^ w, np.uint32) * np.uint32(0x9E3779B9))
-        return f"{int(acc):08x}"
+        return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def paper_pages_pct() -> dict[str, float]:
+    """The paper's Table 15: % of WebLI-100B pages per XM3600 language (Quechua is not in it)."""
+    return {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"] if l["web_pages_pct"]}
 
 
 def _page_shares(quz_share_pct: float):
@@ -111,7 +112,8 @@ def _page_shares(quz_share_pct: float):
     missing = set(XM3600_LANGUAGES) - set(langs)
     if missing:
         raise ValueError(f"languages.json lacks {sorted(missing)}")
-    pct = np.array([langs[c]["web_pages_pct"] if c != "quz" else quz_share_pct for c in XM3600_LANGUAGES])
+    paper = paper_pages_pct()
+    pct = np.array([paper[c] if c != "quz" else quz_share_pct for c in XM3600_LANGUAGES])
     other = 100.0 - pct.sum()
     if other < 0:
         raise ValueError(f"page shares exceed 100% ({pct.sum()}); lower world.quz_share_pct")
@@ -119,7 +121,7 @@ def _page_shares(quz_share_pct: float):
     return np.append(pct, other) / 100.0, groups
 
 
-def _country_given_language(countries, params):
+def _country_given_language(countries, params, share):
     C = len(countries)
     index = {c["iso2"]: i for i, c in enumerate(countries)}
     own = np.zeros((len(STRATA), C))
@@ -133,7 +135,6 @@ def _country_given_language(countries, params):
         for k, c in enumerate(listed):
             own[s, index[c["iso2"]]] = params["country_decay"] ** k
         own[s] /= own[s].sum()
-    share, _ = _page_shares(params["quz_share_pct"])
     global_mix = (share[:-1, None] * own[:-1]).sum(0)
     global_mix /= global_mix.sum()
     own[-1] = global_mix  # untagged pages: anywhere
@@ -203,7 +204,7 @@ def _build(params_json: str) -> World:
     landmark_country = np.array([c["landmark_country"] for c in concepts], np.int32)
     noise = params["noise"]
     caption_share = share[:-1] / share[:-1].sum()  # an untagged page's caption language
-    c_acc, c_alias = alias_table(_country_given_language(countries, params))
+    c_acc, c_alias = alias_table(_country_given_language(countries, params, share))
     i_acc, i_alias = alias_table(_income_given_country(countries, params))
     k_acc, k_alias = alias_table(pop)
     l_acc, l_alias = alias_table(caption_share[None, :])
@@ -215,7 +216,6 @@ def _build(params_json: str) -> World:
         caption_language_accept=l_acc, caption_language_alias=l_alias,
         country_region=country_region,
         has_variants=has_variants,
-        landmarks_per_country=np.int32(params["landmarks_per_country"]),
         misaligned_rate=np.array([noise["misaligned"][r] for r in REGIONS], np.float32),
         vague_rate=np.array([noise["vague"][r] for r in REGIONS], np.float32),
         english_rate=np.where(low, noise["english_caption"]["low"], noise["english_caption"]["high"]).astype(np.float32),

@@ -1,7 +1,7 @@
 """The real words and facts the world is made of, read from the compact files in world/data.
 
-Those files are built from ../shared/data by tools/rebuild_world_data.py (provenance and licences in
-world/data/NOTICE.md); nothing here reads outside the package.
+Those files are built from the developers' real data kit by tools/rebuild_world_data.py
+(provenance and licences in world/data/NOTICE.md); nothing here reads outside the package.
 """
 import json
 from functools import lru_cache
