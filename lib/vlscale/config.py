@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator, model_validator
 
 PROFILES = ("smoke", "cpu", "gpu", "tpu")
 REGIONS = ("Africa", "Americas", "EastAsia", "Europe", "SouthEastAsia", "WestAsia")
@@ -155,7 +155,93 @@ class SampleParams(_Block):
         return self
 
 
-BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams}
+class TokenizerParams(_Block):
+    """The text tokenizer: a SentencePiece model trained on a language-balanced caption sample."""
+    vocab_size: int = Field(ge=300, le=1_000_000)
+    per_language: int = Field(gt=0)  # captions per language in the training sample
+    max_len: int = Field(ge=4, le=512)  # tokens per caption (paper: 64)
+    key: int = Field(ge=0, lt=2**63)
+    model_path: str | None = None  # a SentencePiece model to use instead (e.g. mT5's spiece.model)
+
+
+TOWER_KEYS = {"variant", "width", "depth", "mlp_dim", "num_heads", "patch_size", "pool_type", "vocab_size",
+              "posemb", "dropout"}
+
+
+class ModelParams(_Block):
+    """A big_vision two-tower config, as in big_vision's SigLIP colab."""
+    image_model: Literal["vit"]
+    text_model: Literal["text_transformer", "proj.image_text.text_transformer"]
+    image: dict[str, Any]
+    text: dict[str, Any]
+    out_dim: int | tuple[int | None, int | None]
+    temperature_init: float = Field(gt=0)
+    bias_init: float | None
+
+    @field_validator("image", "text")
+    @classmethod
+    def _tower(cls, v):
+        unknown = set(v) - TOWER_KEYS
+        if unknown:
+            raise ValueError(f"unknown tower keys {sorted(unknown)}; allowed: {sorted(TOWER_KEYS)}")
+        if "variant" not in v and not {"width", "depth", "mlp_dim", "num_heads"} <= set(v):
+            raise ValueError("give a variant (e.g. 'B/16') or all of width, depth, mlp_dim, num_heads")
+        return v
+
+
+class MeshParams(_Block):
+    data: int = Field(ge=-1)  # -1: all devices that fsdp leaves
+    fsdp: int = Field(ge=1)
+
+
+class TrainParams(_Block):
+    """The trainer (PAPER.md §2): compute-matched runs, inverse-sqrt schedule, cool-down branches."""
+    seed: int = Field(ge=0, lt=2**32)
+    image_px: int = Field(ge=8, le=1024)
+    batch_size: int = Field(gt=0)
+    examples_seen: int = Field(gt=0)  # every run sees this many examples (compute-matched)
+    warmup_examples: int = Field(ge=0)
+    cooldown_examples: int = Field(gt=0)
+    timescale_examples: int = Field(gt=0)  # inverse-sqrt timescale
+    peak_lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    grad_clip_norm: float = Field(gt=0)
+    drop_tokens_frac: float = Field(ge=0, lt=1)  # share of image patches dropped in training (paper: 0.5)
+    cooldown_budgets: list[float] = Field(min_length=1)  # fractions of examples_seen with a cooled-down model
+    loss: Literal["chunked", "dense"]
+    dtype: Literal["float32", "bfloat16"]
+    mesh: MeshParams
+    checkpoint_every_examples: int = Field(gt=0)
+    log_every_steps: int = Field(gt=0)
+    workers: int = Field(ge=0)  # input worker processes (0: in the training process)
+
+    @field_validator("cooldown_budgets")
+    @classmethod
+    def _budgets(cls, v):
+        if any(not 0 < f <= 1 for f in v) or sorted(set(v)) != list(v) or v[-1] != 1.0:
+            raise ValueError(f"cooldown_budgets {v} must increase within (0, 1] and end at 1.0")
+        return v
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if self.warmup_examples + self.cooldown_examples > self.examples_seen * self.cooldown_budgets[0]:
+            raise ValueError(f"warmup_examples + cooldown_examples = {self.warmup_examples + self.cooldown_examples}"
+                             f" exceed the first budget, {self.cooldown_budgets[0]} × {self.examples_seen} examples")
+        return self
+
+
+class RunParams(_Block):
+    """One training run: which subset of the pool it draws from."""
+    fraction: float = Field(gt=0, le=1)  # one of sample.fractions
+    rebalanced: bool = False  # low-resource languages upsampled to sample.rebalance_targets
+
+
+class RunsParams(RootModel[dict[str, RunParams]]):
+    """The runs of the train stage, by name (dvc.yaml expands them with foreach)."""
+
+
+BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,
+          "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams}
 
 
 def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:
@@ -198,12 +284,25 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
             errors.append(f"{source}: {name}: {e}")
             continue
         try:
-            resolved[name] = BLOCKS[name](**raw).model_dump()
+            block = BLOCKS[name]
+            resolved[name] = (block(raw) if issubclass(block, RootModel) else block(**raw)).model_dump()
         except ValidationError as e:
             errors.append(_format(e, name, raw, source))
+    errors += _cross_checks(resolved, source)
     if errors:
         raise ParamsError("\n".join(errors))
     return resolved
+
+
+def _cross_checks(p: dict, source: str) -> list[str]:
+    """Checks that span blocks: every run's fraction is a sampled subset."""
+    errors = []
+    fractions = p.get("sample", {}).get("fractions")
+    for name, run in (p.get("runs") or {}).items():
+        if fractions is not None and run["fraction"] not in fractions:
+            errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: not one of sample.fractions "
+                          f"{fractions}")
+    return errors
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

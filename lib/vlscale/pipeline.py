@@ -30,18 +30,69 @@ def at_repo_root(start: str | Path = ".") -> Path:
     raise FileNotFoundError(f"no dvc.yaml in {here} or any parent: open the notebook inside the vlscale repository")
 
 
-def stage_spec(stage: str, dvc_file: str | Path = "dvc.yaml") -> dict:
-    """The stage's entry in dvc.yaml, with `notebook` (its notebooks/ dependency) added."""
+def stage_names(dvc_file: str | Path = "dvc.yaml", params_file: str | Path = "params.yaml") -> list[str]:
+    """Every stage as DVC names it: a foreach stage `train` over params' `runs` gives train@s1, ..."""
     stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
-    if stage not in stages:
-        raise SystemExit(f"{dvc_file}: no stage '{stage}'; stages are {', '.join(stages)}")
-    spec = dict(stages[stage])
+    params = yaml.safe_load(Path(params_file).read_text())
+    names = []
+    for name, spec in stages.items():
+        if "foreach" in spec:
+            names += [f"{name}@{key}" for key in _foreach_items(spec["foreach"], params)]
+        else:
+            names.append(name)
+    return names
+
+
+def _foreach_items(expr, params: dict) -> list[str]:
+    if isinstance(expr, str) and expr.startswith("${") and expr.endswith("}"):
+        return list(params[expr[2:-1]])
+    return list(expr)
+
+
+def _substitute(value, key: str):
+    if isinstance(value, str):
+        return value.replace("${key}", key)
+    if isinstance(value, list):
+        return [_substitute(v, key) for v in value]
+    if isinstance(value, dict):
+        return {_substitute(k, key): _substitute(v, key) for k, v in value.items()}
+    return value
+
+
+def stage_spec(stage: str, dvc_file: str | Path = "dvc.yaml") -> dict:
+    """The stage's entry in dvc.yaml, with `notebook` (its notebooks/ dependency) added.
+
+    `stage` is a DVC stage name; `name@key` is the `key` item of a foreach stage, with ${key}
+    substituted. `param_names` are the params it declares; a dotted one (`runs.s1`) is one entry
+    of a block.
+    """
+    stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
+    name, _, key = stage.partition("@")
+    if name not in stages or bool(key) != ("foreach" in stages[name]):
+        raise SystemExit(f"{dvc_file}: no stage '{stage}'; stages are {', '.join(stages)} "
+                         f"(a foreach stage is named stage@item)")
+    spec = dict(_substitute(stages[name]["do"], key) if key else stages[name])
     notebooks = [d for d in spec.get("deps", []) if str(d).startswith("notebooks/") and str(d).endswith(".ipynb")]
     if len(notebooks) != 1:
         raise SystemExit(f"{dvc_file}: stage '{stage}' must depend on exactly one notebook, found {notebooks}")
     spec["notebook"] = notebooks[0]
     spec["param_names"] = [p for p in spec.get("params", []) if isinstance(p, str)]
+    spec["item"] = key or None
     return spec
+
+
+def notebook_parameters(params: dict, param_names: list[str], source: str = "params.yaml") -> dict:
+    """The notebook's parameters: whole blocks, and for a dotted name `a.b` the block `a` with only `b`."""
+    out = {}
+    for name in param_names:
+        block, _, entry = name.partition(".")
+        if block not in params or (entry and entry not in (params[block] or {})):
+            raise ParamsError(f"{source}: the stage declares param '{name}', which the file lacks")
+        if entry:
+            out.setdefault(block, {})[entry] = params[block][entry]
+        else:
+            out[block] = params[block]
+    return out
 
 
 def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml") -> Path:
@@ -50,14 +101,13 @@ def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml"
 
     params = load_params(params_file)  # fails before any work, naming the bad key
     spec = stage_spec(stage, dvc_file)
-    missing = [p for p in spec["param_names"] if p not in params]
-    if missing:
-        raise ParamsError(f"{params_file}: stage '{stage}' declares params {missing} that the file lacks")
+    parameters = notebook_parameters(params, spec["param_names"], params_file)
     notebook = Path(spec["notebook"])
-    out = Path("reports") / notebook.name
+    suffix = f"_{spec['item']}" if spec["item"] else ""
+    out = Path("reports") / f"{notebook.stem}{suffix}{notebook.suffix}"
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
-        str(notebook), str(out), parameters={p: params[p] for p in spec["param_names"]},
+        str(notebook), str(out), parameters=parameters,
         kernel_name="python3", cwd=".", progress_bar=sys.stderr.isatty(), log_output=True,
     )
     return out

@@ -110,3 +110,35 @@ def coverage(cov: pd.DataFrame):
     axes[0][0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def loss_curves(logs: dict[str, pd.DataFrame], title: str = "Training loss"):
+    """Loss against examples seen for each run (log.jsonl tables): main run lines, cool-down branches dotted."""
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True, height_ratios=(3, 1))
+    colors = sns.color_palette("viridis", len(logs))
+    for (name, log), color in zip(logs.items(), colors):
+        main = log[log["phase"] == "main"]
+        ax.plot(main["examples_seen"], main["loss"], color=color, label=name, lw=1.2)
+        for i, (_, branch) in enumerate(log[log["phase"] != "main"].groupby("phase")):
+            ax.plot(branch["examples_seen"], branch["loss"], color=color, ls=":", lw=1.5,
+                    label=f"{name} cool-downs" if i == 0 else None)
+        ax_lr.plot(main["examples_seen"], main["learning_rate"], color=color, lw=1)
+    ax.set_yscale("log")
+    ax.set_ylabel("sigmoid loss (per image)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("examples seen")
+    return fig
+
+
+def tokens_per_char(stats: pd.DataFrame):
+    """Tokens per character of each language's captions, low-resource languages in red."""
+    d = stats.sort_values("tokens_per_char")
+    fig, ax = plt.subplots(figsize=(12, 3.2))
+    colors = np.where(d["low_resource"], "#d62728", "#1f77b4")
+    ax.bar(np.arange(len(d)), d["tokens_per_char"], color=colors)
+    ax.set_xticks(np.arange(len(d)), d["language"], fontsize=7)
+    ax.set_ylabel("tokens per character")
+    ax.set_title("How finely the tokenizer cuts each language (red: low-resource)")
+    return fig

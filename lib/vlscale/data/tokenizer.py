@@ -1,0 +1,239 @@
+"""The text tokenizer: a multilingual SentencePiece model trained on a language-balanced caption sample.
+
+mT5's conventions, so that our model and the real mT5 `spiece.model` are interchangeable: a unigram
+model, pad id 0, eos id 1, unk id 2, no bos. One difference: our model does not normalise text
+(mT5's `nmt_nfkc` is a choice of `train_tokenizer`), so decode(encode(x)) == x for every caption that
+fits. NFKC would rewrite 19% of our Chinese captions (full-width punctuation), 12% of the Thai ones
+(SARA AM) and the zero-width non-joiner Persian writes inside words. Byte fallback makes
+every caption encodable (no unk), and a character coverage below 1 keeps the rarest CJK characters
+out of the alphabet (they fall back to bytes).
+
+The training sample is balanced over caption languages (the same number of captions per language,
+capped by what each language has), so that Telugu or Bengali get pieces of their own, not just bytes:
+trained on the natural mix, English and Japanese would take most of the vocabulary.
+
+Token ids have a fixed length: SigLIP's text tower pools the LAST token, so every caption is encoded
+as its pieces (cut to max_len - 1), then eos, then padding, always exactly max_len ids; the padding
+is the pad id, or eos with `pad_with_eos` (big_vision's SigLIP configs tokenise with eos="sticky",
+pad_value=eos, so that the last token is always eos).
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sentencepiece as spm
+
+from vlscale.config import LOW_RESOURCE
+from vlscale.data.ids import make_ids
+from vlscale.data.shards import load_example
+from vlscale.data.subsets import KeyedPermutation, derive_key, uid_ranks
+from vlscale.world.captions import captions
+from vlscale.world.truth import truth
+
+PAD_ID, EOS_ID, UNK_ID = 0, 1, 2  # mT5's
+CHARACTER_COVERAGE = 0.9995  # SentencePiece's advice for CJK; rarer characters use byte fallback
+OVERSAMPLE = 2  # draws per stratum per wanted caption: some captions are in English, not the page language
+
+
+# ---------------------------------------------------------------------------------------------
+# A language-balanced sample of captions
+
+
+def balanced_caption_sample(world, subsets, fraction, per_language: int, key: int) -> dict[str, list[str]]:
+    """Up to `per_language` captions per caption language, from the synthetic subset of `fraction`.
+
+    subsets: the pool's `NestedSubsets` (strata = world.strata). From every stratum, a keyed random
+    sample of up to OVERSAMPLE * per_language of the subset's members is drawn (no id list is
+    materialised) and their captions are grouped by the caption language of the ground truth (an
+    untagged page's caption is in some language; some pages have English captions); each language
+    keeps its first `per_language`. Returns {language: captions}, languages in world.strata order,
+    languages without any caption left out. Deterministic in (world, subsets, fraction, key).
+    """
+    if per_language < 1:
+        raise ValueError(f"per_language must be >= 1, got {per_language}")
+    counts = subsets.counts(fraction)
+    by_language = {name: [] for name in world.strata}
+    for s, count in enumerate(counts.tolist()):
+        if count == 0:
+            continue
+        draws = min(count, OVERSAMPLE * per_language)
+        ranks = KeyedPermutation(count, derive_key(key, s)).forward(np.arange(draws))  # a keyed sample of ranks < count
+        ids = make_ids(s, subsets.permutations[s].inverse(ranks))
+        gt = truth(world, ids)
+        for language, caption in zip(gt["caption_language"].tolist(), captions(world, ids, gt)):
+            by_language[world.strata[language]].append(caption)
+    return {name: texts[:per_language] for name, texts in by_language.items() if texts}
+
+
+def balanced_record_captions(records: pd.DataFrame, per_language: int, key: int) -> dict[str, list[str]]:
+    """Up to `per_language` captions per language of a real pool's records.
+
+    records: rows with uid, language, shard, member (e.g. a `uids_<label>.parquet` of the sample
+    stage). Per language, the records of lowest keyed uid hash (`uid_ranks`) are read with
+    `load_example`. Returns {language: captions}, languages sorted.
+    """
+    if per_language < 1:
+        raise ValueError(f"per_language must be >= 1, got {per_language}")
+    missing = {"uid", "language", "shard", "member"} - set(records.columns)
+    if missing:
+        raise ValueError(f"records lack columns {sorted(missing)}; expected uid, language, shard, member")
+    names = sorted(records["language"].unique())
+    strata = records["language"].map({n: i for i, n in enumerate(names)}).to_numpy(np.int64)
+    ranks = uid_ranks(records["uid"].tolist(), strata, derive_key(key, 1))
+    out = {}
+    for s, name in enumerate(names):
+        rows = np.flatnonzero((strata == s) & (ranks < per_language))
+        rows = rows[np.argsort(ranks[rows])]
+        out[name] = [load_example(records.iloc[r])[1] for r in rows]
+    return out
+
+
+def pool_caption_sample(world, sample_dir: str | os.PathLike, per_language: int, key: int) -> dict[str, list[str]]:
+    """The balanced caption sample of the largest subset the sample stage wrote to `sample_dir`.
+
+    A synthetic pool's largest subset (normally the whole pool) goes through `balanced_caption_sample`,
+    a real pool's largest subset with a uid list through `balanced_record_captions`.
+    """
+    from vlscale.data.input import read_sample  # the sample stage's output is read in one place
+
+    _, entry, pool = read_sample(world, sample_dir)
+    if isinstance(pool, pd.DataFrame):
+        return balanced_record_captions(pool, per_language, key)
+    return balanced_caption_sample(world, pool, entry["fraction"], per_language, key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def train_tokenizer(captions_by_language: Mapping[str, Sequence[str]] | Iterable[str], vocab_size: int,
+                    out_path: str | os.PathLike, *, per_language: int | None = None, seed: int = 0,
+                    character_coverage: float = CHARACTER_COVERAGE, normalization: str = "identity") -> Path:
+    """Train a unigram SentencePiece model and write it to `out_path` (a .model file); returns the path.
+
+    captions_by_language: {language: captions} (each language cut to its first `per_language`
+    captions if given, then interleaved round-robin so that no language comes in one block), or any
+    iterable of captions, used as it is. The vocabulary has exactly `vocab_size` pieces (an error if
+    the captions cannot fill it), pad 0, eos 1, unk 2, and byte fallback. normalization: a
+    SentencePiece rule name ("identity": none; "nmt_nfkc": mT5's).
+    Deterministic: the same captions and arguments give a byte-identical file (one thread, fixed seed).
+    """
+    if isinstance(captions_by_language, Mapping):
+        lists = [list(texts)[:per_language] for _, texts in sorted(captions_by_language.items())]
+        sentences = [texts[i] for i in range(max(map(len, lists), default=0)) for texts in lists if i < len(texts)]
+    else:
+        sentences = list(captions_by_language)
+    sentences = [s for s in sentences if s.strip()]
+    if not sentences:
+        raise ValueError("no non-empty captions to train the tokenizer on")
+    model = io.BytesIO()
+    spm.set_random_generator_seed(seed)  # global in SentencePiece; its trainer takes no seed argument
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_writer=model, model_type="unigram", vocab_size=vocab_size,
+            character_coverage=character_coverage, byte_fallback=True, normalization_rule_name=normalization,
+            pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1, num_threads=1,
+            input_sentence_size=0, max_sentence_length=1 << 16, minloglevel=2)
+    except RuntimeError as e:  # e.g. "Vocabulary size too high (8000). Please set it to a value <= 5321."
+        raise ValueError(f"tokenizer training on {len(sentences)} captions with vocab_size={vocab_size} "
+                         f"failed: {e}") from None
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_bytes(model.getvalue())
+    return out_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+class Tokenizer:
+    """A SentencePiece model (ours or mT5's spiece.model) that encodes captions to fixed-length ids.
+
+    pad_with_eos: pad with eos instead of the pad id (see the module's docstring).
+    Picklable (it carries the model's bytes), so Grain worker processes can use it.
+    """
+
+    def __init__(self, path: str | os.PathLike, pad_with_eos: bool = False):
+        self.path = str(path)
+        self.pad_with_eos = pad_with_eos
+        try:
+            proto = Path(path).read_bytes()
+        except OSError as e:
+            raise FileNotFoundError(f"tokenizer model {self.path!r} cannot be read ({e.strerror}); "
+                                    f"expected a SentencePiece .model file") from None
+        self._load(proto)
+
+    def _load(self, proto: bytes):
+        self._proto = proto
+        self.sp = spm.SentencePieceProcessor()
+        try:
+            self.sp.LoadFromSerializedProto(proto)
+        except RuntimeError as e:
+            raise ValueError(f"tokenizer model {self.path!r} is not a SentencePiece model: {e}") from None
+        self.pad_id, self.eos_id = self.sp.pad_id(), self.sp.eos_id()
+        if self.pad_id < 0 or self.eos_id < 0:
+            raise ValueError(f"tokenizer model {self.path!r} has pad id {self.pad_id} and eos id {self.eos_id}; "
+                             f"both must be defined (mT5: pad 0, eos 1)")
+
+    def __getstate__(self):
+        return {"path": self.path, "proto": self._proto, "pad_with_eos": self.pad_with_eos}
+
+    def __setstate__(self, state):
+        self.path, self.pad_with_eos = state["path"], state["pad_with_eos"]
+        self._load(state["proto"])
+
+    def __repr__(self):
+        return f"Tokenizer({self.path!r}, vocab_size={self.vocab_size})"
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids (ids are in [0, vocab_size))."""
+        return self.sp.vocab_size()
+
+    def encode(self, texts: Sequence[str], max_len: int) -> np.ndarray:
+        """Token ids of `texts`: int32 [N, max_len].
+
+        Row i is the pieces of texts[i] cut to max_len - 1, then eos, then padding up to max_len
+        (pad id, or eos if pad_with_eos), so the last position is eos or padding.
+        """
+        if max_len < 2:
+            raise ValueError(f"max_len must be >= 2 (at least one piece and eos), got {max_len}")
+        pieces = [ids[:max_len - 1] for ids in self.sp.encode(list(texts), out_type=int, num_threads=1)]
+        lengths = np.array([len(ids) for ids in pieces], np.int64)
+        out = np.full((len(pieces), max_len), self.eos_id if self.pad_with_eos else self.pad_id, np.int32)
+        out[np.arange(max_len) < lengths[:, None]] = np.fromiter(itertools.chain.from_iterable(pieces), np.int32,
+                                                                 int(lengths.sum()))
+        out[np.arange(len(pieces)), lengths] = self.eos_id
+        return out
+
+    def decode(self, tokens) -> list[str]:
+        """Texts of token rows (int [N, L]); pad and eos are dropped."""
+        tokens = np.atleast_2d(np.asarray(tokens))
+        return [self.sp.decode([int(t) for t in row if t not in (self.pad_id, self.eos_id)]) for row in tokens]
+
+
+def language_stats(tokenizer: Tokenizer, captions_by_language: Mapping[str, Sequence[str]],
+                   max_len: int) -> pd.DataFrame:
+    """How the tokenizer cuts each language: one row per language.
+
+    Columns: language, low_resource, captions, characters, tokens (pieces, eos not counted),
+    tokens_per_char, byte_fallback_share (of the tokens), truncated (share of captions whose pieces
+    and eos exceed max_len).
+    """
+    rows = []
+    for language, texts in captions_by_language.items():
+        pieces = tokenizer.sp.encode(list(texts), out_type=int)
+        tokens = sum(map(len, pieces))
+        characters = sum(map(len, texts))
+        rows.append(dict(language=language, low_resource=language in LOW_RESOURCE, captions=len(texts),
+                         characters=characters, tokens=tokens, tokens_per_char=tokens / max(characters, 1),
+                         byte_fallback_share=sum(tokenizer.sp.is_byte(i) for p in pieces for i in p) / max(tokens, 1),
+                         truncated=float(np.mean([len(p) + 1 > max_len for p in pieces])) if pieces else 0.0))
+    return pd.DataFrame(rows)

@@ -1,0 +1,1 @@
+"""The SigLIP model family (ViT, text transformer, two towers) with big_vision's names."""

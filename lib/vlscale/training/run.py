@@ -1,0 +1,212 @@
+"""One run of the train stage, from params.yaml to checkpoints, a log and a metrics JSON.
+
+`train_run(p, name)` reads the subset the sample stage wrote (data/sample) and the tokenizer the
+tokenizer stage wrote (data/tokenizer), trains with `Trainer`, and writes
+    runs/<name>/            checkpoints/, cooldown/<label>/, log.jsonl, fingerprint.json
+    metrics/train/<name>.json
+    plots/train/<name>.csv  the loss curve (for `dvc plots`)
+A run directory whose fingerprint (the params that shape training) differs from this run's is
+cleared first: stale checkpoints are never resumed into a different run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import jax
+import jax.numpy as jnp
+
+from vlscale.data.input import SyntheticSource, load_source, train_stream
+from vlscale.data.sampling import fraction_label
+from vlscale.data.tokenizer import Tokenizer
+from vlscale.provenance import provenance
+from vlscale.world.render import render
+from vlscale.world.spec import build_world
+from vlscale.world.truth import ground_truth
+from vlscale.training.trainer import Trainer, plan_of
+
+SAMPLE_DIR, TOKENIZER_PATH = Path("data/sample"), Path("data/tokenizer/spm.model")
+# The batch fields the step reads; the rest (stratum, examples_seen) stay on the host.
+STEP_FIELDS = ("id_hi", "id_lo", "image", "tokens")
+
+
+class Inputs:
+    """The run's input: Grain iterators over the subset, and images made inside the step.
+
+    Synthetic examples arrive as ids and are rendered on the device in the jitted step, so the
+    host only makes captions and tokens; real examples arrive as uint8 pixels.
+    """
+
+    def __init__(self, world, source, tokenizer: Tokenizer, batch_size: int, examples: int, seed: int,
+                 max_len: int, image_px: int, workers: int = 0):
+        self.world, self.max_len, self.image_px = world, max_len, image_px
+        self.source = source
+        self.synthetic = isinstance(source, SyntheticSource)
+        per_process = batch_size // jax.process_count()
+        self.stream = train_stream(source, tokenizer, per_process, examples, seed, max_len, num_workers=workers)
+
+    def iterator(self, state: dict | None = None):
+        """A batch iterator from the start, or resumed at `state` (an earlier iterator's get_state())."""
+        it = _StepFields(iter(self.stream))
+        if state is not None:
+            it.set_state(state)
+        return it
+
+    def batch_images(self, batch: dict):
+        """The model's images [B, px, px, 3] in [-1, 1], inside the step (traced)."""
+        if self.synthetic:
+            hi, lo = batch["id_hi"], batch["id_lo"]
+            images = render(self.world, ground_truth(self.world, hi, lo, jnp), hi, lo, self.image_px, jnp)
+            return images * 2.0 - 1.0
+        return batch["image"].astype(jnp.float32) / 127.5 - 1.0
+
+
+class _StepFields:
+    """A Grain iterator yielding only the fields the step reads."""
+
+    def __init__(self, it):
+        self.it = it
+
+    def __next__(self):
+        return {k: v for k, v in next(self.it).items() if k in STEP_FIELDS}
+
+    def get_state(self) -> dict:
+        return self.it.get_state()
+
+    def set_state(self, state: dict):
+        self.it.set_state(state)
+
+
+def fingerprint(p: dict, name: str) -> str:
+    """sha256 of everything that shapes the run's training (not logging or checkpoint cadence)."""
+    train = {k: v for k, v in p["train"].items() if k not in ("checkpoint_every_examples", "log_every_steps", "workers")}
+    shaped = {"world": p["world"], "sample": p["sample"], "tokenizer": p["tokenizer"], "model": p["model"],
+              "train": train, "run": p["runs"][name]}
+    return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
+    stamp = run_dir / "fingerprint.json"
+    if run_dir.exists() and (not stamp.is_file() or json.loads(stamp.read_text())["fingerprint"] != fp):
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"fingerprint": fp}))
+    return run_dir
+
+
+def build(p: dict, name: str, mesh=None) -> Trainer:
+    """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
+    run, T = p["runs"][name], p["train"]
+    world = build_world(p["world"])
+    tokenizer = Tokenizer(p["tokenizer"]["model_path"] or TOKENIZER_PATH)
+    source = load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], T["image_px"])
+    model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
+    # The stream lasts until the last cool-down branch ends (budgets are rounded to whole steps).
+    inputs = Inputs(world, source, tokenizer, T["batch_size"], plan_of(T).budget_steps[-1] * T["batch_size"],
+                    T["seed"], p["tokenizer"]["max_len"], T["image_px"], T["workers"])
+    return Trainer(T, model_config, inputs, T["examples_seen"], mesh=mesh, seed=T["seed"])
+
+
+def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
+              stop_at_step: int | None = None) -> dict:
+    """Train run `name` (resuming if its directory holds checkpoints of the same run); returns its metrics."""
+    run_dir = _fresh_run_dir(Path(runs_dir) / name, fingerprint(p, name))
+    t0 = time.perf_counter()
+    trainer = build(p, name)
+    summary = trainer.fit(run_dir, progress=progress, stop_at_step=stop_at_step)
+    log = read_log(run_dir / "log.jsonl")
+    steady = log[log["step"] > log["step"].max() * 0.1]  # after compilation and warm-up
+    metrics = {
+        "run": name, **p["runs"][name], **summary,
+        "examples_seen": trainer.plan.budget_steps[-1] * trainer.batch_size,
+        "epochs": trainer.plan.budget_steps[-1] * trainer.batch_size / len(trainer.inputs.source),
+        # loss at the end of each cool-down branch, by examples seen; the last is the run's final model
+        "cooldown_losses": {int(r["examples_seen"]): float(r["loss"])
+                            for _, r in log[log["phase"] != "main"].groupby("phase").tail(1).iterrows()},
+        "examples_per_s": float(steady["examples_per_s"].median()),
+        "step_time_s": float(steady["step_time_s"].median()),
+        "mfu": float(steady["mfu"].median()),
+        "wall_s": time.perf_counter() - t0,
+        "devices": trainer.mesh.devices.size,
+        "device_kind": trainer.mesh.devices.flat[0].device_kind,
+        "cooldowns": sorted(str(d.relative_to(run_dir)) for d in (run_dir / "cooldown").glob("*")),
+        "provenance": provenance(p["profile"], p, fingerprint=fingerprint(p, name)),
+    }
+    for d in (Path("metrics/train"), Path("plots/train")):
+        d.mkdir(parents=True, exist_ok=True)
+    if metrics["cooldown_losses"]:
+        metrics["final_loss"] = metrics["cooldown_losses"][max(metrics["cooldown_losses"])]
+    Path(f"metrics/train/{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
+    columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
+    main = log["phase"] == "main"
+    log[main][columns].to_csv(f"plots/train/{name}.csv", index=False)
+    log[~main][columns].to_csv(f"plots/train/{name}_cooldown.csv", index=False)
+    return metrics
+
+
+def read_log(path: str | Path) -> pd.DataFrame:
+    """The step records of a run's log.jsonl (later records of a step replace earlier ones after a resume)."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    log = pd.DataFrame([r for r in rows if "event" not in r])
+    return log.drop_duplicates(["phase", "step"], keep="last").sort_values(["phase", "step"]).reset_index(drop=True)
+
+
+def _json(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    return str(o)
+
+
+def main(argv=None):
+    """Train one run outside DVC: `python -m vlscale.training.run RUN [--profile P] [--set train.batch_size=64]`.
+
+    On a pod, every host runs the same command with --distributed (jax.distributed.initialize()).
+    """
+    import argparse
+
+    import yaml
+
+    from vlscale.config import ParamsError, load_params, validate
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("run")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--profile", help="override params.yaml's profile")
+    parser.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
+                        help="override a resolved value (YAML), e.g. train.mesh={data: 4, fsdp: 2}")
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--stop-at-step", type=int)
+    parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.distributed:
+        jax.distributed.initialize()
+    try:
+        raw = load_params(args.params)
+        if args.profile:
+            raw["profile"] = args.profile
+        p = validate(raw, args.params)
+        for item in args.set:
+            path, _, value = item.partition("=")
+            *blocks, key = path.split(".")
+            target = p
+            for b in blocks:
+                target = target[b]
+            target[key] = yaml.safe_load(value)
+        p = validate(p, f"{args.params} with --set")
+        if args.run not in p["runs"]:
+            raise ParamsError(f"{args.params}: no run {args.run!r}; runs are {sorted(p['runs'])}")
+        p["runs"] = {args.run: p["runs"][args.run]}
+    except ParamsError as e:
+        raise SystemExit(f"error: {e}") from None
+    train_run(p, args.run, args.runs_dir, progress=not args.no_progress, stop_at_step=args.stop_at_step)
+
+
+if __name__ == "__main__":
+    main()

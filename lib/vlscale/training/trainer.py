@@ -1,0 +1,313 @@
+"""The SigLIP trainer: one jit-compiled step over a (data, fsdp) mesh, resumable, with cool-down branches.
+
+The same code runs on 1 CPU device, on 8 simulated CPU devices, on a GPU, on a TPU host and on a
+multi-host pod (call `jax.distributed.initialize()` first; each process feeds its part of the batch).
+
+A run is compute-matched: it takes `examples_seen` examples whatever the size of its subset. The main
+run follows the inverse-square-root schedule without a cool-down. At each budget (a fraction of
+`examples_seen`) a branch starts `cooldown_examples` before the budget from the main run's state and
+data position, decays the learning rate linearly to zero, and saves its model under
+cooldown/<label>/ for evaluation; the last budget's branch is the run's final model.
+
+Logs are JSON lines (log.jsonl): step, examples_seen, loss, learning_rate, examples_per_s,
+step_time_s, mfu, phase.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from vlscale import siglip
+from vlscale.models.vit import decode_variant
+from vlscale.training import checkpoint, flops, mesh as meshlib
+from vlscale.training.loss import chunked_sigmoid_loss, sigmoid_loss
+from vlscale.training.optim import optimizer
+from vlscale.training.schedule import Schedule, cooldown_budgets
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps of a run: where the main run stops and where each cool-down branch starts and ends."""
+    batch_size: int
+    cooldown_steps: int
+    budget_steps: tuple[int, ...]  # end step of each branch, ascending; the last is the run's end
+
+    @classmethod
+    def of(cls, examples_seen: int, batch_size: int, schedule: Schedule, budgets: list[float]) -> "Plan":
+        ends = cooldown_budgets(examples_seen, budgets, schedule)
+        steps = tuple(sorted({max(1, round(e / batch_size)) for e in ends}))
+        cooldown_steps = math.ceil(schedule.cooldown_examples / batch_size)
+        if steps[0] < cooldown_steps:
+            raise ValueError(f"train.cooldown_budgets: the first budget is {steps[0]} steps of {batch_size}, "
+                             f"shorter than the {cooldown_steps}-step cool-down")
+        return cls(batch_size, cooldown_steps, steps)
+
+    @property
+    def main_steps(self) -> int:
+        return self.budget_steps[-1] - self.cooldown_steps
+
+    def branches_at(self, step: int) -> list[int]:
+        """End steps of the branches that start at `step` of the main run."""
+        return [end for end in self.budget_steps if end - self.cooldown_steps == step]
+
+    @property
+    def total_steps(self) -> int:
+        return self.main_steps + len(self.budget_steps) * self.cooldown_steps
+
+
+def cooldown_label(end_step: int, batch_size: int) -> str:
+    """Directory name of a branch: examples seen at its end, e.g. 'seen_000004096000'."""
+    return f"seen_{end_step * batch_size:012d}"
+
+
+def schedule_of(cfg: dict) -> Schedule:
+    """The main run's schedule from the `train` block."""
+    return Schedule(cfg["peak_lr"], cfg["warmup_examples"], cfg["cooldown_examples"], cfg["timescale_examples"])
+
+
+def plan_of(cfg: dict) -> Plan:
+    """The run's plan from the `train` block: the input stream must last plan.budget_steps[-1] steps."""
+    return Plan.of(cfg["examples_seen"], cfg["batch_size"], schedule_of(cfg), cfg["cooldown_budgets"])
+
+
+def tower_settings(tower: dict) -> dict:
+    """A tower's width, depth, mlp_dim, num_heads (and patch_size) from its variant and overrides."""
+    return {**decode_variant(tower.get("variant")), **tower}
+
+
+def training_model(config: dict, dtype: str, drop_tokens_frac: float):
+    """The two-tower model of a big_vision config, computing in `dtype` and dropping image tokens in training."""
+    dt = jnp.dtype(dtype)
+    return siglip.model_from_config({**config, "image": {**config["image"], "dtype_mm": dt,
+                                                         "drop_tokens_frac": drop_tokens_frac},
+                                     "text": {**config["text"], "dtype_mm": dt}})
+
+
+class Trainer:
+    """Builds the model, optimiser, step function and state of one run from resolved params.
+
+    cfg: the resolved `train` block; model_config: the big_vision two-tower config; inputs: an
+    object with `iterator(state=None)` returning a batch iterator (get_state/set_state) and
+    `batch_images(batch)` giving the model's images [B, px, px, 3] in [-1, 1] inside the step.
+    """
+
+    def __init__(self, cfg: dict, model_config: dict, inputs, examples_seen: int, mesh=None, seed: int = 0):
+        self.cfg = cfg
+        self.inputs = inputs
+        self.mesh = mesh if mesh is not None else meshlib.make_mesh(**cfg["mesh"])
+        self.batch_size = int(cfg["batch_size"])
+        n_dev = self.mesh.devices.size
+        if self.batch_size % n_dev:
+            raise ValueError(f"train.batch_size = {self.batch_size} must be divisible by the {n_dev} devices")
+        self.schedule = schedule_of(cfg)
+        self.plan = Plan.of(examples_seen, self.batch_size, self.schedule, cfg["cooldown_budgets"])
+        self.model_config = dict(model_config)
+        self.model = training_model(self.model_config, cfg["dtype"], cfg["drop_tokens_frac"])
+        self.seed = seed
+        self._steps = {}
+        self._init_state()
+        image, text = tower_settings(model_config["image"]), tower_settings(model_config["text"])
+        out_dims = model_config["out_dim"]
+        out_dims = (out_dims, out_dims) if isinstance(out_dims, int) else tuple(out_dims)
+        self.flops_per_example = flops.train_flops_per_example(
+            image, text, cfg["image_px"], inputs.max_len, out_dims, self.batch_size, cfg["drop_tokens_frac"])
+        self.peak_flops, self.peak_source = flops.peak_flops(self.mesh.devices.flat[0])
+
+    # -- state --------------------------------------------------------------------------------
+
+    def _tx(self, schedule: Schedule):
+        return optimizer(schedule, self.batch_size, weight_decay=self.cfg["weight_decay"],
+                         grad_clip_norm=self.cfg["grad_clip_norm"])
+
+    def _init_state(self):
+        px, L = self.cfg["image_px"], self.inputs.max_len
+        images = jnp.zeros((1, px, px, 3), jnp.float32)
+        tokens = jnp.zeros((1, L), jnp.int32)
+        init = lambda key: self.model.init(key, images, tokens)["params"]  # noqa: E731
+        abstract = jax.eval_shape(init, jax.random.key(self.seed))
+        self.param_shardings = meshlib.tree_shardings(self.mesh, abstract)
+        params = jax.jit(init, out_shardings=self.param_shardings)(jax.random.key(self.seed))
+        tx = self._tx(self.schedule)
+        abstract_opt = jax.eval_shape(tx.init, abstract)
+        self.opt_shardings = meshlib.tree_shardings(self.mesh, abstract_opt)
+        opt_state = jax.jit(tx.init, out_shardings=self.opt_shardings)(params)
+        self.state = {"params": params, "opt_state": opt_state}
+        self.state_shardings = {"params": self.param_shardings, "opt_state": self.opt_shardings}
+        self.n_params = int(sum(np.prod(a.shape) for a in jax.tree.leaves(abstract)))
+
+    # -- the step -----------------------------------------------------------------------------
+
+    def _loss(self, params, batch, rng):
+        images = self.inputs.batch_images(batch)
+        zimg, ztxt, _ = self.model.apply({"params": params}, images, batch["tokens"], train=True,
+                                         rngs={"dropout": rng})
+        t, b = params["t"][0], params["b"][0]
+        if self.cfg["loss"] == "chunked":
+            return chunked_sigmoid_loss(zimg, ztxt, t, b, self.mesh)
+        return sigmoid_loss(zimg, ztxt, t, b)
+
+    def step_fn(self, end_step: int | None = None):
+        """The jit-compiled update for the main run (end_step None) or a branch cooling down to end_step."""
+        if end_step in self._steps:
+            return self._steps[end_step]
+        schedule = self.schedule if end_step is None else self.schedule.with_cooldown(end_step * self.batch_size)
+        tx = self._tx(schedule)
+
+        def step(state, batch, step_index):
+            rng = jax.random.fold_in(jax.random.key(self.seed), step_index)
+            loss, grads = jax.value_and_grad(self._loss)(state["params"], batch, rng)
+            updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+            params = optax.apply_updates(state["params"], updates)
+            return {"params": params, "opt_state": opt_state}, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+        batch_sharding = meshlib.batch_sharding(self.mesh)
+        fn = jax.jit(step, in_shardings=(self.state_shardings, batch_sharding, None),
+                     out_shardings=(self.state_shardings, None), donate_argnums=0)
+        self._steps[end_step] = (fn, schedule)
+        return self._steps[end_step]
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def fit(self, run_dir: str | Path, progress: bool = True, stop_at_step: int | None = None) -> dict:
+        """Train (resuming from run_dir/checkpoints if present); returns a summary dict.
+
+        stop_at_step: return after that main-run step (for tests and time-boxed sessions).
+        """
+        from tqdm.auto import tqdm
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpts = RunState(run_dir, self)
+        step, iterator = ckpts.restore_or_start()
+        every = max(1, int(self.cfg["checkpoint_every_examples"]) // self.batch_size)
+        bar = tqdm(total=self.plan.total_steps, initial=ckpts.steps_done(step), disable=not progress,
+                   desc=run_dir.name, unit="step")
+        log = Logger(run_dir / "log.jsonl", self, bar, resume_step=step)
+        fn, schedule = self.step_fn(None)
+        while True:
+            for end in self.plan.branches_at(step):
+                if not ckpts.branch_done(end):
+                    ckpts.save(step, iterator)
+                    self._branch(end, step, iterator, ckpts, log)
+            if step >= self.plan.main_steps:
+                break
+            if stop_at_step is not None and step >= stop_at_step:
+                ckpts.save(step, iterator)  # resumable where it stopped
+                break
+            batch = meshlib.global_batch(self.mesh, next(iterator))
+            self.state, metrics = fn(self.state, batch, step)
+            step += 1
+            log.step(step, metrics, schedule, "main")
+            if step % every == 0:
+                ckpts.save(step, iterator)
+        bar.close()
+        log.close()
+        return {"steps": step, "n_params": self.n_params, "flops_per_example": self.flops_per_example,
+                "peak_flops": self.peak_flops, "peak_flops_source": self.peak_source,
+                "finished": step >= self.plan.main_steps}
+
+    def _branch(self, end: int, start: int, iterator, ckpts: "RunState", log: "Logger"):
+        """Cool down from the main run's state at `start` to `end`; save the model; leave the main run as it was."""
+        fn, schedule = self.step_fn(end)
+        state = jax.tree.map(jnp.copy, self.state)  # the step donates its input; keep the main state
+        branch_iter = self.inputs.iterator(iterator.get_state())
+        label = cooldown_label(end, self.batch_size)
+        metrics = None
+        for step in range(start, end):
+            batch = meshlib.global_batch(self.mesh, next(branch_iter))
+            state, metrics = fn(state, batch, step)
+            log.step(step + 1, metrics, schedule, f"cooldown/{label}")
+        meta = {"step": end, "examples_seen": end * self.batch_size, "label": label,
+                "cooldown_from_step": start, "final_loss": float(metrics["loss"]),
+                "model_config": self.model_config}
+        checkpoint.save_params(ckpts.cooldown_dir(end), end, state["params"], meta)
+
+
+class RunState:
+    """Resume logic of a run directory: the main run's checkpoints and the finished branches."""
+
+    def __init__(self, run_dir: Path, trainer: Trainer):
+        self.run_dir = run_dir
+        self.trainer = trainer
+        self.checkpoints = checkpoint.RunCheckpoints(run_dir / "checkpoints")
+
+    def cooldown_dir(self, end: int) -> Path:
+        return self.run_dir / "cooldown" / cooldown_label(end, self.trainer.batch_size)
+
+    def branch_done(self, end: int) -> bool:
+        meta = checkpoint.saved_params_meta(self.cooldown_dir(end))
+        return meta is not None and meta.get("step") == end
+
+    def steps_done(self, step: int) -> int:
+        plan = self.trainer.plan
+        return step + sum(plan.cooldown_steps for end in plan.budget_steps if self.branch_done(end))
+
+    def restore_or_start(self):
+        t = self.trainer
+        latest = self.checkpoints.latest_step()
+        if latest is None:
+            return 0, t.inputs.iterator(None)
+        state, data_state, meta = self.checkpoints.restore(latest, t.state)
+        if meta.get("batch_size") != t.batch_size or meta.get("main_steps") != t.plan.main_steps:
+            raise ValueError(f"{self.run_dir}/checkpoints/{latest} was written by a run with batch_size "
+                             f"{meta.get('batch_size')} and {meta.get('main_steps')} main steps; this run has "
+                             f"{t.batch_size} and {t.plan.main_steps}. Use a new run directory.")
+        t.state = state
+        return latest, t.inputs.iterator(data_state)
+
+    def save(self, step: int, iterator):
+        t = self.trainer
+        meta = {"step": step, "examples_seen": step * t.batch_size, "batch_size": t.batch_size,
+                "main_steps": t.plan.main_steps, "model_config": t.model_config}
+        self.checkpoints.save(step, t.state, iterator.get_state(), meta)
+
+
+class Logger:
+    """JSON lines and the progress bar; rates are measured between logged steps (host time, input included)."""
+
+    def __init__(self, path: Path, trainer: Trainer, bar, resume_step: int):
+        self.trainer = trainer
+        self.bar = bar
+        self.every = int(trainer.cfg["log_every_steps"])
+        self.file = open(path, "a")
+        self.file.write(json.dumps({"event": "start", "step": resume_step, "n_params": trainer.n_params,
+                                    "devices": trainer.mesh.devices.size,
+                                    "device_kind": trainer.mesh.devices.flat[0].device_kind,
+                                    "peak_flops": trainer.peak_flops, "peak_flops_source": trainer.peak_source,
+                                    "flops_per_example": trainer.flops_per_example}) + "\n")
+        self.last = (time.perf_counter(), None)
+        self.count = 0
+
+    def step(self, step: int, metrics: dict, schedule: Schedule, phase: str):
+        self.bar.update(1)
+        self.count += 1
+        if step % self.every:
+            return
+        loss = float(metrics["loss"])  # blocks until the step is done
+        now = time.perf_counter()
+        t = self.trainer
+        elapsed = now - self.last[0]
+        rate = self.count * t.batch_size / elapsed if self.last[1] is not None else float("nan")
+        mfu = rate * t.flops_per_example / (t.peak_flops * t.mesh.devices.size)
+        record = {"step": step, "examples_seen": step * t.batch_size, "loss": loss,
+                  "learning_rate": float(schedule((step - 1) * t.batch_size)),
+                  "grad_norm": float(metrics["grad_norm"]), "examples_per_s": rate,
+                  "step_time_s": elapsed / self.count if self.last[1] is not None else float("nan"),
+                  "mfu": mfu, "phase": phase}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        self.bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{rate:.0f}")
+        self.last = (now, step)
+        self.count = 0
+
+    def close(self):
+        self.file.close()

@@ -1,0 +1,185 @@
+"""The trainer: resumable bit-for-bit after SIGKILL, the same on 8 devices as on 1, and its bookkeeping.
+
+Training runs in subprocesses (`python -m vlscale.training.run`), as a user or DVC starts it, in a work
+folder that holds what the sample and tokenizer stages write for the smoke profile.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vlscale.config import validate
+from vlscale.data import sampling
+from vlscale.data.tokenizer import balanced_caption_sample, train_tokenizer
+from vlscale.provenance import provenance
+from vlscale.siglip import read_orbax_params
+from vlscale.training.mesh import param_spec
+from vlscale.training.run import fingerprint, read_log
+from vlscale.training.trainer import Plan, cooldown_label, plan_of, schedule_of
+from vlscale.world.spec import build_world
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A folder with params.yaml (smoke profile) and the sample and tokenizer stages' outputs."""
+    path = tmp_path_factory.mktemp("train")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = "smoke"
+    (path / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = validate(raw)
+    S, W = p["sample"], build_world(p["world"])
+    subsets = sampling.synthetic_subsets(W, S["pool_size"], S["key"])
+    with pytest.warns(UserWarning, match="no examples"):  # the smoke 1% subset lacks some languages
+        mixes = sampling.mixtures(subsets, S["fractions"], S["rebalance_targets"], S["key"])
+    sampling.write_subsets(path / "data/sample", subsets, S["fractions"], mixes, S["write_ids_max"],
+                           meta={"source": "synthetic", "world_fingerprint": W.fingerprint(),
+                                 "provenance": provenance("smoke", p)})
+    K = p["tokenizer"]
+    captions = balanced_caption_sample(W, subsets, 1.0, K["per_language"], K["key"])
+    train_tokenizer(captions, K["vocab_size"], path / "data/tokenizer/spm.model", per_language=K["per_language"])
+    return path
+
+
+def _command(runs_dir, *args):
+    return [sys.executable, "-m", "vlscale.training.run", "s10", "--no-progress", "--runs-dir", str(runs_dir), *args]
+
+
+def _env(devices: int = 1):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def _train(workdir, runs_dir, *args, devices: int = 1):
+    out = subprocess.run(_command(runs_dir, *args), cwd=workdir, env=_env(devices), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def _params(directory: Path) -> dict:
+    """{path: array} of the params of the newest step saved under `directory`, on the host."""
+    return read_orbax_params(directory)
+
+
+def _all_models(run_dir: Path) -> dict:
+    models = {"main": _params(run_dir / "checkpoints")}
+    for branch in sorted((run_dir / "cooldown").iterdir()):
+        models[branch.name] = _params(branch)
+    return models
+
+
+def _wait_for(log: Path, predicate, proc, timeout_s=300):
+    t0 = time.time()
+    while time.time() - t0 < timeout_s:
+        if log.is_file():
+            rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            if any(predicate(r) for r in rows if "event" not in r):
+                return
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before the kill point: {proc.stderr.read()[-3000:]}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the kill point")
+
+
+@pytest.mark.pipeline
+def test_a_run_killed_with_sigkill_twice_ends_bit_identical_to_an_uninterrupted_run(workdir):
+    _train(workdir, workdir / "runs_a")
+    runs_b = workdir / "runs_b"
+    log = runs_b / "s10" / "log.jsonl"
+    plan = plan_of(validate(yaml.safe_load((workdir / "params.yaml").read_text()))["train"])
+    kill_points = [  # after the first checkpoint, in the main run; then inside the first cool-down branch
+        lambda r: r["phase"] == "main" and r["step"] >= plan.main_steps // 2 + 3,
+        lambda r: r["phase"].startswith("cooldown") and r["step"] > plan.budget_steps[0] - plan.cooldown_steps + 2,
+    ]
+    for point in kill_points:
+        proc = subprocess.Popen(_command(runs_b), cwd=workdir, env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        _wait_for(log, point, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    _train(workdir, runs_b)
+    a, b = _all_models(workdir / "runs_a" / "s10"), _all_models(runs_b / "s10")
+    assert a.keys() == b.keys() and len(a) == 1 + len(plan.budget_steps)
+    for model in a:
+        for name in a[model]:
+            np.testing.assert_array_equal(a[model][name], b[model][name], err_msg=f"{model}: {name}")
+    # The resumed run logged every step of the uninterrupted one, with the same losses.
+    la, lb = read_log(workdir / "runs_a/s10/log.jsonl"), read_log(log)
+    np.testing.assert_array_equal(la["loss"].to_numpy(), lb["loss"].to_numpy())
+
+
+@pytest.mark.pipeline
+def test_eight_devices_with_data_and_fsdp_axes_match_one_device(workdir):
+    steps = 12
+    _train(workdir, workdir / "one", "--stop-at-step", str(steps))
+    _train(workdir, workdir / "eight", "--stop-at-step", str(steps), "--set", "train.mesh={data: 4, fsdp: 2}",
+           devices=8)
+    one, eight = _params(workdir / "one/s10/checkpoints"), _params(workdir / "eight/s10/checkpoints")
+    start = json.loads((workdir / "eight/s10/log.jsonl").read_text().splitlines()[0])
+    assert start["devices"] == 8
+    # Sums run in another order on 8 devices, and Adam turns a tiny gradient difference on a
+    # near-zero gradient into up to a whole step, so the tolerance is a tenth of the peak rate.
+    # Attention key biases are left out: their exact gradient is zero (a softmax does not change
+    # when a constant is added to every score of a query), so what Adam makes of them is rounding noise.
+    compared = [n for n in one if not n.endswith("/key/bias")]
+    assert len(compared) > 0.9 * len(one)
+    for name in compared:
+        np.testing.assert_allclose(eight[name], one[name], rtol=1e-3, atol=1e-4, err_msg=name)
+    loss_one, loss_eight = (read_log(workdir / f"{d}/s10/log.jsonl")["loss"].to_numpy() for d in ("one", "eight"))
+    np.testing.assert_allclose(loss_eight, loss_one, rtol=1e-5)
+
+
+def test_log_records_what_the_issue_names(workdir):
+    _train(workdir, workdir / "logged", "--stop-at-step", "6")
+    rows = [json.loads(line) for line in (workdir / "logged/s10/log.jsonl").read_text().splitlines()]
+    start, steps = rows[0], rows[1:]
+    assert start["event"] == "start" and start["n_params"] > 0 and start["flops_per_example"] > 0
+    assert [r["step"] for r in steps] == [2, 4, 6]
+    for r in steps:
+        assert {"step", "examples_seen", "loss", "learning_rate", "examples_per_s", "step_time_s", "mfu"} <= set(r)
+        assert r["examples_seen"] == r["step"] * 32 and np.isfinite(r["loss"])
+    assert all(np.isfinite(r["mfu"]) and r["mfu"] > 0 for r in steps[1:])
+
+
+def test_a_run_with_changed_params_starts_afresh_instead_of_resuming(workdir):
+    runs = workdir / "changed"
+    _train(workdir, runs, "--stop-at-step", "4")
+    _train(workdir, runs, "--stop-at-step", "4", "--set", "train.peak_lr=0.002")
+    rows = [json.loads(line) for line in (runs / "s10/log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "event" in r] == [0]  # one start, at step 0: the old run was cleared
+
+
+def test_plan_places_cooldown_branches_at_the_budgets():
+    p = validate(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    T = {**p["train"], "examples_seen": 100_000, "batch_size": 100, "warmup_examples": 1000,
+         "cooldown_examples": 1000, "cooldown_budgets": [0.03, 0.1, 1.0]}
+    plan = plan_of(T)
+    assert plan.budget_steps == (30, 100, 1000) and plan.cooldown_steps == 10 and plan.main_steps == 990
+    assert plan.branches_at(20) == [30] and plan.branches_at(990) == [1000] and plan.branches_at(21) == []
+    assert plan.total_steps == 990 + 3 * 10
+    assert cooldown_label(1000, 100) == "seen_000000100000"
+    with pytest.raises(ValueError, match="budget"):
+        Plan.of(100_000, 100, schedule_of({**T, "cooldown_examples": 5000}), [0.03, 1.0])
+
+
+def test_fsdp_rule_splits_the_largest_divisible_dimension():
+    assert param_spec((768, 3072), 2) == (None, "fsdp") or tuple(param_spec((768, 3072), 2)) == (None, "fsdp")
+    assert tuple(param_spec((3, 5), 2)) == ()
+    assert tuple(param_spec((64,), 1)) == ()
+    assert tuple(param_spec((1,), 2)) == ()
+
+
+def test_fingerprint_changes_with_what_shapes_training_only():
+    p = validate(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    base = fingerprint(p, "s1")
+    assert fingerprint({**p, "train": {**p["train"], "log_every_steps": 7}}, "s1") == base
+    assert fingerprint({**p, "train": {**p["train"], "peak_lr": 0.5}}, "s1") != base
