@@ -40,6 +40,9 @@ lab: env
 bench: env
 	python bench/render_throughput.py
 	python bench/subset_membership.py
+	python bench/loss_memory.py
+	python bench/input_throughput.py
+	python bench/train_throughput.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) reports plots metrics data paper/figures paper/tables
+	rm -rf $(VENV) $(TOOLS) reports plots metrics data runs paper/figures paper/tables

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -49,20 +50,38 @@ def _status(repo, env):
     return set(json.loads(out.stdout or "{}"))
 
 
+RUNS = ("s1", "s10", "s100")
+TRAIN = {f"train@{r}" for r in RUNS}
+
+
 def test_repro_runs_every_stage_and_records_the_profile(repo):
     path, _ = repo
     for out in ("reports/01_world.ipynb", "reports/02_sample.ipynb", "paper/figures/world/language_shares.png",
                 "paper/figures/world/examples.png", "paper/figures/sample/coverage.png",
-                "paper/figures/sample/language_mix_1pct.png", "data/sample/subsets.json", "data/sample/ids_1pct.npy"):
+                "paper/figures/sample/language_mix_1pct.png", "data/sample/subsets.json", "data/sample/ids_1pct.npy",
+                "data/tokenizer/spm.model", "reports/03_tokenizer.ipynb", "reports/04_train_s1.ipynb",
+                "reports/05_train_curves.ipynb", "paper/figures/train/loss_curves.png"):
         assert (path / out).is_file(), out
-    for m in ("world", "sample"):
+    for m in ("world", "sample", "tokenizer", *(f"train/{r}" for r in RUNS)):
         metrics = json.loads((path / f"metrics/{m}.json").read_text())
         assert metrics["provenance"]["profile"] == "smoke"
         assert metrics["provenance"]["versions"]["jax"]
     sample = json.loads((path / "metrics/sample.json").read_text())
-    # 1% of the smoke pool of 200,000, floored in each of the 37 language strata
-    assert 1963 <= sample["subsets"]["1pct"]["examples"] <= 2000
-    assert sample["subsets"]["100pct"]["examples"] == 200_000
+    # 1% of the smoke pool of 50,000, floored in each of the 37 language strata
+    assert 463 <= sample["subsets"]["1pct"]["examples"] <= 500
+    assert sample["subsets"]["100pct"]["examples"] == 50_000
+
+
+def test_the_three_runs_are_compute_matched_and_keep_every_cooldown(repo):
+    path, _ = repo
+    train = [json.loads((path / f"metrics/train/{r}.json").read_text()) for r in RUNS]
+    assert len({m["examples_seen"] for m in train}) == 1 and len({m["steps"] for m in train}) == 1
+    epochs = [m["epochs"] for m in train]
+    assert epochs[0] > 10 * epochs[1] * 0.9 and epochs[1] > 10 * epochs[2] * 0.9  # 1% repeats 10× more than 10%
+    budgets = yaml.safe_load((path / "params.yaml").read_text())["train"]["cooldown_budgets"]["smoke"]
+    for r, m in zip(RUNS, train):
+        assert len(m["cooldown_losses"]) == len(budgets) and np.isfinite(m["final_loss"])
+        assert len(list((path / "runs" / r / "cooldown").iterdir())) == len(budgets)
 
 
 def test_second_repro_does_nothing(repo):
@@ -72,17 +91,44 @@ def test_second_repro_does_nothing(repo):
     assert "Running stage" not in out
 
 
+def _set(path, dotted: str, value):
+    """params.yaml with one value replaced (the smoke entry of a per-profile value)."""
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    *blocks, key = dotted.split(".")
+    node = params
+    for b in blocks:
+        node = node[b]
+    if isinstance(node[key], dict) and "smoke" in node[key]:
+        node[key]["smoke"] = value
+    else:
+        node[key] = value
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+
+
 def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
     path, env = repo
     text = (path / "params.yaml").read_text()
-    (path / "params.yaml").write_text(text.replace("grid_px: 96", "grid_px: 64"))
-    assert _status(path, env) == {"world"}
-    (path / "params.yaml").write_text(text.replace("key: 0", "key: 3"))
-    assert _status(path, env) == {"sample"}
-    (path / "params.yaml").write_text(text.replace("seed: 0", "seed: 1"))
-    assert _status(path, env) == {"world", "sample"}
-    (path / "params.yaml").write_text(text)
+    cases = [("world_report.grid_px", 64, {"world"}),
+             ("sample.key", 3, {"sample"}),
+             ("tokenizer.vocab_size", 2500, {"tokenizer", *TRAIN}),  # train reads tokenizer.max_len
+             ("model.bias_init", -5.0, TRAIN),
+             ("runs.s10.fraction", 1.0, {"train@s10", "train_curves"}),
+             ("world.seed", 1, {"world", "sample", "tokenizer", *TRAIN})]
+    for key, value, stages in cases:
+        _set(path, key, value)
+        assert _status(path, env) == stages, key
+        (path / "params.yaml").write_text(text)
     assert _status(path, env) == set()
+
+
+def test_colab_notebook_trains_through_dvc_in_the_clone_it_is_given(repo):
+    import papermill
+
+    path, env = repo
+    out = path / "reports/colab_tpu.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks/colab_tpu.ipynb"), str(out), kernel_name="python3",
+                               parameters={"profile": "smoke", "run": "s1", "repo_dir": str(path)})
+    assert json.loads((path / "metrics/train/s1.json").read_text())["provenance"]["profile"] == "smoke"
 
 
 def test_dvc_exp_run_with_a_set_param(repo):

@@ -180,6 +180,8 @@ def test_fsdp_rule_splits_the_largest_divisible_dimension():
 
 def test_fingerprint_changes_with_what_shapes_training_only():
     p = validate(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    base = fingerprint(p, "s1")
-    assert fingerprint({**p, "train": {**p["train"], "log_every_steps": 7}}, "s1") == base
-    assert fingerprint({**p, "train": {**p["train"], "peak_lr": 0.5}}, "s1") != base
+    subset = {"key": 0, "counts": {"en": 10}}
+    base = fingerprint(p, "s1", subset)
+    assert fingerprint({**p, "train": {**p["train"], "log_every_steps": 7}}, "s1", subset) == base
+    assert fingerprint({**p, "train": {**p["train"], "peak_lr": 0.5}}, "s1", subset) != base
+    assert fingerprint(p, "s1", {**subset, "key": 1}) != base

@@ -83,12 +83,22 @@ class _StepFields:
         self.it.set_state(state)
 
 
-def fingerprint(p: dict, name: str) -> str:
-    """sha256 of everything that shapes the run's training (not logging or checkpoint cadence)."""
+def fingerprint(p: dict, name: str, subset: dict | None = None) -> str:
+    """sha256 of everything that shapes the run's training (not logging or checkpoint cadence).
+
+    subset: the run's entry of the sample stage's subsets.json (what it draws from).
+    """
     train = {k: v for k, v in p["train"].items() if k not in ("checkpoint_every_examples", "log_every_steps", "workers")}
-    shaped = {"world": p["world"], "sample": p["sample"], "tokenizer": p["tokenizer"], "model": p["model"],
-              "train": train, "run": p["runs"][name]}
+    shaped = {"world": p["world"], "tokenizer": p["tokenizer"], "model": p["model"], "train": train,
+              "run": p["runs"][name], "subset": subset}
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def subset_entry(run: dict, sample_dir: Path = SAMPLE_DIR) -> dict:
+    """The sample stage's record of the subset a run draws from (its counts, mixture and key)."""
+    index = json.loads((sample_dir / "subsets.json").read_text())
+    return {"key": index["key"], "source": index.get("source"), "world": index.get("world_fingerprint"),
+            **index["subsets"][fraction_label(run["fraction"])]}
 
 
 def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
@@ -102,10 +112,15 @@ def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
 
 def build(p: dict, name: str, mesh=None) -> Trainer:
     """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
-    run, T = p["runs"][name], p["train"]
+    run = p["runs"][name]
     world = build_world(p["world"])
-    tokenizer = Tokenizer(p["tokenizer"]["model_path"] or TOKENIZER_PATH)
-    source = load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], T["image_px"])
+    source = load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], p["train"]["image_px"])
+    return trainer_for(p, world, source, Tokenizer(TOKENIZER_PATH), mesh)
+
+
+def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None) -> Trainer:
+    """A Trainer over `source` with the model, tokenizer length and train settings of params `p`."""
+    T = p["train"]
     model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
     # The stream lasts until the last cool-down branch ends (budgets are rounded to whole steps).
     inputs = Inputs(world, source, tokenizer, T["batch_size"], plan_of(T).budget_steps[-1] * T["batch_size"],
@@ -116,12 +131,14 @@ def build(p: dict, name: str, mesh=None) -> Trainer:
 def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
               stop_at_step: int | None = None) -> dict:
     """Train run `name` (resuming if its directory holds checkpoints of the same run); returns its metrics."""
-    run_dir = _fresh_run_dir(Path(runs_dir) / name, fingerprint(p, name))
+    fp = fingerprint(p, name, subset_entry(p["runs"][name]))
+    run_dir = _fresh_run_dir(Path(runs_dir) / name, fp)
     t0 = time.perf_counter()
     trainer = build(p, name)
     summary = trainer.fit(run_dir, progress=progress, stop_at_step=stop_at_step)
     log = read_log(run_dir / "log.jsonl")
-    steady = log[log["step"] > log["step"].max() * 0.1]  # after compilation and warm-up
+    main = log[log["phase"] == "main"]
+    steady = main[main["step"] > main["step"].max() * 0.1]  # after compilation and warm-up
     metrics = {
         "run": name, **p["runs"][name], **summary,
         "examples_seen": trainer.plan.budget_steps[-1] * trainer.batch_size,
@@ -136,7 +153,7 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         "devices": trainer.mesh.devices.size,
         "device_kind": trainer.mesh.devices.flat[0].device_kind,
         "cooldowns": sorted(str(d.relative_to(run_dir)) for d in (run_dir / "cooldown").glob("*")),
-        "provenance": provenance(p["profile"], p, fingerprint=fingerprint(p, name)),
+        "provenance": provenance(p["profile"], p, fingerprint=fp),
     }
     for d in (Path("metrics/train"), Path("plots/train")):
         d.mkdir(parents=True, exist_ok=True)

@@ -290,7 +290,7 @@ class Logger:
     def step(self, step: int, metrics: dict, schedule: Schedule, phase: str):
         self.bar.update(1)
         self.count += 1
-        if step % self.every:
+        if step % self.every and phase == "main":  # cool-downs are short: every step of them is logged
             return
         loss = float(metrics["loss"])  # blocks until the step is done
         now = time.perf_counter()
