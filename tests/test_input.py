@@ -1,14 +1,11 @@
 """The training input: compute-matched, reshuffled every epoch, exactly restorable, on synthetic and real pools."""
-import io
 import json
-import tarfile
 from collections import Counter
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from vlscale.data import sampling
 from vlscale.data.ids import LOCAL_BITS
@@ -180,34 +177,6 @@ def test_a_synthetic_source_loads_from_the_sample_stage(world, subsets, tmp_path
     assert len(load_source(world, tmp_path, "1pct", rebalanced=False)) == int(subsets.counts(0.01).sum())
     with pytest.raises(ValueError, match="no subset '5pct'"):
         load_source(world, tmp_path, "5pct", rebalanced=False)
-
-
-def _png(seed, size):
-    buffer = io.BytesIO()
-    pixels = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def real_sample(world, tmp_path):
-    """A webdataset shard of 24 examples (three languages, images of three shapes) through the sample stage."""
-    with tarfile.open(tmp_path / "a.tar", "w") as tar:
-        for i in range(24):
-            language = ("en", "de", "sw")[i % 3]
-            members = {"png": _png(i, [(20, 30), (30, 20), (16, 16)][i % 3]),
-                       "txt": f"caption {i} {language}".encode(),
-                       "json": json.dumps({"uid": f"u{i}", "language": language}).encode()}
-            for ext, data in members.items():
-                info = tarfile.TarInfo(f"{i:04d}.{ext}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    records = scan_shards([str(tmp_path / "a.tar")], languages=world.strata, progress=False).records
-    subsets = sampling.real_subsets(records, key=0)
-    mixes = sampling.mixtures(subsets, [1.0], {}, key=0)
-    sampling.write_subsets(tmp_path / "sample", subsets, [1.0], mixes, 10**6, {"source": "webdataset"},
-                           records=records)
-    return tmp_path / "sample"
 
 
 def test_a_real_shard_source_yields_cropped_images_and_their_captions(world, real_sample, tok):

@@ -185,3 +185,23 @@ def test_fingerprint_changes_with_what_shapes_training_only():
     assert fingerprint({**p, "train": {**p["train"], "log_every_steps": 7}}, "s1", subset) == base
     assert fingerprint({**p, "train": {**p["train"], "peak_lr": 0.5}}, "s1", subset) != base
     assert fingerprint(p, "s1", {**subset, "key": 1}) != base
+
+
+def test_training_on_real_shards_takes_steps_on_their_pixels(params, world, real_sample, tmp_path):
+    """A real pool trains through the same step: images arrive as uint8 pixels instead of ids."""
+    from vlscale.data.input import ShardSource, load_source
+    from vlscale.data.tokenizer import Tokenizer
+    from vlscale.training.run import read_log, trainer_for
+
+    p = validate({**yaml.safe_load((ROOT / "params.yaml").read_text()), "profile": "smoke"})
+    source = load_source(world, real_sample, "100pct", rebalanced=False, image_px=p["train"]["image_px"])
+    assert isinstance(source, ShardSource)
+    captions = {"all": [f"caption {i} {lang}" for i in range(24) for lang in ("en", "de", "sw")] * 20}
+    tokenizer = Tokenizer(train_tokenizer(captions, 282, tmp_path / "t.model"))  # 256 bytes + characters
+    p["train"] = {**p["train"], "batch_size": 8, "examples_seen": 240, "warmup_examples": 16,
+                  "cooldown_examples": 16, "timescale_examples": 16, "log_every_steps": 1}
+    trainer = trainer_for(p, world, source, tokenizer)
+    assert not trainer.inputs.synthetic
+    summary = trainer.fit(tmp_path / "run", progress=False, stop_at_step=4)
+    log = read_log(tmp_path / "run/log.jsonl")
+    assert summary["steps"] == 4 and list(log["step"]) == [1, 2, 3, 4] and np.isfinite(log["loss"]).all()

@@ -103,10 +103,12 @@ def subset_entry(run: dict, sample_dir: Path = SAMPLE_DIR) -> dict:
 
 def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
     stamp = run_dir / "fingerprint.json"
-    if run_dir.exists() and (not stamp.is_file() or json.loads(stamp.read_text())["fingerprint"] != fp):
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(json.dumps({"fingerprint": fp}))
+    stale = run_dir.exists() and (not stamp.is_file() or json.loads(stamp.read_text())["fingerprint"] != fp)
+    if jax.process_index() == 0:  # on a pod, process 0 owns the (shared) run directory
+        if stale:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps({"fingerprint": fp}))
     return run_dir
 
 
@@ -136,6 +138,8 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
     t0 = time.perf_counter()
     trainer = build(p, name)
     summary = trainer.fit(run_dir, progress=progress, stop_at_step=stop_at_step)
+    if jax.process_index() != 0:  # on a pod, process 0 writes the run's log and records
+        return summary
     log = read_log(run_dir / "log.jsonl")
     main = log[log["phase"] == "main"]
     steady = main[main["step"] > main["step"].max() * 0.1]  # after compilation and warm-up
@@ -161,9 +165,9 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         metrics["final_loss"] = metrics["cooldown_losses"][max(metrics["cooldown_losses"])]
     Path(f"metrics/train/{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
     columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
-    main = log["phase"] == "main"
-    log[main][columns].to_csv(f"plots/train/{name}.csv", index=False)
-    log[~main][columns].to_csv(f"plots/train/{name}_cooldown.csv", index=False)
+    is_main = log["phase"] == "main"
+    log[is_main][columns].to_csv(f"plots/train/{name}.csv", index=False)
+    log[~is_main][columns].to_csv(f"plots/train/{name}_cooldown.csv", index=False)
     return metrics
 
 

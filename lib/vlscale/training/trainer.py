@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,7 +168,7 @@ class Trainer:
             loss, grads = jax.value_and_grad(self._loss)(state["params"], batch, rng)
             updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
             params = optax.apply_updates(state["params"], updates)
-            return {"params": params, "opt_state": opt_state}, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+            return {"params": params, "opt_state": opt_state}, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
         batch_sharding = meshlib.batch_sharding(self.mesh)
         fn = jax.jit(step, in_shardings=(self.state_shardings, batch_sharding, None),
@@ -278,7 +279,8 @@ class Logger:
         self.trainer = trainer
         self.bar = bar
         self.every = int(trainer.cfg["log_every_steps"])
-        self.file = open(path, "a")
+        # On a pod every process trains; one writes the log.
+        self.file = open(path, "a") if jax.process_index() == 0 else open(os.devnull, "w")
         self.file.write(json.dumps({"event": "start", "step": resume_step, "n_params": trainer.n_params,
                                     "devices": trainer.mesh.devices.size,
                                     "device_kind": trainer.mesh.devices.flat[0].device_kind,
