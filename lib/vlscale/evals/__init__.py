@@ -1,0 +1,2 @@
+"""Evaluations: the paper's protocols (zero-shot, retrieval, few-shot probe, fairness) as pure functions
+of embeddings and labels (`protocols`), and its per-group averages of Table 11 (`groups`)."""
