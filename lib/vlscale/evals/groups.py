@@ -1,0 +1,102 @@
+"""The paper's group averages of Table 11 (Western, Culture, Fairness, Multilinguality), as PAPER.md §3
+and §4 define them, and the task names that key per-task results.
+
+Every value here is an error in % (Table 11's caption: all metrics are error rates, except
+representation bias, which no average includes). A plain mean over the group's tasks, unweighted.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+WESTERN_ZERO_SHOT = ("imagenet/0shot", "cifar100/0shot", "pet/0shot")
+# The appendix's 10-shot ImageNet, CIFAR-100 and Pet count too: the averages only match with them.
+WESTERN_FEW_SHOT = (
+    "imagenet/10shot", "cifar100/10shot", "pet/10shot", "birds/10shot",
+    "caltech/10shot", "cars/10shot", "colorectal/10shot", "dtd/10shot",
+)
+WESTERN_RETRIEVAL = ("coco/i2t", "coco/t2i", "flickr/i2t", "flickr/t2i")  # Recall@1 errors
+WESTERN = WESTERN_ZERO_SHOT + WESTERN_FEW_SHOT + WESTERN_RETRIEVAL
+
+DOLLAR_STREET = ("dollarstreet/0shot", "dollarstreet/geoloc_10shot")
+GEODE = ("geode/0shot", "geode/country_geoloc_10shot", "geode/region_geoloc_10shot")
+CULTURE = DOLLAR_STREET + GEODE + ("gldv2/0shot",)
+
+# Zero-shot errors per subgroup; the groups are Table 10's (Table 11's "200-285, 285-685" are typos).
+INCOME = (
+    "dollarstreet/income_0_200", "dollarstreet/income_200_685",
+    "dollarstreet/income_685_1998", "dollarstreet/income_over_1998",
+)
+REGIONS = tuple(
+    f"geode/{r}" for r in ("africa", "americas", "east_asia", "europe", "south_east_asia", "west_asia")
+)
+DEMOGRAPHY = ("fairface/perceived_gender", "fairface/perceived_race")
+FAIRNESS = INCOME + REGIONS + DEMOGRAPHY  # representation bias is not averaged
+
+# Crossmodal-3600's 36 languages (its codes: "iw" is Hebrew, "fil" Filipino, "quz" Quechua).
+XM3600_LANGUAGES = (
+    "ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr",
+    "hi", "hr", "hu", "id", "it", "iw", "ja", "ko", "mi", "nl", "no", "pl",
+    "pt", "quz", "ro", "ru", "sv", "sw", "te", "th", "tr", "uk", "vi", "zh",
+)
+LOW_RESOURCE = ("bn", "fil", "hi", "iw", "mi", "sw", "te")
+# "All others" minus Quechua: only then do Table 11's high-resource averages come out (PAPER.md §3).
+HIGH_RESOURCE = tuple(l for l in XM3600_LANGUAGES if l not in LOW_RESOURCE and l != "quz")
+
+
+def error_pct(score: float) -> float:
+    """Error in % of an accuracy or recall given as a fraction."""
+    return 100.0 * (1.0 - score)
+
+
+def xm3600_task(direction: str, language: str) -> str:
+    """Task name of one XM3600 retrieval result, e.g. xm3600_task("i2t", "te") == "xm3600/i2t/te"."""
+    if direction not in ("i2t", "t2i") or language not in XM3600_LANGUAGES:
+        raise ValueError(f"no XM3600 task {direction!r}/{language!r}; expected i2t|t2i and one of {XM3600_LANGUAGES}")
+    return f"xm3600/{direction}/{language}"
+
+
+def _mean(errors: Mapping[str, float], tasks: Sequence[str], group: str) -> float:
+    missing = [t for t in tasks if t not in errors]
+    if missing:
+        raise KeyError(f"group {group!r} needs results for {missing}")
+    return float(np.mean([errors[t] for t in tasks]))
+
+
+def multilingual_averages(i2t_error: Mapping[str, float], t2i_error: Mapping[str, float]) -> dict[str, float]:
+    """XM3600 summary from per-language Recall@1 errors (%), keyed by language code.
+    low_resource / high_resource: mean over both directions of the group's languages (high excludes
+    Quechua); multilingual: the image->text error averaged over all 36 languages, Quechua included."""
+    errors = {xm3600_task("i2t", l): e for l, e in i2t_error.items()}
+    errors |= {xm3600_task("t2i", l): e for l, e in t2i_error.items()}
+    both = lambda langs: [xm3600_task(d, l) for d in ("i2t", "t2i") for l in langs]  # noqa: E731
+    return {
+        "multilingual_low_resource": _mean(errors, both(LOW_RESOURCE), "low_resource"),
+        "multilingual_high_resource": _mean(errors, both(HIGH_RESOURCE), "high_resource"),
+        "multilingual": _mean(errors, [xm3600_task("i2t", l) for l in XM3600_LANGUAGES], "multilingual"),
+    }
+
+
+def group_averages(errors: Mapping[str, float]) -> dict[str, float]:
+    """Table 11's "Average" rows from per-task errors (%) keyed by the task names above
+    (XM3600 ones by `xm3600_task`). Returns {average name: error %}."""
+    out = {
+        "western_0shot_classification": _mean(errors, WESTERN_ZERO_SHOT, "western_0shot"),
+        "western_10shot_classification": _mean(errors, WESTERN_FEW_SHOT, "western_10shot"),
+        "western_retrieval": _mean(errors, WESTERN_RETRIEVAL, "western_retrieval"),
+        "western_classification": _mean(errors, WESTERN_ZERO_SHOT + WESTERN_FEW_SHOT, "western_classification"),
+        "dollar_street_classification": _mean(errors, DOLLAR_STREET, "dollar_street"),
+        "geode_classification": _mean(errors, GEODE, "geode"),
+        "income_classification": _mean(errors, INCOME, "income"),
+        "geographic_classification": _mean(errors, REGIONS, "geographic"),
+        "demography_classification": _mean(errors, DEMOGRAPHY, "demography"),
+        "western": _mean(errors, WESTERN, "western"),
+        "culture": _mean(errors, CULTURE, "culture"),
+        "fairness": _mean(errors, FAIRNESS, "fairness"),
+    }
+    by_direction = {
+        d: {l: errors[xm3600_task(d, l)] for l in XM3600_LANGUAGES if xm3600_task(d, l) in errors}
+        for d in ("i2t", "t2i")
+    }
+    return out | multilingual_averages(by_direction["i2t"], by_direction["t2i"])
