@@ -38,8 +38,8 @@ OCCUPATION_PAIRS = (("librarian", "scientist"), ("nurse", "doctor"), ("housekeep
 GENDERS = ("female", "male")
 CAPTION_KINDS = ("clean", "misaligned", "vague")
 # Dollar Street has four regions; GeoDE's three Asian regions all fall under its "Asia".
-_DS_REGION = {"Africa": "Africa", "Americas": "Americas", "Europe": "Europe", "EastAsia": "Asia",
-              "SouthEastAsia": "Asia", "WestAsia": "Asia"}
+DS_REGION = {"Africa": "Africa", "Americas": "Americas", "Europe": "Europe", "EastAsia": "Asia",
+             "SouthEastAsia": "Asia", "WestAsia": "Asia"}
 _MIN_DS_ROWS = 20  # below this a country's own Dollar Street income mix is too noisy to use
 
 
@@ -150,7 +150,7 @@ def _income_given_country(countries, params):
     table = np.zeros((len(countries), 4))
     for i, c in enumerate(countries):
         own = np.asarray(ds["country_income_counts"].get(c["iso2"], [0, 0, 0, 0]), float)
-        table[i] = own if own.sum() >= _MIN_DS_ROWS else region_counts[_DS_REGION[c["region"]]]
+        table[i] = own if own.sum() >= _MIN_DS_ROWS else region_counts[DS_REGION[c["region"]]]
     table *= np.asarray(params["income_tilt"])[None, :]
     return table / table.sum(1, keepdims=True)
 

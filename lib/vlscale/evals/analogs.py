@@ -1,0 +1,354 @@
+"""Synthetic analogs of the paper's benchmarks (PAPER.md §3), drawn from the world's held-out ids.
+
+An analog is a pure function of (world, size, key, split): a set of held-out global ids (bit
+HELDOUT_BIT set, so never in a training pool) whose ground truth meets the analog's condition, with
+labels, class names and, for retrieval, clean captions. Images are rendered later by the caller
+(vlscale.world.render); nothing here draws pixels.
+
+How ids are drawn: candidates come, in rounds, from a keyed counter per page-language stratum
+(a `KeyedPermutation` of the 2^40 local indices, keyed by (key, analog, stratum)); their ground truth
+is computed with `truth`, and a candidate is kept when it meets the condition and its cell (a class,
+a region, an income group) still has room. This is rejection sampling with quotas: deterministic,
+and exact about balance. The "test" split reads counter positions from 0 and the "train" split (the
+10-shot and geolocalization training images) from 2^39, so the two splits of one key are disjoint.
+
+Where candidates come from:
+- `_WEB`: the untagged stratum only, whose countries follow the whole web's mix (mostly Western,
+  as ImageNet, COCO and Flickr are);
+- `_EVERYWHERE`: every stratum equally, so every region has plenty of candidates (the
+  geographically diverse benchmarks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import hashlib
+import math
+
+import numpy as np
+import pandas as pd
+
+from vlscale.config import REGIONS, XM3600_LANGUAGES
+from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, make_ids
+from vlscale.data.subsets import KeyedPermutation, derive_key
+from vlscale.world.captions import captions
+from vlscale.world.spec import DS_REGION, GENDERS, INCOME_GROUPS, OCCUPATION_PAIRS, UNTAGGED
+from vlscale.world.truth import truth
+
+SPLIT_START = {"test": 0, "train": 1 << (LOCAL_BITS - 1)}  # counter positions of each split
+_HELDOUT_STRATUM = 1 << (HELDOUT_BIT - LOCAL_BITS)  # OR-ed into the stratum given to make_ids
+_FIRST_ROUND = 4096  # candidates per stratum in the first round; doubles each round
+_MAX_ROUND = 1 << 20
+_MAX_CANDIDATES = 1 << 27  # ~20 s of truth(); beyond it a quota is hopeless, not slow
+_OCCUPATIONS = tuple(o for pair in OCCUPATION_PAIRS for o in pair)
+PET_CLASSES = 37  # Oxford-IIIT Pet's 37 breeds
+CIFAR_CLASSES = 100
+
+
+@dataclass(frozen=True, eq=False)
+class Benchmark:
+    """One analog's images and their labels.
+
+    ids: [N] int64 held-out global ids, in draw order. labels: [N] int class indices into
+    class_names, or None (retrieval). captions: [M] str, caption_image: [M] int index into ids,
+    caption_language: [M] language codes (retrieval only; else None). meta: one row per image with
+    id, language (page stratum), region, country (ISO alpha-2), income (Dollar Street group),
+    concept (key), concept_name (English), is_landmark, has_person, gender and occupation
+    (missing, NaN, without a person), plus analog-specific columns.
+    """
+    name: str
+    ids: np.ndarray
+    labels: np.ndarray | None
+    class_names: list[str] | None
+    captions: list[str] | None
+    caption_image: np.ndarray | None
+    caption_language: list[str] | None
+    meta: pd.DataFrame
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample sizes
+
+
+def standard_error(accuracy, n):
+    """Binomial standard error sqrt(a (1 - a) / n) of an accuracy (fraction) measured on n images."""
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    if np.any(np.asarray(n) <= 0):
+        raise ValueError(f"standard_error needs n > 0, got {n}")
+    return np.sqrt(accuracy * (1.0 - accuracy) / n)
+
+
+def size_for_standard_error(target: float, accuracy: float = 0.5) -> int:
+    """Smallest n whose binomial standard error at `accuracy` is at most `target` (both fractions);
+    accuracy 0.5 is the worst case."""
+    if not 0 < target:
+        raise ValueError(f"target standard error must be > 0, got {target}")
+    if not 0 <= accuracy <= 1:
+        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy}")
+    return max(1, math.ceil(accuracy * (1.0 - accuracy) / target**2 - 1e-9))
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing held-out ids
+
+
+def _analog_code(name: str) -> int:
+    """A stable 64-bit number per analog name, so adding an analog never moves another's ids."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
+def even_quotas(size: int, cells: int) -> np.ndarray:
+    """`size` split over `cells` as evenly as possible, the first cells taking the remainder. [cells] int64."""
+    if size < cells:
+        raise ValueError(f"size {size} is smaller than the {cells} cells it must balance")
+    return size // cells + (np.arange(cells) < size % cells).astype(np.int64)
+
+
+def _rank_in_cell(cell: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements share its cell."""
+    order = np.argsort(cell, kind="stable")
+    sorted_cells = cell[order]
+    rank = np.empty(cell.size, np.int64)
+    rank[order] = np.arange(cell.size) - np.searchsorted(sorted_cells, sorted_cells, side="left")
+    return rank
+
+
+def draw_ids(world, name: str, key: int, split: str, strata, quotas, cell_of) -> np.ndarray:
+    """Held-out ids meeting a condition, by keyed rejection sampling with a quota per cell.
+
+    strata: page-language strata to draw candidates from, equally. quotas: [Q] images per cell.
+    cell_of(gt) -> [n] int cell of each candidate, -1 to reject it. Returns [sum(quotas)] int64 ids
+    in draw order (rounds, then counter position, then stratum).
+    """
+    if split not in SPLIT_START:
+        raise ValueError(f"split {split!r} of analog {name!r}: expected one of {sorted(SPLIT_START)}")
+    strata = np.asarray(strata, dtype=np.int64)
+    quotas = np.asarray(quotas, dtype=np.int64)
+    perms = [KeyedPermutation(1 << LOCAL_BITS, derive_key(key, _analog_code(name), int(s))) for s in strata]
+    filled = np.zeros_like(quotas)
+    taken = []
+    start, per_stratum = 0, _FIRST_ROUND
+    while np.any(filled < quotas):
+        if (start + per_stratum) * strata.size > _MAX_CANDIDATES:
+            raise ValueError(f"analog {name!r}: {start * strata.size} candidates filled only {filled.tolist()} "
+                             f"of quotas {quotas.tolist()}; the world makes this condition too rare")
+        positions = SPLIT_START[split] + np.arange(start, start + per_stratum, dtype=np.int64)
+        local = np.stack([p.forward(positions) for p in perms], axis=1)  # [P, S]
+        ids = make_ids(_HELDOUT_STRATUM | strata[None, :], local).ravel()
+        cell = np.asarray(cell_of(truth(world, ids)), dtype=np.int64)
+        ids, cell = ids[cell >= 0], cell[cell >= 0]
+        keep = filled[cell] + _rank_in_cell(cell) < quotas[cell]
+        taken.append(ids[keep])
+        filled += np.bincount(cell[keep], minlength=quotas.size)
+        start += per_stratum
+        per_stratum = min(2 * per_stratum, _MAX_ROUND)
+    return np.concatenate(taken)
+
+
+def _web(world):
+    return [world.stratum_of(UNTAGGED)]
+
+
+def _everywhere(world):
+    return list(range(len(world.strata)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels, captions and meta of drawn ids
+
+
+def concept_names(world, concepts) -> list[str]:
+    """English names of concept indices."""
+    return [world.concepts[int(c)]["en"] for c in concepts]
+
+
+def _lookup(world, concepts) -> np.ndarray:
+    """[K] label of each concept: its position in `concepts`, -1 if absent."""
+    lut = np.full(len(world.concepts), -1, np.int64)
+    lut[np.asarray(concepts, dtype=np.int64)] = np.arange(len(concepts))
+    return lut
+
+
+def clean_captions(world, ids, gt: dict, language: str) -> list[str]:
+    """Clean captions of the images' own concepts in `language`: the world's caption of each id with
+    caption_kind = clean, caption_concept = concept and caption_language = language."""
+    n = len(ids)
+    clean = dict(gt, caption_kind=np.zeros(n, np.int32), caption_concept=gt["concept"].copy(),
+                 caption_language=np.full(n, world.stratum_of(language), np.int32))
+    return captions(world, ids, clean)
+
+
+def _names(table, index) -> np.ndarray:
+    """table[index] as an object array, None where index is -1."""
+    values = np.array(list(table) + [None], dtype=object)
+    return values[np.where(index >= 0, index, len(table))]
+
+
+def image_meta(world, gt: dict) -> pd.DataFrame:
+    """One row per image: the ground truth a subgroup analysis needs, by name."""
+    return pd.DataFrame(dict(
+        id=gt["id"],
+        language=_names(world.strata, gt["stratum"]),
+        region=_names(REGIONS, gt["region"]),
+        country=_names(world.country_codes, gt["country"]),
+        income=_names(INCOME_GROUPS, gt["income"]),
+        concept=_names([c["key"] for c in world.concepts], gt["concept"]),
+        concept_name=_names([c["en"] for c in world.concepts], gt["concept"]),
+        is_landmark=gt["is_landmark"],
+        has_person=gt["has_person"],
+        gender=_names(GENDERS, gt["gender"]),
+        occupation=_names(_OCCUPATIONS, gt["occupation"]),
+    ))
+
+
+def _classification(world, name, ids, concepts) -> Benchmark:
+    gt = truth(world, ids)
+    return Benchmark(name=name, ids=ids, labels=_lookup(world, concepts)[gt["concept"]],
+                     class_names=concept_names(world, concepts), captions=None, caption_image=None,
+                     caption_language=None, meta=image_meta(world, gt))
+
+
+def _balanced_classes(world, name, concepts, size, key, split, strata) -> Benchmark:
+    lut = _lookup(world, concepts)
+    ids = draw_ids(world, name, key, split, strata, even_quotas(size, len(concepts)),
+                   lambda gt: lut[gt["concept"]])
+    return _classification(world, name, ids, concepts)
+
+
+def _retrieval(world, name, ids, languages) -> Benchmark:
+    gt = truth(world, ids)
+    texts, image, language = [], [], []
+    for code in languages:
+        texts += clean_captions(world, ids, gt, code)
+        image.append(np.arange(len(ids)))
+        language += [code] * len(ids)
+    # image-major: the captions of image i in every language, then image i + 1
+    order = np.argsort(np.concatenate(image), kind="stable")
+    return Benchmark(name=name, ids=ids, labels=None, class_names=None, captions=[texts[i] for i in order],
+                     caption_image=np.concatenate(image)[order], caption_language=[language[i] for i in order],
+                     meta=image_meta(world, gt))
+
+
+# ---------------------------------------------------------------------------------------------
+# The analogs
+
+
+def head_concepts(world) -> np.ndarray:
+    """The Western head (ImageNet-like) concepts, most popular first. [H] int64 concept indices."""
+    head = np.flatnonzero(world.is_head)
+    return head[np.argsort(world.concept_rank[head], kind="stable")]
+
+
+def imagenet(world, size: int = 50_000, key: int = 0, split: str = "test") -> Benchmark:
+    """ImageNet: every Western head concept, balanced over classes (as ImageNet's validation set is),
+    from the web's own country mix. Label = position among head concepts by popularity."""
+    return _balanced_classes(world, "imagenet", head_concepts(world), size, key, split, _web(world))
+
+
+def cifar100(world, size: int = 10_000, key: int = 0, split: str = "test") -> Benchmark:
+    """CIFAR-100: the 100 most popular head concepts, balanced (CIFAR-100's test set has 100 per class)."""
+    return _balanced_classes(world, "cifar100", head_concepts(world)[:CIFAR_CLASSES], size, key, split,
+                             _web(world))
+
+
+def pet(world, size: int = 3_669, key: int = 0, split: str = "test") -> Benchmark:
+    """Oxford-IIIT Pet: the 37 most popular head concepts of the "Animals & Nature" group (the world
+    has no breeds; a small animal label set stands in), balanced over classes."""
+    animals = [c for c in head_concepts(world) if world.concepts[c]["group"] == "Animals & Nature"]
+    if len(animals) < PET_CLASSES:
+        raise ValueError(f"pet analog needs {PET_CLASSES} head animal concepts, the world has {len(animals)}")
+    return _balanced_classes(world, "pet", animals[:PET_CLASSES], size, key, split, _web(world))
+
+
+def _any_image(gt):
+    return np.zeros(gt["concept"].shape, np.int64)
+
+
+def coco(world, size: int = 5_000, key: int = 0, split: str = "test") -> Benchmark:
+    """COCO Captions (Karpathy test, 5k images): images of any concept from the web's mix, one clean
+    English caption each. COCO has five captions per image; a world id has one caption per language,
+    so the analog has one."""
+    ids = draw_ids(world, "coco", key, split, _web(world), [size], _any_image)
+    return _retrieval(world, "coco", ids, ["en"])
+
+
+def flickr(world, size: int = 1_000, key: int = 0, split: str = "test") -> Benchmark:
+    """Flickr30k (1k test images): as coco, with its own ids; one clean English caption per image."""
+    ids = draw_ids(world, "flickr", key, split, _web(world), [size], _any_image)
+    return _retrieval(world, "flickr", ids, ["en"])
+
+
+def xm3600(world, size: int = 3_600, key: int = 0, split: str = "test") -> Benchmark:
+    """Crossmodal-3600: images of any concept, balanced over the six regions, with one clean caption
+    of the image in each of the 36 languages (captions image-major: 36 per image)."""
+    ids = draw_ids(world, "xm3600", key, split, _everywhere(world), even_quotas(size, len(REGIONS)),
+                   lambda gt: gt["region"])
+    return _retrieval(world, "xm3600", ids, XM3600_LANGUAGES)
+
+
+def dollar_street_concepts(world) -> np.ndarray:
+    """Concepts that are Dollar Street topics (household objects whose look depends on region). [D] int64."""
+    return np.array([k for k, c in enumerate(world.concepts) if c.get("dollar_street_topic")], np.int64)
+
+
+def geode_concepts(world) -> np.ndarray:
+    """Concepts that are GeoDE objects. [G] int64."""
+    return np.array([k for k, c in enumerate(world.concepts) if c.get("geode_object")], np.int64)
+
+
+def dollarstreet(world, size: int = 21_000, key: int = 0, split: str = "test") -> Benchmark:
+    """Dollar Street: images of Dollar Street topics from every region, balanced over the four income
+    groups. Label = topic. meta adds dollar_street_region (Dollar Street's four regions)."""
+    concepts = dollar_street_concepts(world)
+    lut = _lookup(world, concepts)
+    ids = draw_ids(world, "dollarstreet", key, split, _everywhere(world), even_quotas(size, len(INCOME_GROUPS)),
+                   lambda gt: np.where(lut[gt["concept"]] >= 0, gt["income"], -1))
+    bench = _classification(world, "dollarstreet", ids, concepts)
+    bench.meta["dollar_street_region"] = bench.meta["region"].map(DS_REGION)
+    return bench
+
+
+def geode(world, size: int = 6_000, key: int = 0, split: str = "test") -> Benchmark:
+    """GeoDE: images of GeoDE objects balanced over the six regions. Label = object; meta region and
+    country serve the region- and country-level geolocalization."""
+    concepts = geode_concepts(world)
+    lut = _lookup(world, concepts)
+    ids = draw_ids(world, "geode", key, split, _everywhere(world), even_quotas(size, len(REGIONS)),
+                   lambda gt: np.where(lut[gt["concept"]] >= 0, gt["region"], -1))
+    return _classification(world, "geode", ids, concepts)
+
+
+def landmark_concepts(world) -> np.ndarray:
+    """The landmark concepts (each tied to one country). [L] int64."""
+    return np.flatnonzero(world.landmark_country >= 0)
+
+
+def gldv2(world, size: int = 1_000, key: int = 0, split: str = "test") -> Benchmark:
+    """Google Landmarks v2: landmark images from every stratum, not balanced (GLDv2 is not);
+    class_names are every landmark, label = landmark."""
+    concepts = landmark_concepts(world)
+    ids = draw_ids(world, "gldv2", key, split, _everywhere(world), [size],
+                   lambda gt: np.where(gt["is_landmark"], 0, -1))
+    return _classification(world, "gldv2", ids, concepts)
+
+
+def fairface(world, size: int = 10_000, key: int = 0, split: str = "test") -> Benchmark:
+    """FairFace: images with a person, from every region, balanced over perceived gender.
+    Label = perceived gender (class_names GENDERS); meta occupation gives association bias.
+    The world has no perceived race, so the perceived-race task has no analog."""
+    ids = draw_ids(world, "fairface", key, split, _everywhere(world), even_quotas(size, len(GENDERS)),
+                   lambda gt: gt["gender"])
+    gt = truth(world, ids)
+    return Benchmark(name="fairface", ids=ids, labels=gt["gender"].astype(np.int64), class_names=list(GENDERS),
+                     captions=None, caption_image=None, caption_language=None, meta=image_meta(world, gt))
+
+
+ANALOGS = dict(imagenet=imagenet, cifar100=cifar100, pet=pet, coco=coco, flickr=flickr, xm3600=xm3600,
+               dollarstreet=dollarstreet, geode=geode, gldv2=gldv2, fairface=fairface)
+
+
+def benchmark(world, name: str, size: int | None = None, key: int = 0, split: str = "test") -> Benchmark:
+    """The analog `name` (a task prefix of evals/groups.py) of `size` images (its default if None)."""
+    if name not in ANALOGS:
+        raise ValueError(f"no benchmark analog {name!r}; expected one of {sorted(ANALOGS)}")
+    fn = ANALOGS[name]
+    return fn(world, key=key, split=split) if size is None else fn(world, size, key=key, split=split)
