@@ -1,5 +1,7 @@
 """vlscale.siglip loads SigLIP weights from Hugging Face, big_vision .npz and our Orbax checkpoints,
 and a loaded model embeds exactly as the model that wrote the weights."""
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -164,7 +166,7 @@ def test_bfloat16_npz_loads_as_the_rounded_float32_params(random_params, tmp_pat
 
 # --- Orbax checkpoints of our trainer --------------------------------------------------------
 
-def test_orbax_checkpoint_loads_from_root_step_or_params_folder(random_params, tmp_path):
+def test_orbax_checkpoint_loads_from_root_step_or_params_folder(random_params, tmp_path, monkeypatch):
     import orbax.checkpoint as ocp
 
     model, params = random_params
@@ -175,7 +177,9 @@ def test_orbax_checkpoint_loads_from_root_step_or_params_folder(random_params, t
         manager.wait_until_finished()
 
     want = _embeddings(model, params)
-    for path in (tmp_path, tmp_path / "12", tmp_path / "12" / "params"):
+    monkeypatch.chdir(tmp_path.parent)  # a path relative to the working folder, as a notebook gives it
+    relative = Path(tmp_path.name)
+    for path in (tmp_path, tmp_path / "12", tmp_path / "12" / "params", relative, relative / "12"):
         _, loaded = siglip.load(path, CONFIG, **SIZES)  # the root means its largest step
         for got, expected in zip(_embeddings(model, loaded), want):
             np.testing.assert_array_equal(got, expected)

@@ -175,6 +175,7 @@ def read_orbax_params(path):
     read), a step folder, or its `params` item folder."""
     import orbax.checkpoint as ocp  # heavy import, only needed for our own checkpoints
 
+    path = Path(path).absolute()  # Orbax reads no metadata from a relative path
     steps = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
     if steps:
         path = max(steps, key=lambda p: int(p.name))
