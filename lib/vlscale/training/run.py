@@ -131,8 +131,11 @@ def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None) -> Trai
 
 
 def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
-              stop_at_step: int | None = None) -> dict:
-    """Train run `name` (resuming if its directory holds checkpoints of the same run); returns its metrics."""
+              stop_at_step: int | None = None, records_dir: str | Path = ".") -> dict:
+    """Train run `name` (resuming if its directory holds checkpoints of the same run); returns its metrics.
+
+    The metrics JSON and loss-curve CSVs go to <records_dir>/metrics/train and <records_dir>/plots/train.
+    """
     fp = fingerprint(p, name, subset_entry(p["runs"][name]))
     run_dir = _fresh_run_dir(Path(runs_dir) / name, fp)
     t0 = time.perf_counter()
@@ -159,15 +162,16 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         "cooldowns": sorted(str(d.relative_to(run_dir)) for d in (run_dir / "cooldown").glob("*")),
         "provenance": provenance(p["profile"], p, fingerprint=fp),
     }
-    for d in (Path("metrics/train"), Path("plots/train")):
+    metrics_dir, plots_dir = Path(records_dir) / "metrics/train", Path(records_dir) / "plots/train"
+    for d in (metrics_dir, plots_dir):
         d.mkdir(parents=True, exist_ok=True)
     if metrics["cooldown_losses"]:
         metrics["final_loss"] = metrics["cooldown_losses"][max(metrics["cooldown_losses"])]
-    Path(f"metrics/train/{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
+    (metrics_dir / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
     columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
     is_main = log["phase"] == "main"
-    log[is_main][columns].to_csv(f"plots/train/{name}.csv", index=False)
-    log[~is_main][columns].to_csv(f"plots/train/{name}_cooldown.csv", index=False)
+    log[is_main][columns].to_csv(plots_dir / f"{name}.csv", index=False)
+    log[~is_main][columns].to_csv(plots_dir / f"{name}_cooldown.csv", index=False)
     return metrics
 
 
@@ -202,6 +206,8 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
                         help="override a resolved value (YAML), e.g. train.mesh={data: 4, fsdp: 2}")
     parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--records-dir", default=".",
+                        help="where metrics/train and plots/train go (default: here, as the DVC stage expects)")
     parser.add_argument("--stop-at-step", type=int)
     parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
     parser.add_argument("--no-progress", action="store_true")
@@ -226,7 +232,8 @@ def main(argv=None):
         p["runs"] = {args.run: p["runs"][args.run]}
     except ParamsError as e:
         raise SystemExit(f"error: {e}") from None
-    train_run(p, args.run, args.runs_dir, progress=not args.no_progress, stop_at_step=args.stop_at_step)
+    train_run(p, args.run, args.runs_dir, progress=not args.no_progress, stop_at_step=args.stop_at_step,
+              records_dir=args.records_dir)
 
 
 if __name__ == "__main__":
