@@ -37,10 +37,6 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(AXES))
 
 
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P())
-
-
 def param_spec(shape: tuple[int, ...], fsdp: int) -> P:
     """fsdp rule: split the largest dimension divisible by `fsdp`; replicate small or indivisible arrays."""
     if fsdp == 1 or not shape:

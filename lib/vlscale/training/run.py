@@ -127,7 +127,7 @@ def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None) -> Trai
     # The stream lasts until the last cool-down branch ends (budgets are rounded to whole steps).
     inputs = Inputs(world, source, tokenizer, T["batch_size"], plan_of(T).budget_steps[-1] * T["batch_size"],
                     T["seed"], p["tokenizer"]["max_len"], T["image_px"], T["workers"])
-    return Trainer(T, model_config, inputs, T["examples_seen"], mesh=mesh, seed=T["seed"])
+    return Trainer(T, model_config, inputs, mesh=mesh)
 
 
 def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,

@@ -31,7 +31,7 @@ from vlscale import siglip
 from vlscale.models.vit import decode_variant
 from vlscale.training import checkpoint, flops, mesh as meshlib
 from vlscale.training.loss import chunked_sigmoid_loss, sigmoid_loss
-from vlscale.training.optim import optimizer
+from vlscale.training.optim import learning_rate, optimizer
 from vlscale.training.schedule import Schedule, cooldown_budgets
 
 
@@ -101,7 +101,7 @@ class Trainer:
     `batch_images(batch)` giving the model's images [B, px, px, 3] in [-1, 1] inside the step.
     """
 
-    def __init__(self, cfg: dict, model_config: dict, inputs, examples_seen: int, mesh=None, seed: int = 0):
+    def __init__(self, cfg: dict, model_config: dict, inputs, mesh=None):
         self.cfg = cfg
         self.inputs = inputs
         self.mesh = mesh if mesh is not None else meshlib.make_mesh(**cfg["mesh"])
@@ -110,10 +110,10 @@ class Trainer:
         if self.batch_size % n_dev:
             raise ValueError(f"train.batch_size = {self.batch_size} must be divisible by the {n_dev} devices")
         self.schedule = schedule_of(cfg)
-        self.plan = Plan.of(examples_seen, self.batch_size, self.schedule, cfg["cooldown_budgets"])
+        self.plan = plan_of(cfg)
         self.model_config = dict(model_config)
         self.model = training_model(self.model_config, cfg["dtype"], cfg["drop_tokens_frac"])
-        self.seed = seed
+        self.seed = cfg["seed"]
         self._steps = {}
         self._init_state()
         image, text = tower_settings(model_config["image"]), tower_settings(model_config["text"])
@@ -286,7 +286,8 @@ class Logger:
                                     "device_kind": trainer.mesh.devices.flat[0].device_kind,
                                     "peak_flops": trainer.peak_flops, "peak_flops_source": trainer.peak_source,
                                     "flops_per_example": trainer.flops_per_example}) + "\n")
-        self.last = (time.perf_counter(), None)
+        self.last_time = time.perf_counter()
+        self.timed = False  # the first interval holds compilation: no rate for it
         self.count = 0
 
     def step(self, step: int, metrics: dict, schedule: Schedule, phase: str):
@@ -297,18 +298,18 @@ class Logger:
         loss = float(metrics["loss"])  # blocks until the step is done
         now = time.perf_counter()
         t = self.trainer
-        elapsed = now - self.last[0]
-        rate = self.count * t.batch_size / elapsed if self.last[1] is not None else float("nan")
+        elapsed = now - self.last_time
+        rate = self.count * t.batch_size / elapsed if self.timed else float("nan")
         mfu = rate * t.flops_per_example / (t.peak_flops * t.mesh.devices.size)
         record = {"step": step, "examples_seen": step * t.batch_size, "loss": loss,
-                  "learning_rate": float(schedule((step - 1) * t.batch_size)),
+                  "learning_rate": float(learning_rate(schedule, step - 1, t.batch_size)),
                   "grad_norm": float(metrics["grad_norm"]), "examples_per_s": rate,
-                  "step_time_s": elapsed / self.count if self.last[1] is not None else float("nan"),
+                  "step_time_s": elapsed / self.count if self.timed else float("nan"),
                   "mfu": mfu, "phase": phase}
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         self.bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{rate:.0f}")
-        self.last = (now, step)
+        self.last_time, self.timed = now, True
         self.count = 0
 
     def close(self):
