@@ -52,3 +52,54 @@ def real_sample(world, tmp_path):
     sampling.write_subsets(tmp_path / "sample", subsets, [1.0], mixes, 10**6, {"source": "webdataset"},
                            records=records)
     return tmp_path / "sample"
+
+
+# --- builders of the real evaluation sets' files (official formats, real image bytes) --------------
+
+
+def write_image(path, seed=0, fmt="JPEG", colour=None):
+    """Write a real 12x16 image to `path`: distinct random pixels per seed, or one uniform RGB `colour`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if colour is None:
+        pixels = np.random.default_rng(seed).integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+    else:
+        pixels = np.full((12, 16, 3), colour, dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt)
+
+
+def write_csv(path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_coco(root, with_image_2=True):
+    """COCO: three val2014 images with five official captions each ("image <id> caption <k>"); the
+    Karpathy split puts ids 1 and 2 in test, 3 in val."""
+    images = [(1, "COCO_val2014_000000000001.jpg"), (2, "COCO_val2014_000000000002.jpg"), (3, "COCO_val2014_000000000003.jpg")]
+    for n, (_, name) in enumerate(images):
+        if with_image_2 or n != 1:
+            write_image(root / "val2014" / name, n)
+    official = {
+        "images": [{"id": i, "file_name": name} for i, name in images],
+        "annotations": [
+            {"id": 10 * i + k, "image_id": i, "caption": f"  image {i} caption {k} "} for i, _ in images for k in range(5)
+        ],
+    }
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "captions_val2014.json").write_text(json.dumps(official))
+    splits = ["test", "test", "val"]
+    karpathy = {
+        "dataset": "coco",
+        "images": [
+            {"filepath": "val2014", "filename": name, "cocoid": i, "split": split, "sentences": [{"raw": "unused"}]}
+            for (i, name), split in zip(images, splits)
+        ],
+    }
+    (root / "dataset_coco.json").write_text(json.dumps(karpathy))
+
+
+def write_xm3600(root, lines):
+    """Crossmodal-3600's captions.jsonl from `lines` (dicts, or raw text for malformed lines)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "captions.jsonl").write_text("\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines) + "\n")

@@ -88,3 +88,22 @@ def test_a_stage_with_bad_params_fails_before_any_work(raw, tmp_path):
 
 def test_load_params_reads_the_committed_file():
     assert load_params(ROOT / "params.yaml")["profile"] in PROFILES
+
+
+def test_background_tints_may_not_exceed_the_whole_background(raw):
+    raw["world"]["background_region_tint"], raw["world"]["background_country_tint"] = 0.8, 0.5
+    with pytest.raises(ParamsError, match="background_region_tint \\+ background_country_tint = 1.3"):
+        validate(raw)
+
+
+def test_evaluate_block_names_unknown_benchmarks_and_bad_templates(raw):
+    bad = copy.deepcopy(raw)
+    bad["evaluate"]["analogs"]["mnist"] = 10
+    bad["evaluate"]["real_sets"]["laion"] = "/data"
+    bad["evaluate"]["templates"] = ["a photo"]
+    bad["evaluate"]["train_sizes"]["coco"] = 10
+    with pytest.raises(ParamsError) as e:
+        validate(bad)
+    msg = str(e.value)
+    assert "unknown analogs ['mnist']" in msg and "unknown real sets ['laion']" in msg
+    assert "templates ['a photo'] have no '{}'" in msg and "analogs without a few-shot task ['coco']" in msg

@@ -52,6 +52,7 @@ def _status(repo, env):
 
 RUNS = ("s1", "s10", "s100")
 TRAIN = {f"train@{r}" for r in RUNS}
+EVAL = {f"evaluate@{r}" for r in RUNS}
 
 
 def test_repro_runs_every_stage_and_records_the_profile(repo):
@@ -60,9 +61,15 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
                 "paper/figures/world/examples.png", "paper/figures/sample/coverage.png",
                 "paper/figures/sample/language_mix_1pct.png", "data/sample/subsets.json", "data/sample/ids_1pct.npy",
                 "data/tokenizer/spm.model", "reports/03_tokenizer.ipynb", "reports/04_train_s1.ipynb",
-                "reports/05_train_curves.ipynb", "paper/figures/train/loss_curves.png"):
+                "reports/05_train_curves.ipynb", "paper/figures/train/loss_curves.png",
+                "reports/06_evaluate_s1.ipynb", "results/evaluate/s100.parquet", "reports/07_figures.ipynb",
+                "paper/tables/table1.tex", "paper/tables/table3.tex", "paper/tables/table4.tex",
+                "paper/tables/wilcoxon.tex", "paper/figures/eval/fig1_curves.png",
+                "paper/figures/eval/fig2_xm3600.png", "paper/figures/eval/fig3_association_bias.png",
+                "plots/figures/fig1.csv"):
         assert (path / out).is_file(), out
-    for m in ("world", "sample", "tokenizer", *(f"train/{r}" for r in RUNS)):
+    for m in ("world", "sample", "tokenizer", *(f"train/{r}" for r in RUNS), *(f"evaluate/{r}" for r in RUNS),
+              "figures"):
         metrics = json.loads((path / f"metrics/{m}.json").read_text())
         assert metrics["provenance"]["profile"] == "smoke"
         assert metrics["provenance"]["versions"]["jax"]
@@ -82,6 +89,25 @@ def test_the_three_runs_are_compute_matched_and_keep_every_cooldown(repo):
     for r, m in zip(RUNS, train):
         assert len(m["cooldown_losses"]) == len(budgets) and np.isfinite(m["final_loss"])
         assert len(list((path / "runs" / r / "cooldown").iterdir())) == len(budgets)
+
+
+def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
+    path, _ = repo
+    import pandas as pd
+
+    budgets = yaml.safe_load((path / "params.yaml").read_text())["train"]["cooldown_budgets"]["smoke"]
+    for r in RUNS:
+        table = pd.read_parquet(path / f"results/evaluate/{r}.parquet")
+        assert table["examples_seen"].nunique() == len(budgets)
+        tasks = set(table["task"])
+        assert {"imagenet/0shot", "coco/i2t", "xm3600/i2t/te", "dollarstreet/geoloc_10shot",
+                "geode/disparity_region", "fairface/representation_bias"} <= tasks
+        assert table["value"].notna().all() and (table["n"] > 0).all()
+        saved = json.loads(next((path / f"results/evaluate/{r}").glob("seen_*/analog/imagenet.json")).read_text())
+        assert saved["provenance"]["profile"] == "smoke" and "imagenet/0shot" in saved["results"]
+    figures = json.loads((path / "metrics/figures.json").read_text())
+    assert figures["provenance"]["profile"] == "smoke"
+    assert "\\begin{tabular}" in (path / "paper/tables/table1.tex").read_text()
 
 
 def test_second_repro_does_nothing(repo):
@@ -110,10 +136,12 @@ def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
     text = (path / "params.yaml").read_text()
     cases = [("world_report.grid_px", 64, {"world"}),
              ("sample.key", 3, {"sample"}),
-             ("tokenizer.vocab_size", 2500, {"tokenizer", *TRAIN}),  # train reads tokenizer.max_len
-             ("model.bias_init", -5.0, TRAIN),
-             ("runs.s10.fraction", 1.0, {"train@s10", "train_curves"}),
-             ("world.seed", 1, {"world", "sample", "tokenizer", *TRAIN})]
+             ("tokenizer.vocab_size", 2500, {"tokenizer", *TRAIN, *EVAL}),  # train reads tokenizer.max_len
+             ("model.bias_init", -5.0, TRAIN | EVAL),
+             ("runs.s10.fraction", 1.0, {"train@s10", "train_curves", "evaluate@s10"}),
+             ("evaluate.shots", 5, EVAL),
+             ("figures.seed", 1, {"figures"}),
+             ("world.seed", 1, {"world", "sample", "tokenizer", *TRAIN, *EVAL})]
     for key, value, stages in cases:
         _set(path, key, value)
         assert _status(path, env) == stages, key

@@ -3,31 +3,18 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import write_coco, write_csv, write_image, write_xm3600
 from vlscale.evals import real_sets
-
-
-def _image(path, seed=0, fmt="JPEG"):
-    """Write a real 12x16 image (distinct pixels per seed) to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, format=fmt)
-
-
-def _write_csv(path, header, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
 
 
 # --- ImageNet --------------------------------------------------------------------------------------
 
 
 def test_imagenet_class_folders_give_sorted_wnid_labels_and_synset_names(tmp_path):
-    _image(tmp_path / "val" / "n01443537" / "ILSVRC2012_val_00000002.JPEG", 1)
-    _image(tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000001.JPEG", 2)
-    _image(tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000003.JPEG", 3)
+    write_image(tmp_path / "val" / "n01443537" / "ILSVRC2012_val_00000002.JPEG", 1)
+    write_image(tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000001.JPEG", 2)
+    write_image(tmp_path / "val" / "n01440764" / "ILSVRC2012_val_00000003.JPEG", 3)
     (tmp_path / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
     s = real_sets.load_imagenet(tmp_path)
     assert len(s) == 3
@@ -39,8 +26,8 @@ def test_imagenet_class_folders_give_sorted_wnid_labels_and_synset_names(tmp_pat
 
 
 def test_imagenet_flat_names_carry_the_wnid_and_default_names_are_wnids(tmp_path):
-    _image(tmp_path / "ILSVRC2012_val_00000001_n01751748.JPEG", 1)
-    _image(tmp_path / "n01440764_18.JPEG", 2)
+    write_image(tmp_path / "ILSVRC2012_val_00000001_n01751748.JPEG", 1)
+    write_image(tmp_path / "n01440764_18.JPEG", 2)
     s = real_sets.load_imagenet(tmp_path)
     assert dict(zip(s.examples["key"], s.examples["wnid"])) == {
         "ILSVRC2012_val_00000001_n01751748.JPEG": "n01751748",
@@ -50,13 +37,13 @@ def test_imagenet_flat_names_carry_the_wnid_and_default_names_are_wnids(tmp_path
 
 
 def test_imagenet_file_without_wnid_names_the_file(tmp_path):
-    _image(tmp_path / "ILSVRC2012_val_00000001.JPEG")
+    write_image(tmp_path / "ILSVRC2012_val_00000001.JPEG")
     with pytest.raises(ValueError, match="ILSVRC2012_val_00000001.JPEG: no wnid"):
         real_sets.load_imagenet(tmp_path)
 
 
 def test_imagenet_bad_synset_line_names_file_and_line(tmp_path):
-    _image(tmp_path / "n01440764" / "a.JPEG")
+    write_image(tmp_path / "n01440764" / "a.JPEG")
     (tmp_path / "synset_words.txt").write_text("n01440764 tench\ntench only\n")
     with pytest.raises(ValueError, match="synset_words.txt line 2"):
         real_sets.load_imagenet(tmp_path)
@@ -65,32 +52,8 @@ def test_imagenet_bad_synset_line_names_file_and_line(tmp_path):
 # --- COCO ------------------------------------------------------------------------------------------
 
 
-def _coco(root, with_image_2=True):
-    images = [(1, "COCO_val2014_000000000001.jpg"), (2, "COCO_val2014_000000000002.jpg"), (3, "COCO_val2014_000000000003.jpg")]
-    for n, (_, name) in enumerate(images):
-        if with_image_2 or n != 1:
-            _image(root / "val2014" / name, n)
-    official = {
-        "images": [{"id": i, "file_name": name} for i, name in images],
-        "annotations": [
-            {"id": 10 * i + k, "image_id": i, "caption": f"  image {i} caption {k} "} for i, _ in images for k in range(5)
-        ],
-    }
-    (root / "annotations").mkdir(parents=True)
-    (root / "annotations" / "captions_val2014.json").write_text(json.dumps(official))
-    splits = ["test", "test", "val"]
-    karpathy = {
-        "dataset": "coco",
-        "images": [
-            {"filepath": "val2014", "filename": name, "cocoid": i, "split": split, "sentences": [{"raw": "unused"}]}
-            for (i, name), split in zip(images, splits)
-        ],
-    }
-    (root / "dataset_coco.json").write_text(json.dumps(karpathy))
-
-
 def test_coco_karpathy_test_split_with_official_captions(tmp_path):
-    _coco(tmp_path)
+    write_coco(tmp_path)
     s = real_sets.load_coco_captions(tmp_path)
     assert list(s.examples["coco_id"]) == [1, 2]
     assert len(s.captions) == 10
@@ -101,7 +64,7 @@ def test_coco_karpathy_test_split_with_official_captions(tmp_path):
 
 
 def test_coco_missing_image_is_an_error_unless_allowed_then_listed(tmp_path):
-    _coco(tmp_path, with_image_2=False)
+    write_coco(tmp_path, with_image_2=False)
     with pytest.raises(ValueError, match="1 of 2 images missing.*COCO_val2014_000000000002.jpg"):
         real_sets.load_coco_captions(tmp_path)
     with pytest.warns(UserWarning, match="left out"):
@@ -111,7 +74,7 @@ def test_coco_missing_image_is_an_error_unless_allowed_then_listed(tmp_path):
 
 
 def test_coco_unknown_split_lists_the_splits_present(tmp_path):
-    _coco(tmp_path)
+    write_coco(tmp_path)
     with pytest.raises(ValueError, match=r"dataset_coco.json: no image has split 'restval'.*\['test', 'val'\]"):
         real_sets.load_coco_captions(tmp_path, split="restval")
 
@@ -119,15 +82,10 @@ def test_coco_unknown_split_lists_the_splits_present(tmp_path):
 # --- Crossmodal-3600 -------------------------------------------------------------------------------
 
 
-def _xm3600(root, lines):
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "captions.jsonl").write_text("\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines) + "\n")
-
-
 def test_xm3600_captions_per_language_and_images_by_key(tmp_path):
     for n, key in enumerate(["000411001ff7dd4f", "00b1a5c3e7f0d2aa"]):
-        _image(tmp_path / "images" / f"{key}.jpg", n)
-    _xm3600(tmp_path, [
+        write_image(tmp_path / "images" / f"{key}.jpg", n)
+    write_xm3600(tmp_path, [
         {"image/key": "000411001ff7dd4f", "image/locale": "ar",
          "en": {"caption": ["a dog", "a brown dog"], "caption/tokenized": ["a dog", "a brown dog"]},
          "mi": {"caption": ["he kurī"], "caption/tokenized": ["he kurī"]}},
@@ -143,7 +101,7 @@ def test_xm3600_captions_per_language_and_images_by_key(tmp_path):
 
 
 def test_xm3600_bad_line_names_file_and_line(tmp_path):
-    _xm3600(tmp_path, [{"image/key": "a", "en": {"caption": ["x"]}}, {"image/key": "b", "en": "just text"}])
+    write_xm3600(tmp_path, [{"image/key": "a", "en": {"caption": ["x"]}}, {"image/key": "b", "en": "just text"}])
     with pytest.raises(ValueError, match=r"captions.jsonl line 2 \(image b\): language 'en'"):
         real_sets.load_xm3600(tmp_path)
 
@@ -152,8 +110,8 @@ def test_xm3600_bad_line_names_file_and_line(tmp_path):
 
 
 def test_dollar_street_reads_income_region_topics_and_extra_columns(tmp_path):
-    _image(tmp_path / "assets" / "5d4be" / "abc.jpg", 1)
-    _image(tmp_path / "assets" / "5d4bf" / "def.jpg", 2)
+    write_image(tmp_path / "assets" / "5d4be" / "abc.jpg", 1)
+    write_image(tmp_path / "assets" / "5d4bf" / "def.jpg", 2)
     (tmp_path / "images_v2_imagenet_test.csv").write_text(
         "id,country.name,region.id,income,imageRelPath,topics,imagenet_sysnet_id\n"
         "5d4be,Burundi,af,26.99,assets/5d4be/abc.jpg,\"['stove', 'kitchen']\",\"['n04330267']\"\n"
@@ -169,10 +127,10 @@ def test_dollar_street_reads_income_region_topics_and_extra_columns(tmp_path):
 
 
 def test_dollar_street_missing_column_and_bad_income_are_named(tmp_path):
-    _write_csv(tmp_path / "images_v2.csv", ["id", "region.id", "imageRelPath", "topics"], [["1", "af", "a.jpg", "stove"]])
+    write_csv(tmp_path / "images_v2.csv", ["id", "region.id", "imageRelPath", "topics"], [["1", "af", "a.jpg", "stove"]])
     with pytest.raises(ValueError, match=r"images_v2.csv: no income column; expected one of \['income'"):
         real_sets.load_dollar_street(tmp_path)
-    _write_csv(tmp_path / "images_v2.csv", ["id", "income", "region.id", "imageRelPath", "topics"],
+    write_csv(tmp_path / "images_v2.csv", ["id", "income", "region.id", "imageRelPath", "topics"],
                [["1", "12", "af", "a.jpg", "stove"], ["2", "lots", "eu", "b.jpg", "bed"]])
     with pytest.raises(ValueError, match="images_v2.csv line 3: income 'lots'; expected a number"):
         real_sets.load_dollar_street(tmp_path)
@@ -185,8 +143,8 @@ def test_geode_labels_index_sorted_objects_with_regions(tmp_path):
     rows = [["bag/Africa_0.jpg", "bag", "Africa", "Nigeria"], ["stove/Europe_0.jpg", "stove", "Europe", "Italy"],
             ["bag/EastAsia_0.jpg", "bag", "EastAsia", "Japan"]]
     for n, row in enumerate(rows):
-        _image(tmp_path / "images" / row[0], n)
-    _write_csv(tmp_path / "index.csv", ["file_path", "object", "region", "ip_country"], rows)
+        write_image(tmp_path / "images" / row[0], n)
+    write_csv(tmp_path / "index.csv", ["file_path", "object", "region", "ip_country"], rows)
     s = real_sets.load_geode(tmp_path)
     assert s.class_names == ["bag", "stove"]
     assert s.examples["label"].tolist() == [0, 1, 0]
@@ -195,7 +153,7 @@ def test_geode_labels_index_sorted_objects_with_regions(tmp_path):
 
 
 def test_geode_empty_object_names_the_line(tmp_path):
-    _write_csv(tmp_path / "index.csv", ["file_path", "object", "region"], [["a.jpg", "bag", "Africa"], ["b.jpg", "", "Europe"]])
+    write_csv(tmp_path / "index.csv", ["file_path", "object", "region"], [["a.jpg", "bag", "Africa"], ["b.jpg", "", "Europe"]])
     with pytest.raises(ValueError, match="index.csv line 3: empty object"):
         real_sets.load_geode(tmp_path)
 
@@ -204,9 +162,9 @@ def test_geode_empty_object_names_the_line(tmp_path):
 
 
 def test_fairface_attributes_and_service_test(tmp_path):
-    _image(tmp_path / "val" / "1.jpg", 1)
-    _image(tmp_path / "val" / "2.jpg", 2, fmt="PNG")  # FairFace ships JPEGs; the loader reads by content
-    _write_csv(tmp_path / "fairface_label_val.csv", ["file", "age", "gender", "race", "service_test"],
+    write_image(tmp_path / "val" / "1.jpg", 1)
+    write_image(tmp_path / "val" / "2.jpg", 2, fmt="PNG")  # FairFace ships JPEGs; the loader reads by content
+    write_csv(tmp_path / "fairface_label_val.csv", ["file", "age", "gender", "race", "service_test"],
                [["val/1.jpg", "3-9", "Male", "East Asian", "False"], ["val/2.jpg", "50-59", "Female", "Latino_Hispanic", "True"]])
     s = real_sets.load_fairface(tmp_path)
     assert s.examples["gender"].tolist() == ["Male", "Female"]
@@ -216,7 +174,7 @@ def test_fairface_attributes_and_service_test(tmp_path):
 
 
 def test_fairface_unknown_gender_names_line_and_expected_values(tmp_path):
-    _write_csv(tmp_path / "fairface_label_val.csv", ["file", "age", "gender", "race", "service_test"],
+    write_csv(tmp_path / "fairface_label_val.csv", ["file", "age", "gender", "race", "service_test"],
                [["val/1.jpg", "3-9", "M", "White", "True"]])
     with pytest.raises(ValueError, match=r"fairface_label_val.csv line 2: gender 'M'; expected one of \('Female', 'Male'\)"):
         real_sets.load_fairface(tmp_path)
@@ -228,7 +186,7 @@ def test_fairface_unknown_gender_names_line_and_expected_values(tmp_path):
 def test_flickr30k_karpathy_test_split_with_raw_sentences(tmp_path):
     records = [("1000092795.jpg", "train"), ("1007129816.jpg", "test"), ("1009434119.jpg", "test")]
     for n, (name, _) in enumerate(records):
-        _image(tmp_path / "flickr30k-images" / name, n)
+        write_image(tmp_path / "flickr30k-images" / name, n)
     data = {"dataset": "flickr30k", "images": [
         {"filename": name, "split": split, "imgid": n, "sentences": [{"raw": f"photo {n} text {k}", "tokens": []} for k in range(5)]}
         for n, (name, split) in enumerate(records)
@@ -251,25 +209,25 @@ def test_flickr30k_record_without_filename_names_the_record(tmp_path):
 def test_gldv2_train_clean_and_solution_csvs_with_category_names(tmp_path):
     ids = {"17660ef415d37059": "1", "92b6290d571448f6": "1", "cd41bf948edc0340": "12"}
     for n, image_id in enumerate(ids):
-        _image(tmp_path / "train" / image_id[0] / image_id[1] / image_id[2] / f"{image_id}.jpg", n)
-    _write_csv(tmp_path / "train_clean.csv", ["landmark_id", "images"],
+        write_image(tmp_path / "train" / image_id[0] / image_id[1] / image_id[2] / f"{image_id}.jpg", n)
+    write_csv(tmp_path / "train_clean.csv", ["landmark_id", "images"],
                [["1", "17660ef415d37059 92b6290d571448f6"], ["12", "cd41bf948edc0340"]])
-    _write_csv(tmp_path / "train_label_to_category.csv", ["landmark_id", "category"],
+    write_csv(tmp_path / "train_label_to_category.csv", ["landmark_id", "category"],
                [["1", "http://commons.wikimedia.org/wiki/Category:Haleakal%C4%81_National_Park"]])
     s = real_sets.load_gldv2(tmp_path)
     assert dict(zip(s.examples["key"], s.examples["landmark_id"])) == ids
     assert s.class_ids == ["1", "12"] and s.class_names == ["Haleakalā National Park", "12"]
     assert s.examples["label"].tolist() == [0, 0, 1]
 
-    _image(tmp_path / "test" / "0" / "a" / "b" / "0ab.jpg", 7)
-    _write_csv(tmp_path / "recognition_solution_v2.1.csv", ["id", "landmarks", "Usage"],
+    write_image(tmp_path / "test" / "0" / "a" / "b" / "0ab.jpg", 7)
+    write_csv(tmp_path / "recognition_solution_v2.1.csv", ["id", "landmarks", "Usage"],
                [["0ab", "12", "Public"], ["0cd", "None", "Private"]])
     test = real_sets.load_gldv2(tmp_path, csv="recognition_solution_v2.1.csv")
     assert test.examples["key"].tolist() == ["0ab"] and test.class_names == ["12"]
 
 
 def test_gldv2_missing_column_names_file(tmp_path):
-    _write_csv(tmp_path / "train.csv", ["id", "url"], [["abc", "http://x"]])
+    write_csv(tmp_path / "train.csv", ["id", "url"], [["abc", "http://x"]])
     with pytest.raises(ValueError, match=r"train.csv: no landmark_id column"):
         real_sets.load_gldv2(tmp_path, csv="train.csv")
 

@@ -75,3 +75,19 @@ def test_person_changes_the_picture(world):
     # the occupation colour is present in the image where the figure is drawn
     dist = np.abs(img - colors[:, None, None, :]).sum(-1).min(axis=(1, 2))
     assert np.all(dist < 0.05)
+
+
+def test_background_tints_set_how_much_the_country_shows():
+    from vlscale.world.render import BACKGROUND_GREY, visual_tables
+
+    regions = np.array([0, 0, 3, 5])
+    plain = visual_tables(0, 20, 18, regions, 0.0, 0.0)["vis_country_bg"]
+    assert np.allclose(plain, BACKGROUND_GREY)  # no tint: where a picture is from does not show
+    by_region = visual_tables(0, 20, 18, regions, 0.3, 0.0)["vis_country_bg"]
+    assert np.allclose(by_region[0], by_region[1]) and not np.allclose(by_region[0], by_region[2])
+    tinted = visual_tables(0, 20, 18, regions, 0.3, 0.1)["vis_country_bg"]
+    assert not np.allclose(tinted[0], tinted[1])  # the country's own tint separates same-region countries
+    assert np.abs(tinted - by_region).max() <= 0.1 + 1e-6
+    # the concepts' look does not depend on the tints
+    assert all(np.array_equal(visual_tables(0, 20, 18, regions, 0.3, 0.1)[k], visual_tables(0, 20, 18, regions, 0, 0)[k])
+               for k in ("vis_shape", "vis_color_a", "vis_color_b", "vis_freq"))

@@ -98,7 +98,17 @@ class WorldParams(_Block):
     foreign_page_frac: float = Field(ge=0, lt=1)  # pages about a country outside the language's own
     country_decay: float = Field(gt=0, le=1)  # weight of a language's k-th country ∝ decay^k
     income_tilt: list[float] = Field(min_length=4, max_length=4)  # web over-represents richer homes
+    place_share: float = Field(ge=0, le=1)  # share of captions that name the page's country
+    background_region_tint: float = Field(ge=0, le=1)  # weight of the region's colour in a background
+    background_country_tint: float = Field(ge=0, le=1)  # weight of the country's own colour in it
     noise: NoiseParams
+
+    @model_validator(mode="after")
+    def _tints(self):
+        if self.background_region_tint + self.background_country_tint > 1:
+            raise ValueError(f"background_region_tint + background_country_tint = "
+                             f"{self.background_region_tint + self.background_country_tint} exceed 1")
+        return self
 
 
 class WorldReportParams(_Block):
@@ -240,8 +250,60 @@ class RunsParams(RootModel[dict[str, RunParams]]):
     """The runs of the train stage, by name (dvc.yaml expands them with foreach)."""
 
 
+ANALOG_NAMES = ("imagenet", "cifar100", "pet", "coco", "flickr", "xm3600", "dollarstreet", "geode", "gldv2",
+                "fairface")
+REAL_SET_NAMES = ("imagenet", "coco", "flickr", "xm3600", "dollarstreet", "geode", "gldv2", "fairface")
+FEW_SHOT_ANALOGS = ("imagenet", "cifar100", "pet", "dollarstreet", "geode")
+
+
+class GenderWords(_Block):
+    male: str = Field(min_length=1)
+    female: str = Field(min_length=1)
+
+
+class EvaluateParams(_Block):
+    """The evaluate stage (PAPER.md §3): which benchmarks, how big, and the prompts."""
+    key: int = Field(ge=0, lt=2**63)  # which held-out ids the analogs draw
+    analogs: dict[str, int]  # analog -> test images (0 leaves it out)
+    train_sizes: dict[str, int]  # few-shot analog -> images its shots are drawn from
+    real_sets: dict[str, str | None] = {}  # real set -> its root folder (null: not evaluated)
+    shots: int = Field(ge=1)  # few-shot probes: examples per class (paper: 10)
+    templates: list[str] = Field(min_length=1)  # zero-shot prompt templates, "{}" is the class name
+    gender_words: GenderWords  # the words for male and female in the bias prompts
+    batch_size: int = Field(gt=0)  # images or texts per embedding call
+
+    @field_validator("analogs", "train_sizes", "real_sets")
+    @classmethod
+    def _known_names(cls, v, info):
+        allowed, what = {"analogs": (ANALOG_NAMES, "unknown analogs"),
+                         "train_sizes": (FEW_SHOT_ANALOGS, "analogs without a few-shot task"),
+                         "real_sets": (REAL_SET_NAMES, "unknown real sets")}[info.field_name]
+        unknown = set(v) - set(allowed)
+        if unknown:
+            raise ValueError(f"{what} {sorted(unknown)}; allowed: {list(allowed)}")
+        if info.field_name != "real_sets" and any(n < 0 for n in v.values()):
+            raise ValueError(f"sizes must be >= 0, got {v}")
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v):
+        bad = [t for t in v if "{}" not in t]
+        if bad:
+            raise ValueError(f"templates {bad} have no '{{}}' for the class name")
+        return v
+
+
+class FiguresParams(_Block):
+    """The figures stage: scaling-law fits and the paper's tables from the evaluate stage's results."""
+    bootstrap: int = Field(ge=0)  # parametric-bootstrap refits per fit (95% CIs)
+    seed: int = Field(ge=0)
+    source: Literal["analog", "real"]
+
+
 BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,
-          "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams}
+          "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams,
+          "evaluate": EvaluateParams, "figures": FiguresParams}
 
 
 def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:

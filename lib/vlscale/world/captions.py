@@ -17,7 +17,7 @@ from vlscale.world.truth import truth
 
 _NO_SPACES = {"ja", "zh"}  # written without spaces between words
 _S_KEYWORD, _S_PLACE, _S_FILLER, _S_PICK, _S_ORDER = 101, 102, 103, 104, 105
-_P_KEYWORD, _P_PLACE, _P_FILLER = 0.3, 0.5, 0.6
+_P_KEYWORD, _P_FILLER = 0.3, 0.6  # a keyword instead of the name; a filler sentence
 _GENDER_WORD = {"female": "woman", "male": "man"}
 _OCCUPATIONS = [o for pair in OCCUPATION_PAIRS for o in pair]
 
@@ -31,6 +31,7 @@ def captions(world, ids, gt: dict | None = None) -> list[str]:
     pick = hash32(np, world.seed, _S_PICK, hi, lo)
     order = hash32(np, world.seed, _S_ORDER, hi, lo)
     filler = vocab.load("filler")["sentences"]
+    place_share = world.params["place_share"]
     out = []
     for i in range(len(ids)):
         lang = world.strata[gt["caption_language"][i]]
@@ -42,7 +43,7 @@ def captions(world, ids, gt: dict | None = None) -> list[str]:
             keywords = concept["keywords"].get(lang) or ()
             use_kw = keywords and u[_S_KEYWORD][i] < _P_KEYWORD
             words.append(keywords[pick[i] % len(keywords)] if use_kw else concept["names"][lang])
-        if u[_S_PLACE][i] < _P_PLACE or not words:
+        if u[_S_PLACE][i] < place_share or not words:
             words.append(country)
         if sentences and (u[_S_FILLER][i] < _P_FILLER or gt["caption_kind"][i] == 2):
             words.append(sentences[(pick[i] >> 8) % len(sentences)])

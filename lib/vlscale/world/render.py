@@ -5,8 +5,8 @@ picture encodes the example's ground truth under nuisance:
 - concept: a shape (one of 8, or a tower for landmarks), two colours and a stripe texture;
 - regional variant: concepts whose look is regional (GeoDE / Dollar Street objects) turn their
   texture and shift their second colour by region, so a stove looks different by region;
-- country and income: background colour by country (what geolocalisation can find), darker and
-  more cluttered in poorer homes;
+- country and income: background grey tinted by region and, faintly, by country (what geolocalisation
+  can find), darker and more cluttered in poorer homes;
 - person: a small figure whose body outline shows perceived gender and whose colour shows occupation;
 - nuisance: position, scale, rotation of the object, direction of the background gradient.
 Output: float32 [N, px, px, 3] in [0, 1]. `render_jax` is the jit-compiled JAX version.
@@ -29,14 +29,23 @@ def _hue_rgb(hue, sat, val):
     return (val[..., None] * (1 - sat[..., None] + sat[..., None] * rgb)).astype(np.float32)
 
 
-def visual_tables(seed: int, n_concepts: int, landmark_start: int, n_countries: int) -> dict:
-    """The look of every concept and country, drawn once per world: arrays for render()."""
+BACKGROUND_GREY = 0.75  # the untinted part of a background
+
+
+def visual_tables(seed: int, n_concepts: int, landmark_start: int, country_region: np.ndarray,
+                  region_tint: float, country_tint: float) -> dict:
+    """The look of every concept and country, drawn once per world: arrays for render().
+
+    A country's background colour is grey tinted by its region's colour (weight `region_tint`) and by
+    a colour of its own (`country_tint`): small tints make where a picture was taken a subtle cue, as
+    on the web, rather than a shortcut that a contrastive model learns before what is in the picture."""
     rng = np.random.default_rng([seed, 3])
+    n_countries = len(country_region)
     K = n_concepts
     shape = rng.integers(0, N_SHAPES, K).astype(np.int32)
     shape[landmark_start:] = N_SHAPES
     hue_a, hue_b = rng.random(K), rng.random(K)
-    return dict(
+    tables = dict(
         vis_shape=shape,
         vis_color_a=_hue_rgb(hue_a, rng.uniform(0.6, 1.0, K), rng.uniform(0.7, 1.0, K)),
         vis_color_b=_hue_rgb(hue_b, rng.uniform(0.5, 1.0, K), rng.uniform(0.3, 0.8, K)),
@@ -45,10 +54,13 @@ def visual_tables(seed: int, n_concepts: int, landmark_start: int, n_countries: 
         vis_width=rng.uniform(0.3, 0.8, K).astype(np.float32),  # tower width (landmarks)
         vis_region_angle=(np.arange(6) * np.pi / 6).astype(np.float32),
         vis_region_color=_hue_rgb(np.arange(6) / 6.0, np.full(6, 0.8), np.full(6, 0.9)),
-        vis_country_bg=_hue_rgb(rng.random(n_countries), rng.uniform(0.2, 0.6, n_countries),
-                                np.ones(n_countries)),
         vis_occupation_color=_hue_rgb(np.arange(10) / 10.0, np.full(10, 1.0), np.full(10, 0.9)),
     )
+    own = _hue_rgb(rng.random(n_countries), rng.uniform(0.2, 0.6, n_countries), np.ones(n_countries))
+    tables["vis_country_bg"] = ((1 - region_tint - country_tint) * BACKGROUND_GREY
+                                + region_tint * tables["vis_region_color"][country_region]
+                                + country_tint * own).astype(np.float32)
+    return tables
 
 
 def _sdf(xp, shape, x, y):

@@ -221,7 +221,8 @@ def _build(params_json: str) -> World:
         english_rate=np.where(low, noise["english_caption"]["low"], noise["english_caption"]["high"]).astype(np.float32),
     )
     landmark_start = int(np.argmax(is_landmark)) if is_landmark.any() else len(concepts)
-    tables.update(visual_tables(params["seed"], len(concepts), landmark_start, len(countries)))
+    tables.update(visual_tables(params["seed"], len(concepts), landmark_start, country_region,
+                                params["background_region_tint"], params["background_country_tint"]))
     return World(
         params=params, strata=STRATA, page_share=share, resource_group=groups,
         country_codes=tuple(c["iso2"] for c in countries), country_region=country_region,

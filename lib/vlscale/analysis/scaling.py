@@ -1,0 +1,184 @@
+"""Data scaling laws: fit error(x) = alpha * x^-c + eps against examples seen (PAPER.md §6).
+
+The paper fits one law per (model, data scale, metric) to the error at the cooled-down checkpoints
+and reports the exponent c and the limit eps (Tables 1, 8, 9). We fit the plain power law (the
+alpha = 0 case of [2]'s estimator M4) by bounded least squares, weighted by the standard errors
+when they are known, and give parametric-bootstrap confidence intervals.
+
+Three checkpoints determine the three parameters: with the cpu profile's 3 cool-downs per run the
+law passes through the points (when they fall and bend the way a power law can), and only the
+bootstrap, which redraws each point from N(value, se), says how well c and eps are pinned down.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+C_MAX = 5.0  # exponents above this are indistinguishable from a step (the paper's largest is 1.34)
+EPS_MAX = 100.0  # an error in % cannot exceed 100
+_C_GRID = np.linspace(0.0, C_MAX, 501)  # profile over c: the law is linear in (alpha, eps) at fixed c
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """error(x) = alpha * x^-c + eps, with x in examples seen and errors in %.
+
+    alpha is in the original units (error % · examples^c); alpha_at_max = alpha * x_max^-c is the
+    reducible error left at the largest budget fitted, in % (easier to read). *_ci are
+    (low, high) percentile intervals from the parametric bootstrap, NaN when it could not run.
+    """
+
+    alpha: float
+    c: float
+    eps: float
+    x_max: float
+    n_points: int
+    rss: float  # weighted residual sum of squares at the optimum
+    weighted: bool
+    alpha_ci: tuple[float, float] = (np.nan, np.nan)
+    c_ci: tuple[float, float] = (np.nan, np.nan)
+    eps_ci: tuple[float, float] = (np.nan, np.nan)
+    n_boot: int = 0
+    level: float = 0.95
+
+    @property
+    def alpha_at_max(self) -> float:
+        return self.alpha * self.x_max ** -self.c
+
+    def predict(self, x) -> np.ndarray:
+        """Error in % at examples seen x."""
+        return self.alpha * np.asarray(x, dtype=float) ** -self.c + self.eps
+
+
+def _profile(u: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best (alpha, c, eps, sse) on the c grid for each row of y [B, n] (u [n] scaled x, w [n] weights).
+
+    At fixed c the problem is a convex quadratic in (alpha, eps) on the box alpha >= 0,
+    0 <= eps <= EPS_MAX: its minimum is the unconstrained one when feasible, else on an edge,
+    where clipping the one-dimensional minimiser is exact.
+    """
+    b = u[None, :] ** -_C_GRID[:, None]                       # [G, n]
+    yb = y[:, None, :]                                        # [B, 1, n]
+    S1, Sy = w.sum(), (w * y).sum(-1)[:, None]                # scalar, [B, 1]
+    Sb, Sbb = (w * b).sum(-1)[None], (w * b * b).sum(-1)[None]  # [1, G]
+    Sby = (w * b[None] * yb).sum(-1)                          # [B, G]
+    det = Sbb * S1 - Sb ** 2
+    ok = det > 1e-9 * Sbb * S1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_free = np.where(ok, (Sby * S1 - Sb * Sy) / det, np.nan)
+        e_free = np.where(ok, (Sbb * Sy - Sb * Sby) / det, np.nan)
+    free_ok = ok & (a_free >= 0) & (e_free >= 0) & (e_free <= EPS_MAX)
+    shape = Sby.shape
+    candidates = [
+        (np.where(free_ok, a_free, np.nan), np.where(free_ok, e_free, np.nan)),
+        (np.zeros(shape), np.broadcast_to(np.clip(Sy / S1, 0, EPS_MAX), shape)),
+        (np.maximum(Sby / Sbb, 0), np.zeros(shape)),
+        (np.maximum((Sby - EPS_MAX * Sb) / Sbb, 0), np.full(shape, EPS_MAX)),
+    ]
+    best_sse = np.full(shape, np.inf)
+    best_a, best_e = np.zeros(shape), np.zeros(shape)
+    for a, e in candidates:
+        sse = (w * (yb - a[..., None] * b[None] - e[..., None]) ** 2).sum(-1)
+        better = np.nan_to_num(sse, nan=np.inf) < best_sse
+        best_sse = np.where(better, sse, best_sse)
+        best_a, best_e = np.where(better, a, best_a), np.where(better, e, best_e)
+    j = best_sse.argmin(-1)
+    rows = np.arange(len(y))
+    return best_a[rows, j], _C_GRID[j], best_e[rows, j], best_sse[rows, j]
+
+
+def _polish(u, y, w, a0, c0, e0) -> tuple[float, float, float]:
+    """Refine a grid optimum (c to 0.01) with scipy's bounded least squares (kept only if it is better)."""
+    lo, hi = np.array([0.0, 0.0, 0.0]), np.array([np.inf, C_MAX, EPS_MAX])
+    x0 = np.clip([a0, c0, e0], lo + 1e-9, hi - 1e-9)
+    sw, log_u = np.sqrt(w), np.log(u)
+
+    def jac(p):
+        b = u ** -p[1]
+        return np.stack([sw * b, -sw * p[0] * b * log_u, sw], axis=1)
+
+    res = least_squares(lambda p: sw * (p[0] * u ** -p[1] + p[2] - y), x0, jac=jac, bounds=(lo, hi), method="trf")
+    sse = lambda p: float((w * (p[0] * u ** -p[1] + p[2] - y) ** 2).sum())  # noqa: E731
+    return tuple(res.x) if sse(res.x) < sse(np.array([a0, c0, e0])) else (a0, c0, e0)
+
+
+def fit_power_law(
+    examples_seen, error_pct, se=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    where: str = "input",
+) -> PowerLawFit:
+    """Fit error_pct = alpha * examples_seen^-c + eps (errors in %, examples_seen > 0).
+
+    se (same unit as error_pct) weights the fit by 1/se² when every point has a finite se > 0,
+    and drives the parametric bootstrap (n_boot refits of points drawn from N(value, se), seeded);
+    a point with NaN or zero se is held fixed in the bootstrap, and with no se at all the CIs are NaN.
+    `where` names the data in error messages. Needs at least 3 points (3 parameters).
+    """
+    x = np.asarray(examples_seen, dtype=float)
+    y = np.asarray(error_pct, dtype=float)
+    s = np.full_like(y, np.nan) if se is None else np.asarray(se, dtype=float)
+    if not (x.shape == y.shape == s.shape and x.ndim == 1):
+        raise ValueError(f"{where}: examples_seen, error_pct and se must be 1-D of equal length, "
+                         f"got shapes {x.shape}, {y.shape}, {s.shape}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y, s = x[keep], y[keep], s[keep]
+    if len(np.unique(x)) < 3:
+        raise ValueError(f"{where}: a power law α·x^-c + ε has 3 parameters and needs at least 3 distinct "
+                         f"examples_seen, got {sorted(set(x.tolist()))}")
+    if (x <= 0).any():
+        raise ValueError(f"{where}: examples_seen must be > 0, got {x[x <= 0].tolist()}")
+    x_max = float(x.max())
+    u = x / x_max  # scaled so that alpha stays of the order of the errors during the fit
+    weighted = bool(np.all(np.isfinite(s) & (s > 0)))
+    w = 1.0 / s ** 2 if weighted else np.ones_like(y)
+    w = w / w.mean()
+
+    a, c, e, _ = (v[0] for v in _profile(u, y[None], w))
+    a, c, e = _polish(u, y, w, a, c, e)
+    rss = float((w * (a * u ** -c + e - y) ** 2).sum())
+    to_original = lambda a_u, c_u: a_u * x_max ** c_u  # noqa: E731  (alpha·(x/x_max)^-c = alpha·x_max^c·x^-c)
+
+    noise = np.where(np.isfinite(s), s, 0.0)
+    if n_boot <= 0 or not noise.any():
+        return PowerLawFit(float(to_original(a, c)), float(c), float(e), x_max, len(x), rss, weighted,
+                           n_boot=0, level=level)
+    rng = np.random.default_rng(seed)
+    draws = y[None] + noise[None] * rng.standard_normal((n_boot, len(y)))
+    boot = [_profile(u, chunk, w) for chunk in np.array_split(draws, max(1, n_boot // 250))]
+    grid = zip(*(np.concatenate([r[i] for r in boot]) for i in range(3)))
+    ab, cb, eb = np.array([_polish(u, yb, w, *p) for yb, p in zip(draws, grid)]).T
+    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
+    ci = lambda v: tuple(float(t) for t in np.percentile(v, q))  # noqa: E731
+    return PowerLawFit(float(to_original(a, c)), float(c), float(e), x_max, len(x), rss, weighted,
+                       alpha_ci=ci(to_original(ab, cb)), c_ci=ci(cb), eps_ci=ci(eb), n_boot=n_boot, level=level)
+
+
+def fit_tasks(tidy: pd.DataFrame, n_boot: int = 1000, seed: int = 0, metric: str = "error_pct") -> pd.DataFrame:
+    """One fit per (run, task) of a tidy results table (rows of `metric`, x = examples_seen).
+
+    Returns a row per (run, data_pct, model, task) with alpha, c, eps, their CIs (*_lo, *_hi), n_points,
+    and `note` saying why a fit is missing (fewer than 3 checkpoints, or a failed fit).
+    The bootstrap seed of each fit is derived from `seed` and the (run, task) names, so that fits
+    are reproducible and their draws independent.
+    """
+    rows = []
+    d = tidy[tidy["metric"] == metric]
+    for (run, pct, model, task), g in d.groupby(["run", "data_pct", "model", "task"], sort=True):
+        g = g.sort_values("examples_seen")
+        row = {"run": run, "data_pct": pct, "model": model, "task": task, "n_points": len(g), "note": ""}
+        try:
+            f = fit_power_law(g["examples_seen"], g["value"], g["se"], n_boot=n_boot,
+                              seed=zlib.crc32(f"{seed}/{run}/{task}".encode()), where=f"run {run} task {task}")
+        except ValueError as e:
+            rows.append(row | {"note": str(e)})
+            continue
+        row |= {"alpha": f.alpha, "c": f.c, "eps": f.eps, "alpha_at_max": f.alpha_at_max, "x_max": f.x_max,
+                "alpha_lo": f.alpha_ci[0], "alpha_hi": f.alpha_ci[1], "c_lo": f.c_ci[0], "c_hi": f.c_ci[1],
+                "eps_lo": f.eps_ci[0], "eps_hi": f.eps_ci[1], "rss": f.rss, "weighted": f.weighted}
+        rows.append(row)
+    cols = ["run", "data_pct", "model", "task", "alpha", "c", "eps", "alpha_at_max", "x_max", "alpha_lo",
+            "alpha_hi", "c_lo", "c_hi", "eps_lo", "eps_hi", "rss", "weighted", "n_points", "note"]
+    return pd.DataFrame(rows).reindex(columns=cols)
