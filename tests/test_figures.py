@@ -337,3 +337,11 @@ def test_the_report_writes_every_figure_table_plot_and_metric(tmp_path):
     assert m["wilcoxon"]["culture"]["n_pairs"] == 6 and m["wilcoxon"]["western"]["n_pairs"] == 10
     assert 0 < m["fits"]["s100"]["imagenet/0shot"]["c"] < scaling.C_MAX
     assert m["missing_tasks"]["fairness"] == ["fairface/perceived_race"]
+
+
+def test_table1_latex_marks_parameters_at_a_bound_of_the_fit():
+    from vlscale.analysis import paper
+
+    assert paper._bound_mark(0.0, 0, 5.0) == "$^\\dagger$" and paper._bound_mark(5.0, 0, 5.0) == "$^\\dagger$"
+    assert paper._bound_mark(0.64, 0, 5.0) == "" and paper._bound_mark(float("nan"), 0, None) == ""
+    assert paper._bound_mark(23.3, 0, None) == "" and paper._bound_mark(0.001, 0, None) == "$^\\dagger$"

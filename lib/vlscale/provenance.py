@@ -28,13 +28,18 @@ def git_commit(root: str | Path = ".") -> str | None:
     return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def provenance(profile: str, params: dict, **extra) -> dict:
-    """The record stored under "provenance" in every metrics JSON and result file."""
-    return {
+def provenance(profile: str, params: dict, with_commit: bool = True, **extra) -> dict:
+    """The record stored under "provenance" in every metrics JSON and result file.
+
+    with_commit=False leaves out the git commit: for data that later stages depend on (the sample
+    stage's subsets.json), whose hash must not change with every commit of unrelated code."""
+    record = {
         "profile": profile,
         "params": params,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in _PACKAGES}},
         "platform": f"{sys.platform}-{platform.machine()}",
-        "git_commit": git_commit(),
         **extra,
     }
+    if with_commit:
+        record["git_commit"] = git_commit()
+    return record

@@ -353,6 +353,14 @@ def _tabular(header: list[str], rows: list[list[str] | str], caption: str, label
     return "\n".join(lines)
 
 
+def _bound_mark(value: float, low: float, high: float | None, tol: float = 5e-3) -> str:
+    """A dagger when a fitted parameter sits at a bound of the fit (not identified by the data)."""
+    if not np.isfinite(value):
+        return ""
+    at_bound = abs(value - low) <= tol or (high is not None and abs(value - high) <= tol)
+    return "$^\\dagger$" if at_bound else ""
+
+
 def table1_latex(t1: pd.DataFrame, missing: list[str] | None = None) -> str:
     """Table 1 as LaTeX: error ± se per data scale, then c [95% CI] and eps [95% CI] per data scale."""
     pcts = list(t1.columns.get_level_values(1).unique())
@@ -365,11 +373,15 @@ def table1_latex(t1: pd.DataFrame, missing: list[str] | None = None) -> str:
             rows.append(sec)
             section = sec
         rows.append([_tex(metric), *[_pm(r[("value", p)], r[("se", p)]) for p in pcts],
-                     *[_ci(r[("c", p)], r[("c_lo", p)], r[("c_hi", p)], 2) for p in pcts],
-                     *[_ci(r[("eps", p)], r[("eps_lo", p)], r[("eps_hi", p)], 1) for p in pcts]])
+                     *[_ci(r[("c", p)], r[("c_lo", p)], r[("c_hi", p)], 2) + _bound_mark(r[("c", p)], 0, scaling.C_MAX)
+                       for p in pcts],
+                     *[_ci(r[("eps", p)], r[("eps_lo", p)], r[("eps_hi", p)], 1) + _bound_mark(r[("eps", p)], 0, None)
+                       for p in pcts]])
     caption = ("Error (\\%) at the final cooled-down checkpoint per data scale ($\\pm$ 1 s.e.), and the fitted "
                "exponent $c$ and limit $\\varepsilon$ of $\\alpha x^{-c}+\\varepsilon$ against examples seen "
-               "[bootstrap 95\\% CI].")
+               "[bootstrap 95\\% CI]. $^\\dagger$: at a bound of the fit ($c$ = 0 or "
+               f"{scaling.C_MAX:g}, $\\varepsilon$ = 0), i.e. the curve shows no bend within the budgets and that "
+               "parameter is not identified.")
     if missing:
         caption += " Not evaluated: " + _tex(", ".join(missing)) + "."
     return _tabular(header, rows, caption, "tab:table1", "l" + "r" * (3 * len(pcts)))

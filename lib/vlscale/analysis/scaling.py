@@ -5,9 +5,11 @@ and reports the exponent c and the limit eps (Tables 1, 8, 9). We fit the plain 
 alpha = 0 case of [2]'s estimator M4) by bounded least squares, weighted by the standard errors
 when they are known, and give parametric-bootstrap confidence intervals.
 
-Three checkpoints determine the three parameters: with the cpu profile's 3 cool-downs per run the
-law passes through the points (when they fall and bend the way a power law can), and only the
-bootstrap, which redraws each point from N(value, se), says how well c and eps are pinned down.
+Three checkpoints determine the three parameters (the law then passes through the points when they
+fall and bend the way a power law can); the cpu profile has 5 cool-downs per run, gpu/tpu the paper's 9.
+Only the bootstrap, which redraws each point from N(value, se), says how well c and eps are pinned
+down: a curve that does not bend within the budgets puts eps at its bound 0 (or c at 0), and the
+Table 1 LaTeX marks such parameters as not identified.
 """
 from __future__ import annotations
 

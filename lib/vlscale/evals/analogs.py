@@ -2,7 +2,7 @@
 
 An analog is a pure function of (world, size, key, split): a set of held-out global ids (bit
 HELDOUT_BIT set, so never in a training pool) whose ground truth meets the analog's condition, with
-labels, class names and, for retrieval, clean captions. Images are rendered later by the caller
+labels, class names and, for retrieval, captions that describe the image. Images are rendered later by the caller
 (vlscale.world.render); nothing here draws pixels.
 
 How ids are drawn: candidates come, in rounds, from a keyed counter per page-language stratum
@@ -30,7 +30,6 @@ import pandas as pd
 from vlscale.config import REGIONS, XM3600_LANGUAGES
 from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, make_ids
 from vlscale.data.subsets import KeyedPermutation, derive_key
-from vlscale.world.captions import captions
 from vlscale.world.spec import DS_REGION, GENDERS, INCOME_GROUPS, OCCUPATION_PAIRS, UNTAGGED
 from vlscale.world.truth import truth
 
@@ -168,13 +167,17 @@ def _lookup(world, concepts) -> np.ndarray:
     return lut
 
 
-def clean_captions(world, ids, gt: dict, language: str) -> list[str]:
-    """Clean captions of the images' own concepts in `language`: the world's caption of each id with
-    caption_kind = clean, caption_concept = concept and caption_language = language."""
-    n = len(ids)
-    clean = dict(gt, caption_kind=np.zeros(n, np.int32), caption_concept=gt["concept"].copy(),
-                 caption_language=np.full(n, world.stratum_of(language), np.int32))
-    return captions(world, ids, clean)
+WRITTEN_WITHOUT_SPACES = ("ja", "zh")
+
+
+def described_captions(world, gt: dict, language: str) -> list[str]:
+    """What a person captioning the picture writes (COCO, Flickr, XM3600 are human-written): the name
+    of the image's concept and of its country, in `language`. Web alt-text (world.captions) names the
+    place in a fifth of captions and adds unrelated filler; a benchmark caption describes its image,
+    so that among many images of a popular concept, the one from Ghana is the right answer."""
+    sep = "" if language in WRITTEN_WITHOUT_SPACES else " "
+    return [f"{world.concepts[c]['names'][language]}{sep}{world.country_names[k][language]}"
+            for c, k in zip(gt["concept"], gt["country"])]
 
 
 def _names(table, index) -> np.ndarray:
@@ -218,7 +221,7 @@ def _retrieval(world, name, ids, languages) -> Benchmark:
     gt = truth(world, ids)
     texts, image, language = [], [], []
     for code in languages:
-        texts += clean_captions(world, ids, gt, code)
+        texts += described_captions(world, gt, code)
         image.append(np.arange(len(ids)))
         language += [code] * len(ids)
     # image-major: the captions of image i in every language, then image i + 1
