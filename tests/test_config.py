@@ -107,3 +107,12 @@ def test_evaluate_block_names_unknown_benchmarks_and_bad_templates(raw):
     msg = str(e.value)
     assert "unknown analogs ['mnist']" in msg and "unknown real sets ['laion']" in msg
     assert "templates ['a photo'] have no '{}'" in msg and "analogs without a few-shot task ['coco']" in msg
+
+
+def test_the_evaluate_block_knows_exactly_the_benchmarks_the_library_has():
+    from vlscale import config
+    from vlscale.evals import analogs, real_eval
+
+    assert set(config.ANALOG_NAMES) == set(analogs.ANALOGS)
+    assert set(config.REAL_SET_NAMES) == set(real_eval.LOADERS)
+    assert set(config.FEW_SHOT_ANALOGS) <= set(config.ANALOG_NAMES)

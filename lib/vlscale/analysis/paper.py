@@ -95,7 +95,8 @@ def select_source(tidy: pd.DataFrame, source: str = "analog") -> pd.DataFrame:
 
 
 def final(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Rows at each run's last checkpoint (its largest examples_seen): the paper's '100B examples seen'."""
+    """Rows at each run's last checkpoint (its largest examples_seen): the paper's '100B examples seen'.
+    Works on the tidy results and on group_means' table alike."""
     last = tidy.groupby("run")["examples_seen"].transform("max")
     return tidy[tidy["examples_seen"] == last]
 
@@ -154,7 +155,7 @@ def group_means(tidy: pd.DataFrame) -> pd.DataFrame:
 def gains(means: pd.DataFrame, from_pct: float = 10, to_pct: float = 100) -> pd.DataFrame:
     """Error reduction (percentage points) from data scale from_pct to to_pct at the final checkpoint,
     per group: error(from) - error(to), i.e. the accuracy gain (Figure 1 left). NaN if a scale is absent."""
-    last = means[means["examples_seen"] == means.groupby("run")["examples_seen"].transform("max")]
+    last = final(means)
     a = _at(last, from_pct).set_index("group")["error_pct"]
     b = _at(last, to_pct).set_index("group")["error_pct"]
     out = pd.DataFrame({"group": list(GROUPS)})
@@ -223,7 +224,7 @@ def figure1_csv(data: pd.DataFrame) -> pd.DataFrame:
 
 def figure2_data(means: pd.DataFrame) -> pd.DataFrame:
     """XM3600 low- vs high-resource average retrieval error (%) per data scale at the final checkpoint."""
-    last = means[means["examples_seen"] == means.groupby("run")["examples_seen"].transform("max")]
+    last = final(means)
     d = last[last["group"].isin(["multilingual_low_resource", "multilingual_high_resource"])]
     d = d.assign(resource=d["group"].str.removeprefix("multilingual_").str.removesuffix("_resource"))
     return d[["resource", "data_pct", "error_pct", "se", "n_present", "n_tasks"]].sort_values(
@@ -477,7 +478,7 @@ def wilcoxon_scales(tidy: pd.DataFrame, tasks, from_pct: float = 10, to_pct: flo
         return out | {"reason": f"only {len(paired)} tasks at both {scale_label(from_pct)} and {scale_label(to_pct)}"}
     if not np.any(diff != 0):
         return out | {"reason": "all paired differences are zero"}
-    res = stats.wilcoxon(a[paired].to_numpy(), b[paired].to_numpy())
+    res = stats.wilcoxon(diff)  # the signed-rank test of the paired differences
     return out | {"statistic": float(res.statistic), "p_value": float(res.pvalue)}
 
 
@@ -562,8 +563,7 @@ def _clean(v):
 
 def summary(report: Report) -> dict:
     """The metrics JSON: group averages per run at the final checkpoint, gains, Wilcoxon, fits, missing tasks."""
-    last = report.means[report.means["examples_seen"]
-                        == report.means.groupby("run")["examples_seen"].transform("max")]
+    last = final(report.means)
     fits = report.fits.dropna(subset=["c"])
     return _clean({
         "source": report.source,

@@ -30,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from vlscale.evals import analogs, protocols
-from vlscale.evals.groups import INCOME, REGIONS, error_pct
+from vlscale.evals.groups import INCOME, REGIONS, XM3600_CODE, error_pct
 from vlscale.config import REGIONS as WORLD_REGIONS
+from vlscale.world.hashing import id_words
+from vlscale.world.render import render_jax
 from vlscale.world.spec import GENDERS
 
 ROW_COLUMNS = ("run", "fraction", "data_pct", "examples_seen", "budget", "checkpoint", "profile", "model",
@@ -40,8 +42,6 @@ CHECKPOINT_DIR = re.compile(r"seen_(\d+)$")
 # The world's income groups (analogs.image_meta) in the order of groups.INCOME's task names.
 INCOME_TASKS = dict(zip(("0-200", "200-685", "685-1998", ">1998"), INCOME))
 REGION_TASKS = dict(zip(WORLD_REGIONS, REGIONS))
-# The world writes Hebrew as ISO 639-1 "he"; Crossmodal-3600 (and groups.py) as "iw".
-XM3600_CODE = {"he": "iw"}
 
 
 def binomial_se_pct(p: float, n: int) -> float:
@@ -65,7 +65,7 @@ class Embedder:
     """L2-normalised embeddings of one checkpoint, computed in fixed-size batches (one compiled shape)
     and remembered: a caption or prompt used by several benchmarks is embedded once.
 
-    images_of(key, make_batch, count): embeddings of `count` images; make_batch(start, stop) returns
+    images(key, make_batch, count): embeddings of `count` images; make_batch(start, stop) returns
     float images in [-1, 1] [stop - start, px, px, 3]; remembered under `key`.
     """
 
@@ -113,6 +113,10 @@ class Prompts:
     def classes(self, embedder: Embedder, names: Sequence[str]) -> np.ndarray:
         return protocols.class_embeddings(embedder.texts, list(names), list(self.templates))
 
+    def genders(self, labels: Sequence[str]) -> list[str]:
+        """The prompt word of each gender label ("female"/"Female" -> self.female, "male" -> self.male)."""
+        return [{"female": self.female, "male": self.male}[g.lower()] for g in labels]
+
 
 def _row(task: str, metric: str, value: float, se: float, n: int) -> dict:
     return dict(task=task, metric=metric, value=float(value), se=float(se), n=int(n))
@@ -135,6 +139,14 @@ def few_shot_rows(task: str, train_x, train_y, test_x, test_y, shots: int) -> li
     acc, _ = protocols.linear_probe_accuracy(train_x[tr], remap[train_y[tr]], test_x[te], remap[test_y[te]],
                                              kept.size, shots=shots)
     return [error_row(task, acc, int(te.sum()))]
+
+
+def zero_shot_subgroup_rows(name: str, zimg, class_names, labels, groups, task_of: dict, gap_task: str,
+                            embedder: Embedder, prompts: Prompts) -> list[dict]:
+    """Dollar Street / GeoDE: the 0-shot error, then each subgroup's error and their gap (Table 4)."""
+    acc, correct = zero_shot(embedder, prompts, zimg, class_names, labels)
+    return [error_row(f"{name}/0shot", acc, len(labels)),
+            *subgroup_rows(name, correct, groups, task_of, gap_task)]
 
 
 def subgroup_rows(name: str, correct: np.ndarray, groups: np.ndarray, task_of: dict, gap_task: str) -> list[dict]:
@@ -214,8 +226,6 @@ def xm3600_rows(zimg, ztxt, caption_image, caption_language, languages: Iterable
 # ---------------------------------------------------------------------------------------------
 # The synthetic analogs
 
-FEW_SHOT = ("imagenet", "cifar100", "pet", "dollarstreet", "geode")  # analogs with a training split
-
 
 @dataclasses.dataclass
 class AnalogSuite:
@@ -229,12 +239,18 @@ class AnalogSuite:
     test: dict
     train: dict
 
-    def images(self, embedder: Embedder, name: str, split: str = "test") -> np.ndarray:
-        from vlscale.world.render import render_ids
+    def __post_init__(self):
+        self._render = render_jax(self.world, self.px)  # on the accelerator, as training renders
 
+    def images(self, embedder: Embedder, name: str, split: str = "test") -> np.ndarray:
         ids = (self.test if split == "test" else self.train)[name].ids
-        return embedder.images(f"{name}/{split}", lambda a, b: render_ids(self.world, ids[a:b], self.px) * 2.0 - 1.0,
-                               len(ids))
+        hi, lo = id_words(ids)
+
+        def make_batch(start, stop):  # always a full batch of ids: one compiled shape
+            sel = np.minimum(np.arange(start, start + embedder.batch_size), len(ids) - 1)
+            return np.asarray(self._render(hi[sel], lo[sel]))[: stop - start] * 2.0 - 1.0
+
+        return embedder.images(f"{name}/{split}", make_batch, len(ids))
 
 
 def analog_suite(world, px: int, sizes: dict, train_sizes: dict, key: int = 0, progress: Callable = print) -> AnalogSuite:
@@ -252,20 +268,15 @@ def analog_suite(world, px: int, sizes: dict, train_sizes: dict, key: int = 0, p
 
 def _codes(*columns) -> list[np.ndarray]:
     """Integer codes of string columns, shared across them."""
-    codes, _ = pd.factorize(pd.concat([pd.Series(c, dtype=object) for c in columns], ignore_index=True))
-    out, start = [], 0
-    for c in columns:
-        out.append(codes[start:start + len(c)])
-        start += len(c)
-    return out
+    codes, _ = pd.factorize(np.concatenate([np.asarray(c, dtype=object) for c in columns]))
+    return np.split(codes, np.cumsum([len(c) for c in columns])[:-1])
 
 
 def _geographic_rows(name, b, z, tr, tz, embedder, prompts, shots, subgroup, task_of, gap, geoloc) -> list[dict]:
     """Dollar Street / GeoDE: 0-shot, per-subgroup errors and their gap, and few-shot geolocalisation
     (task -> the meta column it predicts) when the analog has a training split."""
-    acc, correct = zero_shot(embedder, prompts, z, b.class_names, b.labels)
-    rows = [error_row(f"{name}/0shot", acc, len(b.labels))]
-    rows += subgroup_rows(name, correct, b.meta[subgroup].to_numpy(), task_of, f"{name}/{gap}")
+    rows = zero_shot_subgroup_rows(name, z, b.class_names, b.labels, b.meta[subgroup].to_numpy(), task_of,
+                                   f"{name}/{gap}", embedder, prompts)
     if tr is not None:
         for task, column in geoloc.items():
             train_y, test_y = _codes(tr.meta[column], b.meta[column])
@@ -295,8 +306,7 @@ def evaluate_analog(suite: AnalogSuite, name: str, embedder: Embedder, prompts: 
         acc, _ = zero_shot(embedder, prompts, z, b.class_names, b.labels)
         return [error_row("gldv2/0shot", acc, len(b.labels))]
     if name == "fairface":
-        names = [prompts.female if g == "female" else prompts.male for g in GENDERS]
-        acc, _ = zero_shot(embedder, prompts, z, names, b.labels)
+        acc, _ = zero_shot(embedder, prompts, z, prompts.genders(GENDERS), b.labels)
         rows = [error_row("fairface/perceived_gender", acc, len(b.labels))]
         return rows + association_bias_rows(z, np.asarray(b.labels) == GENDERS.index("female"), embedder, prompts)
     if name == "dollarstreet":
@@ -356,8 +366,7 @@ def evaluate_run(run: str, run_dir: Path, fraction: float, total_examples: int, 
                                "seconds": time.perf_counter() - t1})
                 rows += [{**where, "benchmark": name, "source": source, **r} for r in got]
         progress(f"{run} {ckpt.name}: {sum(len(b) for b in suites.values())} benchmarks in {time.perf_counter() - t0:.1f} s")
-    table = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
-    return table
+    return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
 
 
 def run_stage(p: dict, name: str, runs_dir: str | Path = "runs", out_dir: str | Path = "results/evaluate",

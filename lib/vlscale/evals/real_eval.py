@@ -44,15 +44,15 @@ from vlscale.evals.evaluate import (
     XM3600_CODE,
     Embedder,
     Prompts,
-    error_row,
-    few_shot_rows,
-    subgroup_rows,
-    zero_shot,
     association_bias_rows,
     classification_rows,
+    error_row,
+    few_shot_rows,
     representation_bias_rows,
     retrieval_rows,
     xm3600_rows,
+    zero_shot,
+    zero_shot_subgroup_rows,
 )
 from vlscale.evals.groups import XM3600_LANGUAGES
 from vlscale.evals.protocols import canonicalize
@@ -250,9 +250,8 @@ def _dollar_street(name, data, embedder, prompts, px, shots, seed):
     labels = np.searchsorted(class_names, first)
     groups = income_group(income.iloc[keep].to_numpy(dtype=float), where=lambda i: _where(data, keep[i]))
     z = image_embeddings(embedder, f"real/{name}", [data.images[i] for i in keep], px)
-    acc, correct = zero_shot(embedder, prompts, z, class_names, labels)
-    rows = [error_row("dollarstreet/0shot", acc, len(labels))]
-    rows += subgroup_rows(name, correct, groups, INCOME_TASKS, "dollarstreet/disparity_income")
+    rows = zero_shot_subgroup_rows(name, z, class_names, labels, groups, INCOME_TASKS,
+                                   "dollarstreet/disparity_income", embedder, prompts)
     if "country" in data.examples:
         rows += _geoloc_rows("dollarstreet/geoloc_10shot", data.examples["key"].iloc[keep], z,
                              data.examples["country"].iloc[keep], shots, seed)
@@ -270,9 +269,8 @@ def _geode(name, data, embedder, prompts, px, shots, seed):
         regions.append(region)
     regions = np.asarray(regions)
     z = image_embeddings(embedder, f"real/{name}", data.images, px)
-    acc, correct = zero_shot(embedder, prompts, z, data.class_names, labels)
-    rows = [error_row("geode/0shot", acc, len(labels))]
-    rows += subgroup_rows(name, correct, regions, REGION_TASKS, "geode/disparity_region")
+    rows = zero_shot_subgroup_rows(name, z, data.class_names, labels, regions, REGION_TASKS,
+                                   "geode/disparity_region", embedder, prompts)
     if "country" in data.examples:
         rows += _geoloc_rows("geode/country_geoloc_10shot", data.examples["key"], z, data.examples["country"],
                              shots, seed)
@@ -293,9 +291,8 @@ def _fairface(name, data, embedder, prompts, px, shots, seed):
         raise ValueError(f"{data.name}: every image's gender is {gender.iloc[0]!r}; "
                          f"association bias needs images of both {real_sets.FAIRFACE_GENDERS}")
     z = image_embeddings(embedder, f"real/{name}", data.images, px)
-    words = {"Female": prompts.female, "Male": prompts.male}
     gender_labels = gender.map({g: i for i, g in enumerate(real_sets.FAIRFACE_GENDERS)}).to_numpy()
-    acc, _ = zero_shot(embedder, prompts, z, [words[g] for g in real_sets.FAIRFACE_GENDERS], gender_labels)
+    acc, _ = zero_shot(embedder, prompts, z, prompts.genders(real_sets.FAIRFACE_GENDERS), gender_labels)
     rows = [error_row("fairface/perceived_gender", acc, len(z))]
     race_labels = race.map({r: i for i, r in enumerate(real_sets.FAIRFACE_RACES)}).to_numpy()
     acc, _ = zero_shot(embedder, prompts, z, list(real_sets.FAIRFACE_RACES), race_labels)
