@@ -6,7 +6,8 @@ from vlscale.config import REGIONS, XM3600_LANGUAGES
 from vlscale.data.ids import HELDOUT_BIT
 from vlscale.data.subsets import NestedSubsets
 from vlscale.evals import analogs
-from vlscale.world.spec import GENDERS, INCOME_GROUPS
+from vlscale.world.captions import person_words
+from vlscale.world.spec import GENDERS, INCOME_GROUPS, OCCUPATIONS
 from vlscale.world.truth import truth
 
 SIZES = dict(imagenet=2 * 143, cifar100=200, pet=74, coco=40, flickr=40, xm3600=12, dollarstreet=40,
@@ -67,17 +68,43 @@ def test_each_analog_condition_holds_for_every_image(world, benches):
     assert gt["gldv2"]["is_landmark"].all() and (world.landmark_country[gt["gldv2"]["concept"]] >= 0).all()
     assert gt["fairface"]["has_person"].all()
     assert np.array_equal(benches["fairface"].labels, gt["fairface"]["gender"])
-    assert set(benches["fairface"].meta["occupation"]) <= {o for pair in analogs.OCCUPATION_PAIRS for o in pair}
+    assert set(benches["fairface"].meta["occupation"]) <= set(OCCUPATIONS)
 
 
-def test_retrieval_captions_describe_the_image_concept_and_country_in_english(world, benches):
+def test_retrieval_captions_describe_the_image_concept_person_and_country_in_english(world, benches):
     for name in ("coco", "flickr"):
         bench = benches[name]
         gt = truth(world, bench.ids)
         assert np.array_equal(bench.caption_image, np.arange(len(bench.ids)))
         assert bench.caption_language == ["en"] * len(bench.ids)
-        for caption, concept, country in zip(bench.captions, gt["concept"], gt["country"]):
-            assert caption == f"{world.concepts[concept]['names']['en']} {world.country_names[country]['en']}"
+        assert gt["has_person"].any() and not gt["has_person"].all()
+        for i, caption in enumerate(bench.captions):
+            who = [person_words(gt["gender"][i], gt["occupation"][i])] if gt["has_person"][i] else []
+            words = [world.concepts[gt["concept"][i]]["names"]["en"], *who, world.country_names[gt["country"][i]]["en"]]
+            assert caption == " ".join(words)
+    assert "woman nurse" == person_words(0, OCCUPATIONS.index("nurse"))
+
+
+def test_every_retrieval_caption_in_english_singles_out_its_image(world):
+    for bench in (analogs.coco(world, 400, key=3), analogs.flickr(world, 400, key=3), analogs.xm3600(world, 120, key=3)):
+        english = [c for c, lang in zip(bench.captions, bench.caption_language) if lang == "en"]
+        assert len(english) == len(bench.ids) and len(set(english)) == len(english), bench.name
+        assert analogs.caption_ceiling(bench)["en"] == 1.0 and analogs.unique_caption_frac(bench)["en"] == 1.0
+        # no two images share what every language's caption says about them
+        person = bench.name != "xm3600"
+        assert len(np.unique(analogs.description(world, truth(world, bench.ids), person))) == len(bench.ids)
+
+
+def test_caption_ceiling_is_the_expected_recall_at_1_under_random_tie_breaking():
+    # image 0 and 1 share "dog" in de; image 2 is alone; in en all three are distinct
+    bench = analogs.Benchmark(name="hand", ids=np.arange(3, dtype=np.int64), labels=None, class_names=None,
+                              captions=["dog a", "Hund", "dog b", "Hund", "cat", "Katze"],
+                              caption_image=np.array([0, 0, 1, 1, 2, 2]),
+                              caption_language=["en", "de", "en", "de", "en", "de"], meta=None)
+    assert analogs.caption_ceiling(bench) == {"de": pytest.approx((0.5 + 0.5 + 1) / 3), "en": 1.0}
+    assert analogs.unique_caption_frac(bench) == {"de": pytest.approx(1 / 3), "en": 1.0}
+    with pytest.raises(ValueError, match="analog 'x' has no captions"):
+        analogs.caption_ceiling(analogs.Benchmark("x", bench.ids, None, None, None, None, None, None))
 
 
 def test_balance_where_promised(benches):
@@ -87,6 +114,8 @@ def test_balance_where_promised(benches):
     assert counts(benches["xm3600"].meta["region"], REGIONS) == [2] * 6
     assert counts(benches["dollarstreet"].meta["income"], INCOME_GROUPS) == [10] * 4
     assert counts(benches["fairface"].meta["gender"], GENDERS) == [20, 20]
+    cells = benches["fairface"].meta.groupby(["gender", "occupation"]).size()
+    assert len(cells) == 20 and set(cells) == {2}
     assert np.bincount(benches["imagenet"].labels, minlength=143).tolist() == [2] * 143
     assert np.bincount(benches["cifar100"].labels, minlength=100).tolist() == [2] * 100
     assert set(benches["dollarstreet"].meta["dollar_street_region"]) <= {"Africa", "Americas", "Asia", "Europe"}
@@ -103,13 +132,14 @@ def test_xm3600_has_one_caption_per_language_per_image_in_that_language(world, b
         assert caption.endswith(world.country_names[gt["country"][image]][language]), (language, caption)
 
 
-def test_standard_error_is_binomial_and_size_meets_its_target():
-    assert analogs.standard_error(0.5, 2500) == pytest.approx(0.01)
-    assert analogs.standard_error(0.9, 100) == pytest.approx(np.sqrt(0.09 / 100))
-    assert analogs.size_for_standard_error(0.01) == 2500
-    for target, accuracy in ((0.01, 0.9), (0.003, 0.75), (0.02, 0.3)):
-        n = analogs.size_for_standard_error(target, accuracy)
-        assert analogs.standard_error(accuracy, n) <= target < analogs.standard_error(accuracy, n - 1)
+def test_fairface_shows_no_association_between_gender_and_occupation(world):
+    """The world's stereotype skews occupation by gender; the analog's test images must not, or a
+    model would be scored on a bias the pictures carry rather than one it learned."""
+    meta = analogs.fairface(world, 400, key=5).meta
+    first = meta["occupation"].map(lambda o: OCCUPATIONS.index(o) % 2 == 0)  # the first of its pair
+    assert first[meta["gender"] == "female"].mean() == first[meta["gender"] == "male"].mean() == 0.5
+    cells = meta.groupby(["gender", "occupation"]).size()
+    assert len(cells) == 2 * len(OCCUPATIONS) and set(cells) == {20}
 
 
 def test_bad_names_sizes_and_splits_are_named(world):

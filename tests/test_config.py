@@ -100,13 +100,15 @@ def test_evaluate_block_names_unknown_benchmarks_and_bad_templates(raw):
     bad = copy.deepcopy(raw)
     bad["evaluate"]["analogs"]["mnist"] = 10
     bad["evaluate"]["real_sets"]["laion"] = "/data"
-    bad["evaluate"]["templates"] = ["a photo"]
+    bad["evaluate"]["templates"]["real"] = ["a photo"]
+    bad["evaluate"]["keys"]["report"] = bad["evaluate"]["keys"]["dev"]
     bad["evaluate"]["train_sizes"]["coco"] = 10
     with pytest.raises(ParamsError) as e:
         validate(bad)
     msg = str(e.value)
     assert "unknown analogs ['mnist']" in msg and "unknown real sets ['laion']" in msg
     assert "templates ['a photo'] have no '{}'" in msg and "analogs without a few-shot task ['coco']" in msg
+    assert "the report key must be fresh" in msg
 
 
 def test_the_evaluate_block_knows_exactly_the_benchmarks_the_library_has():

@@ -1,4 +1,5 @@
-"""The evaluate stage's library: embedding reuse, tidy rows, the analogs' protocols, checkpoints."""
+"""The evaluate stage's library: embedding reuse, result rows and their per-item outcomes, the analogs'
+protocols, checkpoints, the stage's outputs."""
 import json
 
 import jax
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 
 from vlscale import siglip
-from vlscale.evals import evaluate as ev
+from vlscale.evals import analog_eval, rows as ev, stage
+from vlscale.evals.embedder import Embedder, Prompts
 from vlscale.evals.groups import INCOME, REGIONS, XM3600_LANGUAGES
 
 SMALL_MODEL = {"image_model": "vit", "text_model": "text_transformer",
@@ -17,7 +19,7 @@ SMALL_MODEL = {"image_model": "vit", "text_model": "text_transformer",
                "out_dim": [None, 32], "temperature_init": 10.0, "bias_init": -10.0}
 
 
-class CountingEmbedder(ev.Embedder):
+class CountingEmbedder(Embedder):
     """Texts embed as the one-hot of their index in `vocabulary`; counts the embedding calls."""
 
     def __init__(self, vocabulary, batch_size=4):
@@ -54,10 +56,12 @@ def test_classification_rows_perfect_and_known_errors():
     emb = CountingEmbedder(names)
     labels = np.array([0, 1, 2, 0, 1, 2])
     zimg = np.eye(3)[labels]
-    (row,) = ev.classification_rows("pet", zimg, labels, names, emb, ev.Prompts())
-    assert row == dict(task="pet/0shot", metric="error_pct", value=0.0, se=0.0, n=6)
+    (row,) = ev.classification_rows("pet", zimg, labels, names, emb, Prompts())
+    assert {k: row[k] for k in ("task", "metric", "value", "se", "n")} == dict(
+        task="pet/0shot", metric="error_pct", value=0.0, se=0.0, n=6)
+    assert row["item"].tolist() == list(range(6)) and row["item_value"].tolist() == [1.0] * 6
     zimg[0] = np.eye(3)[1]  # one of six misread
-    (row,) = ev.classification_rows("pet", zimg, labels, names, emb, ev.Prompts())
+    (row,) = ev.classification_rows("pet", zimg, labels, names, emb, Prompts())
     assert row["value"] == pytest.approx(100 / 6)
     assert row["se"] == pytest.approx(100 * np.sqrt((1 / 6) * (5 / 6) / 6))
 
@@ -86,6 +90,7 @@ def test_few_shot_rows_leave_out_classes_without_enough_shots():
     test_x = centres[test_y]
     (row,) = ev.few_shot_rows("geode/country_geoloc_10shot", train_x, train_y, test_x, test_y, shots=10)
     assert row["n"] == 2 and row["value"] == 0.0  # the class-2 images left the test with their class
+    assert row["item"].tolist() == [0, 1]  # the items name the test images that stayed
     assert ev.few_shot_rows("x", train_x, np.zeros_like(train_y), test_x, np.zeros_like(test_y), 10) == []
 
 
@@ -95,6 +100,7 @@ def test_subgroup_rows_give_per_group_errors_and_the_gap():
     rows = {r["task"]: r for r in ev.subgroup_rows("ds", correct, groups, ev.INCOME_TASKS, "ds/gap")}
     assert rows[INCOME[0]]["value"] == 25.0 and rows[INCOME[3]]["value"] == 75.0
     assert rows["ds/gap"]["metric"] == "gap_pct" and rows["ds/gap"]["value"] == 50.0
+    assert rows[INCOME[3]]["item"].tolist() == [4, 5, 6, 7] and "item" not in rows["ds/gap"]
     with pytest.raises(ValueError, match="subgroup 'middle'"):
         ev.subgroup_rows("ds", correct, np.array(["middle"] * 8, dtype=object), ev.INCOME_TASKS, "ds/gap")
 
@@ -104,19 +110,19 @@ def untrained(world):
     """A randomly initialised SigLIP on 16 px images, and every analog at a small size."""
     model = siglip.model_from_config(SMALL_MODEL)
     params = model.init(jax.random.PRNGKey(0), np.zeros((1, 16, 16, 3), np.float32), np.zeros((1, 8), np.int32))["params"]
-    emb = ev.Embedder(lambda x: siglip.embed_images(model, params, x), lambda t: siglip.embed_texts(model, params, t),
+    emb = Embedder(lambda x: siglip.embed_images(model, params, x), lambda t: siglip.embed_texts(model, params, t),
                       lambda texts: np.array([[(sum(map(ord, w)) % 297) + 3 for w in t.split()[:7]] + [1] + [0] * (7 - len(t.split()[:7]))
                                               for t in texts], np.int32), batch_size=256)
     sizes = dict(imagenet=572, cifar100=400, pet=148, coco=200, flickr=100, xm3600=60, dollarstreet=400,
                  geode=360, gldv2=100, fairface=200)
-    suite = ev.analog_suite(world, 16, sizes, dict(imagenet=1430, cifar100=1000, pet=370, dollarstreet=1600,
+    suite = analog_eval.analog_suite(world, 16, sizes, dict(imagenet=1430, cifar100=1000, pet=370, dollarstreet=1600,
                                                     geode=1800), progress=lambda m: None)
     return suite, emb
 
 
 def test_every_analog_gives_every_task_and_an_untrained_model_is_at_chance(untrained):
     suite, emb = untrained
-    rows = {name: ev.evaluate_analog(suite, name, emb, ev.Prompts()) for name in suite.test}
+    rows = {name: analog_eval.evaluate_analog(suite, name, emb, Prompts()) for name in suite.test}
     tasks = {r["task"] for rs in rows.values() for r in rs}
     expected = {"imagenet/0shot", "imagenet/10shot", "cifar100/0shot", "cifar100/10shot", "pet/0shot", "pet/10shot",
                 "coco/i2t", "coco/t2i", "flickr/i2t", "flickr/t2i", "dollarstreet/0shot",
@@ -140,11 +146,16 @@ def test_evaluate_run_writes_a_json_per_benchmark_and_tidy_rows(untrained, tmp_p
     run_dir = tmp_path / "runs/s1"
     for seen in (100, 300):
         (run_dir / f"cooldown/seen_{seen:012d}").mkdir(parents=True)
-    suites = {"analog": {b: (lambda e, p, s, b=b: ev.evaluate_analog(suite, b, e, p, s)) for b in ("coco", "gldv2")}}
+    suites = {"analog": {b: (lambda e, p, s, b=b: analog_eval.evaluate_analog(suite, b, e, p, s)) for b in ("coco", "gldv2")}}
     record = {"profile": "test", "model": "tiny", "provenance": {"git": "x"}}
-    table = ev.evaluate_run("s1", run_dir, 0.01, 300, suites, lambda ckpt: emb, ev.Prompts(), tmp_path / "out",
-                            record, progress=lambda m: None)
-    assert list(table.columns) == list(ev.ROW_COLUMNS)
+    table, items = stage.evaluate_run("s1", run_dir, 0.01, 7, 300, suites, lambda ckpt: emb,
+                                      {"analog": Prompts()}, tmp_path / "out", record, progress=lambda m: None)
+    assert list(table.columns) == list(stage.ROW_COLUMNS) and set(table["seed"]) == {7}
+    assert list(items.columns) == list(stage.ITEM_COLUMNS)
+    # every error row's value is the mean of its items, per checkpoint
+    for r in table[table["metric"] == "error_pct"].itertuples():
+        got = items[(items["task"] == r.task) & (items["examples_seen"] == r.examples_seen)]
+        assert len(got) == r.n and 100 * (1 - got["value"].mean()) == pytest.approx(r.value, abs=1e-4)
     assert sorted(table["examples_seen"].unique()) == [100, 300]
     assert set(table["budget"]) == {100 / 300, 1.0} and set(table["data_pct"]) == {1.0}
     saved = json.loads((tmp_path / "out/s1/seen_000000000300/analog/gldv2.json").read_text())
@@ -158,6 +169,6 @@ def test_evaluate_run_writes_a_json_per_benchmark_and_tidy_rows(untrained, tmp_p
 def test_checkpoints_are_listed_by_examples_seen_and_their_absence_is_named(tmp_path):
     for seen in (66048, 19968):
         (tmp_path / f"cooldown/seen_{seen:012d}").mkdir(parents=True)
-    assert [s for s, _ in ev.checkpoints(tmp_path)] == [19968, 66048]
+    assert [s for s, _ in stage.checkpoints(tmp_path)] == [19968, 66048]
     with pytest.raises(FileNotFoundError, match="nothing/cooldown"):
-        ev.checkpoints(tmp_path / "nothing")
+        stage.checkpoints(tmp_path / "nothing")

@@ -1,12 +1,14 @@
-"""The figures stage: power-law fits with bootstrap CIs, and the paper's tables and figures from a tidy
-results table, checked against the paper's own numbers (PAPER.md Tables 1, 3, 4 and Figure 3)."""
+"""The figures stage: power-law fits with bootstrap CIs, and the paper's tables and figures laid out from
+the numbers they are given (the paper's own, PAPER.md Tables 1, 3, 4 and Figure 3) and from a tidy table.
+The uncertainty of those numbers (bootstrap, seeds, permutation null) is tests/test_uncertainty.py's."""
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from vlscale.analysis import paper, scaling
+from vlscale.analysis import latex, plots, report, results, scaling, uncertainty
 from vlscale.evals import groups
+from vlscale.world.spec import OCCUPATION_PAIRS
 
 X = np.array([3, 7, 10, 17, 26, 33, 49, 66, 100]) * 1e9  # the paper's cool-down budgets (examples seen)
 
@@ -15,8 +17,8 @@ def law(x, alpha, c, eps):
     return alpha * np.asarray(x, dtype=float) ** -c + eps
 
 
-def _row(run, pct, seen, task, value, se=np.nan, metric="error_pct", model="H/14", source="analog"):
-    return {"run": run, "fraction": pct / 100, "data_pct": float(pct), "examples_seen": int(seen),
+def _row(run, pct, seen, task, value, se=np.nan, metric="error_pct", model="H/14", source="analog", seed=0):
+    return {"run": run, "seed": seed, "fraction": pct / 100, "data_pct": float(pct), "examples_seen": int(seen),
             "budget": 1.0, "checkpoint": f"runs/{run}/ckpt", "profile": "test", "model": model,
             "benchmark": task.split("/")[0], "source": source, "task": task, "metric": metric,
             "value": float(value), "se": float(se), "n": 1000}
@@ -47,9 +49,9 @@ def synthetic_tidy(budgets=(20_000, 66_000, 200_000), seed=0) -> pd.DataFrame:
         seen = budgets[-1]
         rows.append(_row(f"s{pct}", pct, seen, "fairface/representation_bias", 80 + pct / 20, 1.0,
                          "male_preference_pct", model="cpu"))
-        for task in paper.TABLE4:
+        for task in results.TABLE4:
             rows.append(_row(f"s{pct}", pct, seen, task, 30 - pct / 50, 1.5, "gap_pct", model="cpu"))
-        for occ in paper.OCCUPATIONS:
+        for occ, _ in OCCUPATION_PAIRS:
             for g, p in (("female", 0.9), ("male", 0.3)):
                 rows.append(_row(f"s{pct}", pct, seen, f"fairface/association_bias/{occ}/{g}", p, 0.02,
                                  "probability", model="cpu"))
@@ -122,7 +124,7 @@ def test_fit_tasks_notes_runs_with_too_few_checkpoints():
     assert fits.set_index("run").loc["s100", "c"] == pytest.approx(0.5, abs=0.2)
 
 
-# ---------------------------------------------------------------------------- tables from the paper
+# ------------------------------------------------------------------ tables laid out from given numbers
 
 # PAPER.md Table 1 (H/14): value at 1B / 10B / 100B data, exponent, limit.
 TABLE1_PAPER = {
@@ -151,83 +153,98 @@ TABLE1_PAPER = {
 PCTS = (1.0, 10.0, 100.0)
 
 
+def by_scale_from(values: dict, metric="error_pct", model="H/14", halfwidth=0.5) -> pd.DataFrame:
+    """An Estimates.by_scale-like table {task: {data_pct: value}} with intervals value ± halfwidth."""
+    return pd.DataFrame([{"model": model, "data_pct": pct, "task": task, "benchmark": task.split("/")[0],
+                          "metric": metric, "value": v, "lo": v - halfwidth, "hi": v + halfwidth}
+                         for task, by_pct in values.items() for pct, v in by_pct.items()])
+
+
 def _paper_table1_inputs(drop=()):
     tasks = {t: v for t, v in TABLE1_PAPER.items() if t not in drop}
-    tidy = tidy_from({t: dict(zip(PCTS, v[0])) for t, v in tasks.items()}, se=0.3)
+    by_scale = by_scale_from({t: dict(zip(PCTS, v[0])) for t, v in tasks.items()})
     fits = pd.DataFrame([{"run": f"s{p:g}", "data_pct": p, "model": "H/14", "task": t, "c": v[1][i],
                           "c_lo": v[1][i] - 0.1, "c_hi": v[1][i] + 0.1, "eps": v[2][i],
                           "eps_lo": v[2][i] - 1, "eps_hi": v[2][i] + 1}
                          for t, v in tasks.items() for i, p in enumerate(PCTS)])
-    return tidy, fits
+    return by_scale, fits
 
 
-def test_table1_reproduces_the_papers_h14_values_exponents_and_limits():
-    tidy, fits = _paper_table1_inputs()
-    t1 = paper.table1(tidy, fits)
+def test_table1_lays_out_the_papers_h14_values_exponents_and_limits_when_given_them():
+    by_scale, fits = _paper_table1_inputs()
+    t1 = results.table1(by_scale, fits)
     assert [m for _, m, _ in t1.index][:4] == ["ImageNet", "CIFAR100", "Pet", "COCO I2T"]  # the paper's order
     assert len(t1) == 21
     for task, (values, exponents, limits) in TABLE1_PAPER.items():
         row = t1.xs(task, level="task").iloc[0]
         assert [row[("value", p)] for p in PCTS] == pytest.approx(values)
+        assert [row[("hi", p)] - row[("lo", p)] for p in PCTS] == pytest.approx([1.0] * 3)
         assert [row[("c", p)] for p in PCTS] == pytest.approx(exponents)
         assert [row[("eps", p)] for p in PCTS] == pytest.approx(limits)
-    tex = paper.table1_latex(t1, [])
-    assert r"GLDv2 & 48.1 $\pm$ 0.3 & 40.1 $\pm$ 0.3 & 38.8 $\pm$ 0.3 & 0.52 [0.42, 0.62] & 1.34 [1.24, 1.44]" in tex
-    assert "ImageNet & 29.6 $\\pm$ 0.3 & 25.6 $\\pm$ 0.3 & 24.9 $\\pm$ 0.3 & 0.36" in tex
-    assert r"\textit{Cultural: 10-shot geolocalization}" in tex
+    tex = latex.table1_latex(t1, [])
+    assert r"GLDv2 & 48.1 [47.6, 48.6] & 40.1 [39.6, 40.6] & 38.8 [38.3, 39.3] & 0.52 [0.42, 0.62] & 1.34 [1.24, 1.44]" \
+        in tex
+    assert "ImageNet & 29.6 [29.1, 30.1] & 25.6 [25.1, 26.1] & 24.9 [24.4, 25.4] & 0.36" in tex
+    assert r"\textit{Cultural: 10-shot geolocalization}" in tex and "paired bootstrap over test images" in tex
     assert tex.count(r"\\") == 1 + 21 + 5  # header, rows, section headings
+    assert "binomial standard error" in latex.table1_latex(t1, [], method="binomial")
 
 
 def test_table1_leaves_out_absent_tasks_and_names_them_in_the_caption():
-    tidy, fits = _paper_table1_inputs(drop=("birds/10shot", "dtd/10shot"))
-    t1 = paper.table1(tidy, None)  # without fits: exponents unknown, shown as --
+    by_scale, _ = _paper_table1_inputs(drop=("birds/10shot", "dtd/10shot"))
+    t1 = results.table1(by_scale, None)  # without fits: exponents unknown, shown as --
     assert "birds/10shot" not in t1.index.get_level_values("task") and len(t1) == 19
     assert t1[("c", 100.0)].isna().all()
-    missing = paper.missing_tasks(tidy)["table1"]
+    missing = results.missing_tasks(by_scale)["table1"]
     assert missing == ["birds/10shot", "dtd/10shot"]
-    tex = paper.table1_latex(t1, missing)
+    tex = latex.table1_latex(t1, missing)
     assert r"Not evaluated: birds/10shot, dtd/10shot." in tex.replace(r"\_", "_")
     assert "Birds" not in tex
 
 
-def test_table3_reproduces_the_papers_representation_bias_of_the_b_model():
-    tidy = tidy_from({"fairface/representation_bias": dict(zip(PCTS, (83.2, 84.5, 85.2)))},
-                     metric="male_preference_pct", model="B", se=0.4)
-    t3 = paper.table3(tidy)
+def test_table3_lays_out_the_papers_representation_bias_of_the_b_model_when_given_it():
+    by_scale = by_scale_from({"fairface/representation_bias": dict(zip(PCTS, (83.2, 84.5, 85.2)))},
+                             metric="male_preference_pct", model="B", halfwidth=0.4)
+    t3 = results.table3(by_scale)
     assert [t3.loc["B", ("value", p)] for p in PCTS] == pytest.approx([83.2, 84.5, 85.2])
-    tex = paper.scale_table_latex(t3, "Table 3", "tab:t3")
-    assert r"B & 83.2 $\pm$ 0.4 & 84.5 $\pm$ 0.4 & 85.2 $\pm$ 0.4 \\" in tex
+    tex = latex.scale_table_latex(t3, "Table 3", "tab:t3")
+    assert r"B & 83.2 [82.8, 83.6] & 84.5 [84.1, 84.9] & 85.2 [84.8, 85.6] \\" in tex
 
 
-def test_table4_reproduces_the_papers_disparities_per_model():
+def test_table4_lays_out_the_papers_disparities_per_model_beside_the_noise_gap():
     rows = []
     for model, ds, geode in (("B", (32.5, 29.9, 29.0), (4.7, 5.5, 4.4)), ("L", (29.7, 29.8, 30.4), (3.2, 4.0, 2.8)),
                              ("H", (32.2, 33.0, 32.1), (3.6, 3.0, 2.7))):
-        rows.append(tidy_from({"dollarstreet/disparity_income": dict(zip(PCTS, ds)),
-                               "geode/disparity_region": dict(zip(PCTS, geode))}, metric="gap_pct", model=model))
-    t4 = paper.table4(pd.concat(rows))
+        rows.append(by_scale_from({"dollarstreet/disparity_income": dict(zip(PCTS, ds)),
+                                   "geode/disparity_region": dict(zip(PCTS, geode))}, metric="gap_pct",
+                                  model=model, halfwidth=np.nan))
+    disparity = pd.concat(rows).assign(null_mean=2.0, null_p95=3.5)
+    t4 = results.table4(disparity)
     assert [t4.loc[("0-shot GeoDE (by region)", "L"), ("value", p)] for p in PCTS] == pytest.approx([3.2, 4.0, 2.8])
     assert [t4.loc[("0-shot Dollar Street (by income)", "H"), ("value", p)] for p in PCTS] == \
         pytest.approx([32.2, 33.0, 32.1])
-    tex = paper.scale_table_latex(t4, "Table 4", "tab:t4")
-    assert "0-shot Dollar Street (by income) & B & 32.5 & 29.9 & 29.0" in tex  # se NaN: value alone
+    tex = latex.scale_table_latex(t4, "Table 4", "tab:t4")
+    assert "0-shot Dollar Street (by income) & B & 32.5 & 29.9 & 29.0 & 2.0 & 2.0 & 2.0" in tex  # no CI: value alone
+    assert "noise 100" in tex
 
 
-FIG3_PAPER = {  # H/14, PAPER.md Figure 3: data_pct -> gender -> (librarian, receptionist, nurse, secretary, housekeeper)
-    10.0: {"female": (0.95, 0.66, 0.66, 0.94, 0.97), "male": (0.66, 0.13, 0.11, 0.25, 0.56)},
-    100.0: {"female": (0.88, 0.46, 0.65, 0.88, 0.96), "male": (0.65, 0.069, 0.16, 0.25, 0.63)},
+FIG3_PAPER = {  # H/14, PAPER.md Figure 3: data_pct -> gender -> first occupation -> P(first preferred)
+    10.0: {"female": {"librarian": 0.95, "receptionist": 0.66, "nurse": 0.66, "secretary": 0.94, "housekeeper": 0.97},
+           "male": {"librarian": 0.66, "receptionist": 0.13, "nurse": 0.11, "secretary": 0.25, "housekeeper": 0.56}},
+    100.0: {"female": {"librarian": 0.88, "receptionist": 0.46, "nurse": 0.65, "secretary": 0.88, "housekeeper": 0.96},
+            "male": {"librarian": 0.65, "receptionist": 0.069, "nurse": 0.16, "secretary": 0.25, "housekeeper": 0.63}},
 }
 
 
-def test_association_bias_heatmap_data_is_the_papers_figure3():
-    tidy = pd.DataFrame([_row(f"s{p:g}", p, 100e9, f"fairface/association_bias/{occ}/{g}", v, metric="probability")
-                         for p, by_g in FIG3_PAPER.items() for g, vs in by_g.items()
-                         for occ, v in zip(paper.OCCUPATIONS, vs)])
-    ab = paper.association_bias(tidy)
-    assert list(ab.columns) == list(paper.OCCUPATIONS)
-    assert ab.loc[(100.0, "Male")].tolist() == pytest.approx(FIG3_PAPER[100.0]["male"])
-    assert ab.loc[(10.0, "Female")].tolist() == pytest.approx(FIG3_PAPER[10.0]["female"])
-    fig = paper.figure3(ab)
+def test_association_bias_heatmap_lays_out_the_papers_figure3_when_given_it():
+    by_scale = pd.concat([by_scale_from({f"fairface/association_bias/{occ}/{g}": {p: v}}, metric="probability")
+                          for p, by_g in FIG3_PAPER.items() for g, vs in by_g.items() for occ, v in vs.items()])
+    ab = results.association_bias(by_scale)
+    firsts = [a for a, _ in OCCUPATION_PAIRS]
+    assert list(ab.columns) == firsts  # the pairs' one home, world/spec.py
+    assert ab.loc[(100.0, "Male")].tolist() == pytest.approx([FIG3_PAPER[100.0]["male"][o] for o in firsts])
+    assert ab.loc[(10.0, "Female")].tolist() == pytest.approx([FIG3_PAPER[10.0]["female"][o] for o in firsts])
+    fig = plots.figure3(ab)
     assert len([a for a in fig.axes if a.get_title().startswith("data")]) == 2
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert {"0.95", "0.13", "0.97"} <= texts
@@ -235,13 +252,17 @@ def test_association_bias_heatmap_data_is_the_papers_figure3():
 
 # ------------------------------------------------------------------------------- statistics, groups
 
+def _estimates(tidy, n_boot=20):
+    return uncertainty.estimate(tidy, None, n_boot=n_boot, seed=0)
+
+
 def test_wilcoxon_pairs_errors_by_task_and_matches_scipy():
     errors10 = {"a": 30.0, "b": 25.0, "c": 40.0, "d": 12.0, "e": 50.0, "f": 33.0, "g": 21.0}
     errors100 = {"g": 20.0, "f": 30.5, "e": 48.7, "d": 12.5, "c": 36.0, "b": 24.2, "a": 29.9}  # other row order
-    tidy = pd.concat([tidy_from({t: {10.0: v} for t, v in errors10.items()}),
-                      tidy_from({t: {100.0: v} for t, v in errors100.items()})])
+    by_scale = pd.concat([by_scale_from({t: {10.0: v} for t, v in errors10.items()}),
+                          by_scale_from({t: {100.0: v} for t, v in errors100.items()})])
     tasks = list("abcdefg") + ["not_evaluated"]
-    w = paper.wilcoxon_scales(tidy, tasks)
+    w = uncertainty.wilcoxon_scales(by_scale, tasks)
     ref = stats.wilcoxon([errors10[t] for t in "abcdefg"], [errors100[t] for t in "abcdefg"])
     assert (w["statistic"], w["p_value"]) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue))
     assert w["n_pairs"] == 7 and w["tasks"] == list("abcdefg")
@@ -253,21 +274,21 @@ def test_wilcoxon_pairs_errors_by_task_and_matches_scipy():
 
 
 def test_wilcoxon_with_too_few_pairs_or_no_difference_is_nan_with_a_reason():
-    tidy = pd.concat([tidy_from({"a": {10.0: 30}, "b": {10.0: 20}}), tidy_from({"a": {100.0: 29}, "b": {100.0: 19}})])
-    w = paper.wilcoxon_scales(tidy, ["a", "b"])
+    by_scale = by_scale_from({"a": {10.0: 30, 100.0: 29}, "b": {10.0: 20, 100.0: 19}})
+    w = uncertainty.wilcoxon_scales(by_scale, ["a", "b"])
     assert np.isnan(w["p_value"]) and w["n_pairs"] == 2 and "only 2 tasks" in w["reason"]
-    same = tidy_from({t: {10.0: 5.0, 100.0: 5.0} for t in "abc"})
-    assert paper.wilcoxon_scales(same, list("abc"))["reason"] == "all paired differences are zero"
+    same = by_scale_from({t: {10.0: 5.0, 100.0: 5.0} for t in "abc"})
+    assert uncertainty.wilcoxon_scales(same, list("abc"))["reason"] == "all paired differences are zero"
 
 
 def test_group_means_average_the_present_tasks_and_report_the_missing():
     present = {"imagenet/0shot": 20.0, "coco/i2t": 40.0, "dollarstreet/0shot": 50.0, "geode/0shot": 10.0,
                groups.xm3600_task("i2t", "te"): 80.0, groups.xm3600_task("t2i", "te"): 90.0,
                groups.xm3600_task("i2t", "en"): 30.0}
-    means = paper.group_means(tidy_from({t: {100.0: v} for t, v in present.items()}, se=1.0)).set_index("group")
+    means = _estimates(tidy_from({t: {100.0: v} for t, v in present.items()}, se=0.0)).groups.set_index("group")
     assert means.loc["western", "error_pct"] == pytest.approx(30.0)
     assert means.loc["western", "n_present"] == 2 and means.loc["western", "n_tasks"] == len(groups.WESTERN)
-    assert means.loc["western", "se"] == pytest.approx(np.sqrt(2) / 2)
+    assert (means.loc["western", "lo"], means.loc["western", "hi"]) == (pytest.approx(30.0), pytest.approx(30.0))
     assert "birds/10shot" in means.loc["western", "missing"] and "coco/i2t" not in means.loc["western", "missing"]
     assert means.loc["culture", "error_pct"] == pytest.approx(30.0)
     assert means.loc["multilingual_low_resource", "error_pct"] == pytest.approx(85.0)  # both directions
@@ -280,68 +301,84 @@ def test_group_means_over_all_tasks_agree_with_groups_group_averages():
     t = t[(t["run"] == "s100") & (t["examples_seen"] == 200_000) & (t["metric"] == "error_pct")]
     errors = dict(zip(t["task"], t["value"]))
     errors |= {task: 0.0 for task in groups.WESTERN + groups.DEMOGRAPHY if task not in errors}  # complete the set
-    means = paper.group_means(tidy_from({k: {100.0: v} for k, v in errors.items()})).set_index("group")
+    means = _estimates(tidy_from({k: {100.0: v} for k, v in errors.items()})).groups.set_index("group")
     expected = groups.group_averages(errors)
-    for name in paper.GROUPS:
+    for name in groups.HEADLINE:
         assert means.loc[name, "error_pct"] == pytest.approx(expected[name])
 
 
 def test_gains_are_the_error_reduction_from_10_to_100_percent_data():
-    means = paper.group_means(synthetic_tidy())
-    g = paper.gains(means).set_index("group")
-    last = means[means["examples_seen"] == 200_000].set_index(["group", "data_pct"])["error_pct"]
+    est = _estimates(synthetic_tidy())
+    g = est.gains(10, 100).set_index("group")
+    last = est.groups[est.groups["examples_seen"] == 200_000].set_index(["group", "data_pct"])["error_pct"]
     assert g.loc["culture", "gain"] == pytest.approx(last[("culture", 10.0)] - last[("culture", 100.0)])
     assert g.loc["culture", "gain"] > g.loc["western", "gain"]  # the synthetic table is built so
+    assert g.loc["culture", "lo"] < g.loc["culture", "gain"] < g.loc["culture", "hi"]
 
 
 # ------------------------------------------------------------------------------------------ the stage
 
 def test_read_results_concatenates_runs_and_names_an_empty_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        paper.read_results(tmp_path)
+        results.read_results(tmp_path)
     t = synthetic_tidy()
     for run, d in t.groupby("run"):
         d.to_parquet(tmp_path / f"{run}.parquet")
-    assert len(paper.read_results(tmp_path)) == len(t)
+    assert len(results.read_results(tmp_path)) == len(t)
+    assert results.read_items(tmp_path).empty  # no run wrote items: the stage falls back to binomial
     t.drop(columns="se").to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(ValueError, match=r"bad.parquet.*\['se'\]"):
-        paper.read_results(tmp_path)
+        results.read_results(tmp_path)
+
+
+def test_read_results_gives_older_tables_without_seeds_seed_0(tmp_path):
+    synthetic_tidy().drop(columns="seed").to_parquet(tmp_path / "old.parquet")
+    assert (results.read_results(tmp_path)["seed"] == 0).all()
 
 
 def test_select_source_names_the_sources_present():
     with pytest.raises(ValueError, match=r"'real'.*\['analog'\]"):
-        paper.select_source(synthetic_tidy(), "real")
+        results.select_source(synthetic_tidy(), "real")
 
 
 def test_the_report_writes_every_figure_table_plot_and_metric(tmp_path):
-    report = paper.build_report(synthetic_tidy(), n_boot=50, seed=0)
-    paths = paper.write_report(report, tmp_path, provenance={"profile": "test"})
+    rep = report.build_report(synthetic_tidy(), None, n_boot=50, seed=0)
+    paths = report.write_report(rep, tmp_path, provenance={"profile": "test"})
     for stem in ("fig1_gains", "fig1_curves", "fig2_xm3600", "fig3_association_bias", "learning_curves"):
         for ext in ("png", "pdf"):
             f = tmp_path / f"paper/figures/eval/{stem}.{ext}"
             assert f in paths and f.stat().st_size > 1000
     tex = {n: (tmp_path / f"paper/tables/{n}.tex").read_text() for n in ("table1", "table3", "table4", "wilcoxon")}
     assert r"COCO I2T &" in tex["table1"] and "Not evaluated: birds/10shot" in tex["table1"].replace(r"\_", "_")
-    assert "cpu & 80.0 $\\pm$ 1.0 & 80.5 $\\pm$ 1.0 & 85.0 $\\pm$ 1.0" in tex["table3"]
+    assert "binomial standard error" in tex["table1"]  # no items: said, not hidden
+    assert tex["table3"].count("cpu & 80.0 [") == 1 and "& 85.0 [" in tex["table3"]
     assert "0-shot GeoDE (by region) & cpu" in tex["table4"]
     assert tex["wilcoxon"].count("western") == 1 and "culture &" in tex["wilcoxon"]
     for t in tex.values():
         assert t.count(r"\begin{tabular}") == t.count(r"\end{tabular}") == 1
     fig1 = pd.read_csv(tmp_path / "plots/figures/fig1.csv")
-    assert list(fig1.columns) == ["data_pct", *paper.FIG1_PANELS] and fig1["data_pct"].tolist() == [1, 10, 100]
+    assert list(fig1.columns) == ["data_pct", *results.FIG1_PANELS] and fig1["data_pct"].tolist() == [1, 10, 100]
     curves = pd.read_csv(tmp_path / "plots/figures/groups.csv")
     assert "culture_s100" in curves and curves["examples_seen"].tolist() == [20_000, 66_000, 200_000]
     m = __import__("json").loads((tmp_path / "metrics/figures.json").read_text())
     assert m["provenance"] == {"profile": "test"}
+    assert m["uncertainty"] == "binomial" and "binomial" in m["uncertainty_note"]
     assert set(m["group_averages"]) == {"s1", "s10", "s100"}
+    culture = m["group_averages"]["s100"]["culture"]
+    assert culture["ci95"][0] < culture["error_pct"] < culture["ci95"][1]
+    assert set(m["group_averages_by_scale"]) == {"1%", "10%", "100%"}
+    assert m["group_averages_by_scale"]["10%"]["culture"]["n_seeds"] == 1
+    assert {"gains_1_to_10", "gains_10_to_100"} <= set(m)
+    assert set(m["gains_10_to_100"]["culture"]) == {"gain", "ci95", "seed_sd", "seed_range", "n_seeds"}
+    assert set(m["table1"]["imagenet/0shot"]) == {"1%", "10%", "100%"}
+    assert m["disparity"]["geode/disparity_region"]["100%"]["null"] == "binomial"
     assert m["wilcoxon"]["culture"]["n_pairs"] == 6 and m["wilcoxon"]["western"]["n_pairs"] == 10
+    assert "correlated" in m["wilcoxon"]["culture"]["note"]
     assert 0 < m["fits"]["s100"]["imagenet/0shot"]["c"] < scaling.C_MAX
     assert m["missing_tasks"]["fairness"] == ["fairface/perceived_race"]
 
 
 def test_table1_latex_marks_parameters_at_a_bound_of_the_fit():
-    from vlscale.analysis import paper
-
-    assert paper._bound_mark(0.0, 0, 5.0) == "$^\\dagger$" and paper._bound_mark(5.0, 0, 5.0) == "$^\\dagger$"
-    assert paper._bound_mark(0.64, 0, 5.0) == "" and paper._bound_mark(float("nan"), 0, None) == ""
-    assert paper._bound_mark(23.3, 0, None) == "" and paper._bound_mark(0.001, 0, None) == "$^\\dagger$"
+    assert latex.bound_mark(0.0, 0, 5.0) == "$^\\dagger$" and latex.bound_mark(5.0, 0, 5.0) == "$^\\dagger$"
+    assert latex.bound_mark(0.64, 0, 5.0) == "" and latex.bound_mark(float("nan"), 0, None) == ""
+    assert latex.bound_mark(23.3, 0, None) == "" and latex.bound_mark(0.001, 0, None) == "$^\\dagger$"

@@ -10,14 +10,15 @@ import pytest
 
 from conftest import write_coco, write_csv, write_image, write_xm3600
 from vlscale.evals import real_sets
-from vlscale.evals.evaluate import Embedder, Prompts, binomial_se_pct
-from vlscale.evals.protocols import OCCUPATION_PAIRS
+from vlscale.config import OCCUPATION_PAIRS
+from vlscale.evals.embedder import Embedder, Prompts
+from vlscale.evals.rows import binomial_se_pct
 from vlscale.evals.real_eval import evaluate_real, income_group, real_suite, shot_pool
 
 PX = 8
 STEP = 8  # colour levels between concepts; JPEG moves a uniform colour by at most 3
 TEMPLATE = "a photo of a {}."
-PROMPTS = Prompts(templates=(TEMPLATE,), male="man", female="woman")
+PROMPTS = Prompts(templates=(TEMPLATE,), gender_words={"male": "man", "female": "woman"})
 
 
 def paint(path, first, second=None, third=None):
@@ -54,8 +55,14 @@ def concept_embedder(concepts: dict[str, int], seen_shapes: list | None = None) 
 
 
 def by_task(rows):
+    """{task: its summary (task, metric, value, se, n)}; the per-item outcomes must average to the value."""
     assert len({r["task"] for r in rows}) == len(rows), "task names repeat"
-    return {r["task"]: r for r in rows}
+    for r in rows:
+        if "item" in r:
+            mean = float(np.mean(r["item_value"]))
+            expected = {"error_pct": 100 * (1 - mean), "male_preference_pct": 100 * mean, "probability": mean}
+            assert len(r["item"]) == r["n"] and expected[r["metric"]] == pytest.approx(r["value"], abs=1e-4)
+    return {r["task"]: {k: r[k] for k in ("task", "metric", "value", "se", "n")} for r in rows}
 
 
 def index(words):
@@ -100,9 +107,10 @@ def test_imagenet_perfect_embeddings_give_zero_error_and_the_counted_male_prefer
     shapes = []
     rows = by_task(evaluate_real("imagenet", data, concept_embedder(IMAGENET_WORDS, shapes), PROMPTS, PX))
     assert rows["imagenet/0shot"] == dict(task="imagenet/0shot", metric="error_pct", value=0.0, se=0.0, n=6)
-    # 3 of 6 images lean "man"; the one without a gender ties, and a tie is no preference for "Male".
+    # 3 of 6 images lean "man", 2 "woman"; the one without a gender ties, and a tie counts half.
     assert rows["fairface/representation_bias"] == dict(
-        task="fairface/representation_bias", metric="male_preference_pct", value=50.0, se=binomial_se_pct(0.5, 6), n=6)
+        task="fairface/representation_bias", metric="male_preference_pct", value=pytest.approx(100 * 3.5 / 6),
+        se=pytest.approx(binomial_se_pct(3.5 / 6, 6)), n=6)
     assert shapes == [(4, PX, PX, 3), (4, PX, PX, 3)]  # 6 images: a full batch and a padded one
 
 
@@ -161,8 +169,13 @@ def test_flickr_retrieval_with_two_of_six_images_swapped_is_one_third_error_at_1
     rows = by_task(evaluate_real("flickr", data, concept_embedder(captions), PROMPTS, PX))
     assert rows["flickr/i2t"]["value"] == pytest.approx(100 / 3) and rows["flickr/i2t"]["n"] == 6
     assert rows["flickr/t2i"]["value"] == pytest.approx(100 / 3) and rows["flickr/t2i"]["n"] == 12
-    # The swapped pair sits one rank down: both directions hit at 5.
-    assert rows["flickr/i2t@5"]["value"] == 0.0 and rows["flickr/t2i@5"]["value"] == 0.0
+    # A swapped image's own captions tie (similarity 0) with the 8 captions of other images, below
+    # the 2 of its partner: at k=5 a random order of the 10 tied puts one of its 2 in the 3 places
+    # left with probability 1 - C(8,3)/C(10,3). A swapped caption ties its image with 4 others
+    # below the partner's: a hit at 5 with probability 4/5.
+    hit_i2t, hit_t2i = 1 - 56 / 120, 4 / 5
+    assert rows["flickr/i2t@5"]["value"] == pytest.approx(100 * 2 * (1 - hit_i2t) / 6)
+    assert rows["flickr/t2i@5"]["value"] == pytest.approx(100 * 4 * (1 - hit_t2i) / 12)
 
 
 # --- Crossmodal-3600: per language, over the images captioned in it ---------------------------------
@@ -188,10 +201,11 @@ def test_xm3600_each_language_retrieves_among_only_the_images_captioned_in_it(tm
     data = _xm3600_set(tmp_path, [0, 0, 2])
     rows = by_task(evaluate_real("xm3600", data, concept_embedder(XM_CAPTIONS), PROMPTS, PX))
     assert set(rows) == {f"xm3600/{d}/{lang}" for d in ("i2t", "t2i") for lang in ("en", "mi", "iw")}
-    # English: the boat image finds "a dog" above its own caption; "a boat" ties every image at 0,
-    # and ties count in the query's favour.
+    # English: the boat image finds "a dog" above its own caption. Text->image: "a boat" ties all 3
+    # images at 0 (a hit 1/3 of the time), "a dog" ties its image with the boat image painted as a dog
+    # (1/2), "a house" finds its own: error (2/3 + 1/2) / 3.
     assert rows["xm3600/i2t/en"]["value"] == pytest.approx(100 / 3) and rows["xm3600/i2t/en"]["n"] == 3
-    assert rows["xm3600/t2i/en"]["value"] == 0.0 and rows["xm3600/t2i/en"]["n"] == 3
+    assert rows["xm3600/t2i/en"]["value"] == pytest.approx(100 * (2 / 3 + 1 / 2) / 3) and rows["xm3600/t2i/en"]["n"] == 3
     # Maori captions only the dog and the house: the misread boat image is not a candidate.
     assert (rows["xm3600/i2t/mi"]["value"], rows["xm3600/i2t/mi"]["n"]) == (0.0, 2)
     assert (rows["xm3600/t2i/mi"]["value"], rows["xm3600/t2i/mi"]["n"]) == (0.0, 2)
@@ -406,12 +420,13 @@ def test_fairface_perceived_attributes_and_association_bias_counted_by_hand(tmp_
     rows = by_task(evaluate_real("fairface", data, concept_embedder(FAIRFACE_WORDS), PROMPTS, PX))
     assert rows["fairface/perceived_gender"]["value"] == 0.0 and rows["fairface/perceived_gender"]["n"] == 8
     assert rows["fairface/perceived_race"]["value"] == pytest.approx(100 / 8)  # the first image reads White
-    # librarian over scientist: 3 of 4 women, 1 of 4 men; the other pairs tie everywhere (never preferred).
+    # librarian over scientist: 3 of 4 women; 1 of 4 men, the other 3 men tie (a tie counts half);
+    # the other pairs tie everywhere: no preference, 0.5.
     assert rows["fairface/association_bias/librarian/female"]["value"] == pytest.approx(0.75)
-    assert rows["fairface/association_bias/librarian/male"]["value"] == pytest.approx(0.25)
+    assert rows["fairface/association_bias/librarian/male"]["value"] == pytest.approx((1 + 3 * 0.5) / 4)
     assert rows["fairface/association_bias/librarian/male"]["metric"] == "probability"
     for first in ("nurse", "housekeeper", "receptionist", "secretary"):
-        assert rows[f"fairface/association_bias/{first}/female"]["value"] == 0.0
+        assert rows[f"fairface/association_bias/{first}/female"]["value"] == 0.5
         assert rows[f"fairface/association_bias/{first}/male"]["n"] == 4
 
 
@@ -435,4 +450,4 @@ def test_real_suite_gives_evaluate_run_one_function_per_set(tmp_path):
     assert list(suite) == ["gldv2", "xm3600"]
     for name, fn in suite.items():
         direct = evaluate_real(name, sets[name], concept_embedder(words), PROMPTS, PX)
-        assert fn(concept_embedder(words), PROMPTS, 10) == direct
+        assert by_task(fn(concept_embedder(words), PROMPTS, 10)) == by_task(direct)

@@ -6,14 +6,20 @@ import tarfile
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from vlscale.config import LOW_RESOURCE
 from vlscale.data import sampling
+from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, STRATUM_BITS, TOKENIZER_BIT, split_ids
 from vlscale.data.sampling import synthetic_subsets
 from vlscale.data.shards import scan_shards
-from vlscale.data.tokenizer import (EOS_ID, PAD_ID, UNK_ID, Tokenizer, balanced_caption_sample,
-                                    balanced_record_captions, language_stats, pool_caption_sample, train_tokenizer)
+from vlscale.data.subsets import NestedSubsets
+from vlscale.data.tokenizer import (EOS_ID, OVERSAMPLE, PAD_ID, UNK_ID, Tokenizer, balanced_caption_sample,
+                                    balanced_record_captions, caption_sample_ids, language_stats,
+                                    pool_caption_sample, train_tokenizer)
+from vlscale.world.truth import truth
 
 VOCAB = 8000
 PER_LANGUAGE = 600
@@ -45,6 +51,32 @@ def test_the_sample_is_balanced_over_caption_languages(world, sample):
     assert "und" not in sizes  # an untagged page's caption is in some language
     again = balanced_caption_sample(world, synthetic_subsets(world, 4_000_000, key=0), 1.0, PER_LANGUAGE, key=1)
     assert again == sample
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(0, 2**LOCAL_BITS), min_size=1, max_size=40), pool_key=st.integers(0, 2**32),
+       key=st.integers(0, 2**32), per_language=st.integers(1, 300))
+def test_the_sample_lies_outside_every_pool_and_every_benchmark(sizes, pool_key, key, per_language):
+    subsets = NestedSubsets(sizes, pool_key)
+    ids = caption_sample_ids(subsets, 1.0, per_language, key)
+    strata, _ = split_ids(ids)
+    assert np.bincount(strata & ((1 << STRATUM_BITS) - 1), minlength=len(sizes)).tolist() == [
+        min(n, OVERSAMPLE * per_language) for n in sizes]
+    # a pool's ids are make_ids(s, k), s < 2^STRATUM_BITS, k < 2^LOCAL_BITS: all below 2^52
+    assert np.all(ids >= 1 << (LOCAL_BITS + STRATUM_BITS)) and np.all(ids & (1 << TOKENIZER_BIT))
+    assert not np.any(ids & (1 << HELDOUT_BIT))  # benchmark analogs set bit 62
+    assert not subsets.contains(ids, 1.0).any()
+    full = NestedSubsets([2**LOCAL_BITS] * len(sizes), pool_key)  # every pool of these strata is inside it
+    assert not full.contains(ids, 1.0).any()
+    assert np.unique(ids).size == ids.size
+
+
+def test_the_sample_pages_are_pages_of_their_language(world):
+    subsets = synthetic_subsets(world, 4_000_000, key=0)
+    ids = caption_sample_ids(subsets, 1.0, PER_LANGUAGE, key=1)
+    strata, _ = split_ids(ids)
+    np.testing.assert_array_equal(truth(world, ids)["stratum"], strata & ((1 << STRATUM_BITS) - 1))
+    assert not np.isin(ids, subsets.ids(1.0)).any()
 
 
 def test_the_sample_stage_output_gives_the_same_sample(world, tmp_path):

@@ -193,3 +193,80 @@ def test_heldout_ids_are_outside_every_pool(world):
     heldout = make_ids(np.int64(1) << (HELDOUT_BIT - 40), np.arange(10))
     assert np.all(heldout >= (np.int64(1) << HELDOUT_BIT))
     assert np.all(pool_ids(world, 10**5) < (np.int64(1) << HELDOUT_BIT))
+
+
+# ---------------------------------------------------------------------------------------------
+# Landmarks are told apart by their look and name, not by their country; the object mask
+
+
+def test_no_landmark_name_contains_its_country_name_in_any_language(world):
+    landmarks = np.flatnonzero(world.landmark_country >= 0)
+    assert len(landmarks) == len(world.country_codes) * world.params["landmarks_per_country"]
+    for c in landmarks:
+        country = world.country_names[world.landmark_country[c]]
+        for lang, name in world.concepts[c]["names"].items():
+            assert not (country.get(lang) and country[lang] in name), (world.concepts[c]["key"], lang, name)
+    english = [world.concepts[c]["en"] for c in landmarks]
+    assert len(set(english)) == len(english)  # a class name per landmark
+
+
+def _landmarks_at_one_pose(world):
+    """gt and id words that draw every landmark at the same nuisance pose, without a person."""
+    from vlscale.world.hashing import id_words
+
+    landmarks = np.flatnonzero(world.landmark_country >= 0)
+    ids = np.full(len(landmarks), make_ids(0, 12345))
+    gt = dict(truth(world, ids), concept=landmarks.astype(np.int32), variant=np.full(len(ids), -1, np.int32),
+              has_person=np.zeros(len(ids), bool))
+    return landmarks, gt, *id_words(ids)
+
+
+def test_landmarks_do_not_share_one_shape(world):
+    from vlscale.world.render import MAX_TIERS, TOWER_TOPS, object_mask
+
+    landmarks, gt, hi, lo = _landmarks_at_one_pose(world)
+    t = world.tables
+    geometry = {(t["vis_tiers"][c], t["vis_top"][c], t["vis_arch"][c]) for c in landmarks}
+    assert len(geometry) >= 0.75 * MAX_TIERS * len(TOWER_TOPS) * 2
+    # at one pose, two landmarks of the same width still differ in silhouette (one tower for all would not)
+    mask = object_mask(world, gt, hi, lo, 64) > 0.5
+    width = t["vis_width"][landmarks]
+    ious = [(mask[a] & mask[b]).sum() / (mask[a] | mask[b]).sum()
+            for a in range(len(landmarks)) for b in range(a + 1, len(landmarks)) if abs(width[a] - width[b]) < 0.01]
+    assert len(ious) > 50 and np.median(ious) < 0.85
+
+
+def test_object_mask_is_where_render_draws_the_object(world):
+    """Outside the object's mask a picture does not depend on the concept; inside it, it does."""
+    from vlscale.world.hashing import id_words
+    from vlscale.world.render import object_mask, render
+
+    ids = make_ids(world.stratum_of("en"), np.arange(64))
+    hi, lo = id_words(ids)
+    gt = dict(truth(world, ids), has_person=np.zeros(64, bool), variant=np.full(64, -1, np.int32))
+    other = dict(gt, concept=((gt["concept"] + 1) % world.landmark_start).astype(np.int32))
+    a, b = render(world, gt, hi, lo, 48), render(world, other, hi, lo, 48)
+    mask_a, mask_b = object_mask(world, gt, hi, lo, 48), object_mask(world, other, hi, lo, 48)
+    assert mask_a.shape == (64, 48, 48) and mask_a.dtype == np.float32
+    assert (mask_a.max(axis=(1, 2)) == 1.0).all()  # every picture shows its object
+    outside = (mask_a == 0) & (mask_b == 0)
+    assert np.array_equal(a[outside], b[outside])
+    inside = (mask_a == 1) & (mask_b == 0)
+    assert np.abs(a[inside] - b[inside]).sum(-1).mean() > 0.05
+
+
+def test_numpy_and_jax_draw_landmarks_alike(world):
+    """Landmarks are 0.1% of pages, so the general agreement test (test_render.py) rarely meets one."""
+    import jax
+    import jax.numpy as jnp
+
+    from vlscale.world.render import object_mask, render
+
+    _, gt, hi, lo = _landmarks_at_one_pose(world)
+    gt = {k: v for k, v in gt.items() if k != "id"}
+    a = render(world, gt, hi, lo, 64, np)
+    b = np.asarray(jax.jit(lambda h, l, g: render(world, g, h, l, 64, jnp))(hi, lo, gt))
+    assert np.abs(a - b).max() <= 1e-4
+    ma = object_mask(world, gt, hi, lo, 64, np)
+    mb = np.asarray(jax.jit(lambda h, l, g: object_mask(world, g, h, l, 64, jnp))(hi, lo, gt))
+    assert np.abs(ma - mb).max() <= 1e-4

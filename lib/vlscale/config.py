@@ -22,6 +22,10 @@ XM3600_LANGUAGES = (
 LOW_RESOURCE = ("bn", "fil", "he", "hi", "mi", "sw", "te")
 # The paper writes Hebrew as `iw`; XM3600 and CLDR write `he`. Accept both in params.
 LANGUAGE_ALIASES = {"iw": "he", "nb": "no", "tl": "fil", "qu": "quz"}
+# CLIP the Bias [3]: the paper's occupation pairs, each (stereotypically female-associated, counterpart).
+# The world draws people's occupations from them and association bias is measured over them.
+OCCUPATION_PAIRS = (("librarian", "scientist"), ("nurse", "doctor"), ("housekeeper", "homeowner"),
+                    ("receptionist", "executive"), ("secretary", "manager"))
 
 
 class ParamsError(ValueError):
@@ -244,6 +248,7 @@ class RunParams(_Block):
     """One training run: which subset of the pool it draws from."""
     fraction: float = Field(gt=0, le=1)  # one of sample.fractions
     rebalanced: bool = False  # low-resource languages upsampled to sample.rebalance_targets
+    seed: int | None = Field(default=None, ge=0, lt=2**32)  # training seed (init, data order); null: train.seed
 
 
 class RunsParams(RootModel[dict[str, RunParams]]):
@@ -256,20 +261,41 @@ REAL_SET_NAMES = ("imagenet", "coco", "flickr", "xm3600", "dollarstreet", "geode
 FEW_SHOT_ANALOGS = ("imagenet", "cifar100", "pet", "dollarstreet", "geode")
 
 
-class GenderWords(_Block):
-    male: str = Field(min_length=1)
-    female: str = Field(min_length=1)
+class EvaluateKeys(_Block):
+    """Keys of the analogs' held-out draws: one to tune on, one to report."""
+    dev: int = Field(ge=0, lt=2**63)  # the draws the world and analog settings were tuned on
+    report: int = Field(ge=0, lt=2**63)  # fresh draws nobody tuned on: what the README and paper report
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if self.dev == self.report:
+            raise ValueError(f"keys.dev and keys.report are both {self.dev}; the report key must be fresh")
+        return self
+
+
+class Templates(_Block):
+    """Zero-shot prompt templates per benchmark source ("{}" is the class name)."""
+    analog: list[str] = Field(min_length=1)  # the synthetic alt-text names things bare
+    real: list[str] = Field(min_length=1)  # CLIP / big_vision-style prompts for the real sets
+
+    @field_validator("analog", "real")
+    @classmethod
+    def _placeholder(cls, v):
+        bad = [t for t in v if "{}" not in t]
+        if bad:
+            raise ValueError(f"templates {bad} have no '{{}}' for the class name")
+        return v
 
 
 class EvaluateParams(_Block):
     """The evaluate stage (PAPER.md §3): which benchmarks, how big, and the prompts."""
-    key: int = Field(ge=0, lt=2**63)  # which held-out ids the analogs draw
+    keys: EvaluateKeys  # which held-out ids the analogs draw, for tuning and for reporting
+    use_key: Literal["dev", "report"]  # the key this evaluation uses
     analogs: dict[str, int]  # analog -> test images (0 leaves it out)
     train_sizes: dict[str, int]  # few-shot analog -> images its shots are drawn from
     real_sets: dict[str, str | None] = {}  # real set -> its root folder (null: not evaluated)
     shots: int = Field(ge=1)  # few-shot probes: examples per class (paper: 10)
-    templates: list[str] = Field(min_length=1)  # zero-shot prompt templates, "{}" is the class name
-    gender_words: GenderWords  # the words for male and female in the bias prompts
+    templates: Templates  # zero-shot prompt templates per source
     batch_size: int = Field(gt=0)  # images or texts per embedding call
 
     @field_validator("analogs", "train_sizes", "real_sets")
@@ -283,14 +309,6 @@ class EvaluateParams(_Block):
             raise ValueError(f"{what} {sorted(unknown)}; allowed: {list(allowed)}")
         if info.field_name != "real_sets" and any(n < 0 for n in v.values()):
             raise ValueError(f"sizes must be >= 0, got {v}")
-        return v
-
-    @field_validator("templates")
-    @classmethod
-    def _templates(cls, v):
-        bad = [t for t in v if "{}" not in t]
-        if bad:
-            raise ValueError(f"templates {bad} have no '{{}}' for the class name")
         return v
 
 

@@ -3,12 +3,14 @@
 The paper fits one law per (model, data scale, metric) to the error at the cooled-down checkpoints
 and reports the exponent c and the limit eps (Tables 1, 8, 9). We fit the plain power law (the
 alpha = 0 case of [2]'s estimator M4) by bounded least squares, weighted by the standard errors
-when they are known, and give parametric-bootstrap confidence intervals.
+when they are known, and give bootstrap confidence intervals: refits to replicates of the curve. The
+figures stage passes replicates from resampling the test images once for all checkpoints of a data
+scale (uncertainty.Estimates.fit_draws), so that each replicate is one coherent curve; without them
+each point is redrawn independently from N(value, se) (a parametric bootstrap).
 
 Three checkpoints determine the three parameters (the law then passes through the points when they
 fall and bend the way a power law can); the cpu profile has 5 cool-downs per run, gpu/tpu the paper's 9.
-Only the bootstrap, which redraws each point from N(value, se), says how well c and eps are pinned
-down: a curve that does not bend within the budgets puts eps at its bound 0 (or c at 0), and the
+Only the bootstrap says how well c and eps are pinned down: a curve that does not bend within the budgets puts eps at its bound 0 (or c at 0), and the
 Table 1 LaTeX marks such parameters as not identified.
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ class PowerLawFit:
 
     alpha is in the original units (error % · examples^c); alpha_at_max = alpha * x_max^-c is the
     reducible error left at the largest budget fitted, in % (easier to read). *_ci are
-    (low, high) percentile intervals from the parametric bootstrap, NaN when it could not run.
+    (low, high) percentile intervals from the bootstrap, NaN when it could not run.
     """
 
     alpha: float
@@ -110,14 +112,15 @@ def _polish(u, y, w, a0, c0, e0) -> tuple[float, float, float]:
 
 def fit_power_law(
     examples_seen, error_pct, se=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-    where: str = "input",
+    where: str = "input", draws=None,
 ) -> PowerLawFit:
     """Fit error_pct = alpha * examples_seen^-c + eps (errors in %, examples_seen > 0).
 
-    se (same unit as error_pct) weights the fit by 1/se² when every point has a finite se > 0,
-    and drives the parametric bootstrap (n_boot refits of points drawn from N(value, se), seeded);
-    a point with NaN or zero se is held fixed in the bootstrap, and with no se at all the CIs are NaN.
-    `where` names the data in error messages. Needs at least 3 points (3 parameters).
+    se (same unit as error_pct) weights the fit by 1/se² when every point has a finite se > 0.
+    The CIs refit replicates of the points: `draws` [B, n_points] when given (e.g. the test images
+    resampled once for every checkpoint; n_boot and seed are then unused), else n_boot parametric
+    draws from N(value, se), seeded, where a point with NaN or zero se is held fixed and with no se
+    at all the CIs are NaN. `where` names the data in error messages. Needs at least 3 points.
     """
     x = np.asarray(examples_seen, dtype=float)
     y = np.asarray(error_pct, dtype=float)
@@ -125,8 +128,14 @@ def fit_power_law(
     if not (x.shape == y.shape == s.shape and x.ndim == 1):
         raise ValueError(f"{where}: examples_seen, error_pct and se must be 1-D of equal length, "
                          f"got shapes {x.shape}, {y.shape}, {s.shape}")
+    if draws is not None:
+        draws = np.asarray(draws, dtype=float)
+        if draws.ndim != 2 or draws.shape[1] != len(y):
+            raise ValueError(f"{where}: draws must be [B, {len(y)}] (one column per point), got {draws.shape}")
     keep = np.isfinite(x) & np.isfinite(y)
     x, y, s = x[keep], y[keep], s[keep]
+    if draws is not None:
+        draws = draws[:, keep][np.isfinite(draws[:, keep]).all(axis=1)]
     if len(np.unique(x)) < 3:
         raise ValueError(f"{where}: a power law α·x^-c + ε has 3 parameters and needs at least 3 distinct "
                          f"examples_seen, got {sorted(set(x.tolist()))}")
@@ -144,11 +153,13 @@ def fit_power_law(
     to_original = lambda a_u, c_u: a_u * x_max ** c_u  # noqa: E731  (alpha·(x/x_max)^-c = alpha·x_max^c·x^-c)
 
     noise = np.where(np.isfinite(s), s, 0.0)
-    if n_boot <= 0 or not noise.any():
+    if draws is None and n_boot > 0 and noise.any():
+        rng = np.random.default_rng(seed)
+        draws = y[None] + noise[None] * rng.standard_normal((n_boot, len(y)))
+    if draws is None or not len(draws):
         return PowerLawFit(float(to_original(a, c)), float(c), float(e), x_max, len(x), rss, weighted,
                            n_boot=0, level=level)
-    rng = np.random.default_rng(seed)
-    draws = y[None] + noise[None] * rng.standard_normal((n_boot, len(y)))
+    n_boot = len(draws)
     boot = [_profile(u, chunk, w) for chunk in np.array_split(draws, max(1, n_boot // 250))]
     grid = zip(*(np.concatenate([r[i] for r in boot]) for i in range(3)))
     ab, cb, eb = np.array([_polish(u, yb, w, *p) for yb, p in zip(draws, grid)]).T
@@ -158,29 +169,41 @@ def fit_power_law(
                        alpha_ci=ci(to_original(ab, cb)), c_ci=ci(cb), eps_ci=ci(eb), n_boot=n_boot, level=level)
 
 
-def fit_tasks(tidy: pd.DataFrame, n_boot: int = 1000, seed: int = 0, metric: str = "error_pct") -> pd.DataFrame:
-    """One fit per (run, task) of a tidy results table (rows of `metric`, x = examples_seen).
+def fit_tasks(tidy: pd.DataFrame, n_boot: int = 1000, seed: int = 0, metric: str = "error_pct",
+              draws=None) -> pd.DataFrame:
+    """One fit per (data scale, model, task) of a tidy results table (rows of `metric`, x = examples_seen).
 
-    Returns a row per (run, data_pct, model, task) with alpha, c, eps, their CIs (*_lo, *_hi), n_points,
-    and `note` saying why a fit is missing (fewer than 3 checkpoints, or a failed fit).
-    The bootstrap seed of each fit is derived from `seed` and the (run, task) names, so that fits
-    are reproducible and their draws independent.
+    Runs that share (data_pct, model) are seed replicates: the curve fitted is their mean per
+    checkpoint (se combined as for a mean of independent runs). draws: optional mapping
+    (model, data_pct, examples_seen, task) -> [B] replicates of that mean (uncertainty.Estimates.
+    fit_draws); a fit whose every point has them refits those, else the parametric bootstrap runs
+    with a seed derived from `seed` and the (run, task) names (reproducible, independent draws).
+    Returns a row per (run, data_pct, model, task), run naming the runs ("s10+s10_seed1"), with alpha,
+    c, eps, their CIs (*_lo, *_hi), n_points, ci ("bootstrap" | "parametric" | "") and `note` saying
+    why a fit is missing (fewer than 3 checkpoints, or a failed fit).
     """
     rows = []
     d = tidy[tidy["metric"] == metric]
-    for (run, pct, model, task), g in d.groupby(["run", "data_pct", "model", "task"], sort=True):
-        g = g.sort_values("examples_seen")
-        row = {"run": run, "data_pct": pct, "model": model, "task": task, "n_points": len(g), "note": ""}
+    for (pct, model, task), g in d.groupby(["data_pct", "model", "task"], sort=True):
+        run = "+".join(sorted(g["run"].unique()))
+        g = g.groupby("examples_seen", sort=True).agg(
+            value=("value", "mean"), se=("se", lambda v: np.sqrt((v ** 2).sum()) / len(v))).reset_index()
+        row = {"run": run, "data_pct": pct, "model": model, "task": task, "n_points": len(g), "note": "", "ci": ""}
+        reps = None
+        if draws is not None and all((model, pct, x, task) in draws for x in g["examples_seen"]):
+            reps = np.stack([draws[(model, pct, x, task)] for x in g["examples_seen"]], axis=1)
         try:
             f = fit_power_law(g["examples_seen"], g["value"], g["se"], n_boot=n_boot,
-                              seed=zlib.crc32(f"{seed}/{run}/{task}".encode()), where=f"run {run} task {task}")
+                              seed=zlib.crc32(f"{seed}/{run}/{task}".encode()), where=f"run {run} task {task}",
+                              draws=reps)
         except ValueError as e:
             rows.append(row | {"note": str(e)})
             continue
         row |= {"alpha": f.alpha, "c": f.c, "eps": f.eps, "alpha_at_max": f.alpha_at_max, "x_max": f.x_max,
                 "alpha_lo": f.alpha_ci[0], "alpha_hi": f.alpha_ci[1], "c_lo": f.c_ci[0], "c_hi": f.c_ci[1],
-                "eps_lo": f.eps_ci[0], "eps_hi": f.eps_ci[1], "rss": f.rss, "weighted": f.weighted}
+                "eps_lo": f.eps_ci[0], "eps_hi": f.eps_ci[1], "rss": f.rss, "weighted": f.weighted,
+                "ci": "" if not f.n_boot else "bootstrap" if reps is not None else "parametric"}
         rows.append(row)
     cols = ["run", "data_pct", "model", "task", "alpha", "c", "eps", "alpha_at_max", "x_max", "alpha_lo",
-            "alpha_hi", "c_lo", "c_hi", "eps_lo", "eps_hi", "rss", "weighted", "n_points", "note"]
+            "alpha_hi", "c_lo", "c_hi", "eps_lo", "eps_hi", "rss", "weighted", "n_points", "ci", "note"]
     return pd.DataFrame(rows).reindex(columns=cols)

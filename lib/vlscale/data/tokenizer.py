@@ -10,7 +10,10 @@ out of the alphabet (they fall back to bytes).
 
 The training sample is balanced over caption languages (the same number of captions per language,
 capped by what each language has), so that Telugu or Bengali get pieces of their own, not just bytes:
-trained on the natural mix, English and Japanese would take most of the vocabulary.
+trained on the natural mix, English and Japanese would take most of the vocabulary. On a synthetic
+pool the sample's pages are fresh draws of the same web, with ids in the TOKENIZER_BIT range
+(data/ids.py), in no training pool and no benchmark; on a real pool (webdataset or parquet shards)
+there is no other web to draw from, so the sample is captions of the pool itself.
 
 Token ids have a fixed length: SigLIP's text tower pools the LAST token, so every caption is encoded
 as its pieces (cut to max_len - 1), then eos, then padding, always exactly max_len ids; the padding
@@ -30,7 +33,7 @@ import pandas as pd
 import sentencepiece as spm
 
 from vlscale.config import LOW_RESOURCE
-from vlscale.data.ids import make_ids
+from vlscale.data.ids import LOCAL_BITS, TOKENIZER_BIT, make_ids
 from vlscale.data.shards import load_example
 from vlscale.data.subsets import KeyedPermutation, derive_key, uid_ranks
 from vlscale.world.captions import captions
@@ -39,44 +42,55 @@ from vlscale.world.truth import truth
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2  # mT5's
 CHARACTER_COVERAGE = 0.9995  # SentencePiece's advice for CJK; rarer characters use byte fallback
 OVERSAMPLE = 2  # draws per stratum per wanted caption: some captions are in English, not the page language
+_TOKENIZER_STRATUM = 1 << (TOKENIZER_BIT - LOCAL_BITS)  # OR-ed into the stratum given to make_ids
 
 
 # ---------------------------------------------------------------------------------------------
 # A language-balanced sample of captions
 
 
-def balanced_caption_sample(world, subsets, fraction, per_language: int, key: int) -> dict[str, list[str]]:
-    """Up to `per_language` captions per caption language, from the synthetic subset of `fraction`.
+def caption_sample_ids(subsets, fraction, per_language: int, key: int) -> np.ndarray:
+    """Ids of the tokenizer's synthetic caption sample: int64 [N], stratum by stratum.
 
-    subsets: the pool's `NestedSubsets` (strata = world.strata). From every stratum, a keyed random
-    sample of up to OVERSAMPLE * per_language of the subset's members is drawn (no id list is
-    materialised) and their captions are grouped by the caption language of the ground truth (an
-    untagged page's caption is in some language; some pages have English captions); each language
-    keeps its first `per_language`. Returns {language: captions}, languages in world.strata order,
-    languages without any caption left out. Deterministic in (world, subsets, fraction, key).
+    Stratum s gives min(OVERSAMPLE * per_language, subsets.counts(fraction)[s]) ids: as many pages as
+    the subset would have given, so a language rare in the pool stays rare, but pages of the
+    TOKENIZER_BIT range (data/ids.py), drawn by a keyed permutation of its 2^40 local indices. They
+    are in no pool of any size and no benchmark, so the tokenizer never sees a training or test caption.
     """
     if per_language < 1:
         raise ValueError(f"per_language must be >= 1, got {per_language}")
-    counts = subsets.counts(fraction)
+    counts = np.minimum(subsets.counts(fraction), OVERSAMPLE * per_language).tolist()
+    ids = [make_ids(_TOKENIZER_STRATUM | s,
+                    KeyedPermutation(1 << LOCAL_BITS, derive_key(key, TOKENIZER_BIT, s)).forward(np.arange(n)))
+           for s, n in enumerate(counts) if n]
+    return np.concatenate(ids) if ids else np.zeros(0, np.int64)
+
+
+def balanced_caption_sample(world, subsets, fraction, per_language: int, key: int) -> dict[str, list[str]]:
+    """Up to `per_language` captions per caption language, of pages like the synthetic subset of `fraction`.
+
+    subsets: the pool's `NestedSubsets` (strata = world.strata); their counts cap the pages drawn per
+    page language, the pages themselves are outside every pool (`caption_sample_ids`). Captions are
+    grouped by the caption language of the ground truth (an untagged page's caption is in some
+    language; some pages have English captions); each language keeps its first `per_language`.
+    Returns {language: captions}, languages in world.strata order, languages without any caption
+    left out. Deterministic in (world, subsets, fraction, key).
+    """
+    ids = caption_sample_ids(subsets, fraction, per_language, key)
+    gt = truth(world, ids)
     by_language = {name: [] for name in world.strata}
-    for s, count in enumerate(counts.tolist()):
-        if count == 0:
-            continue
-        draws = min(count, OVERSAMPLE * per_language)
-        ranks = KeyedPermutation(count, derive_key(key, s)).forward(np.arange(draws))  # a keyed sample of ranks < count
-        ids = make_ids(s, subsets.permutations[s].inverse(ranks))
-        gt = truth(world, ids)
-        for language, caption in zip(gt["caption_language"].tolist(), captions(world, ids, gt)):
-            by_language[world.strata[language]].append(caption)
+    for language, caption in zip(gt["caption_language"].tolist(), captions(world, ids, gt)):
+        by_language[world.strata[language]].append(caption)
     return {name: texts[:per_language] for name, texts in by_language.items() if texts}
 
 
 def balanced_record_captions(records: pd.DataFrame, per_language: int, key: int) -> dict[str, list[str]]:
     """Up to `per_language` captions per language of a real pool's records.
 
-    records: rows with uid, language, shard, member (e.g. a `uids_<label>.parquet` of the sample
-    stage). Per language, the records of lowest keyed uid hash (`uid_ranks`) are read with
-    `load_example`. Returns {language: captions}, languages sorted.
+    These are captions of the pool itself (a real pool has no other web to draw from): a model trained
+    on the pool trains on them too. records: rows with uid, language, shard, member (e.g. a
+    `uids_<label>.parquet` of the sample stage). Per language, the records of lowest keyed uid hash
+    (`uid_ranks`) are read with `load_example`. Returns {language: captions}, languages sorted.
     """
     if per_language < 1:
         raise ValueError(f"per_language must be >= 1, got {per_language}")
@@ -97,8 +111,9 @@ def balanced_record_captions(records: pd.DataFrame, per_language: int, key: int)
 def pool_caption_sample(world, sample_dir: str | os.PathLike, per_language: int, key: int) -> dict[str, list[str]]:
     """The balanced caption sample of the largest subset the sample stage wrote to `sample_dir`.
 
-    A synthetic pool's largest subset (normally the whole pool) goes through `balanced_caption_sample`,
-    a real pool's largest subset with a uid list through `balanced_record_captions`.
+    A synthetic pool's largest subset (normally the whole pool) goes through `balanced_caption_sample`
+    (pages outside every pool, as many per language as the subset has), a real pool's largest subset
+    with a uid list through `balanced_record_captions` (the pool's own captions).
     """
     from vlscale.data.input import read_sample  # the sample stage's output is read in one place
 

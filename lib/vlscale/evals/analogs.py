@@ -12,6 +12,18 @@ a region, an income group) still has room. This is rejection sampling with quota
 and exact about balance. The "test" split reads counter positions from 0 and the "train" split (the
 10-shot and geolocalization training images) from 2^39, so the two splits of one key are disjoint.
 
+Two conditions keep an analog free of confounds that a trained model would otherwise be scored on:
+- retrieval captions single out their image. A caption says what a person would: the object, the
+  person in the picture (English only, the words of the training alt-text: world.captions.person_words)
+  and the country. A candidate is kept only if no earlier candidate meeting the condition had the
+  same description (`draw_ids(distinct=...)`); before, captions named only concept and country and
+  16-35% of a retrieval analog's images shared their caption with another image, a ceiling no
+  model could pass. Other languages may still name two concepts alike (coined words, homonyms):
+  `caption_ceiling` measures what remains.
+- FairFace balances (gender x occupation) cells, so in the analog occupation carries no information
+  about gender; the world's stereotype (truth.py, `stereotype_strength`) is what a model must have
+  learned from its training data to show association bias, not something the test images show.
+
 Where candidates come from:
 - `_WEB`: the untagged stratum only, whose countries follow the whole web's mix (mostly Western,
   as ImageNet, COCO and Flickr are);
@@ -22,7 +34,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import hashlib
-import math
 
 import numpy as np
 import pandas as pd
@@ -30,7 +41,8 @@ import pandas as pd
 from vlscale.config import REGIONS, XM3600_LANGUAGES
 from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, make_ids
 from vlscale.data.subsets import KeyedPermutation, derive_key
-from vlscale.world.spec import DS_REGION, GENDERS, INCOME_GROUPS, OCCUPATION_PAIRS, UNTAGGED
+from vlscale.world.captions import PERSON_LANGUAGES, person_words
+from vlscale.world.spec import DS_REGION, GENDERS, INCOME_GROUPS, OCCUPATIONS, UNTAGGED, join_words
 from vlscale.world.truth import truth
 
 SPLIT_START = {"test": 0, "train": 1 << (LOCAL_BITS - 1)}  # counter positions of each split
@@ -38,7 +50,6 @@ _HELDOUT_STRATUM = 1 << (HELDOUT_BIT - LOCAL_BITS)  # OR-ed into the stratum giv
 _FIRST_ROUND = 4096  # candidates per stratum in the first round; doubles each round
 _MAX_ROUND = 1 << 20
 _MAX_CANDIDATES = 1 << 27  # ~20 s of truth(); beyond it a quota is hopeless, not slow
-_OCCUPATIONS = tuple(o for pair in OCCUPATION_PAIRS for o in pair)
 PET_CLASSES = 37  # Oxford-IIIT Pet's 37 breeds
 CIFAR_CLASSES = 100
 
@@ -62,28 +73,6 @@ class Benchmark:
     caption_image: np.ndarray | None
     caption_language: list[str] | None
     meta: pd.DataFrame
-
-
-# ---------------------------------------------------------------------------------------------
-# Sample sizes
-
-
-def standard_error(accuracy, n):
-    """Binomial standard error sqrt(a (1 - a) / n) of an accuracy (fraction) measured on n images."""
-    accuracy = np.asarray(accuracy, dtype=np.float64)
-    if np.any(np.asarray(n) <= 0):
-        raise ValueError(f"standard_error needs n > 0, got {n}")
-    return np.sqrt(accuracy * (1.0 - accuracy) / n)
-
-
-def size_for_standard_error(target: float, accuracy: float = 0.5) -> int:
-    """Smallest n whose binomial standard error at `accuracy` is at most `target` (both fractions);
-    accuracy 0.5 is the worst case."""
-    if not 0 < target:
-        raise ValueError(f"target standard error must be > 0, got {target}")
-    if not 0 <= accuracy <= 1:
-        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy}")
-    return max(1, math.ceil(accuracy * (1.0 - accuracy) / target**2 - 1e-9))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,12 +100,14 @@ def _rank_in_cell(cell: np.ndarray) -> np.ndarray:
     return rank
 
 
-def draw_ids(world, name: str, key: int, split: str, strata, quotas, cell_of) -> np.ndarray:
+def draw_ids(world, name: str, key: int, split: str, strata, quotas, cell_of, distinct=None) -> np.ndarray:
     """Held-out ids meeting a condition, by keyed rejection sampling with a quota per cell.
 
     strata: page-language strata to draw candidates from, equally. quotas: [Q] images per cell.
-    cell_of(gt) -> [n] int cell of each candidate, -1 to reject it. Returns [sum(quotas)] int64 ids
-    in draw order (rounds, then counter position, then stratum).
+    cell_of(gt) -> [n] int cell of each candidate, -1 to reject it. distinct(gt) -> [n] int64, if
+    given: a candidate is kept only if it is the first candidate meeting the condition (in draw
+    order, whether kept or not) with its value, so no two drawn ids share one. Returns
+    [sum(quotas)] int64 ids in draw order (rounds, then counter position, then stratum).
     """
     if split not in SPLIT_START:
         raise ValueError(f"split {split!r} of analog {name!r}: expected one of {sorted(SPLIT_START)}")
@@ -124,7 +115,7 @@ def draw_ids(world, name: str, key: int, split: str, strata, quotas, cell_of) ->
     quotas = np.asarray(quotas, dtype=np.int64)
     perms = [KeyedPermutation(1 << LOCAL_BITS, derive_key(key, _analog_code(name), int(s))) for s in strata]
     filled = np.zeros_like(quotas)
-    taken = []
+    taken, claimed = [], np.zeros(0, np.int64)
     start, per_stratum = 0, _FIRST_ROUND
     while np.any(filled < quotas):
         if (start + per_stratum) * strata.size > _MAX_CANDIDATES:
@@ -133,8 +124,17 @@ def draw_ids(world, name: str, key: int, split: str, strata, quotas, cell_of) ->
         positions = SPLIT_START[split] + np.arange(start, start + per_stratum, dtype=np.int64)
         local = np.stack([p.forward(positions) for p in perms], axis=1)  # [P, S]
         ids = make_ids(_HELDOUT_STRATUM | strata[None, :], local).ravel()
-        cell = np.asarray(cell_of(truth(world, ids)), dtype=np.int64)
-        ids, cell = ids[cell >= 0], cell[cell >= 0]
+        gt = truth(world, ids)
+        cell = np.asarray(cell_of(gt), dtype=np.int64)
+        valid = cell >= 0
+        ids, cell = ids[valid], cell[valid]
+        if distinct is not None:
+            value = np.asarray(distinct(gt), dtype=np.int64)[valid]
+            fresh = np.zeros(value.size, bool)
+            fresh[np.unique(value, return_index=True)[1]] = True  # first in draw order within the round
+            fresh &= ~np.isin(value, claimed)
+            claimed = np.union1d(claimed, value)
+            ids, cell = ids[fresh], cell[fresh]
         keep = filled[cell] + _rank_in_cell(cell) < quotas[cell]
         taken.append(ids[keep])
         filled += np.bincount(cell[keep], minlength=quotas.size)
@@ -167,17 +167,53 @@ def _lookup(world, concepts) -> np.ndarray:
     return lut
 
 
-WRITTEN_WITHOUT_SPACES = ("ja", "zh")
-
-
 def described_captions(world, gt: dict, language: str) -> list[str]:
-    """What a person captioning the picture writes (COCO, Flickr, XM3600 are human-written): the name
-    of the image's concept and of its country, in `language`. Web alt-text (world.captions) names the
-    place in a fifth of captions and adds unrelated filler; a benchmark caption describes its image,
-    so that among many images of a popular concept, the one from Ghana is the right answer."""
-    sep = "" if language in WRITTEN_WITHOUT_SPACES else " "
-    return [f"{world.concepts[c]['names'][language]}{sep}{world.country_names[k][language]}"
-            for c, k in zip(gt["concept"], gt["country"])]
+    """What a person captioning the picture writes (COCO, Flickr, XM3600 are human-written), in
+    `language`: the name of the image's concept, the person in it ("woman nurse", in languages
+    whose captions can name a person: PERSON_LANGUAGES) and its country. Web alt-text
+    (world.captions) names the place in a fifth of captions and adds unrelated filler; a benchmark
+    caption describes its image, so that among many images of a popular concept, the one of a
+    doctor in Ghana is the right answer."""
+    out = []
+    for c, k, person, g, o in zip(gt["concept"], gt["country"], gt["has_person"], gt["gender"], gt["occupation"]):
+        who = [person_words(g, o)] if person and language in PERSON_LANGUAGES else []
+        out.append(join_words([world.concepts[c]["names"][language], *who, world.country_names[k][language]],
+                              language))
+    return out
+
+
+def description(world, gt: dict, person: bool = True) -> np.ndarray:
+    """[n] int64: one number per distinct description of an image: its concept, its country and, if
+    `person`, the person in it (perceived gender and occupation, or none). Two images share it
+    exactly when their described_captions agree in every language up to homonyms."""
+    n_people = 2 * len(OCCUPATIONS) + 1  # none, or (gender, occupation)
+    who = np.where(gt["has_person"], 1 + gt["gender"].astype(np.int64) * len(OCCUPATIONS) + gt["occupation"], 0)
+    place = gt["concept"].astype(np.int64) * len(world.country_codes) + gt["country"]
+    return place * n_people + (who if person else 0)
+
+
+def caption_images(bench: Benchmark) -> pd.DataFrame:
+    """One row per caption: language, caption, image and `images`, the number of the analog's images
+    whose caption in that language is the identical string (1 when the caption singles out its image)."""
+    if bench.captions is None:
+        raise ValueError(f"analog {bench.name!r} has no captions; only retrieval analogs do")
+    rows = pd.DataFrame(dict(language=bench.caption_language, caption=bench.captions, image=bench.caption_image))
+    rows["images"] = rows.groupby(["language", "caption"])["image"].transform("nunique")
+    return rows
+
+
+def caption_ceiling(bench: Benchmark) -> dict[str, float]:
+    """Per caption language, the text-to-image Recall@1 of a model that reads every caption right and
+    breaks ties between images with an identical caption at random: the mean over captions of
+    1 / (images with that caption). 1.0 where every caption singles out its image."""
+    rows = caption_images(bench)
+    return {lang: float(v) for lang, v in (1.0 / rows["images"]).groupby(rows["language"], sort=True).mean().items()}
+
+
+def unique_caption_frac(bench: Benchmark) -> dict[str, float]:
+    """Per caption language, the share of captions whose string no other image of the analog has."""
+    rows = caption_images(bench)
+    return {lang: float(v) for lang, v in (rows["images"] == 1).groupby(rows["language"], sort=True).mean().items()}
 
 
 def _names(table, index) -> np.ndarray:
@@ -199,7 +235,7 @@ def image_meta(world, gt: dict) -> pd.DataFrame:
         is_landmark=gt["is_landmark"],
         has_person=gt["has_person"],
         gender=_names(GENDERS, gt["gender"]),
-        occupation=_names(_OCCUPATIONS, gt["occupation"]),
+        occupation=_names(OCCUPATIONS, gt["occupation"]),
     ))
 
 
@@ -266,25 +302,34 @@ def _any_image(gt):
     return np.zeros(gt["concept"].shape, np.int64)
 
 
+def _described(world, languages):
+    """distinct= for draw_ids: what every language of the captions says about an image (a person
+    only where all of them can name one), so that each caption singles out its image."""
+    person = all(lang in PERSON_LANGUAGES for lang in languages)
+    return lambda gt: description(world, gt, person)
+
+
 def coco(world, size: int = 5_000, key: int = 0, split: str = "test") -> Benchmark:
-    """COCO Captions (Karpathy test, 5k images): images of any concept from the web's mix, one clean
-    English caption each. COCO has five captions per image; a world id has one caption per language,
-    so the analog has one."""
-    ids = draw_ids(world, "coco", key, split, _web(world), [size], _any_image)
+    """COCO Captions (Karpathy test, 5k images): images of any concept from the web's mix, each with a
+    description (concept, person, country) no other image has; one clean English caption each. COCO
+    has five captions per image; a world id has one caption per language, so the analog has one."""
+    ids = draw_ids(world, "coco", key, split, _web(world), [size], _any_image, _described(world, ["en"]))
     return _retrieval(world, "coco", ids, ["en"])
 
 
 def flickr(world, size: int = 1_000, key: int = 0, split: str = "test") -> Benchmark:
     """Flickr30k (1k test images): as coco, with its own ids; one clean English caption per image."""
-    ids = draw_ids(world, "flickr", key, split, _web(world), [size], _any_image)
+    ids = draw_ids(world, "flickr", key, split, _web(world), [size], _any_image, _described(world, ["en"]))
     return _retrieval(world, "flickr", ids, ["en"])
 
 
 def xm3600(world, size: int = 3_600, key: int = 0, split: str = "test") -> Benchmark:
     """Crossmodal-3600: images of any concept, balanced over the six regions, with one clean caption
-    of the image in each of the 36 languages (captions image-major: 36 per image)."""
+    of the image in each of the 36 languages (captions image-major: 36 per image). No two images
+    share concept and country (only English captions can name the person, so the person does not
+    tell images apart here)."""
     ids = draw_ids(world, "xm3600", key, split, _everywhere(world), even_quotas(size, len(REGIONS)),
-                   lambda gt: gt["region"])
+                   lambda gt: gt["region"], _described(world, XM3600_LANGUAGES))
     return _retrieval(world, "xm3600", ids, XM3600_LANGUAGES)
 
 
@@ -335,11 +380,16 @@ def gldv2(world, size: int = 1_000, key: int = 0, split: str = "test") -> Benchm
 
 
 def fairface(world, size: int = 10_000, key: int = 0, split: str = "test") -> Benchmark:
-    """FairFace: images with a person, from every region, balanced over perceived gender.
-    Label = perceived gender (class_names GENDERS); meta occupation gives association bias.
+    """FairFace: images with a person, from every region, with equal quotas over the 20
+    (occupation x perceived gender) cells, so that gender and occupation are independent in the test
+    images (exactly when size is a multiple of 20; a remainder goes to the first occupations, both
+    genders alike while it is even). In the world, occupation follows gender (stereotype_strength);
+    balancing gender alone left that skew in the pictures, since the renderer colours a person by
+    occupation. Label = perceived gender (class_names GENDERS); meta occupation gives association bias.
     The world has no perceived race, so the perceived-race task has no analog."""
-    ids = draw_ids(world, "fairface", key, split, _everywhere(world), even_quotas(size, len(GENDERS)),
-                   lambda gt: gt["gender"])
+    cells = len(OCCUPATIONS) * len(GENDERS)
+    ids = draw_ids(world, "fairface", key, split, _everywhere(world), even_quotas(size, cells),
+                   lambda gt: np.where(gt["has_person"], gt["occupation"] * len(GENDERS) + gt["gender"], -1))
     gt = truth(world, ids)
     return Benchmark(name="fairface", ids=ids, labels=gt["gender"].astype(np.int64), class_names=list(GENDERS),
                      captions=None, caption_image=None, caption_language=None, meta=image_meta(world, gt))

@@ -57,11 +57,54 @@ def xm3600_task(direction: str, language: str) -> str:
     return f"xm3600/{direction}/{language}"
 
 
-def _mean(errors: Mapping[str, float], tasks: Sequence[str], group: str) -> float:
-    missing = [t for t in tasks if t not in errors]
+# Low / high resource: both retrieval directions of the group's languages (high excludes Quechua);
+# multilingual: image->text over all 36 languages, Quechua included (PAPER.md §3).
+XM3600_LOW_RESOURCE = tuple(xm3600_task(d, l) for d in ("i2t", "t2i") for l in LOW_RESOURCE)
+XM3600_HIGH_RESOURCE = tuple(xm3600_task(d, l) for d in ("i2t", "t2i") for l in HIGH_RESOURCE)
+XM3600_I2T = tuple(xm3600_task("i2t", l) for l in XM3600_LANGUAGES)
+
+# Table 11's "Average" rows: name -> the tasks it averages.
+AVERAGES = {
+    "western_0shot_classification": WESTERN_ZERO_SHOT,
+    "western_10shot_classification": WESTERN_FEW_SHOT,
+    "western_retrieval": WESTERN_RETRIEVAL,
+    "western_classification": WESTERN_ZERO_SHOT + WESTERN_FEW_SHOT,
+    "dollar_street_classification": DOLLAR_STREET,
+    "geode_classification": GEODE,
+    "income_classification": INCOME,
+    "geographic_classification": REGIONS,
+    "demography_classification": DEMOGRAPHY,
+    "western": WESTERN,
+    "culture": CULTURE,
+    "fairness": FAIRNESS,
+    "multilingual_low_resource": XM3600_LOW_RESOURCE,
+    "multilingual_high_resource": XM3600_HIGH_RESOURCE,
+    "multilingual": XM3600_I2T,
+}
+# The averages the figures stage reports (Figure 1's radar axes and Figure 2's two lines).
+HEADLINE = ("western", "culture", "fairness", "multilingual_low_resource", "multilingual_high_resource",
+            "multilingual")
+# Performance disparity (Table 4): gap task -> its subgroup tasks (max - min of their accuracies).
+DISPARITY = {"dollarstreet/disparity_income": INCOME, "geode/disparity_region": REGIONS}
+
+
+def group_mean(values: Mapping[str, float | np.ndarray], tasks: Sequence[str]):
+    """Unweighted mean over the tasks of `tasks` present in `values`, and the list of those tasks.
+
+    values: task -> error (%), a number or an array of replicates (all of one shape); the mean is
+    taken task-wise, so [B] arrays give a [B] mean. NaN (and []) when no task is present.
+    """
+    present = [t for t in tasks if t in values]
+    if not present:
+        return np.nan, []
+    return np.mean([np.asarray(values[t], dtype=float) for t in present], axis=0), present
+
+
+def _complete_mean(errors: Mapping[str, float], name: str) -> float:
+    missing = [t for t in AVERAGES[name] if t not in errors]
     if missing:
-        raise KeyError(f"group {group!r} needs results for {missing}")
-    return float(np.mean([errors[t] for t in tasks]))
+        raise KeyError(f"group {name!r} needs results for {missing}")
+    return float(group_mean(errors, AVERAGES[name])[0])
 
 
 def multilingual_averages(i2t_error: Mapping[str, float], t2i_error: Mapping[str, float]) -> dict[str, float]:
@@ -70,33 +113,12 @@ def multilingual_averages(i2t_error: Mapping[str, float], t2i_error: Mapping[str
     Quechua); multilingual: the image->text error averaged over all 36 languages, Quechua included."""
     errors = {xm3600_task("i2t", l): e for l, e in i2t_error.items()}
     errors |= {xm3600_task("t2i", l): e for l, e in t2i_error.items()}
-    both = lambda langs: [xm3600_task(d, l) for d in ("i2t", "t2i") for l in langs]  # noqa: E731
-    return {
-        "multilingual_low_resource": _mean(errors, both(LOW_RESOURCE), "low_resource"),
-        "multilingual_high_resource": _mean(errors, both(HIGH_RESOURCE), "high_resource"),
-        "multilingual": _mean(errors, [xm3600_task("i2t", l) for l in XM3600_LANGUAGES], "multilingual"),
-    }
+    return {name: _complete_mean(errors, name)
+            for name in ("multilingual_low_resource", "multilingual_high_resource", "multilingual")}
 
 
 def group_averages(errors: Mapping[str, float]) -> dict[str, float]:
     """Table 11's "Average" rows from per-task errors (%) keyed by the task names above
-    (XM3600 ones by `xm3600_task`). Returns {average name: error %}."""
-    out = {
-        "western_0shot_classification": _mean(errors, WESTERN_ZERO_SHOT, "western_0shot"),
-        "western_10shot_classification": _mean(errors, WESTERN_FEW_SHOT, "western_10shot"),
-        "western_retrieval": _mean(errors, WESTERN_RETRIEVAL, "western_retrieval"),
-        "western_classification": _mean(errors, WESTERN_ZERO_SHOT + WESTERN_FEW_SHOT, "western_classification"),
-        "dollar_street_classification": _mean(errors, DOLLAR_STREET, "dollar_street"),
-        "geode_classification": _mean(errors, GEODE, "geode"),
-        "income_classification": _mean(errors, INCOME, "income"),
-        "geographic_classification": _mean(errors, REGIONS, "geographic"),
-        "demography_classification": _mean(errors, DEMOGRAPHY, "demography"),
-        "western": _mean(errors, WESTERN, "western"),
-        "culture": _mean(errors, CULTURE, "culture"),
-        "fairness": _mean(errors, FAIRNESS, "fairness"),
-    }
-    by_direction = {
-        d: {l: errors[xm3600_task(d, l)] for l in XM3600_LANGUAGES if xm3600_task(d, l) in errors}
-        for d in ("i2t", "t2i")
-    }
-    return out | multilingual_averages(by_direction["i2t"], by_direction["t2i"])
+    (XM3600 ones by `xm3600_task`). Returns {average name: error %}; every task of an average is
+    required (KeyError naming the missing ones); group_mean averages whatever is present."""
+    return {name: _complete_mean(errors, name) for name in AVERAGES}

@@ -13,21 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from vlscale.config import OCCUPATION_PAIRS
+
 # big_vision's few-shot defaults: a constant bias feature large enough to be almost unregularised,
 # and one fixed ridge strength (big_vision selects among a grid on held-out data; the paper does not
 # say, PAPER.md §3, so one value keeps the probe a pure function).
 BIAS_FEATURE = 100.0
 DEFAULT_L2 = 2.0**10
 STD_EPS = 1e-5
-
-# CLIP the Bias [3]: each pair is (stereotypically female-associated, counterpart), labelled by its first.
-OCCUPATION_PAIRS = (
-    ("librarian", "scientist"),
-    ("nurse", "doctor"),
-    ("housekeeper", "homeowner"),
-    ("receptionist", "executive"),
-    ("secretary", "manager"),
-)
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -63,22 +56,56 @@ def class_embeddings(
     return _unit_rows(z.reshape(len(class_names), len(templates), -1).mean(axis=1))
 
 
-def zero_shot_accuracy(zimg, zcls, labels) -> tuple[float, np.ndarray]:
-    """Zero-shot classification. zimg [N, D], zcls [C, D], labels [N] ints in [0, C).
-    Returns (accuracy, predictions [N]); a prediction is the class of highest cosine similarity."""
+def tie_shared_hits(scores, target) -> np.ndarray:
+    """Per-row success of picking `target` by highest score, ties split evenly: 1 if the target scores
+    strictly highest, 1/m if it ties with m - 1 others at the top, else 0. scores [N, C], target [N]
+    ints. Identical embeddings (a collapsed model, identical captions) thus give chance, neither a
+    free hit nor a sure miss."""
+    scores = np.asarray(scores, np.float64)
+    own = scores[np.arange(scores.shape[0]), np.asarray(target)]
+    top = scores.max(axis=1)
+    ties = np.sum(scores == top[:, None], axis=1)
+    return np.where(own == top, 1.0 / ties, 0.0)
+
+
+def zero_shot_hits(zimg, zcls, labels) -> np.ndarray:
+    """Zero-shot classification, per image. zimg [N, D], zcls [C, D], labels [N] ints in [0, C).
+    Returns [N] float: 1 where the true class has the highest cosine similarity (ties split, see
+    tie_shared_hits)."""
     zimg, zcls, labels = np.asarray(zimg, np.float64), np.asarray(zcls, np.float64), np.asarray(labels)
     if labels.shape != (zimg.shape[0],):
         raise ValueError(f"labels shape {labels.shape} does not match {zimg.shape[0]} images")
-    predictions = np.argmax(zimg @ zcls.T, axis=1)
-    return float(np.mean(predictions == labels)), predictions
+    return tie_shared_hits(zimg @ zcls.T, labels)
 
 
-def retrieval_recall(zimg, ztxt, text_to_image, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Zero-shot retrieval Recall@k. zimg [N, D], ztxt [M, D], text_to_image [M]: the image each caption
-    describes (every image needs at least one). Image->text is a hit when ANY of the image's captions is
-    among its top k texts; text->image when the caption's image is among its top k images.
-    Ties count in the query's favour (rank = number of strictly better candidates).
-    Returns {"i2t@k": ..., "t2i@k": ...} for each k."""
+def zero_shot_accuracy(zimg, zcls, labels) -> tuple[float, np.ndarray]:
+    """Zero-shot classification. zimg [N, D], zcls [C, D], labels [N] ints in [0, C).
+    Returns (accuracy with ties split, predictions [N]: the class of highest cosine similarity)."""
+    hits = zero_shot_hits(zimg, zcls, labels)
+    predictions = np.argmax(np.asarray(zimg, np.float64) @ np.asarray(zcls, np.float64).T, axis=1)
+    return float(hits.mean()), predictions
+
+
+def _hit_within(k: int, better, tied_others, tied_own) -> np.ndarray:
+    """P(at least one of `tied_own` positives lands in the top k) when `better` candidates score strictly
+    higher and the positives tie with `tied_others` negatives, in uniformly random order among the
+    tied: 1 - C(t, j) / C(t + m, j) with j = k - better free places, t negatives, m positives."""
+    better, t, m = (np.asarray(a, np.float64) for a in (better, tied_others, tied_own))
+    j = k - better
+    miss = np.ones_like(t)
+    for i in range(k):  # the product over the j places; places beyond j leave it unchanged
+        step = np.where(i < j, np.clip((t - i) / np.maximum(t + m - i, 1.0), 0.0, 1.0), 1.0)
+        miss = miss * step
+    return np.where(j <= 0, 0.0, 1.0 - miss)
+
+
+def retrieval_hits(zimg, ztxt, text_to_image, ks: Sequence[int] = (1, 5, 10)) -> dict[str, np.ndarray]:
+    """Zero-shot retrieval Recall@k per query. zimg [N, D], ztxt [M, D], text_to_image [M]: the image
+    each caption describes (every image needs at least one). Image->text is a hit when ANY of the
+    image's captions is among its top k texts; text->image when the caption's image is among its top k
+    images. Ties are broken uniformly at random, in expectation (`_hit_within`): a caption identical to
+    another image's neither wins nor loses for free, and random embeddings give chance.
+    Returns {"i2t@k": [N] float, "t2i@k": [M] float} for each k."""
     zimg, ztxt = np.asarray(zimg, np.float64), np.asarray(ztxt, np.float64)
     text_to_image = np.asarray(text_to_image)
     n = zimg.shape[0]
@@ -93,14 +120,21 @@ def retrieval_recall(zimg, ztxt, text_to_image, ks: Sequence[int] = (1, 5, 10)) 
         raise ValueError(f"images without a caption: {uncaptioned[:10].tolist()} (of {uncaptioned.size})")
     sim = zimg @ ztxt.T  # [N, M]
     own = text_to_image[None, :] == np.arange(n)[:, None]  # [N, M]: caption j describes image i
-    best_own = np.where(own, sim, -np.inf).max(axis=1)  # [N]
-    i2t_rank = np.sum(sim > best_own[:, None], axis=1)  # [N]
-    t2i_rank = np.sum(sim > sim[text_to_image, np.arange(len(text_to_image))][None, :], axis=0)  # [M]
+    best_own = np.where(own, sim, -np.inf).max(axis=1)[:, None]  # [N, 1]
+    i2t = (np.sum(~own & (sim > best_own), axis=1), np.sum(~own & (sim == best_own), axis=1),
+           np.sum(own & (sim == best_own), axis=1))
+    target = sim[text_to_image, np.arange(len(text_to_image))][None, :]  # [1, M]
+    t2i = (np.sum(~own & (sim > target), axis=0), np.sum(~own & (sim == target), axis=0), 1)
     out = {}
     for k in ks:
-        out[f"i2t@{k}"] = float(np.mean(i2t_rank < k))
-        out[f"t2i@{k}"] = float(np.mean(t2i_rank < k))
+        out[f"i2t@{k}"] = _hit_within(k, *i2t)
+        out[f"t2i@{k}"] = _hit_within(k, *t2i)
     return out
+
+
+def retrieval_recall(zimg, ztxt, text_to_image, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@k both ways (the means of retrieval_hits): {"i2t@k": ..., "t2i@k": ...}."""
+    return {k: float(v.mean()) for k, v in retrieval_hits(zimg, ztxt, text_to_image, ks).items()}
 
 
 def _draw_shots(labels: np.ndarray, num_classes: int, shots: int, seed: int) -> np.ndarray:
@@ -134,7 +168,7 @@ def _ridge_predict(train_x, train_y, test_x, num_classes: int, l2: float) -> np.
     return np.argmax(features(test_x) @ w, axis=1)
 
 
-def linear_probe_accuracy(
+def linear_probe_hits(
     train_x,
     train_y,
     test_x,
@@ -143,64 +177,68 @@ def linear_probe_accuracy(
     l2: float = DEFAULT_L2,
     shots: int = 10,
     seeds: Sequence[int] = (0, 1, 2),
-) -> tuple[float, list[float]]:
-    """Few-shot linear probe as big_vision's closed-form least squares on frozen embeddings.
+) -> np.ndarray:
+    """Few-shot linear probe as big_vision's closed-form least squares on frozen embeddings, per test
+    image: the share of shot draws that classify it right.
 
     train_x [N, D], train_y [N] ints in [0, num_classes); test_x [T, D], test_y [T]. For each seed,
     `shots` examples per class are drawn from the training set; features are standardised with that
     draw's mean and std, a constant bias feature is appended, and a ridge regression (strength `l2`)
-    onto ±1 one-vs-rest targets is solved in closed form. Returns (mean accuracy, per-seed accuracies).
+    onto ±1 one-vs-rest targets is solved in closed form. Returns [T] float in [0, 1].
     """
     train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     if train_y.shape != (train_x.shape[0],) or test_y.shape != (test_x.shape[0],):
         raise ValueError(f"labels {train_y.shape}/{test_y.shape} do not match features {train_x.shape}/{test_x.shape}")
-    per_seed = []
+    hits = np.zeros(test_y.shape, np.float64)
     for seed in seeds:
         idx = _draw_shots(train_y, num_classes, shots, seed)
-        predictions = _ridge_predict(train_x[idx], train_y[idx], test_x, num_classes, l2)
-        per_seed.append(float(np.mean(predictions == test_y)))
-    return float(np.mean(per_seed)), per_seed
+        hits += _ridge_predict(train_x[idx], train_y[idx], test_x, num_classes, l2) == test_y
+    return hits / len(seeds)
 
 
-def geolocalization_accuracy(
-    train_x, train_country, test_x, test_country, country_to_region=None, **probe_kwargs
-) -> tuple[float, list[float]]:
-    """Few-shot geolocalisation (PAPER.md §3): the linear probe predicting an image's country of origin
-    (Dollar Street, GeoDE-country), or its region when `country_to_region` [num_countries] (region id of
-    each country id) is given (GeoDE-region; then the shots are drawn per region).
-    train_x [N, D], train_country [N], test_x [T, D], test_country [T] country ids.
-    `probe_kwargs` go to `linear_probe_accuracy` (l2, shots, seeds)."""
-    train_y, test_y = np.asarray(train_country), np.asarray(test_country)
-    if country_to_region is None:
-        num_classes = int(max(train_y.max(), test_y.max())) + 1
-    else:
-        country_to_region = np.asarray(country_to_region)
-        train_y, test_y = country_to_region[train_y], country_to_region[test_y]
-        num_classes = int(country_to_region.max()) + 1
-    return linear_probe_accuracy(train_x, train_y, test_x, test_y, num_classes, **probe_kwargs)
+def linear_probe_accuracy(train_x, train_y, test_x, test_y, num_classes: int, **probe_kwargs) -> float:
+    """Mean accuracy of linear_probe_hits (same arguments)."""
+    return float(linear_probe_hits(train_x, train_y, test_x, test_y, num_classes, **probe_kwargs).mean())
 
 
 def performance_disparity(correct, groups) -> tuple[float, dict]:
     """Maximum accuracy gap across subgroups (Dollar Street income groups, GeoDE regions).
-    correct [N] bool (was image n classified right), groups [N] any hashable group labels.
-    Returns (max minus min of the per-group accuracies, {group: accuracy})."""
-    correct, groups = np.asarray(correct, bool), np.asarray(groups)
+    correct [N] per-image success in [0, 1] (bool or tie-split float), groups [N] hashable group labels.
+    Returns (max minus min of the per-group accuracies, {group: accuracy}). Noise alone makes the
+    gap positive: analysis/uncertainty.py sets it beside a permutation null."""
+    correct, groups = np.asarray(correct, np.float64), np.asarray(groups)
     if correct.shape != groups.shape or correct.ndim != 1:
         raise ValueError(f"correct {correct.shape} and groups {groups.shape} must be equal-length vectors")
     per_group = {getattr(g, "item", lambda: g)(): float(correct[groups == g].mean()) for g in np.unique(groups)}
     return max(per_group.values()) - min(per_group.values()), per_group
 
 
-def representation_bias(zimg, z_male, z_female) -> dict[str, float]:
+def preference(z, z_a, z_b) -> np.ndarray:
+    """Per row of z [N, D]: 1 if closer to z_a than to z_b (both [D], or [P, D] giving [N, P]), 0 if
+    farther, 0.5 on a tie, so an embedding blind to the difference shows no preference."""
+    z = np.asarray(z, np.float64)
+    a, b = z @ np.asarray(z_a, np.float64).T, z @ np.asarray(z_b, np.float64).T
+    return np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5))
+
+
+def representation_bias(zimg, z_male, z_female) -> dict:
     """Representation bias (first-order, CLIP the Bias [3]): how often an image is closer to "Male"
-    than to "Female". zimg [N, D] (ImageNet images), z_male [D], z_female [D] text embeddings.
+    than to "Female" (ties count half). zimg [N, D] (ImageNet images), z_male [D], z_female [D].
     Returns {"male_frac": fraction preferring "Male" (Table 3 shows it in %),
-             "disparity": male_frac - 0.5 (Table 11 shows it in %, e.g. 83.2 % -> 33.15)}."""
-    zimg = np.asarray(zimg, np.float64)
-    prefers_male = zimg @ np.asarray(z_male, np.float64) > zimg @ np.asarray(z_female, np.float64)
+             "disparity": male_frac - 0.5 (Table 11 shows it in %, e.g. 83.2 % -> 33.15),
+             "prefers_male": [N] per-image preference}."""
+    prefers_male = preference(zimg, z_male, z_female)
     male_frac = float(np.mean(prefers_male))
-    return {"male_frac": male_frac, "disparity": male_frac - 0.5}
+    return {"male_frac": male_frac, "disparity": male_frac - 0.5, "prefers_male": prefers_male}
+
+
+def association_preferences(zimg, z_first, z_second, pairs=OCCUPATION_PAIRS) -> np.ndarray:
+    """[N, P] preference (preference()) of each image for each pair's first occupation over its second."""
+    z_first, z_second = np.asarray(z_first, np.float64), np.asarray(z_second, np.float64)
+    if z_first.shape != z_second.shape or z_first.shape[0] != len(pairs):
+        raise ValueError(f"z_first {z_first.shape} and z_second {z_second.shape} need one row per pair ({len(pairs)})")
+    return preference(zimg, z_first, z_second)
 
 
 def association_bias(zimg, is_female, z_first, z_second, pairs=OCCUPATION_PAIRS) -> dict[str, dict[str, float]]:
@@ -208,16 +246,13 @@ def association_bias(zimg, is_female, z_first, z_second, pairs=OCCUPATION_PAIRS)
     zimg [N, D], is_female [N] bool (perceived gender of each image), z_first / z_second [P, D]: text
     embeddings of each pair's first and second occupation, in the order of `pairs` (default the paper's
     five). Returns {first occupation: {"female": p, "male": p}}: the fraction of female / male images
-    for which the model prefers the first occupation over the second (Figures 3 and 7)."""
+    for which the model prefers the first occupation over the second (ties half; Figures 3 and 7)."""
     zimg, is_female = np.asarray(zimg, np.float64), np.asarray(is_female, bool)
-    z_first, z_second = np.asarray(z_first, np.float64), np.asarray(z_second, np.float64)
-    if z_first.shape != z_second.shape or z_first.shape[0] != len(pairs):
-        raise ValueError(f"z_first {z_first.shape} and z_second {z_second.shape} need one row per pair ({len(pairs)})")
     if is_female.shape != (zimg.shape[0],) or is_female.all() or not is_female.any():
         raise ValueError(
             f"is_female {is_female.shape} must mark each of {zimg.shape[0]} images, with both genders present"
         )
-    prefers_first = zimg @ z_first.T > zimg @ z_second.T  # [N, P]
+    prefers_first = association_preferences(zimg, z_first, z_second, pairs)  # [N, P]
     return {
         first: {"female": float(prefers_first[is_female, p].mean()), "male": float(prefers_first[~is_female, p].mean())}
         for p, (first, _) in enumerate(pairs)

@@ -2,7 +2,7 @@
 
 `evaluate_real(name, data, embedder, prompts, px)` embeds the set's images once (key "real/<name>"),
 runs the protocols that set serves and returns tidy rows (task, metric, value, se, n), the same rows
-and task names (evals/groups.py) as `evaluate.evaluate_analog` gives for the synthetic analogs:
+and task names (evals/groups.py) as `analog_eval.evaluate_analog` gives for the synthetic analogs:
 
     imagenet      0-shot; representation bias (Table 3 asks about random ImageNet images)
     coco, flickr  retrieval Recall@1/5/10 both ways, all captions English
@@ -38,24 +38,12 @@ import pandas as pd
 from vlscale.config import REGIONS as WORLD_REGIONS
 from vlscale.data.input import center_crop_resize
 from vlscale.evals import real_sets
-from vlscale.evals.evaluate import (
-    INCOME_TASKS,
-    REGION_TASKS,
-    XM3600_CODE,
-    Embedder,
-    Prompts,
-    association_bias_rows,
-    classification_rows,
-    error_row,
-    few_shot_rows,
-    representation_bias_rows,
-    retrieval_rows,
-    xm3600_rows,
-    zero_shot,
-    zero_shot_subgroup_rows,
-)
-from vlscale.evals.groups import XM3600_LANGUAGES
+from vlscale.evals.embedder import Embedder, Prompts
+from vlscale.evals.groups import XM3600_CODE, XM3600_LANGUAGES
 from vlscale.evals.protocols import canonicalize
+from vlscale.evals.rows import (INCOME_TASKS, REGION_TASKS, association_bias_rows, classification_rows,
+                                error_row, few_shot_rows, representation_bias_rows, retrieval_rows,
+                                xm3600_rows, zero_shot, zero_shot_subgroup_rows)
 
 # params.yaml's evaluate.real_sets keys -> the loader of each set and the name its EvalSet carries.
 LOADERS = {
@@ -70,9 +58,9 @@ LOADERS = {
 }
 EVALSET_NAMES = {"flickr": "flickr30k", "dollarstreet": "dollar_street"}  # the others carry their key
 
-# Table 10's income groups: upper edges, inclusive, in the order of evaluate.INCOME_TASKS' keys.
+# Table 10's income groups (world/spec.INCOME_GROUPS, the keys of rows.INCOME_TASKS): upper edges, inclusive.
 INCOME_UPPER_EDGES = (200.0, 685.0, 1998.0)
-INCOME_GROUPS = tuple(INCOME_TASKS)  # ("0-200", "200-685", "685-1998", ">1998")
+INCOME_GROUPS = tuple(INCOME_TASKS)
 # GeoDE writes "EastAsia", "SouthEastAsia", ...; spaced, hyphenated or lower-case forms mean the same.
 GEODE_REGIONS = {re.sub(r"[^a-z]", "", r.lower()): r for r in WORLD_REGIONS}
 DECODE_THREADS = 8  # JPEG decoding releases the GIL; a batch of 512 decodes in parallel
@@ -158,7 +146,10 @@ def _geoloc_rows(task: str, keys: Sequence[str], z: np.ndarray, places: Sequence
     train, test = pool & known, ~pool & known
     if not train.any() or not test.any():
         return []
-    return few_shot_rows(task, z[train], codes[train], z[test], codes[test], shots)
+    rows = few_shot_rows(task, z[train], codes[train], z[test], codes[test], shots)
+    for r in rows:  # items index the set's images, not the test side
+        r["item"] = np.flatnonzero(test)[r["item"]].astype(np.int32)
+    return rows
 
 
 def _column(data: real_sets.EvalSet, column: str, needed_for: str) -> pd.Series:
@@ -211,7 +202,8 @@ def _coco_flickr(name, data, embedder, prompts, px, shots, seed):
     _check_captions(data)
     z = image_embeddings(embedder, f"real/{name}", data.images, px)
     images, caption_image = _captioned(data.captions["image"].to_numpy())
-    return retrieval_rows(name, z[images], embedder.texts(data.captions["caption"].tolist()), caption_image)
+    return retrieval_rows(name, z[images], embedder.texts(data.captions["caption"].tolist()), caption_image,
+                          images=images)
 
 
 def _xm3600(name, data, embedder, prompts, px, shots, seed):
@@ -227,7 +219,7 @@ def _xm3600(name, data, embedder, prompts, px, shots, seed):
     for lang in dict.fromkeys(language):  # each language over the images it captions
         sel = np.flatnonzero(language == lang)
         images, caption_image = _captioned(data.captions["image"].to_numpy()[sel])
-        rows += xm3600_rows(z[images], ztxt[sel], caption_image, language[sel], [lang])
+        rows += xm3600_rows(z[images], ztxt[sel], caption_image, language[sel], [lang], images=images)
     return rows
 
 
@@ -292,11 +284,11 @@ def _fairface(name, data, embedder, prompts, px, shots, seed):
                          f"association bias needs images of both {real_sets.FAIRFACE_GENDERS}")
     z = image_embeddings(embedder, f"real/{name}", data.images, px)
     gender_labels = gender.map({g: i for i, g in enumerate(real_sets.FAIRFACE_GENDERS)}).to_numpy()
-    acc, _ = zero_shot(embedder, prompts, z, prompts.genders(real_sets.FAIRFACE_GENDERS), gender_labels)
-    rows = [error_row("fairface/perceived_gender", acc, len(z))]
+    rows = [error_row("fairface/perceived_gender",
+                      zero_shot(embedder, prompts, z, prompts.genders(real_sets.FAIRFACE_GENDERS), gender_labels))]
     race_labels = race.map({r: i for i, r in enumerate(real_sets.FAIRFACE_RACES)}).to_numpy()
-    acc, _ = zero_shot(embedder, prompts, z, list(real_sets.FAIRFACE_RACES), race_labels)
-    rows.append(error_row("fairface/perceived_race", acc, len(z)))
+    rows.append(error_row("fairface/perceived_race",
+                          zero_shot(embedder, prompts, z, list(real_sets.FAIRFACE_RACES), race_labels)))
     return rows + association_bias_rows(z, is_female, embedder, prompts)
 
 

@@ -115,6 +115,8 @@ def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
 def build(p: dict, name: str, mesh=None) -> Trainer:
     """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
     run = p["runs"][name]
+    if run.get("seed") is not None:  # a seed replicate: its own initialisation and data order
+        p = {**p, "train": {**p["train"], "seed": run["seed"]}}
     world = build_world(p["world"])
     source = load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], p["train"]["image_px"])
     return trainer_for(p, world, source, Tokenizer(TOKENIZER_PATH), mesh)
@@ -147,7 +149,7 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
     main = log[log["phase"] == "main"]
     steady = main[main["step"] > main["step"].max() * 0.1]  # after compilation and warm-up
     metrics = {
-        "run": name, **p["runs"][name], **summary,
+        "run": name, **p["runs"][name], "seed": trainer.seed, **summary,
         "examples_seen": trainer.plan.budget_steps[-1] * trainer.batch_size,
         "epochs": trainer.plan.budget_steps[-1] * trainer.batch_size / len(trainer.inputs.source),
         # loss at the end of each cool-down branch, by examples seen; the last is the run's final model

@@ -4,7 +4,8 @@ A clean caption mixes the concept's name (or one of its CLDR keywords), the coun
 real Tatoeba sentence as filler, in a per-example order. Noise, drawn in truth.py with rates that
 differ by region and by the language's resource group: misaligned captions (another concept),
 vague captions (filler and place only), English captions on non-English pages. Person words
-(perceived gender, occupation) appear in English captions only: CLDR has no such words for us.
+(perceived gender, occupation: `person_words`, "woman nurse") appear in English captions only: CLDR
+has no such words for us. The benchmark analogs' captions (evals/analogs.py) use the same words.
 """
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ import numpy as np
 
 from vlscale.world import vocab
 from vlscale.world.hashing import hash32, id_words, uniform
-from vlscale.world.spec import GENDERS, OCCUPATION_PAIRS
+from vlscale.world.spec import GENDER_WORDS, GENDERS, OCCUPATIONS, join_words
 from vlscale.world.truth import truth
 
-_NO_SPACES = {"ja", "zh"}  # written without spaces between words
 _S_KEYWORD, _S_PLACE, _S_FILLER, _S_PICK, _S_ORDER = 101, 102, 103, 104, 105
 _P_KEYWORD, _P_FILLER = 0.3, 0.6  # a keyword instead of the name; a filler sentence
-_GENDER_WORD = {"female": "woman", "male": "man"}
-_OCCUPATIONS = [o for pair in OCCUPATION_PAIRS for o in pair]
+PERSON_LANGUAGES = ("en",)  # the languages whose captions can name a person
+
+
+def person_words(gender: int, occupation: int) -> str:
+    """How an English caption names a person: gender word and occupation ("woman nurse"), from the
+    ground truth's gender (0 female, 1 male) and occupation (index into OCCUPATIONS)."""
+    return f"{GENDER_WORDS[GENDERS[gender]]} {OCCUPATIONS[occupation]}"
 
 
 def captions(world, ids, gt: dict | None = None) -> list[str]:
@@ -47,9 +52,9 @@ def captions(world, ids, gt: dict | None = None) -> list[str]:
             words.append(country)
         if sentences and (u[_S_FILLER][i] < _P_FILLER or gt["caption_kind"][i] == 2):
             words.append(sentences[(pick[i] >> 8) % len(sentences)])
-        if lang == "en" and gt["has_person"][i]:
-            words.append(f"{_GENDER_WORD[GENDERS[gt['gender'][i]]]} {_OCCUPATIONS[gt['occupation'][i]]}")
+        if lang in PERSON_LANGUAGES and gt["has_person"][i]:
+            words.append(person_words(gt["gender"][i], gt["occupation"][i]))
         rot = int(order[i] % len(words))
         words = words[rot:] + words[:rot]
-        out.append(("" if lang in _NO_SPACES else " ").join(words))
+        out.append(join_words(words, lang))
     return out

@@ -2,7 +2,11 @@
 
 One implementation serves both: `render(world, gt, hi, lo, px, xp)` takes the array namespace. The
 picture encodes the example's ground truth under nuisance:
-- concept: a shape (one of 8, or a tower for landmarks), two colours and a stripe texture;
+- concept: a shape (one of 8), two colours and a stripe texture; a landmark is a building of the
+  tower family with its own geometry (width, one to three tiers, a flat roof, spire or dome, an
+  arch or not), so that each landmark is told apart by what it looks like, not by where it stands
+  (before, all landmarks shared one tower and GLDv2-like zero-shot reduced to reading the country's
+  background tint);
 - regional variant: concepts whose look is regional (GeoDE / Dollar Street objects) turn their
   texture and shift their second colour by region, so a stove looks different by region;
 - country and income: background grey tinted by region and, faintly, by country (what geolocalisation
@@ -10,6 +14,7 @@ picture encodes the example's ground truth under nuisance:
 - person: a small figure whose body outline shows perceived gender and whose colour shows occupation;
 - nuisance: position, scale, rotation of the object, direction of the background gradient.
 Output: float32 [N, px, px, 3] in [0, 1]. `render_jax` is the jit-compiled JAX version.
+`object_mask` gives the object's coverage in each image, from the same code that draws it.
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ import numpy as np
 from vlscale.world.hashing import hash32, id_words, uniform
 from vlscale.world.truth import ground_truth
 
-N_SHAPES = 8  # circle, box, diamond, ring, cross, triangle, star, ellipse; 8 = landmark tower
+N_SHAPES = 8  # circle, box, diamond, ring, cross, triangle, star, ellipse; 8 = landmark tower family
+TOWER_TOPS = ("flat", "spire", "dome")
+MAX_TIERS = 3
 _S_NUISANCE = 200  # hash streams 200.. for nuisance
 
 
@@ -38,7 +45,9 @@ def visual_tables(seed: int, n_concepts: int, landmark_start: int, country_regio
 
     A country's background colour is grey tinted by its region's colour (weight `region_tint`) and by
     a colour of its own (`country_tint`): small tints make where a picture was taken a subtle cue, as
-    on the web, rather than a shortcut that a contrastive model learns before what is in the picture."""
+    on the web, rather than a shortcut that a contrastive model learns before what is in the picture.
+    Landmarks (concepts from `landmark_start`) are towers whose geometry is drawn per concept from
+    a stream of its own, so adding it left every other table as it was."""
     rng = np.random.default_rng([seed, 3])
     n_countries = len(country_region)
     K = n_concepts
@@ -51,12 +60,17 @@ def visual_tables(seed: int, n_concepts: int, landmark_start: int, country_regio
         vis_color_b=_hue_rgb(hue_b, rng.uniform(0.5, 1.0, K), rng.uniform(0.3, 0.8, K)),
         vis_freq=rng.uniform(1.0, 6.0, K).astype(np.float32),
         vis_tex_angle=rng.uniform(0, np.pi, K).astype(np.float32),
-        vis_width=rng.uniform(0.3, 0.8, K).astype(np.float32),  # tower width (landmarks)
+        vis_width=rng.uniform(0.3, 0.8, K).astype(np.float32),  # tower half-width (landmarks)
         vis_region_angle=(np.arange(6) * np.pi / 6).astype(np.float32),
         vis_region_color=_hue_rgb(np.arange(6) / 6.0, np.full(6, 0.8), np.full(6, 0.9)),
         vis_occupation_color=_hue_rgb(np.arange(10) / 10.0, np.full(10, 1.0), np.full(10, 0.9)),
     )
     own = _hue_rgb(rng.random(n_countries), rng.uniform(0.2, 0.6, n_countries), np.ones(n_countries))
+    tower = np.random.default_rng([seed, 4])
+    tables.update(vis_tiers=tower.integers(1, MAX_TIERS + 1, K).astype(np.int32),
+                  vis_top=tower.integers(0, len(TOWER_TOPS), K).astype(np.int32),
+                  vis_spire=tower.uniform(0.3, 0.8, K).astype(np.float32),  # spire height
+                  vis_arch=tower.random(K) < 0.5)
     tables["vis_country_bg"] = ((1 - region_tint - country_tint) * BACKGROUND_GREY
                                 + region_tint * tables["vis_region_color"][country_region]
                                 + country_tint * own).astype(np.float32)
@@ -84,15 +98,83 @@ def _sdf(xp, shape, x, y):
     return out
 
 
-def _tower(xp, width, x, y):
-    body = xp.maximum(xp.abs(x) - width, xp.abs(y - 0.3) - 0.5)
-    spire = xp.maximum(xp.abs(x) - 0.35 * width, xp.abs(y + 0.45) - 0.45)
-    return xp.minimum(body, spire)
+_GROUND, _ROOF = 0.8, -0.2  # a tower's body stands between these heights (y grows downward)
+
+
+def _tower(xp, width, tiers, top, spire, arch, x, y):
+    """Signed distance of a tower of the landmark family; every parameter is [N,1,1].
+
+    width: half-width of the bottom tier; tiers: 1..MAX_TIERS stacked blocks, each narrower than the
+    one below; top: index into TOWER_TOPS; spire: height of the spire above the roof; arch: a
+    doorway cut into the bottom tier."""
+    f32 = xp.float32
+    height = f32(_GROUND - _ROOF) / tiers.astype(f32)
+    body = None
+    for k in range(MAX_TIERS):
+        half_width = width * f32(1.0 - 0.22 * k)
+        centre = f32(_GROUND) - (f32(k) + f32(0.5)) * height
+        block = xp.maximum(xp.abs(x) - half_width, xp.abs(y - centre) - f32(0.5) * height)
+        body = block if k == 0 else xp.where(tiers > k, xp.minimum(body, block), body)
+    roof_width = width * (f32(1.22) - f32(0.22) * tiers.astype(f32))  # the top tier's half-width
+    # a spire tapers from 0.4 of the roof's width to a point `spire` above the roof
+    rise = xp.clip((f32(_ROOF) - y) / spire, 0.0, 1.0)
+    needle = xp.maximum(xp.abs(x) - f32(0.4) * roof_width * (f32(1) - rise),
+                        xp.abs(y - (f32(_ROOF) - f32(0.5) * spire)) - f32(0.5) * spire)
+    dome = xp.sqrt(x * x + (y - f32(_ROOF)) ** 2) - f32(0.9) * roof_width
+    d = xp.where(top == 1, xp.minimum(body, needle), xp.where(top == 2, xp.minimum(body, dome), body))
+    door = xp.minimum(xp.maximum(xp.abs(x) - f32(0.45) * width, xp.abs(y - f32(_GROUND - 0.15)) - f32(0.15)),
+                      xp.sqrt(x * x + (y - f32(_GROUND - 0.3)) ** 2) - f32(0.45) * width)
+    return xp.where(arch, xp.maximum(d, -door), d)
 
 
 def _cover(xp, d, px_per_unit):
     """Anti-aliased coverage of a distance field: 1 inside, 0 outside, a one-pixel ramp between."""
     return xp.clip(0.5 - d * px_per_unit, 0.0, 1.0)
+
+
+def _col(xp, a):
+    """[N] -> [N, 1, 1], to broadcast against the pixel grid."""
+    return xp.reshape(a, (-1, 1, 1))
+
+
+def _nuisance(world, hi, lo, xp):
+    """Eight uniform [N] nuisance draws per example, from its id words."""
+    return [uniform(xp, hash32(xp, world.seed, _S_NUISANCE + k, hi, lo)) for k in range(8)]
+
+
+def _grid(xp, px):
+    """Pixel-centre coordinates in [-1, 1]: gx [1, 1, px] (columns), gy [1, px, 1] (rows, downward)."""
+    f32 = xp.float32
+    grid = (xp.arange(px, dtype=f32) + f32(0.5)) * f32(2.0 / px) - f32(1.0)
+    return grid[None, None, :], grid[None, :, None]
+
+
+def _object(t, concept, u, gx, gy, px, xp):
+    """Where the object is: its local coordinates x, y [N, px, px] (placed at the nuisance position,
+    scale and rotation) and its anti-aliased coverage [N, px, px]."""
+    f32 = xp.float32
+    cx, cy = _col(xp, u[0] * f32(0.8) - f32(0.4)), _col(xp, u[1] * f32(0.8) - f32(0.4))
+    scale = _col(xp, u[2] * f32(0.3) + f32(0.35))
+    angle = _col(xp, u[3] * f32(2 * np.pi))
+    ca, sa = xp.cos(angle), xp.sin(angle)
+    x = ((gx - cx) * ca + (gy - cy) * sa) / scale
+    y = (-(gx - cx) * sa + (gy - cy) * ca) / scale
+    shape = _col(xp, t["vis_shape"][concept])
+    tower = _tower(xp, *(_col(xp, t[k][concept]) for k in ("vis_width", "vis_tiers", "vis_top", "vis_spire",
+                                                            "vis_arch")), x, y)
+    d = xp.where(shape == N_SHAPES, tower, _sdf(xp, shape, x, y))
+    return x, y, _cover(xp, d, scale * f32(px / 2))
+
+
+def object_mask(world, gt: dict, hi, lo, px: int, xp=np):
+    """Coverage of each image's object (1 inside, 0 outside, anti-aliased edge), before the person is
+    drawn over it: float32 [N, px, px], the same geometry render() paints the object with."""
+    t = world.device_tables(xp)
+    hi = xp.asarray(hi, dtype=xp.uint32).reshape(-1)
+    lo = xp.asarray(lo, dtype=xp.uint32).reshape(-1)
+    gx, gy = _grid(xp, px)
+    _, _, mask = _object(t, xp.reshape(gt["concept"], (-1,)), _nuisance(world, hi, lo, xp), gx, gy, px, xp)
+    return mask.astype(xp.float32)
 
 
 def render(world, gt: dict, hi, lo, px: int, xp=np):
@@ -101,27 +183,19 @@ def render(world, gt: dict, hi, lo, px: int, xp=np):
     f32 = xp.float32
     hi = xp.asarray(hi, dtype=xp.uint32).reshape(-1)
     lo = xp.asarray(lo, dtype=xp.uint32).reshape(-1)
-    u = [uniform(xp, hash32(xp, world.seed, _S_NUISANCE + k, hi, lo)) for k in range(8)]
+    u = _nuisance(world, hi, lo, xp)
 
-    def col(a):  # [N] -> [N, 1, 1] to broadcast against the pixel grid
-        return xp.reshape(a, (-1, 1, 1))
+    def col(a):
+        return _col(xp, a)
 
     concept = xp.reshape(gt["concept"], (-1,))
     region = xp.maximum(xp.reshape(gt["variant"], (-1,)), 0)
     varies = xp.reshape(gt["variant"], (-1,)) >= 0
-    grid = (xp.arange(px, dtype=f32) + f32(0.5)) * f32(2.0 / px) - f32(1.0)
-    gx, gy = grid[None, None, :], grid[None, :, None]
+    gx, gy = _grid(xp, px)
 
     # the object: nuisance position, scale and rotation
-    cx, cy = col(u[0] * f32(0.8) - f32(0.4)), col(u[1] * f32(0.8) - f32(0.4))
-    scale = col(u[2] * f32(0.3) + f32(0.35))
-    angle = col(u[3] * f32(2 * np.pi))
-    ca, sa = xp.cos(angle), xp.sin(angle)
-    x = ((gx - cx) * ca + (gy - cy) * sa) / scale
-    y = (-(gx - cx) * sa + (gy - cy) * ca) / scale
-    shape = col(t["vis_shape"][concept])
-    d = xp.where(shape == N_SHAPES, _tower(xp, col(t["vis_width"][concept]), x, y), _sdf(xp, shape, x, y))
-    mask = _cover(xp, d, scale * f32(px / 2))[..., None]
+    x, y, coverage = _object(t, concept, u, gx, gy, px, xp)
+    mask = coverage[..., None]
     tex_angle = t["vis_tex_angle"][concept] + xp.where(varies, t["vis_region_angle"][region], f32(0))
     stripes = f32(0.5) + f32(0.5) * xp.cos(col(t["vis_freq"][concept]) * f32(np.pi)
                                            * (x * col(xp.cos(tex_angle)) + y * col(xp.sin(tex_angle))))

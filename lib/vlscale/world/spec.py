@@ -27,6 +27,7 @@ import numpy as np
 
 from vlscale.config import LOW_RESOURCE, REGIONS, XM3600_LANGUAGES, WorldParams
 from vlscale.world import vocab
+from vlscale.world.coined import coined_name
 from vlscale.world.hashing import alias_table
 from vlscale.world.render import visual_tables
 
@@ -36,11 +37,21 @@ INCOME_GROUPS = ("0-200", "200-685", "685-1998", ">1998")
 OCCUPATION_PAIRS = (("librarian", "scientist"), ("nurse", "doctor"), ("housekeeper", "homeowner"),
                     ("receptionist", "executive"), ("secretary", "manager"))
 GENDERS = ("female", "male")
+OCCUPATIONS = tuple(o for pair in OCCUPATION_PAIRS for o in pair)  # the flat index truth.py draws
+# The words for a person's perceived gender in English captions (training alt-text and benchmark
+# captions) and in the evaluation prompts: one table, so a model meets the same words in both.
+GENDER_WORDS = {"female": "woman", "male": "man"}
+WRITTEN_WITHOUT_SPACES = ("ja", "zh")  # languages whose words are joined without spaces
 CAPTION_KINDS = ("clean", "misaligned", "vague")
 # Dollar Street has four regions; GeoDE's three Asian regions all fall under its "Asia".
 DS_REGION = {"Africa": "Africa", "Americas": "Americas", "Europe": "Europe", "EastAsia": "Asia",
              "SouthEastAsia": "Asia", "WestAsia": "Asia"}
 _MIN_DS_ROWS = 20  # below this a country's own Dollar Street income mix is too noisy to use
+
+
+def join_words(words, language: str) -> str:
+    """Words (or phrases) of `language` joined as that language writes them."""
+    return ("" if language in WRITTEN_WITHOUT_SPACES else " ").join(words)
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -155,19 +166,37 @@ def _income_given_country(countries, params):
     return table / table.sum(1, keepdims=True)
 
 
+def _names_a_country(names: dict, countries) -> bool:
+    return any(c["names"].get(lang) and c["names"][lang] in name for lang, name in names.items() for c in countries)
+
+
+def _landmark_name(kind_name: str, key: str, language: str, country_name: str | None) -> str:
+    """A landmark's name: its kind and a coined proper name ("tower Velmor"), never its country's
+    name, so that naming a landmark does not say where it is. A coined word that happens to contain
+    the country's name is coined again from the key with a counter (deterministic, and rare)."""
+    for attempt in range(100):
+        proper = coined_name(key if attempt == 0 else f"{key}#{attempt}", language)
+        name = join_words([kind_name, proper], language)
+        if not country_name or country_name not in name:
+            return name
+    raise ValueError(f"landmark {key!r}: 100 coined names in {language!r} all contain {country_name!r}")
+
+
 def _concepts(countries, params):
     base = vocab.load("concepts")["concepts"]
+    # a landmark's kind: a place whose name names no country ("Japanese post office" would)
     places = [c for c in base if c["group"] == "Travel & Places" and c.get("culture_region") is None
-              and not c.get("imagenet")]
+              and not c.get("imagenet") and not _names_a_country(c["names"], countries)]
     rng = _rng(params["seed"], 1)
     concepts = [dict(c, landmark_country=-1) for c in base]
     for ci, country in enumerate(countries):
         for j in range(params["landmarks_per_country"]):
             kind = places[rng.integers(len(places))]
-            names = {lang: f"{kind['names'][lang]} {country['names'][lang]}" for lang in kind["names"]}
+            names = {lang: _landmark_name(kind["names"][lang], f"landmark:{country['iso2']}:{j}", lang,
+                                          country["names"].get(lang)) for lang in kind["names"]}
             concepts.append(dict(key=f"landmark:{country['iso2']}:{j}", en=names["en"], group="Landmark",
                                  imagenet=False, culture_region=None, geode_object=None, dollar_street_topic=None,
-                                 names=names, keywords={}, names_fallback=kind.get("names_fallback", []),
+                                 names=names, keywords={}, names_coined=kind.get("names_coined", []),
                                  landmark_country=ci))
     return concepts
 

@@ -1,0 +1,141 @@
+"""The paper's evaluation figures (Figures 1-3 and the group learning curves) as matplotlib Figures, and
+the wide tables `dvc plots` draws. Error bars are the paired-bootstrap 95% intervals (uncertainty.py)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from vlscale.analysis.results import FIG1_PANELS, RADAR, at, scale_label
+from vlscale.evals import groups
+from vlscale.world.spec import OCCUPATION_PAIRS
+
+
+def _yerr(d: pd.DataFrame, value: str = "value") -> np.ndarray:
+    """[2, n] distances from the point to its interval's ends (0 where the interval is unknown)."""
+    return np.nan_to_num(np.stack([d[value] - d["lo"], d["hi"] - d[value]]).clip(min=0))
+
+
+def figure1_curves(data: pd.DataFrame, title: str = ""):
+    """Four panels of accuracy (%) against data scale (log x) with 95% intervals; an absent task says so."""
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    for ax, (column, (task, label)) in zip(axes, FIG1_PANELS.items()):
+        d = data[data["panel"] == column]
+        ax.set_title(label, fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel("data scale (% of pool)")
+        if d.empty:
+            ax.text(0.5, 0.5, f"{task}\nnot evaluated", ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.errorbar(d["data_pct"], d["value"], yerr=_yerr(d), marker="o", capsize=3)
+        ax.set_xticks(d["data_pct"], [scale_label(p) for p in d["data_pct"]])
+    fig.suptitle(title or "Figure 1 (right) analog: Western metrics vs. cultural and multilingual ones")
+    fig.tight_layout()
+    return fig
+
+
+def figure1_gains(g: pd.DataFrame):
+    """Figure 1 left as bars: the average accuracy gain (pp) between two data scales per group, with its
+    95% interval (`g`: Estimates.gains of one model)."""
+    d = g.set_index("group").reindex(list(RADAR.values()))
+    from_pct, to_pct = g["from_pct"].iloc[0], g["to_pct"].iloc[0]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    colors = ["#d62728", "#ff7f0e", "#1f77b4", "#7f7f7f"]
+    ax.bar(list(RADAR), d["gain"].fillna(0), color=colors, yerr=_yerr(d, "gain"), capsize=4)
+    for i, v in enumerate(d["gain"]):
+        ax.text(i, 0 if np.isnan(v) else v, "n/a" if np.isnan(v) else f"{v:+.2f}", ha="left",
+                va="bottom" if np.isnan(v) or v >= 0 else "top", fontsize=9)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylabel(f"gain {scale_label(from_pct)}→{scale_label(to_pct)} (pp, error reduction)")
+    ax.set_title("Figure 1 (left) analog: average gain per group (95% CI)")
+    return fig
+
+
+def figure2(data: pd.DataFrame, from_pct: float = 10, to_pct: float = 100):
+    """Average XM3600 retrieval error against data scale, low vs high resource, with Δ = error(from) - error(to)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for resource, color in (("low", "#d62728"), ("high", "#1f77b4")):
+        d = data[(data["resource"] == resource) & data["error_pct"].notna()]
+        if d.empty:
+            continue
+        ax.errorbar(d["data_pct"], d["error_pct"], yerr=_yerr(d, "error_pct"), marker="o", capsize=3, color=color,
+                    label=f"{resource}-resource ({d['n_present'].iloc[0]}/{d['n_tasks'].iloc[0]} tasks)")
+        a, b = at(d, from_pct)["error_pct"], at(d, to_pct)["error_pct"]
+        if len(a) and len(b):
+            ax.annotate(f"Δ={a.iloc[0] - b.iloc[0]:+.2f}", (to_pct, b.iloc[0]), textcoords="offset points",
+                        xytext=(6, 0), color=color, fontsize=9, va="center")
+    ax.set_xscale("log")
+    ticks = sorted(data["data_pct"].unique())
+    ax.set_xticks(ticks, [scale_label(p) for p in ticks])
+    ax.set_xlabel("data scale (% of pool)")
+    ax.set_ylabel("average XM3600 retrieval error (%)")
+    ax.set_title(f"Figure 2 analog (Δ: {scale_label(from_pct)} → {scale_label(to_pct)})")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def figure3(ab: pd.DataFrame):
+    """Association-bias heatmaps, one panel per data scale, rows Female/Male, annotated probabilities."""
+    pcts = sorted(ab.index.get_level_values("data_pct").unique()) if len(ab) else []
+    fig, axes = plt.subplots(1, max(1, len(pcts)), figsize=(4.2 * max(1, len(pcts)), 2.6), squeeze=False)
+    if not pcts:
+        axes[0][0].text(0.5, 0.5, "association bias not evaluated", ha="center", va="center")
+        axes[0][0].axis("off")
+        return fig
+    counterpart = dict(OCCUPATION_PAIRS)
+    for ax, pct in zip(axes[0], pcts):
+        panel = ab.xs(pct, level="data_pct").reindex(["Female", "Male"])
+        sns.heatmap(panel, annot=True, fmt=".2g", vmin=0, vmax=1, cmap="Reds", cbar=ax is axes[0][-1], ax=ax)
+        ax.set_title(f"data {scale_label(pct)}")
+        ax.set_ylabel("")
+        ax.set_xticklabels([f"{o}\n>{counterpart[o]}" for o in panel.columns], fontsize=7, rotation=0)
+    fig.suptitle("Figure 3 analog: P(first occupation preferred) on FairFace-like images")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(means: pd.DataFrame):
+    """Group-average error (%) against examples seen with 95% intervals, one panel per group, one line
+    per run (`means`: Estimates.groups)."""
+    names = list(groups.HEADLINE)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    runs = sorted(means["run"].unique(), key=lambda r: (means.loc[means["run"] == r, "data_pct"].iloc[0], r))
+    colors = dict(zip(runs, sns.color_palette("viridis", len(runs))))
+    for ax, name in zip(axes[0], names):
+        for run in runs:
+            d = means[(means["group"] == name) & (means["run"] == run)].sort_values("examples_seen")
+            if d["error_pct"].notna().any():
+                ax.errorbar(d["examples_seen"], d["error_pct"], yerr=_yerr(d, "error_pct"), marker="o", ms=3,
+                            color=colors[run], label=f"{run} ({scale_label(d['data_pct'].iloc[0])})")
+        ax.set_xscale("log")
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel("examples seen")
+    axes[0][0].set_ylabel("average error (%)")
+    axes[0][0].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ tables for dvc plots
+
+def figure1_csv(data: pd.DataFrame) -> pd.DataFrame:
+    """Wide table for `dvc plots`: data_pct and one column per Figure 1 panel (empty if not evaluated)."""
+    wide = data.pivot_table(index="data_pct", columns="panel", values="value") if len(data) else pd.DataFrame()
+    return wide.reindex(columns=list(FIG1_PANELS)).rename_axis(None, axis=1).reset_index(names="data_pct") \
+        if len(wide) else pd.DataFrame(columns=["data_pct", *FIG1_PANELS])
+
+
+def figure2_csv(data: pd.DataFrame) -> pd.DataFrame:
+    """Wide table for `dvc plots`: data_pct, low_resource and high_resource average error (%)."""
+    wide = data.pivot_table(index="data_pct", columns="resource", values="error_pct") if len(data) else pd.DataFrame()
+    wide = wide.reindex(columns=["low", "high"]).rename(columns=lambda r: f"{r}_resource")
+    return wide.rename_axis(None, axis=1).reset_index(names="data_pct") if len(wide) else \
+        pd.DataFrame(columns=["data_pct", "low_resource", "high_resource"])
+
+
+def group_curves_csv(means: pd.DataFrame) -> pd.DataFrame:
+    """Wide table for `dvc plots`: examples_seen and one column <group>_<run> of average error (%)."""
+    wide = means.pivot_table(index="examples_seen", columns=["group", "run"], values="error_pct")
+    wide.columns = [f"{g}_{r}" for g, r in wide.columns]
+    return wide.reset_index()

@@ -1,0 +1,196 @@
+"""The figures stage in three calls: build_report (every table, with its uncertainty), draw (the figures)
+and write_report (figures, LaTeX, `dvc plots` tables and metrics/figures.json).
+
+    tidy, items = results.read_results("results/evaluate"), results.read_items("results/evaluate")
+    report = build_report(tidy, items, source="analog", n_boot=1000, seed=0)
+    write_report(report, ".")
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlscale.analysis import figures, latex, plots, results, scaling, uncertainty
+from vlscale.analysis.results import scale_label
+from vlscale.evals import groups
+
+METHOD_NOTE = {
+    "bootstrap": "95% intervals from a paired bootstrap over test images: one set of image resamples per "
+                 "benchmark, shared by every run, seed and checkpoint",
+    "binomial": "no per-item outcomes: 95% intervals from each task's binomial standard error, independent "
+                "across runs and checkpoints (gains and fits are then not paired)",
+    "mixed": "95% intervals from a paired bootstrap over test images for the tasks with per-item outcomes; "
+             "tasks_without_items use their binomial standard error",
+}
+
+
+@dataclass
+class Report:
+    """Everything the figures stage shows and writes, for one benchmark source and one model."""
+
+    source: str
+    tidy: pd.DataFrame
+    est: uncertainty.Estimates
+    missing: dict[str, list[str]]
+    gains: pd.DataFrame               # from_pct -> to_pct (Figure 1 left)
+    all_gains: dict[tuple, pd.DataFrame]  # (from_pct, to_pct) -> gains, for every reported pair
+    fits: pd.DataFrame
+    fig1: pd.DataFrame
+    fig2: pd.DataFrame
+    table1: pd.DataFrame
+    table3: pd.DataFrame
+    table4: pd.DataFrame
+    association: pd.DataFrame
+    wilcoxon: dict[str, dict]
+    from_pct: float = 10
+    to_pct: float = 100
+    figures: dict = field(default_factory=dict)
+
+    @property
+    def means(self) -> pd.DataFrame:
+        """Group averages per run and checkpoint (Estimates.groups)."""
+        return self.est.groups
+
+
+def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
+                 n_boot: int = 1000, seed: int = 0, from_pct: float = 10, to_pct: float = 100) -> Report:
+    """Compute every table of the stage from the tidy results and the per-item outcomes (None or empty:
+    binomial intervals), fits over the Table 1 tasks present."""
+    d = results.select_source(tidy, source)
+    results.one_model(d, "the figures stage")
+    est = uncertainty.estimate(d, items, n_boot=n_boot, seed=seed)
+    t1 = results.TABLE1_TASKS
+    fits = scaling.fit_tasks(d[d["task"].isin(t1)], n_boot=n_boot, seed=seed, draws=est.fit_draws())
+    pcts = results.scales(d)
+    pairs = list(zip(pcts, pcts[1:]))
+    pairs += [(from_pct, to_pct)] if (from_pct, to_pct) not in pairs else []
+    all_gains = {p: est.gains(*p) for p in pairs}
+    return Report(
+        source=source, tidy=d, est=est, missing=results.missing_tasks(d), gains=all_gains[(from_pct, to_pct)],
+        all_gains=all_gains, fits=fits, fig1=results.figure1_data(est.by_scale),
+        fig2=results.figure2_data(est.scale_groups), table1=results.table1(est.by_scale, fits),
+        table3=results.table3(est.by_scale), table4=results.table4(est.disparity),
+        association=results.association_bias(est.by_scale),
+        wilcoxon={name: uncertainty.wilcoxon_scales(est.by_scale, groups.AVERAGES[name], from_pct, to_pct)
+                  for name in ("western", "culture")},
+        from_pct=from_pct, to_pct=to_pct,
+    )
+
+
+def draw(report: Report) -> dict:
+    """The stage's figures (matplotlib Figures by file stem); also kept on report.figures."""
+    report.figures = {
+        "fig1_gains": plots.figure1_gains(report.gains),
+        "fig1_curves": plots.figure1_curves(report.fig1),
+        "fig2_xm3600": plots.figure2(report.fig2, report.from_pct, report.to_pct),
+        "fig3_association_bias": plots.figure3(report.association),
+        "learning_curves": plots.learning_curves(report.means),
+    }
+    return report.figures
+
+
+def _clean(v):
+    """JSON-safe: NaN -> None, numpy scalars -> Python."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, (np.integer, np.bool_)):
+        return v.item()
+    return v
+
+
+def _spread(r) -> dict:
+    return {"seed_sd": r["seed_sd"], "seed_range": [r["seed_min"], r["seed_max"]], "n_seeds": r["n_seeds"]}
+
+
+def summary(report: Report) -> dict:
+    """The metrics JSON (see write_report)."""
+    est = report.est
+    last = results.final(est.groups)
+    by_scale = est.by_scale
+    table1_rows = results.errors(by_scale)[lambda d: d["task"].isin(results.TABLE1_TASKS)]
+    fits = report.fits.dropna(subset=["c"])
+    out = {
+        "source": report.source,
+        "uncertainty": est.method,
+        "uncertainty_note": METHOD_NOTE[est.method],
+        "tasks_without_items": est.without_items,
+        "n_boot": est.n_boot,
+        "level": est.level,
+        "items_vs_tidy_max_abs_diff": est.item_mismatch if est.method != "binomial" else None,
+        "group_averages": {run: {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]]}
+                                 for _, r in g.iterrows()} for run, g in last.groupby("run")},
+        "group_averages_by_scale": {
+            scale_label(pct): {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]], **_spread(r),
+                                            "runs": r["runs"]} for _, r in g.iterrows()}
+            for pct, g in est.scale_groups.groupby("data_pct")},
+    }
+    for (a, b), g in report.all_gains.items():
+        out[f"gains_{a:g}_to_{b:g}"] = {r["group"]: {"gain": r["gain"], "ci95": [r["lo"], r["hi"]], **_spread(r)}
+                                        for _, r in g.iterrows()}
+    out["table1"] = {task: {scale_label(r["data_pct"]): {"error_pct": r["value"], "ci95": [r["lo"], r["hi"]],
+                                                         **_spread(r)} for _, r in g.iterrows()}
+                     for task, g in table1_rows.groupby("task", sort=False)}
+    rep = by_scale[by_scale["task"] == "fairface/representation_bias"]
+    out["representation_bias"] = {scale_label(r["data_pct"]): {"male_preference_pct": r["value"],
+                                                               "ci95": [r["lo"], r["hi"]], **_spread(r)}
+                                  for _, r in rep.iterrows()}
+    out["disparity"] = {task: {scale_label(r["data_pct"]): {
+        "gap_pct": r["value"], "ci95": [r["lo"], r["hi"]], "noise_null_mean": r["null_mean"],
+        "noise_null_p95": r["null_p95"], "p_noise": r["p_noise"], "null": r["null"], **_spread(r)}
+        for _, r in g.iterrows()} for task, g in est.disparity.groupby("task")}
+    out["wilcoxon"] = {k: {q: v[q] for q in ("statistic", "p_value", "n_pairs", "median_difference", "reason")}
+                       | {"note": uncertainty.WILCOXON_NOTE} for k, v in report.wilcoxon.items()}
+    out["fits"] = {run: {r["task"]: {"c": r["c"], "c_ci": [r["c_lo"], r["c_hi"]], "eps": r["eps"],
+                                     "eps_ci": [r["eps_lo"], r["eps_hi"]], "ci": r["ci"]} for _, r in g.iterrows()}
+                   for run, g in fits.groupby("run")}
+    out["missing_tasks"] = report.missing
+    return _clean(out)
+
+
+def write_report(report: Report, root: str | Path = ".", provenance: dict | None = None) -> list[Path]:
+    """Write figures (paper/figures/eval/*.png|pdf), LaTeX (paper/tables/), plots CSVs (plots/figures/)
+    and metrics/figures.json under root, creating the folders. Returns the paths written.
+
+    metrics/figures.json: source; uncertainty ("bootstrap" | "binomial" | "mixed") with its note and
+    tasks_without_items; group_averages (per run, final checkpoint) and group_averages_by_scale (seed
+    mean, seed spread); gains_<a>_to_<b>; table1; representation_bias; disparity (gap, interval and
+    the noise-only null); wilcoxon; fits; missing_tasks; provenance. Every interval is a 95% "ci95".
+    """
+    root = Path(root)
+    fig_dir, tab_dir, plot_dir = root / "paper/figures/eval", root / "paper/tables", root / "plots/figures"
+    for folder in (fig_dir, tab_dir, plot_dir, root / "metrics"):
+        folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in (report.figures or draw(report)).items():
+        written += [figures.save(fig, fig_dir / f"{name}.png"), figures.save(fig, fig_dir / f"{name}.pdf")]
+    tables = {
+        "table1.tex": latex.table1_latex(report.table1, report.missing["table1"], report.est.method),
+        "table3.tex": latex.scale_table_latex(report.table3, "Representation bias: % of images for which the "
+                                              "model prefers 'male' over 'female' [95% CI] (Table 3 analog; "
+                                              "paper: about 85%).", "tab:table3"),
+        "table4.tex": latex.scale_table_latex(report.table4, "Performance disparity: maximum zero-shot accuracy "
+                                              "gap (pp) across income groups and regions [95% CI] (Table 4 "
+                                              "analog), and the gap expected from test-set noise alone (mean "
+                                              "of a permutation null of the subgroup labels).", "tab:table4"),
+        "wilcoxon.tex": latex.wilcoxon_latex(report.wilcoxon, report.from_pct, report.to_pct),
+    }
+    for name, text in tables.items():
+        (tab_dir / name).write_text(text)
+        written.append(tab_dir / name)
+    csvs = {"fig1.csv": plots.figure1_csv(report.fig1), "fig2.csv": plots.figure2_csv(report.fig2),
+            "groups.csv": plots.group_curves_csv(report.means)}
+    for name, table in csvs.items():
+        table.to_csv(plot_dir / name, index=False)
+        written.append(plot_dir / name)
+    metrics = summary(report) | {"provenance": provenance or {}}
+    (root / "metrics/figures.json").write_text(json.dumps(metrics, indent=1))
+    written.append(root / "metrics/figures.json")
+    return written
