@@ -162,10 +162,14 @@ def test_recall_at_5_without_items_does_not_make_the_uncertainty_mixed():
     assert est.method == "bootstrap"
 
 
-def test_an_image_twice_in_a_task_is_refused_naming_it():
-    tidy, items = two_runs_differing_on(n_images=50)
-    with pytest.raises(ValueError, match=r"image 3 appears twice for run s10 task gldv2/0shot"):
-        uncertainty.estimate(tidy, pd.concat([items, items[(items["run"] == "s10") & (items["item"] == 3)]]), 20)
+def test_several_outcomes_of_one_image_are_resampled_together():
+    # a text->image task with two captions per image: an image drawn twice brings both captions twice
+    image = np.repeat(np.arange(400), 2)
+    hit = np.tile([1.0, 0.0], 400)  # every image: one caption found, one not
+    tidy, items = evaluate({("s10", 0, 10, 1000, "coco/t2i"): (image, hit)})
+    est = uncertainty.estimate(tidy, items, n_boot=200)
+    assert est.cells.loc[0, "value"] == pytest.approx(50.0) and est.item_mismatch == pytest.approx(0, abs=1e-4)
+    assert np.ptp(est.draws[0]) == pytest.approx(0, abs=1e-4)  # each image's captions average 0.5: no variation
 
 
 def test_read_items_reads_every_runs_items(tmp_path):

@@ -9,7 +9,7 @@ import seaborn as sns
 
 from vlscale.analysis.results import FIG1_PANELS, RADAR, at, scale_label
 from vlscale.evals import groups
-from vlscale.world.spec import OCCUPATION_PAIRS
+from vlscale.config import OCCUPATION_PAIRS
 
 
 def _yerr(d: pd.DataFrame, value: str = "value") -> np.ndarray:

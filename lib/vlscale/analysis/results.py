@@ -5,8 +5,9 @@ Input (results/evaluate/):
 - <run>.parquet: one row per (run, checkpoint, task, metric) with the columns of COLUMNS (and `seed`,
   the run's training seed; 0 when an older table lacks it). Values are errors in % (metric
   "error_pct") unless the metric says otherwise.
-- <run>/items.parquet: one row per (run, checkpoint, task, test image) with the columns of
-  ITEM_COLUMNS; `value` is the per-image success in [0, 1] whose mean gives the task's metric
+- <run>/items.parquet: one row per (run, checkpoint, task, outcome) with the columns of
+  ITEM_COLUMNS; `item` is the test image an outcome belongs to (a caption its image) and `value`
+  the success in [0, 1] whose mean gives the task's metric
   (ITEM_METRICS). Absent for older results and for real sets evaluated without items.
 
 A "data scale" is a run's data_pct (1, 10, 100 by default, the paper's 1B / 10B / 100B); runs that
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from vlscale.evals import groups
-from vlscale.world.spec import OCCUPATION_PAIRS
+from vlscale.config import OCCUPATION_PAIRS
 
 COLUMNS = ("run", "fraction", "data_pct", "examples_seen", "budget", "checkpoint", "profile", "model",
            "benchmark", "source", "task", "metric", "value", "se", "n")
@@ -225,7 +226,7 @@ def table4(disparity: pd.DataFrame) -> pd.DataFrame:
 
 def association_bias(by_scale: pd.DataFrame) -> pd.DataFrame:
     """Figure 3 data: P(prefers the first, stereotypically female occupation over its counterpart); rows
-    (data_pct, gender "Female"/"Male"), columns the first occupations present (world/spec's order)."""
+    (data_pct, gender "Female"/"Male"), columns the first occupations present, in config.OCCUPATION_PAIRS' order."""
     d = by_scale[(by_scale["metric"] == "probability")
                  & by_scale["task"].str.startswith("fairface/association_bias/")]
     if d.empty:

@@ -10,8 +10,8 @@ each point is redrawn independently from N(value, se) (a parametric bootstrap).
 
 Three checkpoints determine the three parameters (the law then passes through the points when they
 fall and bend the way a power law can); the cpu profile has 5 cool-downs per run, gpu/tpu the paper's 9.
-Only the bootstrap says how well c and eps are pinned down: a curve that does not bend within the budgets puts eps at its bound 0 (or c at 0), and the
-Table 1 LaTeX marks such parameters as not identified.
+Only the bootstrap says how well c and eps are pinned down: a curve that does not bend within the
+budgets puts eps at its bound 0 (or c at 0), and the Table 1 LaTeX marks such parameters as not identified.
 """
 from __future__ import annotations
 

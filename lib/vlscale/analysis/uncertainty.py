@@ -91,18 +91,14 @@ def _item_draws(cells: pd.DataFrame, items: pd.DataFrame, n_boot: int, seed: int
         b = b.assign(cell=ids)[~np.isnan(ids)]
         b = b[cells["metric"].to_numpy()[b["cell"].astype(int)] != "gap_pct"]
         b = b[np.isin(cells["metric"].to_numpy()[b["cell"].astype(int)], list(ITEM_METRICS))]
-        dup = b.duplicated(["cell", "item"])
-        if dup.any():
-            r = b[dup].iloc[0]
-            raise ValueError(f"items of {source}/{bench}: image {r['item']} appears twice for run {r['run']} "
-                             f"task {r['task']} at {r['examples_seen']} examples seen; expected one row per image")
         for unit, u in ([(None, b)] if paired else b.groupby("run")):
             counts = resample_counts(n_images, n_boot, _rng(seed, source, bench, *([] if paired else [unit])))
             col_cells, col = np.unique(u["cell"].astype(int), return_inverse=True)
             values = np.zeros((n_images, len(col_cells)), np.float32)
             present = np.zeros_like(values)
-            values[u["item"].to_numpy(), col] = u["value"].to_numpy(np.float32)
-            present[u["item"].to_numpy(), col] = 1.0
+            # several outcomes of one image (captions of a text->image task) are resampled together
+            np.add.at(values, (u["item"].to_numpy(), col), u["value"].to_numpy(np.float32))
+            np.add.at(present, (u["item"].to_numpy(), col), 1.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 means = (counts @ values).astype(float) / (counts @ present)  # [B, cells]
                 point = values.sum(0, dtype=float) / present.sum(0)

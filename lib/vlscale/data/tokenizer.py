@@ -40,6 +40,7 @@ from vlscale.world.captions import captions
 from vlscale.world.truth import truth
 
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2  # mT5's
+TOKENIZER_PATH = Path("data/tokenizer/spm.model")  # the tokenizer stage's model, read by train and evaluate
 CHARACTER_COVERAGE = 0.9995  # SentencePiece's advice for CJK; rarer characters use byte fallback
 OVERSAMPLE = 2  # draws per stratum per wanted caption: some captions are in English, not the page language
 _TOKENIZER_STRATUM = 1 << (TOKENIZER_BIT - LOCAL_BITS)  # OR-ed into the stratum given to make_ids

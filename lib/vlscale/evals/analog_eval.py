@@ -69,6 +69,29 @@ def analog_suite(world, px: int, sizes: dict, train_sizes: dict, key: int = 0, p
     return AnalogSuite(world=world, px=px, test=test, train=train)
 
 
+def english_equal_share(bench) -> dict[str, float]:
+    """Per caption language of a multilingual retrieval analog, the share of its images whose caption
+    in that language is the same string as their English caption: near 1 for a language whose names
+    the world mostly shares with English (where its retrieval is partly an English task)."""
+    rows = analogs.caption_images(bench)
+    english = rows[rows["language"] == "en"].set_index("image")["caption"]
+    same = rows["caption"].to_numpy() == english.reindex(rows["image"]).to_numpy()
+    return {lang: float(v) for lang, v in pd.Series(same).groupby(rows["language"].to_numpy(), sort=True).mean().items()}
+
+
+def analog_facts(suite: AnalogSuite) -> dict:
+    """What each analog's draw is, beside the results: its size and, for retrieval analogs, the
+    caption ceiling per language (analogs.caption_ceiling) and the share of captions equal to English."""
+    facts = {}
+    for name, bench in suite.test.items():
+        facts[name] = {"images": int(len(bench.ids)), "train_images": int(len(suite.train[name].ids))
+                       if name in suite.train else 0}
+        if bench.captions is not None:
+            facts[name]["caption_ceiling"] = analogs.caption_ceiling(bench)
+            facts[name]["english_equal_share"] = english_equal_share(bench)
+    return facts
+
+
 def _codes(*columns) -> list[np.ndarray]:
     """Integer codes of string columns, shared across them."""
     codes, _ = pd.factorize(np.concatenate([np.asarray(c, dtype=object) for c in columns]))

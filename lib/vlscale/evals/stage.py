@@ -9,6 +9,8 @@ evals/analog_eval.py; the real sets: evals/real_eval.py). Outputs, under results
     <run>.parquet                                   tidy rows (ROW_COLUMNS): one per (checkpoint, task)
     <run>/items.parquet                             per-item outcomes (ITEM_COLUMNS), for the paired
                                                     bootstrap of analysis/uncertainty.py
+    <run>/analogs.json                              each analog's size, caption ceilings and share of
+                                                    captions equal to English, per language
 
 Which held-out draws the analogs use is `evaluate.keys[evaluate.use_key]`: "dev" for tuning the world
 and the analogs, "report" (a key nobody tuned on) for what the README and paper report.
@@ -122,11 +124,10 @@ def run_stage(p: dict, name: str, runs_dir: str | Path = "runs", out_dir: str | 
     <records_dir>/metrics/evaluate/<name>.json (the final checkpoint's results, timings, provenance).
     Returns the tidy table.
     """
-    from vlscale.data.tokenizer import Tokenizer
+    from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
     from vlscale.evals import real_eval
-    from vlscale.evals.analog_eval import analog_suite, evaluate_analog
+    from vlscale.evals.analog_eval import analog_facts, analog_suite, evaluate_analog
     from vlscale.provenance import provenance
-    from vlscale.training.run import TOKENIZER_PATH
     from vlscale.world.spec import build_world
 
     t0 = time.perf_counter()
@@ -136,12 +137,13 @@ def run_stage(p: dict, name: str, runs_dir: str | Path = "runs", out_dir: str | 
     px, max_len = T["image_px"], p["tokenizer"]["max_len"]
     tokenizer = Tokenizer(TOKENIZER_PATH)
     model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
-    suites = {}
+    suites, facts = {}, {}
     sizes = {k: v for k, v in E["analogs"].items() if v > 0}
     if sizes:
         suite = analog_suite(build_world(p["world"]), px, sizes,
                              {k: v for k, v in E["train_sizes"].items() if k in sizes and v > 0}, key, progress)
         suites["analog"] = {b: (lambda emb, pr, shots, b=b: evaluate_analog(suite, b, emb, pr, shots)) for b in sizes}
+        facts = analog_facts(suite)
     real = {k: real_eval.LOADERS[k](root) for k, root in E["real_sets"].items() if root}
     if real:
         suites["real"] = real_eval.real_suite(real, px, key)
@@ -160,6 +162,8 @@ def run_stage(p: dict, name: str, runs_dir: str | Path = "runs", out_dir: str | 
     (out_dir / name).mkdir(parents=True, exist_ok=True)
     table.to_parquet(out_dir / f"{name}.parquet", index=False)
     items.to_parquet(out_dir / name / "items.parquet", index=False)
+    (out_dir / name / "analogs.json").write_text(json.dumps({"key": key, "key_use": E["use_key"], "analogs": facts},
+                                                            indent=1))
     last = table[table["examples_seen"] == table["examples_seen"].max()]
     metrics = {
         "run": name, **run, "seed": run_seed(p, name), "key": key, "key_use": E["use_key"],

@@ -24,14 +24,14 @@ import jax.numpy as jnp
 
 from vlscale.data.input import SyntheticSource, load_source, train_stream
 from vlscale.data.sampling import fraction_label
-from vlscale.data.tokenizer import Tokenizer
+from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.provenance import provenance
 from vlscale.world.render import render
 from vlscale.world.spec import build_world
 from vlscale.world.truth import ground_truth
 from vlscale.training.trainer import Trainer, plan_of
 
-SAMPLE_DIR, TOKENIZER_PATH = Path("data/sample"), Path("data/tokenizer/spm.model")
+SAMPLE_DIR = Path("data/sample")
 # The batch fields the step reads; the rest (stratum, examples_seen) stay on the host.
 STEP_FIELDS = ("id_hi", "id_lo", "image", "tokens")
 

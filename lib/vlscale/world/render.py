@@ -121,7 +121,8 @@ def _tower(xp, width, tiers, top, spire, arch, x, y):
     needle = xp.maximum(xp.abs(x) - f32(0.4) * roof_width * (f32(1) - rise),
                         xp.abs(y - (f32(_ROOF) - f32(0.5) * spire)) - f32(0.5) * spire)
     dome = xp.sqrt(x * x + (y - f32(_ROOF)) ** 2) - f32(0.9) * roof_width
-    d = xp.where(top == 1, xp.minimum(body, needle), xp.where(top == 2, xp.minimum(body, dome), body))
+    d = xp.where(top == TOWER_TOPS.index("spire"), xp.minimum(body, needle),
+                 xp.where(top == TOWER_TOPS.index("dome"), xp.minimum(body, dome), body))
     door = xp.minimum(xp.maximum(xp.abs(x) - f32(0.45) * width, xp.abs(y - f32(_GROUND - 0.15)) - f32(0.15)),
                       xp.sqrt(x * x + (y - f32(_GROUND - 0.3)) ** 2) - f32(0.45) * width)
     return xp.where(arch, xp.maximum(d, -door), d)
