@@ -314,9 +314,10 @@ class EvaluateParams(_Block):
 
 class FiguresParams(_Block):
     """The figures stage: scaling-law fits and the paper's tables from the evaluate stage's results."""
-    bootstrap: int = Field(ge=0)  # parametric-bootstrap refits per fit (95% CIs)
+    bootstrap: int = Field(ge=0)  # paired-bootstrap resamples of the test images (95% intervals)
     seed: int = Field(ge=0)
     source: Literal["analog", "real"]
+    english_like_share: float = Field(gt=0, le=1)  # XM3600 languages this English-like are set apart
 
 
 BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,

@@ -48,6 +48,8 @@ class Report:
     wilcoxon: dict[str, dict]
     from_pct: float = 10
     to_pct: float = 100
+    english_like: tuple[str, ...] = ()  # low-resource average also reported without these languages
+    facts: dict = field(default_factory=dict)  # the analogs' draw (results.read_analog_facts)
     figures: dict = field(default_factory=dict)
 
     @property
@@ -56,13 +58,23 @@ class Report:
         return self.est.groups
 
 
+WITHOUT_ENGLISH_LIKE = "multilingual_low_resource_without_english_like"
+
+
 def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
-                 n_boot: int = 1000, seed: int = 0, from_pct: float = 10, to_pct: float = 100) -> Report:
+                 n_boot: int = 1000, seed: int = 0, from_pct: float = 10, to_pct: float = 100,
+                 facts: dict | None = None, english_like_share: float = 0.25) -> Report:
     """Compute every table of the stage from the tidy results and the per-item outcomes (None or empty:
-    binomial intervals), fits over the Table 1 tasks present."""
+    binomial intervals), fits over the Table 1 tasks present. facts: results.read_analog_facts; the
+    XM3600 languages whose captions equal English on at least `english_like_share` of the images are
+    named, and the low-resource average is also reported without them."""
     d = results.select_source(tidy, source)
     results.one_model(d, "the figures stage")
-    est = uncertainty.estimate(d, items, n_boot=n_boot, seed=seed)
+    facts = facts or {}
+    english_like = results.english_like_languages(facts, english_like_share)
+    kept = [l for l in groups.LOW_RESOURCE if l not in english_like]
+    extra = {WITHOUT_ENGLISH_LIKE: tuple(groups.xm3600_task(dr, l) for dr in ("i2t", "t2i") for l in kept)}
+    est = uncertainty.estimate(d, items, n_boot=n_boot, seed=seed, extra_groups=extra)
     t1 = results.TABLE1_TASKS
     fits = scaling.fit_tasks(d[d["task"].isin(t1)], n_boot=n_boot, seed=seed, draws=est.fit_draws())
     pcts = results.scales(d)
@@ -77,7 +89,7 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
         association=results.association_bias(est.by_scale),
         wilcoxon={name: uncertainty.wilcoxon_scales(est.by_scale, groups.AVERAGES[name], from_pct, to_pct)
                   for name in ("western", "culture")},
-        from_pct=from_pct, to_pct=to_pct,
+        from_pct=from_pct, to_pct=to_pct, english_like=tuple(english_like), facts=facts,
     )
 
 
@@ -125,6 +137,10 @@ def summary(report: Report) -> dict:
         "n_boot": est.n_boot,
         "level": est.level,
         "items_vs_tidy_max_abs_diff": est.item_mismatch if est.method != "binomial" else None,
+        "english_like_languages": list(report.english_like),
+        "low_resource_without_english_like": [l for l in groups.LOW_RESOURCE if l not in report.english_like],
+        "analogs": report.facts.get("analogs", {}),
+        "analog_key": report.facts.get("key"), "analog_key_use": report.facts.get("key_use"),
         "group_averages": {run: {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]]}
                                  for _, r in g.iterrows()} for run, g in last.groupby("run")},
         "group_averages_by_scale": {

@@ -16,6 +16,8 @@ paper's 100B examples seen). Tasks that were not evaluated are reported as missi
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -64,34 +66,58 @@ TABLE4 = {"dollarstreet/disparity_income": "0-shot Dollar Street (by income)",
 
 # ---------------------------------------------------------------------------------------------- input
 
+def _read_parquets(files, columns) -> list[pd.DataFrame]:
+    """Each parquet file, checked to have `columns` (a missing one is an error naming the file)."""
+    parts = []
+    for f in files:
+        d = pd.read_parquet(f)
+        missing = [c for c in columns if c not in d.columns]
+        if missing:
+            raise ValueError(f"{f}: missing columns {missing}; expected {list(columns)}")
+        parts.append(d)
+    return parts
+
+
 def read_results(directory: str | Path) -> pd.DataFrame:
     """Concatenate every results/evaluate/<run>.parquet in `directory` (columns COLUMNS and seed)."""
     directory = Path(directory)
     files = sorted(directory.glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"no results (*.parquet) in {directory.resolve()}: run the evaluate stage first")
-    parts = []
-    for f in files:
-        d = pd.read_parquet(f)
-        missing = [c for c in COLUMNS if c not in d.columns]
-        if missing:
-            raise ValueError(f"{f}: missing columns {missing}; expected {list(COLUMNS)}")
-        parts.append(d if "seed" in d.columns else d.assign(seed=0))  # results written before seeds
+    parts = [d if "seed" in d.columns else d.assign(seed=0)  # results written before seeds
+             for d in _read_parquets(files, COLUMNS)]
     return pd.concat(parts, ignore_index=True)
 
 
 def read_items(directory: str | Path) -> pd.DataFrame:
     """Concatenate every results/evaluate/<run>/items.parquet in `directory` (columns ITEM_COLUMNS);
     an empty table when no run wrote items (the figures stage then falls back to binomial errors)."""
-    files = sorted(Path(directory).glob("*/items.parquet"))
-    parts = []
-    for f in files:
-        d = pd.read_parquet(f)
-        missing = [c for c in ITEM_COLUMNS if c not in d.columns]
-        if missing:
-            raise ValueError(f"{f}: missing columns {missing}; expected {list(ITEM_COLUMNS)}")
-        parts.append(d[list(ITEM_COLUMNS)])
+    parts = [d[list(ITEM_COLUMNS)] for d in _read_parquets(sorted(Path(directory).glob("*/items.parquet")), ITEM_COLUMNS)]
     return pd.concat(parts, ignore_index=True) if parts else no_items()
+
+
+def read_analog_facts(directory: str | Path) -> dict:
+    """The analogs' facts the evaluate stage wrote beside its results (results/evaluate/<run>/analogs.json:
+    sizes, caption ceilings, English-equal caption shares), {} when none. Runs evaluated on one key
+    share one draw, so the facts of every run must agree."""
+    found = {}
+    for f in sorted(Path(directory).glob("*/analogs.json")):
+        found[f] = json.loads(f.read_text())
+    if not found:
+        return {}
+    first_path, first = next(iter(found.items()))
+    for f, facts in found.items():
+        if facts != first:
+            raise ValueError(f"{f} and {first_path} describe different analog draws (keys {facts.get('key')} and "
+                             f"{first.get('key')}); evaluate every run with the same evaluate params")
+    return first
+
+
+def english_like_languages(facts: dict, share: float) -> list[str]:
+    """XM3600 caption languages (groups' codes) other than English whose captions equal the English
+    caption of the same image for at least `share` of the images (analogs.json's english_equal_share)."""
+    shares = facts.get("analogs", {}).get("xm3600", {}).get("english_equal_share", {})
+    return sorted(groups.XM3600_CODE.get(l, l) for l, v in shares.items() if l != "en" and v >= share)
 
 
 def no_items() -> pd.DataFrame:

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,16 +198,16 @@ def _over_seeds(table: pd.DataFrame, draws: np.ndarray, keys: list[str], value: 
     return pd.DataFrame(rows), np.array(out_draws).reshape(len(rows), -1)
 
 
-def _group_table(cells: pd.DataFrame, draws: np.ndarray, level: float):
-    """Headline group averages of errors (%) per (run, examples_seen), over the tasks PRESENT of each group."""
+def _group_table(cells: pd.DataFrame, draws: np.ndarray, level: float, averages: Mapping[str, Sequence[str]]):
+    """Group averages (`averages`: name -> tasks) of errors (%) per (run, examples_seen), over the
+    tasks PRESENT of each group."""
     rows, out = [], []
     e = errors(cells)
     for (run, seen), g in e.groupby(["run", "examples_seen"], sort=True):
         point = dict(zip(g["task"], g["value"]))
         reps = dict(zip(g["task"], draws[g.index]))
         first = g.iloc[0]
-        for name in groups.HEADLINE:
-            tasks = groups.AVERAGES[name]
+        for name, tasks in averages.items():
             mean, present = groups.group_mean(point, tasks)
             rep, _ = groups.group_mean(reps, tasks)
             lo, hi = interval(rep if present else np.full(draws.shape[1], np.nan), level)
@@ -270,11 +271,14 @@ def _disparity(cells, draws, items, subgroup_rows, n_boot, seed, level) -> pd.Da
 
 
 def estimate(tidy: pd.DataFrame, items: pd.DataFrame | None = None, n_boot: int = 1000, seed: int = 0,
-             level: float = 0.95, paired: bool = True) -> Estimates:
+             level: float = 0.95, paired: bool = True,
+             extra_groups: Mapping[str, Sequence[str]] | None = None) -> Estimates:
     """Replicates and intervals of everything the stage reports, from one source's tidy results and items.
 
     items: results.read_items' table (rows of other sources are ignored; None or empty: binomial).
     paired=False draws each run's resample independently: only to show what pairing buys.
+    extra_groups: averages reported beside groups.HEADLINE (name -> tasks), e.g. the low-resource
+    languages without those whose captions mostly equal English.
     """
     if "seed" not in tidy:
         tidy = tidy.assign(seed=0)
@@ -307,7 +311,8 @@ def estimate(tidy: pd.DataFrame, items: pd.DataFrame | None = None, n_boot: int 
     lo, hi = interval(draws, level)
     cells = cells.assign(lo=lo, hi=hi, has_items=has_items)
 
-    group_table, group_draws = _group_table(cells, draws, level)
+    averages = {name: groups.AVERAGES[name] for name in groups.HEADLINE} | dict(extra_groups or {})
+    group_table, group_draws = _group_table(cells, draws, level, averages)
     by_scale, by_scale_draws = _over_seeds(cells, draws, [*SCALE, "task"], "value", level)
     scale_groups, scale_group_draws = _over_seeds(group_table, group_draws, [*SCALE, "group"], "error_pct", level)
     return Estimates(

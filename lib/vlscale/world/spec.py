@@ -25,7 +25,7 @@ import json
 
 import numpy as np
 
-from vlscale.config import LOW_RESOURCE, REGIONS, XM3600_LANGUAGES, WorldParams
+from vlscale.config import LOW_RESOURCE, OCCUPATION_PAIRS, REGIONS, XM3600_LANGUAGES, WorldParams
 from vlscale.world import vocab
 from vlscale.world.coined import coined_name
 from vlscale.world.hashing import alias_table
@@ -34,8 +34,6 @@ from vlscale.world.render import visual_tables
 UNTAGGED = "und"
 STRATA = (*XM3600_LANGUAGES, UNTAGGED)
 INCOME_GROUPS = ("0-200", "200-685", "685-1998", ">1998")
-OCCUPATION_PAIRS = (("librarian", "scientist"), ("nurse", "doctor"), ("housekeeper", "homeowner"),
-                    ("receptionist", "executive"), ("secretary", "manager"))
 GENDERS = ("female", "male")
 OCCUPATIONS = tuple(o for pair in OCCUPATION_PAIRS for o in pair)  # the flat index truth.py draws
 # The words for a person's perceived gender in English captions (training alt-text and benchmark
