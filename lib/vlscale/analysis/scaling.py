@@ -58,18 +58,21 @@ class PowerLawFit:
         return self.alpha * np.asarray(x, dtype=float) ** -self.c + self.eps
 
 
-def _profile(u: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Best (alpha, c, eps, sse) on the c grid for each row of y [B, n] (u [n] scaled x, w [n] weights).
+def _profile(u: np.ndarray, y: np.ndarray, w: np.ndarray, grid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best (alpha, c, eps, sse) on a c grid for each row of y [B, n] (u [n] scaled x, w [n] weights);
+    grid: [G] shared, or [B, G] one per row (default the global _C_GRID).
 
     At fixed c the problem is a convex quadratic in (alpha, eps) on the box alpha >= 0,
     0 <= eps <= EPS_MAX: its minimum is the unconstrained one when feasible, else on an edge,
     where clipping the one-dimensional minimiser is exact.
     """
-    b = u[None, :] ** -_C_GRID[:, None]                       # [G, n]
+    grid = _C_GRID if grid is None else np.asarray(grid, dtype=float)
+    grid = np.broadcast_to(grid, (len(y), grid.shape[-1]))     # [B, G]
+    b = u[None, None, :] ** -grid[..., None]                  # [B, G, n]
     yb = y[:, None, :]                                        # [B, 1, n]
     S1, Sy = w.sum(), (w * y).sum(-1)[:, None]                # scalar, [B, 1]
-    Sb, Sbb = (w * b).sum(-1)[None], (w * b * b).sum(-1)[None]  # [1, G]
-    Sby = (w * b[None] * yb).sum(-1)                          # [B, G]
+    Sb, Sbb = (w * b).sum(-1), (w * b * b).sum(-1)            # [B, G]
+    Sby = (w * b * yb).sum(-1)                                # [B, G]
     det = Sbb * S1 - Sb ** 2
     ok = det > 1e-9 * Sbb * S1
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -86,13 +89,13 @@ def _profile(u: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, n
     best_sse = np.full(shape, np.inf)
     best_a, best_e = np.zeros(shape), np.zeros(shape)
     for a, e in candidates:
-        sse = (w * (yb - a[..., None] * b[None] - e[..., None]) ** 2).sum(-1)
+        sse = (w * (yb - a[..., None] * b - e[..., None]) ** 2).sum(-1)
         better = np.nan_to_num(sse, nan=np.inf) < best_sse
         best_sse = np.where(better, sse, best_sse)
         best_a, best_e = np.where(better, a, best_a), np.where(better, e, best_e)
     j = best_sse.argmin(-1)
     rows = np.arange(len(y))
-    return best_a[rows, j], _C_GRID[j], best_e[rows, j], best_sse[rows, j]
+    return best_a[rows, j], grid[rows, j], best_e[rows, j], best_sse[rows, j]
 
 
 def _polish(u, y, w, a0, c0, e0) -> tuple[float, float, float]:
@@ -160,9 +163,17 @@ def fit_power_law(
         return PowerLawFit(float(to_original(a, c)), float(c), float(e), x_max, len(x), rss, weighted,
                            n_boot=0, level=level)
     n_boot = len(draws)
-    boot = [_profile(u, chunk, w) for chunk in np.array_split(draws, max(1, n_boot // 250))]
-    grid = zip(*(np.concatenate([r[i] for r in boot]) for i in range(3)))
-    ab, cb, eb = np.array([_polish(u, yb, w, *p) for yb, p in zip(draws, grid)]).T
+    # Replicates: the global c grid (step 0.01), then a local grid of step 0.0001 around each optimum,
+    # alpha and eps exact at every c; vectorised, where polishing each of 1000 replicates per fit with
+    # least squares cost minutes per stage.
+    step = _C_GRID[1] - _C_GRID[0]
+    local = np.linspace(-step, step, 201)
+    ab, cb, eb = [], [], []
+    for chunk in np.array_split(draws, max(1, n_boot // 250)):
+        _, c0, _, _ = _profile(u, chunk, w)
+        a1, c1, e1, _ = _profile(u, chunk, w, np.clip(c0[:, None] + local[None, :], 0.0, C_MAX))
+        ab.append(a1), cb.append(c1), eb.append(e1)
+    ab, cb, eb = np.concatenate(ab), np.concatenate(cb), np.concatenate(eb)
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
     ci = lambda v: tuple(float(t) for t in np.percentile(v, q))  # noqa: E731
     return PowerLawFit(float(to_original(a, c)), float(c), float(e), x_max, len(x), rss, weighted,
