@@ -331,6 +331,15 @@ def test_read_results_concatenates_runs_and_names_an_empty_folder(tmp_path):
         results.read_results(tmp_path)
 
 
+def test_read_results_reads_only_the_runs_params_name(tmp_path):
+    # a run removed from params.yaml leaves its outputs behind (DVC does not delete them): not read
+    t = synthetic_tidy()
+    for run, d in t.groupby("run"):
+        d.to_parquet(tmp_path / f"{run}.parquet")
+    kept = sorted(t["run"].unique())[:-1]
+    assert sorted(results.read_results(tmp_path, {r: {} for r in kept})["run"].unique()) == kept
+
+
 def test_read_results_gives_older_tables_without_seeds_seed_0(tmp_path):
     synthetic_tidy().drop(columns="seed").to_parquet(tmp_path / "old.parquet")
     assert (results.read_results(tmp_path)["seed"] == 0).all()

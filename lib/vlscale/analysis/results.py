@@ -78,10 +78,18 @@ def _read_parquets(files, columns) -> list[pd.DataFrame]:
     return parts
 
 
-def read_results(directory: str | Path) -> pd.DataFrame:
-    """Concatenate every results/evaluate/<run>.parquet in `directory` (columns COLUMNS and seed)."""
+def _run_files(pattern_of, directory: Path, runs) -> list[Path]:
+    """The files of `runs` (pattern_of(run) under directory), or of every run when runs is None."""
+    if runs is None:
+        return sorted(directory.glob(pattern_of("*")))
+    return [directory / pattern_of(r) for r in runs if (directory / pattern_of(r)).exists()]
+
+
+def read_results(directory: str | Path, runs=None) -> pd.DataFrame:
+    """Concatenate results/evaluate/<run>.parquet in `directory` (columns COLUMNS and seed) for `runs`
+    (default every file: pass params.yaml's runs so that a run removed from it is not read)."""
     directory = Path(directory)
-    files = sorted(directory.glob("*.parquet"))
+    files = _run_files(lambda r: f"{r}.parquet", directory, runs)
     if not files:
         raise FileNotFoundError(f"no results (*.parquet) in {directory.resolve()}: run the evaluate stage first")
     parts = [d if "seed" in d.columns else d.assign(seed=0)  # results written before seeds
@@ -89,19 +97,20 @@ def read_results(directory: str | Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def read_items(directory: str | Path) -> pd.DataFrame:
-    """Concatenate every results/evaluate/<run>/items.parquet in `directory` (columns ITEM_COLUMNS);
-    an empty table when no run wrote items (the figures stage then falls back to binomial errors)."""
-    parts = [d[list(ITEM_COLUMNS)] for d in _read_parquets(sorted(Path(directory).glob("*/items.parquet")), ITEM_COLUMNS)]
+def read_items(directory: str | Path, runs=None) -> pd.DataFrame:
+    """Concatenate results/evaluate/<run>/items.parquet in `directory` (columns ITEM_COLUMNS) for `runs`
+    (default every run); an empty table when no run wrote items (then binomial errors)."""
+    files = _run_files(lambda r: f"{r}/items.parquet", Path(directory), runs)
+    parts = [d[list(ITEM_COLUMNS)] for d in _read_parquets(files, ITEM_COLUMNS)]
     return pd.concat(parts, ignore_index=True) if parts else no_items()
 
 
-def read_analog_facts(directory: str | Path) -> dict:
+def read_analog_facts(directory: str | Path, runs=None) -> dict:
     """The analogs' facts the evaluate stage wrote beside its results (results/evaluate/<run>/analogs.json:
     sizes, caption ceilings, English-equal caption shares), {} when none. Runs evaluated on one key
     share one draw, so the facts of every run must agree."""
     found = {}
-    for f in sorted(Path(directory).glob("*/analogs.json")):
+    for f in _run_files(lambda r: f"{r}/analogs.json", Path(directory), runs):
         found[f] = json.loads(f.read_text())
     if not found:
         return {}
