@@ -138,7 +138,7 @@ def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
              ("sample.key", 3, {"sample"}),
              ("tokenizer.vocab_size", 2500, {"tokenizer", *TRAIN, *EVAL}),  # train reads tokenizer.max_len
              ("model.bias_init", -5.0, TRAIN | EVAL),
-             ("runs.s10.fraction", 1.0, {"train@s10", "train_curves", "evaluate@s10"}),
+             ("runs.s10.fraction", 1.0, {"train@s10", "train_curves", "evaluate@s10", "figures"}),  # figures reads the runs
              ("evaluate.shots", 5, EVAL),
              ("figures.seed", 1, {"figures"}),
              ("world.seed", 1, {"world", "sample", "tokenizer", *TRAIN, *EVAL})]
