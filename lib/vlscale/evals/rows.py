@@ -78,14 +78,15 @@ def classification_rows(name: str, zimg, labels, class_names, embedder: Embedder
 def subgroup_rows(name: str, hits: np.ndarray, groups: np.ndarray, task_of: dict, gap_task: str) -> list[dict]:
     """Per-subgroup 0-shot errors and the maximum accuracy gap between subgroups (Table 4)."""
     gap, per_group = protocols.performance_disparity(hits, groups)
-    rows = []
+    rows, sizes = [], {}
     for g in per_group:
         if g not in task_of:
             raise ValueError(f"{name}: subgroup {g!r} is none of {sorted(task_of)}")
         sel = np.flatnonzero(groups == g)
+        sizes[g] = sel.size
         rows.append(error_row(task_of[g], hits[sel], sel))
     best, worst = max(per_group, key=per_group.get), min(per_group, key=per_group.get)
-    se = np.hypot(*(binomial_se_pct(per_group[g], int(np.sum(groups == g))) for g in (best, worst)))
+    se = np.hypot(*(binomial_se_pct(per_group[g], sizes[g]) for g in (best, worst)))
     rows.append(row(gap_task, "gap_pct", 100.0 * gap, se, len(hits)))
     return rows
 
