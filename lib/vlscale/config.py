@@ -227,6 +227,8 @@ class TrainParams(_Block):
     mesh: MeshParams
     checkpoint_every_examples: int = Field(gt=0)
     log_every_steps: int = Field(gt=0)
+    probe_every_examples: int = Field(ge=0)  # held-out probe cadence (0: none), training/probe.py
+    probe_images: int = Field(gt=0)  # images per probe analog
     workers: int = Field(ge=0)  # input worker processes (0: in the training process)
 
     @field_validator("cooldown_budgets")

@@ -174,6 +174,31 @@ def keep_random_tokens(x, keep_frac, rng):
     return jnp.take_along_axis(x, kept[..., None], axis=1), kept
 
 
+class PatchEmbedding(nn.Module):
+    """big_vision's patchify conv (a VALID conv whose stride is its kernel) as one matmul over patches.
+
+    Same parameters as `nn.Conv(width, patch, strides=patch)`: kernel [ph, pw, C, width], bias
+    [width], same initialisers, so checkpoints are interchangeable. As a matmul the image keeps its
+    natural layout; on a CPU XLA otherwise rendered the batch in the conv's transposed layout.
+    [B, H, W, C] -> [B, H/ph, W/pw, width].
+    """
+    width: int
+    patch_size: Sequence[int]
+    dtype_mm: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, image):
+        ph, pw = self.patch_size
+        n, h, w, c = image.shape
+        if h % ph or w % pw:
+            raise ValueError(f"image {h}x{w} is not divisible into {ph}x{pw} patches")
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (ph, pw, c, self.width), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.width,), jnp.float32)
+        patches = image.reshape(n, h // ph, ph, w // pw, pw, c).astype(self.dtype_mm)
+        x = jnp.einsum("nhpwqc,pqcd->nhwd", patches, kernel.astype(self.dtype_mm))
+        return x + bias.astype(self.dtype_mm)
+
+
 class ViT(nn.Module):
     """Vision transformer. Build it with `Model(variant=...)`, which decodes the variant string."""
     num_classes: Optional[int] = None  # a `head` Dense when set
@@ -203,8 +228,7 @@ class ViT(nn.Module):
                              "expected 'map', 'gap', 'tok' or 'none'")
         out = {}
         patch = tuple(self.patch_size)
-        x = out["stem"] = nn.Conv(self.width, patch, strides=patch, padding="VALID",
-                                  dtype=self.dtype_mm, name="embedding")(image)
+        x = out["stem"] = PatchEmbedding(self.width, patch, self.dtype_mm, name="embedding")(image)
         n, h, w, c = x.shape
         x = jnp.reshape(x, [n, h * w, c])
         posemb = self.param("pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(c)),

@@ -29,6 +29,7 @@ from vlscale.provenance import provenance
 from vlscale.world.render import render
 from vlscale.world.spec import build_world
 from vlscale.world.truth import ground_truth
+from vlscale.training.probe import Probe
 from vlscale.training.trainer import Trainer, plan_of
 
 SAMPLE_DIR = Path("data/sample")
@@ -88,7 +89,9 @@ def fingerprint(p: dict, name: str, subset: dict | None = None) -> str:
 
     subset: the run's entry of the sample stage's subsets.json (what it draws from).
     """
-    train = {k: v for k, v in p["train"].items() if k not in ("checkpoint_every_examples", "log_every_steps", "workers")}
+    train = {k: v for k, v in p["train"].items()
+             if k not in ("checkpoint_every_examples", "log_every_steps", "workers", "probe_every_examples",
+                          "probe_images")}
     shaped = {"world": p["world"], "tokenizer": p["tokenizer"], "model": p["model"], "train": train,
               "run": p["runs"][name], "subset": subset}
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -129,7 +132,12 @@ def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None) -> Trai
     # The stream lasts until the last cool-down branch ends (budgets are rounded to whole steps).
     inputs = Inputs(world, source, tokenizer, T["batch_size"], plan_of(T).budget_steps[-1] * T["batch_size"],
                     T["seed"], p["tokenizer"]["max_len"], T["image_px"], T["workers"])
-    return Trainer(T, model_config, inputs, mesh=mesh)
+    probe = None
+    if T.get("probe_every_examples"):  # held-out analogs of the development key (params.yaml evaluate.keys)
+        max_len = p["tokenizer"]["max_len"]
+        probe = Probe(world, lambda texts: tokenizer.encode(texts, max_len), T["image_px"], T["probe_images"],
+                      p["evaluate"]["keys"]["dev"])
+    return Trainer(T, model_config, inputs, mesh=mesh, probe=probe)
 
 
 def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
@@ -169,6 +177,12 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         d.mkdir(parents=True, exist_ok=True)
     if metrics["cooldown_losses"]:
         metrics["final_loss"] = metrics["cooldown_losses"][max(metrics["cooldown_losses"])]
+    probes = read_probes(run_dir / "log.jsonl")
+    if len(probes):
+        cooled = probes[probes["phase"] != "main"].sort_values("examples_seen")
+        metrics["probe"] = {"key": "dev", "images": p["train"]["probe_images"], "chance": trainer.probe.chance,
+                            "final": cooled.iloc[-1][list(trainer.probe.chance)].to_dict() if len(cooled) else None}
+        probes.to_csv(plots_dir / f"{name}_probe.csv", index=False)
     (metrics_dir / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
     columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
     is_main = log["phase"] == "main"
@@ -177,11 +191,24 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
     return metrics
 
 
+def _records(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def read_log(path: str | Path) -> pd.DataFrame:
     """The step records of a run's log.jsonl (later records of a step replace earlier ones after a resume)."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    log = pd.DataFrame([r for r in rows if "event" not in r])
+    log = pd.DataFrame([r for r in _records(path) if "event" not in r])
     return log.drop_duplicates(["phase", "step"], keep="last").sort_values(["phase", "step"]).reset_index(drop=True)
+
+
+def read_probes(path: str | Path) -> pd.DataFrame:
+    """The probe records of a run's log.jsonl: phase, step, examples_seen and the probe's metrics
+    (later records of a step replace earlier ones after a resume); empty without a probe."""
+    probes = pd.DataFrame([r for r in _records(path) if r.get("event") == "probe"])
+    if probes.empty:
+        return probes
+    probes = probes.drop(columns="event").drop_duplicates(["phase", "step"], keep="last")
+    return probes.sort_values(["phase", "step"]).reset_index(drop=True)
 
 
 def _json(o):

@@ -10,7 +10,8 @@ data position, decays the learning rate linearly to zero, and saves its model un
 cooldown/<label>/ for evaluation; the last budget's branch is the run's final model.
 
 Logs are JSON lines (log.jsonl): step, examples_seen, loss, learning_rate, examples_per_s,
-step_time_s, mfu, phase.
+step_time_s, mfu, phase; with a probe (training/probe.py), records with "event": "probe" hold its
+held-out metrics every `probe_every_examples` of the main run and at the end of every branch.
 """
 from __future__ import annotations
 
@@ -98,11 +99,13 @@ class Trainer:
 
     cfg: the resolved `train` block; model_config: the big_vision two-tower config; inputs: an
     object with `iterator(state=None)` returning a batch iterator (get_state/set_state) and
-    `batch_images(batch)` giving the model's images [B, px, px, 3] in [-1, 1] inside the step.
+    `batch_images(batch)` giving the model's images [B, px, px, 3] in [-1, 1] inside the step;
+    probe: None or a callable (model, params) -> {metric: value} logged as the run trains.
     """
 
-    def __init__(self, cfg: dict, model_config: dict, inputs, mesh=None):
+    def __init__(self, cfg: dict, model_config: dict, inputs, mesh=None, probe=None):
         self.cfg = cfg
+        self.probe = probe
         self.inputs = inputs
         self.mesh = mesh if mesh is not None else meshlib.make_mesh(**cfg["mesh"])
         self.batch_size = int(cfg["batch_size"])
@@ -115,6 +118,7 @@ class Trainer:
         self.model = training_model(self.model_config, cfg["dtype"], cfg["drop_tokens_frac"])
         self.seed = cfg["seed"]
         self._steps = {}
+        self._render = None
         self._init_state()
         image, text = tower_settings(model_config["image"]), tower_settings(model_config["text"])
         out_dims = model_config["out_dim"]
@@ -147,9 +151,15 @@ class Trainer:
 
     # -- the step -----------------------------------------------------------------------------
 
-    def _loss(self, params, batch, rng):
-        images = self.inputs.batch_images(batch)
-        zimg, ztxt, _ = self.model.apply({"params": params}, images, batch["tokens"], train=True,
+    def _images(self, batch):
+        """The batch's model images, in a jit-compiled program of their own (see step_fn)."""
+        if self._render is None:
+            sharding = meshlib.batch_sharding(self.mesh)
+            self._render = jax.jit(self.inputs.batch_images, in_shardings=(sharding,), out_shardings=sharding)
+        return self._render(batch)
+
+    def _loss(self, params, images, tokens, rng):
+        zimg, ztxt, _ = self.model.apply({"params": params}, images, tokens, train=True,
                                          rngs={"dropout": rng})
         t, b = params["t"][0], params["b"][0]
         if self.cfg["loss"] == "chunked":
@@ -163,16 +173,24 @@ class Trainer:
         schedule = self.schedule if end_step is None else self.schedule.with_cooldown(end_step * self.batch_size)
         tx = self._tx(schedule)
 
-        def step(state, batch, step_index):
+        def update(state, images, tokens, step_index):
             rng = jax.random.fold_in(jax.random.key(self.seed), step_index)
-            loss, grads = jax.value_and_grad(self._loss)(state["params"], batch, rng)
+            loss, grads = jax.value_and_grad(self._loss)(state["params"], images, tokens, rng)
             updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
             params = optax.apply_updates(state["params"], updates)
             return {"params": params, "opt_state": opt_state}, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
         batch_sharding = meshlib.batch_sharding(self.mesh)
-        fn = jax.jit(step, in_shardings=(self.state_shardings, batch_sharding, None),
-                     out_shardings=(self.state_shardings, None), donate_argnums=0)
+        update = jax.jit(update, in_shardings=(self.state_shardings, batch_sharding, batch_sharding, None),
+                         out_shardings=(self.state_shardings, None), donate_argnums=0)
+
+        def fn(state, batch, step_index):
+            # Images are rendered by a program of their own, not inside the update: in one program XLA
+            # fused the renderer into the patch embedding's reads and, on a CPU, ran it twice (forward
+            # and backward) in a transposed layout, at 3x the cost of rendering once
+            # (bench/step_profile.py; XLA:CPU drops optimisation barriers).
+            return update(state, self._images(batch), batch["tokens"], step_index)
+
         self._steps[end_step] = (fn, schedule)
         return self._steps[end_step]
 
@@ -194,6 +212,9 @@ class Trainer:
                    desc=run_dir.name, unit="step")
         log = Logger(run_dir / "log.jsonl", self, bar, resume_step=step)
         fn, schedule = self.step_fn(None)
+        probe_every = int(self.cfg.get("probe_every_examples", 0)) // self.batch_size
+        if self.probe is not None and step == 0:
+            log.probe(0, "main", self.probe(self.model, self.state["params"]))
         while True:
             for end in self.plan.branches_at(step):
                 if not ckpts.branch_done(end):
@@ -208,6 +229,8 @@ class Trainer:
             self.state, metrics = fn(self.state, batch, step)
             step += 1
             log.step(step, metrics, schedule, "main")
+            if self.probe is not None and probe_every and step % probe_every == 0:
+                log.probe(step, "main", self.probe(self.model, self.state["params"]))
             if step % every == 0:
                 ckpts.save(step, iterator)
         bar.close()
@@ -231,6 +254,8 @@ class Trainer:
                 "cooldown_from_step": start, "final_loss": float(metrics["loss"]),
                 "model_config": self.model_config}
         checkpoint.save_params(ckpts.cooldown_dir(end), end, state["params"], meta)
+        if self.probe is not None:
+            log.probe(end, f"cooldown/{label}", self.probe(self.model, state["params"]))
 
 
 class RunState:
@@ -311,6 +336,16 @@ class Logger:
         self.bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{rate:.0f}")
         self.last_time, self.timed = now, True
         self.count = 0
+
+    def probe(self, step: int, phase: str, metrics: dict):
+        """A probe record: the held-out metrics of the model after `step` of `phase`."""
+        record = {"event": "probe", "step": step, "examples_seen": step * self.trainer.batch_size,
+                  "phase": phase, **metrics}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        self.bar.write(f"probe {phase} step {step}: " + ", ".join(f"{k} {v:.1f}" for k, v in metrics.items()))
+        self.last_time = time.perf_counter()  # the probe's time is not the step's
+        self.timed = self.timed and self.count == 0
 
     def close(self):
         self.file.close()
