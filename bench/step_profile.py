@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train_throughput import _tokenizer  # noqa: E402  (bench/ is the script's folder)
+from train_throughput import _tokenizer, apply_sets  # noqa: E402  (bench/ is the script's folder)
 
 
 def timed(fn, *args, steps: int) -> float:
@@ -53,13 +53,7 @@ def main():
     raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["profile"] = args.profile
     p = validate(raw)
-    for item in args.set:
-        path, _, value = item.partition("=")
-        *blocks, key = path.split(".")
-        target = p
-        for b in blocks:
-            target = target[b]
-        target[key] = yaml.safe_load(value)
+    p = apply_sets(p, args.set)
     if args.batch:
         p["train"]["batch_size"] = args.batch
     world = build_world(p["world"])

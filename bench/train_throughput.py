@@ -9,8 +9,8 @@ chunked sigmoid loss, the optimiser update) is timed over --steps steps after --
 from the real Grain input stream; the host input stream is timed on its own. Prints a table:
 examples/s, step time, MFU (model FLOPs / peak; on a CPU the peak is this machine's measured float32
 matmul throughput), input examples/s and the input / step ratio (the issue's target: >= 1.5).
-The synthetic pool is built in memory; the tokenizer is data/tokenizer/spm.model if the tokenizer
-stage ran, else one trained here on a caption sample.
+The synthetic pool is built in memory and a tokenizer of the profile's settings trained on a caption
+sample. --set BLOCK.KEY=VALUE overrides a resolved value (bench/train_speedup.py uses it).
 """
 from __future__ import annotations
 
@@ -23,15 +23,28 @@ from pathlib import Path
 
 
 def _tokenizer(p, world, subsets):
+    """A tokenizer of the profile's settings, trained here on a caption sample (a few seconds)."""
     from vlscale.data.tokenizer import Tokenizer, balanced_caption_sample, train_tokenizer
 
-    path = Path("data/tokenizer/spm.model")
-    if not path.is_file():
-        K = p["tokenizer"]
-        path = Path(tempfile.mkdtemp()) / "spm.model"
-        train_tokenizer(balanced_caption_sample(world, subsets, 1.0, K["per_language"], K["key"]),
-                        K["vocab_size"], path, per_language=K["per_language"])
+    K = p["tokenizer"]
+    path = Path(tempfile.mkdtemp()) / "spm.model"
+    train_tokenizer(balanced_caption_sample(world, subsets, 1.0, K["per_language"], K["key"]),
+                    K["vocab_size"], path, per_language=K["per_language"])
     return Tokenizer(path)
+
+
+def apply_sets(p: dict, sets: list[str]) -> dict:
+    """p with each BLOCK.KEY=VALUE (YAML) of `sets` applied to the resolved params."""
+    import yaml
+
+    for item in sets:
+        path, _, value = item.partition("=")
+        *blocks, key = path.split(".")
+        target = p
+        for b in blocks:
+            target = target[b]
+        target[key] = yaml.safe_load(value)
+    return p
 
 
 def measure(p, world, source, tokenizer, batch: int, steps: int, warmup: int) -> dict:
@@ -77,6 +90,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dense", action="store_true", help="the dense loss instead of the chunked one")
+    parser.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE")
     args = parser.parse_args()
 
     import jax
@@ -89,7 +103,7 @@ def main():
 
     raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["profile"] = args.profile
-    p = validate(raw)
+    p = apply_sets(validate(raw), args.set)
     if args.dense:
         p["train"]["loss"] = "dense"
     world = build_world(p["world"])

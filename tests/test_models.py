@@ -135,6 +135,22 @@ def test_map_head_returns_its_attention_over_patches(map_vit):
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("patch, px", [((8, 8), 32), ((4, 2), 16), ((14, 14), 48)])
+def test_patch_embedding_is_the_patchify_conv_with_the_same_parameters(patch, px):
+    """One matmul over patches computes big_vision's strided conv, from the same kernel and bias (so
+    checkpoints load either way), and initialises them as nn.Conv does."""
+    import flax.linen as nn
+
+    image = jnp.asarray(_images(n=3, px=px))
+    ours = vit.PatchEmbedding(16, patch)
+    conv = nn.Conv(16, patch, strides=patch, padding="VALID")
+    p_ours, p_conv = ours.init(jax.random.PRNGKey(0), image), conv.init(jax.random.PRNGKey(0), image)
+    np.testing.assert_array_equal(p_ours["params"]["kernel"], p_conv["params"]["kernel"])
+    assert p_ours["params"]["bias"].shape == p_conv["params"]["bias"].shape
+    trained = {"params": {"kernel": p_conv["params"]["kernel"], "bias": jnp.linspace(-1, 1, 16)}}
+    np.testing.assert_allclose(ours.apply(trained, image), conv.apply(trained, image), atol=1e-5)
+
+
 def test_attention_with_and_without_weights_agree():
     attention = vit.MultiHeadDotProductAttention(num_heads=4)
     rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ from vlscale.data.tokenizer import balanced_caption_sample, train_tokenizer
 from vlscale.provenance import provenance
 from vlscale.siglip import read_orbax_params
 from vlscale.training.mesh import param_spec
-from vlscale.training.run import fingerprint, read_log
+from vlscale.training.run import fingerprint, read_log, read_probes
 from vlscale.training.trainer import Plan, cooldown_label, plan_of, schedule_of
 from vlscale.world.spec import build_world
 
@@ -141,7 +141,7 @@ def test_eight_devices_with_data_and_fsdp_axes_match_one_device(workdir):
 def test_log_records_what_the_issue_names(workdir):
     _train(workdir, workdir / "logged", "--stop-at-step", "6")
     rows = [json.loads(line) for line in (workdir / "logged/s10/log.jsonl").read_text().splitlines()]
-    start, steps = rows[0], rows[1:]
+    start, steps = rows[0], [r for r in rows[1:] if "event" not in r]
     assert start["event"] == "start" and start["n_params"] > 0 and start["flops_per_example"] > 0
     assert [r["step"] for r in steps] == [2, 4, 6]
     for r in steps:
@@ -150,12 +150,32 @@ def test_log_records_what_the_issue_names(workdir):
     assert all(np.isfinite(r["mfu"]) and r["mfu"] > 0 for r in steps[1:])
 
 
+def test_the_probe_is_logged_through_the_main_run_and_at_each_branch_end(workdir):
+    """Probe records (dev-key analogs) at step 0, every probe_every_examples and after every
+    cool-down; the run's metrics carry the last branch's probe and the chance levels."""
+    runs, records = workdir / "probed", workdir / "probed_records"
+    _train(workdir, runs, "--records-dir", str(records), "--set", "train.probe_every_examples=1024",
+           "--set", "train.probe_images=143")
+    probes = read_probes(runs / "s10/log.jsonl")
+    main = probes[probes["phase"] == "main"]
+    assert main["step"].tolist() == [0, 32, 64, 96]  # 4096 examples of 32, the last at the main run's end
+    branches = probes[probes["phase"] != "main"]
+    assert branches["step"].tolist() == [64, 128]  # budgets 0.5 and 1.0 of 4096 examples
+    for column in ("imagenet_0shot_acc", "coco_i2t_r1"):
+        assert probes[column].between(0, 100).all()
+    metrics = json.loads((records / "metrics/train/s10.json").read_text())
+    assert metrics["probe"]["key"] == "dev" and metrics["probe"]["images"] == 143
+    assert metrics["probe"]["chance"]["imagenet_0shot_acc"] == pytest.approx(100 / 143)
+    assert metrics["probe"]["final"] == branches.iloc[-1][["imagenet_0shot_acc", "coco_i2t_r1"]].to_dict()
+    assert (records / "plots/train/s10_probe.csv").is_file()
+
+
 def test_a_run_with_changed_params_starts_afresh_instead_of_resuming(workdir):
     runs = workdir / "changed"
     _train(workdir, runs, "--stop-at-step", "4")
     _train(workdir, runs, "--stop-at-step", "4", "--set", "train.peak_lr=0.002")
     rows = [json.loads(line) for line in (runs / "s10/log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "event" in r] == [0]  # one start, at step 0: the old run was cleared
+    assert [r["step"] for r in rows if r.get("event") == "start"] == [0]  # one start, at step 0: the old run was cleared
 
 
 def test_plan_places_cooldown_branches_at_the_budgets():

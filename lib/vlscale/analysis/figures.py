@@ -132,6 +132,31 @@ def loss_curves(logs: dict[str, pd.DataFrame], title: str = "Training loss"):
     return fig
 
 
+PROBE_METRICS = {"imagenet_0shot_acc": "ImageNet-like 0-shot accuracy (%)", "coco_i2t_r1": "COCO-like i2t R@1 (%)"}
+
+
+def probe_curves(probes: dict[str, pd.DataFrame], chance: dict[str, float] | None = None,
+                 title: str = "Held-out probe while training (development key)"):
+    """The probe's metrics against examples seen for each run (read_probes tables): the main run as
+    lines, each cool-down's end as a dot (what evaluation sees); chance as a grey line."""
+    fig, axes = plt.subplots(1, len(PROBE_METRICS), figsize=(11, 3.8))
+    colors = sns.color_palette("viridis", len(probes))
+    for ax, (metric, label) in zip(axes, PROBE_METRICS.items()):
+        for (name, table), color in zip(probes.items(), colors):
+            main, cooled = table[table["phase"] == "main"], table[table["phase"] != "main"]
+            ax.plot(main["examples_seen"], main[metric], color=color, lw=1.2, label=name)
+            ax.plot(cooled["examples_seen"], cooled[metric], "o", color=color, ms=4,
+                    label=f"{name} cooled down")
+        if chance and metric in chance:
+            ax.axhline(chance[metric], color="grey", lw=0.8, ls="--", label="chance")
+        ax.set_xlabel("examples seen")
+        ax.set_ylabel(label)
+    axes[0].legend(frameon=False, fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def tokens_per_char(stats: pd.DataFrame):
     """Tokens per character of each language's captions, low-resource languages in red."""
     d = stats.sort_values("tokens_per_char")

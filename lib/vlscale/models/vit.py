@@ -180,7 +180,7 @@ class PatchEmbedding(nn.Module):
     Same parameters as `nn.Conv(width, patch, strides=patch)`: kernel [ph, pw, C, width], bias
     [width], same initialisers, so checkpoints are interchangeable. As a matmul the image keeps its
     natural layout; on a CPU XLA otherwise rendered the batch in the conv's transposed layout.
-    [B, H, W, C] -> [B, H/ph, W/pw, width].
+    [B, H, W, C] -> [B, H // ph, W // pw, width] (So400m/14 at 384 px reads 27 x 27 patches).
     """
     width: int
     patch_size: Sequence[int]
@@ -190,8 +190,8 @@ class PatchEmbedding(nn.Module):
     def __call__(self, image):
         ph, pw = self.patch_size
         n, h, w, c = image.shape
-        if h % ph or w % pw:
-            raise ValueError(f"image {h}x{w} is not divisible into {ph}x{pw} patches")
+        h, w = h // ph * ph, w // pw * pw  # as a VALID conv, the rows and columns past the last patch are unread
+        image = image[:, :h, :w]
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (ph, pw, c, self.width), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.width,), jnp.float32)
         patches = image.reshape(n, h // ph, ph, w // pw, pw, c).astype(self.dtype_mm)

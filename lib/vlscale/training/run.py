@@ -182,12 +182,14 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         cooled = probes[probes["phase"] != "main"].sort_values("examples_seen")
         metrics["probe"] = {"key": "dev", "images": p["train"]["probe_images"], "chance": trainer.probe.chance,
                             "final": cooled.iloc[-1][list(trainer.probe.chance)].to_dict() if len(cooled) else None}
-        probes.to_csv(plots_dir / f"{name}_probe.csv", index=False)
+
     (metrics_dir / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
     columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
     is_main = log["phase"] == "main"
     log[is_main][columns].to_csv(plots_dir / f"{name}.csv", index=False)
     log[~is_main][columns].to_csv(plots_dir / f"{name}_cooldown.csv", index=False)
+    probe_columns = ["phase", "step", "examples_seen", *(trainer.probe.chance if trainer.probe else ())]
+    probes.reindex(columns=probe_columns).to_csv(plots_dir / f"{name}_probe.csv", index=False)  # empty without a probe
     return metrics
 
 
