@@ -141,6 +141,28 @@ def test_every_analog_gives_every_task_and_an_untrained_model_is_at_chance(untra
         assert abs(r["value"] - 100 * (1 - 1 / classes)) < 4 * 100 * np.sqrt((1 / classes) / r["n"]) + 1e-9
 
 
+def test_rendered_images_are_kept_for_the_next_checkpoint_and_equal_rendering_anew(untrained):
+    """The suite renders each analog once and every checkpoint embeds the same pixels; past its cache
+    budget it renders batch by batch, with identical images."""
+    import dataclasses
+
+    suite, _ = untrained
+    kept = dataclasses.replace(suite)  # a fresh cache
+    seen = []
+    record = lambda start, stop, make: seen.append(np.asarray(make(start, stop)))  # noqa: E731
+    cached = Embedder(lambda x: x.reshape(len(x), -1)[:, :4], None, None, batch_size=128)
+    cached.images = lambda key, make, count: [record(a, min(a + 128, count), make) for a in range(0, count, 128)]
+    kept.images(cached, "pet")
+    assert list(kept._pixels) == ["pet/test"] and kept._pixels["pet/test"].shape == (148, 16, 16, 3)
+    from_cache = np.concatenate(seen)
+    seen.clear()
+    anew = dataclasses.replace(suite, cache_bytes=0)
+    anew.images(cached, "pet")
+    assert not anew._pixels
+    np.testing.assert_array_equal(from_cache, np.concatenate(seen))
+    assert from_cache.min() >= -1 and from_cache.max() <= 1
+
+
 def test_evaluate_run_writes_a_json_per_benchmark_and_tidy_rows(untrained, tmp_path):
     suite, emb = untrained
     run_dir = tmp_path / "runs/s1"

@@ -42,18 +42,39 @@ class AnalogSuite:
     test: dict
     train: dict
 
+    cache_bytes: int = 2 << 30  # rendered images kept for the next checkpoint, up to this many bytes
+
     def __post_init__(self):
         self._render = render_jax(self.world, self.px)  # on the accelerator, as training renders
+        self._pixels: dict[str, np.ndarray] = {}  # rendered once, embedded by every checkpoint
+
+    def _rendered(self, key: str, ids: np.ndarray, batch_size: int) -> np.ndarray | None:
+        """All images of `ids` in [-1, 1] if they fit the cache (rendered on first use), else None."""
+        if key not in self._pixels:
+            need = len(ids) * self.px * self.px * 3 * 4
+            if need + sum(a.nbytes for a in self._pixels.values()) > self.cache_bytes:
+                return None
+            hi, lo = id_words(ids)
+            chunks = []
+            for start in range(0, len(ids), batch_size):  # full batches: one compiled shape
+                sel = np.minimum(np.arange(start, start + batch_size), len(ids) - 1)
+                chunks.append(np.asarray(self._render(hi[sel], lo[sel]))[: min(batch_size, len(ids) - start)])
+            self._pixels[key] = np.concatenate(chunks) * np.float32(2.0) - np.float32(1.0)
+        return self._pixels[key]
 
     def images(self, embedder: Embedder, name: str, split: str = "test") -> np.ndarray:
         ids = (self.test if split == "test" else self.train)[name].ids
+        key = f"{name}/{split}"
+        pixels = self._rendered(key, ids, embedder.batch_size)
+        if pixels is not None:
+            return embedder.images(key, lambda start, stop: pixels[start:stop], len(ids))
         hi, lo = id_words(ids)
 
         def make_batch(start, stop):  # always a full batch of ids: one compiled shape
             sel = np.minimum(np.arange(start, start + embedder.batch_size), len(ids) - 1)
             return np.asarray(self._render(hi[sel], lo[sel]))[: stop - start] * 2.0 - 1.0
 
-        return embedder.images(f"{name}/{split}", make_batch, len(ids))
+        return embedder.images(key, make_batch, len(ids))
 
 
 def analog_suite(world, px: int, sizes: dict, train_sizes: dict, key: int = 0, progress: Callable = print) -> AnalogSuite:
