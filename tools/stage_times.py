@@ -1,0 +1,65 @@
+"""How long each stage of the last `dvc repro` took, from the executed notebooks papermill wrote.
+
+    python tools/stage_times.py            # reports/*.ipynb of this checkout
+
+Every stage executes its notebook with papermill, which records the notebook's start, end and
+duration; this prints them as a table, grouped by stage (train@s1, train@s10, ... under train), with
+the wall time from the first start to the last end (the stages run one after another).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+
+
+def stage_of(notebook: str, stages) -> str:
+    """The dvc.yaml stage of an executed notebook: 04_train_s10 -> train, 05_train_curves -> train_curves."""
+    rest = notebook.split("_", 1)[1] if "_" in notebook else notebook
+    matches = [s for s in stages if rest == s or rest.startswith(f"{s}_")]
+    return max(matches, key=len) if matches else rest
+
+
+def stage_times(reports: Path, dvc_file: Path = Path("dvc.yaml")) -> list[dict]:
+    """One row per executed notebook: name, stage, start, end, seconds."""
+    import yaml
+
+    stages = list(yaml.safe_load(dvc_file.read_text())["stages"])
+    rows = []
+    for path in sorted(reports.glob("*.ipynb")):
+        meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+        if not meta.get("duration"):
+            continue
+        name = path.stem  # e.g. 04_train_s10
+        stage = stage_of(name, stages)
+        rows.append({"notebook": name, "stage": stage, "start": datetime.fromisoformat(meta["start_time"]),
+                     "end": datetime.fromisoformat(meta["end_time"]), "s": float(meta["duration"])})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", default="reports", type=Path)
+    args = parser.parse_args()
+    rows = stage_times(args.reports)
+    if not rows:
+        raise SystemExit(f"{args.reports}: no executed notebooks with papermill timings; run `dvc repro` first")
+    print("| notebook | s |\n|---|---:|")
+    for r in rows:
+        print(f"| {r['notebook']} | {r['s']:.0f} |")
+    stages = {}
+    for r in rows:
+        stages[r["stage"]] = stages.get(r["stage"], 0.0) + r["s"]
+    print("\n| stage | notebooks | s | share |\n|---|---:|---:|---:|")
+    total = sum(stages.values())
+    for stage, s in stages.items():
+        count = sum(r["stage"] == stage for r in rows)
+        print(f"| {stage} | {count} | {s:.0f} | {s / total:.0%} |")
+    wall = (max(r["end"] for r in rows) - min(r["start"] for r in rows)).total_seconds()
+    print(f"\nnotebooks {total:.0f} s ({total / 60:.1f} min); first start to last end {wall:.0f} s "
+          f"({wall / 60:.1f} min), DVC's own work between notebooks included")
+
+
+if __name__ == "__main__":
+    main()
