@@ -43,6 +43,8 @@ bench: env
 	python bench/loss_memory.py
 	python bench/input_throughput.py
 	python bench/train_throughput.py
+	python bench/step_profile.py
+	python bench/train_speedup.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) reports plots metrics data runs paper/figures paper/tables

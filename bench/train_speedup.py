@@ -34,7 +34,11 @@ ROW = re.compile(r"^\|\s*(\d+)\s*\|\s*([\d,]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)%"
 def unpack(rev: str) -> Path:
     """The tree of `rev` in a temporary folder."""
     out = Path(tempfile.mkdtemp(prefix=f"vlscale-{rev}-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    out_git = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True)
+    if out_git.returncode:
+        raise SystemExit(f"--old {rev}: git archive failed in {ROOT} (a shallow clone lacks old commits: "
+                         f"git fetch --unshallow): {out_git.stderr.decode().strip()}")
+    archive = out_git.stdout
     tar = out / "tree.tar"
     tar.write_bytes(archive)
     with tarfile.open(tar) as t:
