@@ -8,6 +8,8 @@ A diagnostic, not a result of the study: it hands each tower the answer a perfec
   with a linear head onto every concept, trained by cross-entropy on the ground-truth concept of the
   pool's images; reported: accuracy over the ImageNet-like head classes on the development key's
   ImageNet-like analog (the zero-shot task's images).
+- The same image tower on perceived gender, trained on the pool's images of people; reported: accuracy
+  on the FairFace-like analog of the development key.
 - Text tower: the profile's text transformer and tokenizer (data/tokenizer/spm.model) with a head onto
   every concept, trained on the captions that name a concept; reported: accuracy on held-out captions
   of the pool, over all 36 languages and in English alone.
@@ -57,6 +59,7 @@ def main():
     n = min(args.examples or T["examples_seen"], len(source))
     B, px, K = T["batch_size"], T["image_px"], len(world.concepts)
     steps = n // B
+    eval_at = {round(steps * k / args.evals) for k in range(1, args.evals + 1)}  # the last is the end
     order = np.random.default_rng(T["seed"]).permutation(len(source))[:n]  # pool positions, shuffled
     ids = source.ids(order)
     gt = truth(world, ids)
@@ -78,7 +81,7 @@ def main():
         for i in range(steps):
             sel = np.arange(i * B, (i + 1) * B) % len(labels)
             params, state, value = step(params, state, inputs(sel), labels[sel])
-            if (i + 1) % max(1, steps // args.evals) == 0 or i + 1 == steps:
+            if i + 1 in eval_at:
                 rows.append({"tower": name, "step": i + 1, "examples": (i + 1) * B, "loss": float(value),
                              **evaluate(params), "s": time.perf_counter() - t0})
                 print(rows[-1], flush=True)
@@ -99,6 +102,24 @@ def main():
         return {"imagenet_head_acc": 100 * float((preds == test.labels).mean())}
 
     rows = fit(image_model, lambda sel: draw(hi[sel], lo[sel]), gt["concept"], image_eval, "image")
+
+    # image tower on perceived gender, from the pool's images of people (the FairFace-like task)
+    people = np.flatnonzero(gt["has_person"])
+    ph, pl = hi[people], lo[people]
+    gender_model = vit.Model(2, **{k: v for k, v in M["image"].items()}, head_zeroinit=False)
+    faces = analogs.benchmark(world, "fairface", size=p["evaluate"]["analogs"]["fairface"],
+                              key=p["evaluate"]["keys"]["dev"])
+    fgt = truth(world, faces.ids)
+    fhi, flo = id_words(faces.ids)
+    gender_logits = jax.jit(lambda q, x: gender_model.apply({"params": q}, x)[0])
+
+    def gender_eval(params):
+        preds = np.concatenate([np.asarray(gender_logits(params, draw(fhi[i:i + B], flo[i:i + B]))).argmax(1)
+                                for i in range(0, len(fhi), B)])
+        return {"fairface_gender_acc": 100 * float((preds == fgt["gender"]).mean())}
+
+    rows += fit(gender_model, lambda sel: draw(ph[sel % len(people)], pl[sel % len(people)]),
+                np.resize(gt["gender"][people], n), gender_eval, "image, gender")
 
     # text tower on the concept a caption names
     tokenizer = Tokenizer(TOKENIZER_PATH)

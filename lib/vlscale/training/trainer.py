@@ -37,6 +37,23 @@ from vlscale.training.schedule import Schedule, cooldown_budgets
 
 
 @dataclass(frozen=True)
+class CooledDown:
+    """A schedule whose cool-down ends at `end_examples`, a traced value inside the update (+inf: never).
+
+    Schedule.with_cooldown(end).relative(e) for a finite end, Schedule.relative(e) for +inf."""
+    schedule: Schedule
+    end_examples: object
+
+    @property
+    def peak_lr(self) -> float:
+        return self.schedule.peak_lr
+
+    def relative(self, examples_seen):
+        cool = (self.end_examples - examples_seen) / max(self.schedule.cooldown_examples, 1)
+        return self.schedule.relative(examples_seen) * jnp.clip(cool, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Plan:
     """The steps of a run: where the main run stops and where each cool-down branch starts and ends."""
     batch_size: int
@@ -118,7 +135,7 @@ class Trainer:
         self.model = training_model(self.model_config, cfg["dtype"], cfg["drop_tokens_frac"])
         self.seed = cfg["seed"]
         self._steps = {}
-        self._render = None
+        self._render = self._update = None
         self._init_state()
         image, text = tower_settings(model_config["image"]), tower_settings(model_config["text"])
         out_dims = model_config["out_dim"]
@@ -167,13 +184,31 @@ class Trainer:
         return sigmoid_loss(zimg, ztxt, t, b)
 
     def step_fn(self, end_step: int | None = None):
-        """The jit-compiled update for the main run (end_step None) or a branch cooling down to end_step."""
+        """The update for the main run (end_step None) or a branch cooling down to end_step, and its schedule.
+
+        One jit-compiled program serves the main run and every branch: the end of the cool-down is an
+        argument of the update (+inf for the main run), not a constant, so a run with five budgets
+        compiles once instead of six times (~10 s each for the cpu model)."""
         if end_step in self._steps:
             return self._steps[end_step]
         schedule = self.schedule if end_step is None else self.schedule.with_cooldown(end_step * self.batch_size)
-        tx = self._tx(schedule)
+        if self._update is None:
+            self._update = self._compile_update()
+        end = jnp.float32(np.inf if end_step is None else end_step * self.batch_size)
 
-        def update(state, images, tokens, step_index):
+        def fn(state, batch, step_index):
+            # Images are rendered by a program of their own, not inside the update: in one program XLA
+            # fused the renderer into the patch embedding's reads and, on a CPU, ran it twice (forward
+            # and backward) in a transposed layout, at 3x the cost of rendering once
+            # (bench/step_profile.py; XLA:CPU drops optimisation barriers).
+            return self._update(state, self._images(batch), batch["tokens"], step_index, end)
+
+        self._steps[end_step] = (fn, schedule)
+        return self._steps[end_step]
+
+    def _compile_update(self):
+        def update(state, images, tokens, step_index, end_examples):
+            tx = self._tx(CooledDown(self.schedule, end_examples))  # the same chain (and state) for every end
             rng = jax.random.fold_in(jax.random.key(self.seed), step_index)
             loss, grads = jax.value_and_grad(self._loss)(state["params"], images, tokens, rng)
             updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -181,18 +216,8 @@ class Trainer:
             return {"params": params, "opt_state": opt_state}, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
         batch_sharding = meshlib.batch_sharding(self.mesh)
-        update = jax.jit(update, in_shardings=(self.state_shardings, batch_sharding, batch_sharding, None),
-                         out_shardings=(self.state_shardings, None), donate_argnums=0)
-
-        def fn(state, batch, step_index):
-            # Images are rendered by a program of their own, not inside the update: in one program XLA
-            # fused the renderer into the patch embedding's reads and, on a CPU, ran it twice (forward
-            # and backward) in a transposed layout, at 3x the cost of rendering once
-            # (bench/step_profile.py; XLA:CPU drops optimisation barriers).
-            return update(state, self._images(batch), batch["tokens"], step_index)
-
-        self._steps[end_step] = (fn, schedule)
-        return self._steps[end_step]
+        return jax.jit(update, in_shardings=(self.state_shardings, batch_sharding, batch_sharding, None, None),
+                       out_shardings=(self.state_shardings, None), donate_argnums=0)
 
     # -- the loop -----------------------------------------------------------------------------
 
