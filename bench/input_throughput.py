@@ -5,7 +5,7 @@
 
 What is timed is what the trainer's host side does per batch (vlscale.data.input.train_stream):
 mixture positions -> global ids (Feistel inverse) -> ground truth -> captions -> SentencePiece ids,
-padded to --max-len. Images are rendered on the accelerator, inside the step, so they are not part of
+padded to --max-len. Images are rendered on the accelerator, just before each update, so they are not part of
 it. The first batch (worker start-up) is timed apart. Target: input >= 1.5x the trainer's step
 throughput. Prints a markdown table.
 """

@@ -38,9 +38,9 @@ STEP_FIELDS = ("id_hi", "id_lo", "image", "tokens")
 
 
 class Inputs:
-    """The run's input: Grain iterators over the subset, and images made inside the step.
+    """The run's input: Grain iterators over the subset, and images made on the device.
 
-    Synthetic examples arrive as ids and are rendered on the device in the jitted step, so the
+    Synthetic examples arrive as ids and are rendered on the device just before each update, so the
     host only makes captions and tokens; real examples arrive as uint8 pixels.
     """
 
@@ -60,7 +60,7 @@ class Inputs:
         return it
 
     def batch_images(self, batch: dict):
-        """The model's images [B, px, px, 3] in [-1, 1], inside the step (traced)."""
+        """The model's images [B, px, px, 3] in [-1, 1], on the device (traced)."""
         if self.synthetic:
             hi, lo = batch["id_hi"], batch["id_lo"]
             images = render(self.world, ground_truth(self.world, hi, lo, jnp), hi, lo, self.image_px, jnp)

@@ -116,7 +116,8 @@ class Trainer:
 
     cfg: the resolved `train` block; model_config: the big_vision two-tower config; inputs: an
     object with `iterator(state=None)` returning a batch iterator (get_state/set_state) and
-    `batch_images(batch)` giving the model's images [B, px, px, 3] in [-1, 1] inside the step;
+    `batch_images(batch)` giving the model's images [B, px, px, 3] in [-1, 1] on the device (traced; the
+    trainer compiles it as a program of its own, run just before each update);
     probe: None or a callable (model, params) -> {metric: value} logged as the run trains.
     """
 
