@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train_throughput import _tokenizer, apply_sets  # noqa: E402  (bench/ is the script's folder)
+from train_throughput import _tokenizer  # noqa: E402  (bench/ is the script's folder)
 
 
 def timed(fn, *args, steps: int) -> float:
@@ -43,7 +43,7 @@ def main():
 
     import yaml
 
-    from vlscale.config import validate
+    from vlscale.config import apply_sets, validate
     from vlscale.data.input import SyntheticSource
     from vlscale.data.sampling import synthetic_subsets
     from vlscale.training import mesh as meshlib

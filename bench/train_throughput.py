@@ -33,20 +33,6 @@ def _tokenizer(p, world, subsets):
     return Tokenizer(path)
 
 
-def apply_sets(p: dict, sets: list[str]) -> dict:
-    """p with each BLOCK.KEY=VALUE (YAML) of `sets` applied to the resolved params."""
-    import yaml
-
-    for item in sets:
-        path, _, value = item.partition("=")
-        *blocks, key = path.split(".")
-        target = p
-        for b in blocks:
-            target = target[b]
-        target[key] = yaml.safe_load(value)
-    return p
-
-
 def measure(p, world, source, tokenizer, batch: int, steps: int, warmup: int) -> dict:
     import jax
 
@@ -96,7 +82,7 @@ def main():
     import jax
     import yaml
 
-    from vlscale.config import validate
+    from vlscale.config import apply_sets, validate
     from vlscale.data.input import SyntheticSource
     from vlscale.data.sampling import synthetic_subsets
     from vlscale.world.spec import build_world

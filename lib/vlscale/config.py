@@ -388,6 +388,19 @@ def _cross_checks(p: dict, source: str) -> list[str]:
     return errors
 
 
+def apply_sets(p: dict, sets) -> dict:
+    """p with each "BLOCK.KEY=VALUE" of `sets` (VALUE in YAML) written into the resolved params, in place;
+    validate(p) afterwards checks the result (the --set of `python -m vlscale.training.run` and bench/)."""
+    for item in sets:
+        path, _, value = item.partition("=")
+        *blocks, key = path.split(".")
+        target = p
+        for b in blocks:
+            target = target[b]
+        target[key] = yaml.safe_load(value)
+    return p
+
+
 def load_params(path: str | Path = "params.yaml") -> dict:
     """Read and validate params.yaml; returns the raw (unresolved) mapping."""
     path = Path(path)

@@ -25,8 +25,7 @@ from vlscale.evals.embedder import Embedder, Prompts
 from vlscale.evals.rows import (INCOME_TASKS, REGION_TASKS, association_bias_rows, classification_rows,
                                 error_row, few_shot_rows, representation_bias_rows, retrieval_rows,
                                 xm3600_rows, zero_shot, zero_shot_subgroup_rows)
-from vlscale.world.hashing import id_words
-from vlscale.world.render import render_jax
+from vlscale.world.render import render_ids, render_jax
 from vlscale.world.spec import GENDERS
 
 
@@ -54,27 +53,16 @@ class AnalogSuite:
             need = len(ids) * self.px * self.px * 3 * 4
             if need + sum(a.nbytes for a in self._pixels.values()) > self.cache_bytes:
                 return None
-            hi, lo = id_words(ids)
-            chunks = []
-            for start in range(0, len(ids), batch_size):  # full batches: one compiled shape
-                sel = np.minimum(np.arange(start, start + batch_size), len(ids) - 1)
-                chunks.append(np.asarray(self._render(hi[sel], lo[sel]))[: min(batch_size, len(ids) - start)])
-            self._pixels[key] = np.concatenate(chunks) * np.float32(2.0) - np.float32(1.0)
+            self._pixels[key] = render_ids(self._render, ids, batch_size)
         return self._pixels[key]
 
     def images(self, embedder: Embedder, name: str, split: str = "test") -> np.ndarray:
         ids = (self.test if split == "test" else self.train)[name].ids
         key = f"{name}/{split}"
         pixels = self._rendered(key, ids, embedder.batch_size)
-        if pixels is not None:
-            return embedder.images(key, lambda start, stop: pixels[start:stop], len(ids))
-        hi, lo = id_words(ids)
-
-        def make_batch(start, stop):  # always a full batch of ids: one compiled shape
-            sel = np.minimum(np.arange(start, start + embedder.batch_size), len(ids) - 1)
-            return np.asarray(self._render(hi[sel], lo[sel]))[: stop - start] * 2.0 - 1.0
-
-        return embedder.images(key, make_batch, len(ids))
+        if pixels is None:  # past the cache budget: render batch by batch
+            return embedder.images(key, lambda a, b: render_ids(self._render, ids[a:b], embedder.batch_size), len(ids))
+        return embedder.images(key, lambda start, stop: pixels[start:stop], len(ids))
 
 
 def analog_suite(world, px: int, sizes: dict, train_sizes: dict, key: int = 0, progress: Callable = print) -> AnalogSuite:

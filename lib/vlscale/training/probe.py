@@ -13,11 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 import jax
-import jax.numpy as jnp
 
 from vlscale.evals import analogs, protocols
-from vlscale.world.hashing import id_words
-from vlscale.world.render import render_jax
+from vlscale.evals.embedder import Embedder
+from vlscale.world.render import render_ids, render_jax
 
 
 class Probe:
@@ -30,33 +29,14 @@ class Probe:
     def __init__(self, world, encode, px: int, size: int, key: int, batch_size: int = 256):
         if size < 1:
             raise ValueError(f"train.probe_images = {size} must be >= 1 (or set probe_every_examples to 0)")
-        self.size, self.key, self.batch_size = size, key, batch_size
+        self.size, self.key, self.batch_size, self.encode = size, key, batch_size, encode
         self._fns = {}  # model -> its jit-compiled towers
-        imagenet = analogs.benchmark(world, "imagenet", size=size, key=key)
-        coco = analogs.benchmark(world, "coco", size=size, key=key)
+        self._imagenet = analogs.benchmark(world, "imagenet", size=size, key=key)
+        self._coco = analogs.benchmark(world, "coco", size=size, key=key)
         render = render_jax(world, px)
-        self._images = {name: self._render(render, b.ids) for name, b in (("imagenet", imagenet), ("coco", coco))}
-        self._labels = imagenet.labels
-        self._class_tokens = encode([protocols.canonicalize(c) for c in imagenet.class_names])
-        self._caption_tokens = encode(coco.captions)
-        self._caption_image = np.asarray(coco.caption_image)
-        self.chance = {"imagenet_0shot_acc": 100.0 / len(imagenet.class_names),
-                       "coco_i2t_r1": 100.0 * np.bincount(self._caption_image).mean() / len(self._caption_tokens)}
-
-    def _render(self, render, ids) -> np.ndarray:
-        hi, lo = id_words(ids)
-        return np.concatenate([np.asarray(render(hi[i:i + self.batch_size], lo[i:i + self.batch_size])) * 2.0 - 1.0
-                               for i in range(0, len(ids), self.batch_size)]).astype(np.float32)
-
-    def _embed(self, fn, params, x) -> np.ndarray:
-        out = []
-        for i in range(0, len(x), self.batch_size):
-            chunk = x[i:i + self.batch_size]
-            pad = self.batch_size - len(chunk)
-            if pad:  # one compiled shape
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-            out.append(np.asarray(fn(params, jnp.asarray(chunk)))[: self.batch_size - pad])
-        return np.concatenate(out)
+        self._pixels = {b.name: render_ids(render, b.ids, batch_size) for b in (self._imagenet, self._coco)}
+        self.chance = {"imagenet_0shot_acc": 100.0 / len(self._imagenet.class_names),
+                       "coco_i2t_r1": 100.0 * np.bincount(self._coco.caption_image).mean() / len(self._coco.captions)}
 
     def __call__(self, model, params) -> dict[str, float]:
         """{imagenet_0shot_acc, coco_i2t_r1} in % for `params` of the two-tower `model`."""
@@ -64,10 +44,10 @@ class Probe:
             self._fns[model] = (jax.jit(lambda p, x: model.apply({"params": p}, x, None)[0]),
                                 jax.jit(lambda p, t: model.apply({"params": p}, None, t)[1]))
         images, texts = self._fns[model]
-        zcls = self._embed(texts, params, self._class_tokens)
-        zimg = self._embed(images, params, self._images["imagenet"])
-        acc = protocols.zero_shot_hits(zimg, zcls, self._labels).mean()
-        zimg = self._embed(images, params, self._images["coco"])
-        ztxt = self._embed(texts, params, self._caption_tokens)
-        r1 = protocols.retrieval_hits(zimg, ztxt, self._caption_image, ks=(1,))["i2t@1"].mean()
+        emb = Embedder(lambda x: images(params, x), lambda t: texts(params, t), self.encode, self.batch_size)
+        zimg = {name: emb.images(name, lambda a, b, x=x: x[a:b], len(x)) for name, x in self._pixels.items()}
+        zcls = protocols.class_embeddings(emb.texts, self._imagenet.class_names, ("{}",))
+        acc = protocols.zero_shot_hits(zimg["imagenet"], zcls, self._imagenet.labels).mean()
+        ztxt = emb.texts(self._coco.captions)
+        r1 = protocols.retrieval_hits(zimg["coco"], ztxt, np.asarray(self._coco.caption_image), ks=(1,))["i2t@1"].mean()
         return {"imagenet_0shot_acc": 100.0 * float(acc), "coco_i2t_r1": 100.0 * float(r1)}

@@ -228,7 +228,7 @@ def main(argv=None):
 
     import yaml
 
-    from vlscale.config import ParamsError, load_params, validate
+    from vlscale.config import ParamsError, apply_sets, load_params, validate
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("run")
@@ -250,14 +250,7 @@ def main(argv=None):
         if args.profile:
             raw["profile"] = args.profile
         p = validate(raw, args.params)
-        for item in args.set:
-            path, _, value = item.partition("=")
-            *blocks, key = path.split(".")
-            target = p
-            for b in blocks:
-                target = target[b]
-            target[key] = yaml.safe_load(value)
-        p = validate(p, f"{args.params} with --set")
+        p = validate(apply_sets(p, args.set), f"{args.params} with --set")
         if args.run not in p["runs"]:
             raise ParamsError(f"{args.params}: no run {args.run!r}; runs are {sorted(p['runs'])}")
         p["runs"] = {args.run: p["runs"][args.run]}

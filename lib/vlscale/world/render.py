@@ -252,3 +252,14 @@ def render_jax(world, px: int):
 def to_uint8(images):
     """uint8 images from float [0, 1] images (round to nearest)."""
     return np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
+def render_ids(render, ids: np.ndarray, batch_size: int) -> np.ndarray:
+    """Images of `ids` in [-1, 1] (float32 [N, px, px, 3]) from a `render_jax` renderer, in full batches
+    of `batch_size` (the last padded with its final id): one compiled shape."""
+    hi, lo = id_words(ids)
+    chunks = []
+    for start in range(0, len(ids), batch_size):
+        sel = np.minimum(np.arange(start, start + batch_size), len(ids) - 1)
+        chunks.append(np.asarray(render(hi[sel], lo[sel]))[: min(batch_size, len(ids) - start)])
+    return np.concatenate(chunks) * np.float32(2.0) - np.float32(1.0)
