@@ -25,7 +25,7 @@ from vlscale.evals.embedder import Embedder, Prompts
 from vlscale.evals.rows import (INCOME_TASKS, REGION_TASKS, association_bias_rows, classification_rows,
                                 error_row, few_shot_rows, representation_bias_rows, retrieval_rows,
                                 xm3600_rows, zero_shot, zero_shot_subgroup_rows)
-from vlscale.world.render import render_ids, render_jax
+from vlscale.world.render import render_padded, render_jax
 from vlscale.world.spec import GENDERS
 
 
@@ -53,7 +53,7 @@ class AnalogSuite:
             need = len(ids) * self.px * self.px * 3 * 4
             if need + sum(a.nbytes for a in self._pixels.values()) > self.cache_bytes:
                 return None
-            self._pixels[key] = render_ids(self._render, ids, batch_size)
+            self._pixels[key] = render_padded(self._render, ids, batch_size)
         return self._pixels[key]
 
     def images(self, embedder: Embedder, name: str, split: str = "test") -> np.ndarray:
@@ -61,7 +61,7 @@ class AnalogSuite:
         key = f"{name}/{split}"
         pixels = self._rendered(key, ids, embedder.batch_size)
         if pixels is None:  # past the cache budget: render batch by batch
-            return embedder.images(key, lambda a, b: render_ids(self._render, ids[a:b], embedder.batch_size), len(ids))
+            return embedder.images(key, lambda a, b: render_padded(self._render, ids[a:b], embedder.batch_size), len(ids))
         return embedder.images(key, lambda start, stop: pixels[start:stop], len(ids))
 
 

@@ -16,7 +16,7 @@ import jax
 
 from vlscale.evals import analogs, protocols
 from vlscale.evals.embedder import Embedder
-from vlscale.world.render import render_ids, render_jax
+from vlscale.world.render import render_padded, render_jax
 
 
 class Probe:
@@ -34,7 +34,7 @@ class Probe:
         self._imagenet = analogs.benchmark(world, "imagenet", size=size, key=key)
         self._coco = analogs.benchmark(world, "coco", size=size, key=key)
         render = render_jax(world, px)
-        self._pixels = {b.name: render_ids(render, b.ids, batch_size) for b in (self._imagenet, self._coco)}
+        self._pixels = {b.name: render_padded(render, b.ids, batch_size) for b in (self._imagenet, self._coco)}
         self.chance = {"imagenet_0shot_acc": 100.0 / len(self._imagenet.class_names),
                        "coco_i2t_r1": 100.0 * np.bincount(self._coco.caption_image).mean() / len(self._coco.captions)}
 

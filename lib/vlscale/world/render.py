@@ -254,7 +254,7 @@ def to_uint8(images):
     return np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
 
 
-def render_ids(render, ids: np.ndarray, batch_size: int) -> np.ndarray:
+def render_padded(render, ids: np.ndarray, batch_size: int) -> np.ndarray:
     """Images of `ids` in [-1, 1] (float32 [N, px, px, 3]) from a `render_jax` renderer, in full batches
     of `batch_size` (the last padded with its final id): one compiled shape."""
     hi, lo = id_words(ids)
