@@ -106,9 +106,11 @@ def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml"
     suffix = f"_{spec['item']}" if spec["item"] else ""
     out = Path("reports") / f"{notebook.stem}{suffix}{notebook.suffix}"
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Run from the notebook's own folder, as JupyterLab runs it: the notebook finds the repository root
+    # itself (at_repo_root), so every `dvc repro` also shows that the notebooks work where users open them.
     papermill.execute_notebook(
         str(notebook), str(out), parameters=parameters,
-        kernel_name="python3", cwd=".", progress_bar=sys.stderr.isatty(), log_output=True,
+        kernel_name="python3", cwd=str(notebook.parent), progress_bar=sys.stderr.isatty(), log_output=True,
     )
     return out
 
