@@ -25,7 +25,7 @@ def test_imagenet_class_folders_give_sorted_wnid_labels_and_synset_names(tmp_pat
     assert pixels.shape == (12, 16, 3) and pixels.dtype == np.uint8
 
 
-def test_imagenet_flat_names_carry_the_wnid_and_default_names_are_wnids(tmp_path):
+def test_imagenet_flat_names_carry_the_wnid_and_names_default_to_clips(tmp_path):
     write_image(tmp_path / "ILSVRC2012_val_00000001_n01751748.JPEG", 1)
     write_image(tmp_path / "n01440764_18.JPEG", 2)
     s = real_sets.load_imagenet(tmp_path)
@@ -33,7 +33,10 @@ def test_imagenet_flat_names_carry_the_wnid_and_default_names_are_wnids(tmp_path
         "ILSVRC2012_val_00000001_n01751748.JPEG": "n01751748",
         "n01440764_18.JPEG": "n01440764",
     }
-    assert s.class_names == ["n01440764", "n01751748"]
+    assert s.class_names == ["tench", "sea snake"]  # no synset file: CLIP's names, not "n01440764"
+    write_image(tmp_path / "n99999999_1.JPEG", 3)
+    with pytest.raises(ValueError, match=r"no synset file .* outside ImageNet-1k, e.g. \['n99999999'\]"):
+        real_sets.load_imagenet(tmp_path)
 
 
 def test_imagenet_file_without_wnid_names_the_file(tmp_path):

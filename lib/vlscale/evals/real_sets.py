@@ -9,7 +9,7 @@ Layouts read (paths relative to the root given):
 - ImageNet val: class folders ``[val/]n01440764/*.JPEG``, or flat files with the wnid in the name
   (``ILSVRC2012_val_00000001_n01440764.JPEG``, ``n01440764_123.JPEG``). Class names from the first
   synonym of ``LOC_synset_mapping.txt`` / ``synset_words.txt`` ("n01440764 tench, Tinca tinca"),
-  in the root or its parent, else the wnid. Labels index the sorted wnids (the usual 1000-class order).
+  in the root or its parent, else CLIP's curated names of the 1,000 classes (shipped). Labels index the sorted wnids (the usual 1000-class order).
 - COCO captions: ``annotations/captions_val2014.json`` (plus ``captions_train2014.json`` when the
   split draws on it) for the captions; the Karpathy split ``dataset_coco.json`` (root,
   ``annotations/`` or ``karpathy/``) picks the images; image at ``<filepath>/<filename>``.
@@ -172,7 +172,8 @@ def load_imagenet(root: str | os.PathLike, *, allow_missing: bool = False) -> Ev
 
 
 def _imagenet_class_names(root: Path, wnids: list[str]) -> list[str]:
-    """First synonym of each wnid from the first synset mapping file found, else the wnids themselves."""
+    """First synonym of each wnid from the first synset mapping file found, else CLIP's curated name of
+    each ImageNet-1k wnid (shipped in evals/data/classes.json), never the bare wnid."""
     for folder in (root, root.parent):
         for name in IMAGENET_SYNSET_FILES:
             path = folder / name
@@ -189,7 +190,15 @@ def _imagenet_class_names(root: Path, wnids: list[str]) -> list[str]:
                 if absent:
                     raise ValueError(f"{path}: no name for {len(absent)} wnids of the images, e.g. {absent[:MISSING_EXAMPLES]}")
                 return [mapping[w] for w in wnids]
-    return list(wnids)
+    from vlscale.evals.names import imagenet_name_of
+
+    shipped = imagenet_name_of()
+    unknown = [w for w in wnids if w not in shipped]
+    if unknown:
+        raise ValueError(f"ImageNet root {root}: no synset file ({' or '.join(IMAGENET_SYNSET_FILES)}) and "
+                         f"{len(unknown)} wnids outside ImageNet-1k, e.g. {unknown[:MISSING_EXAMPLES]}; "
+                         f"add a synset file that names them")
+    return [shipped[w] for w in wnids]
 
 
 def load_geode(root: str | os.PathLike, *, allow_missing: bool = False) -> EvalSet:
