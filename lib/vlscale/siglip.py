@@ -1,7 +1,9 @@
 """Use SigLIP models outside the pipeline: build one from a config, load its weights, embed.
 
-A config is big_vision's two-tower model config (a dict or an ml_collections.ConfigDict). Weights
-load from three formats, each checked against the shapes of the model the config builds:
+A config is big_vision's two-tower model config (a dict or an ml_collections.ConfigDict); a Hugging
+Face folder's config.json and our checkpoints' saved model config stand in for it (config_from_hf).
+Weights load from three formats, each checked against the shapes of the model the config builds, at
+the sizes the checkpoint's position embeddings were made for:
 
 * a big_vision .npz: flat "img/Transformer/encoderblock_0/..." keys, with or without a leading
   "params/", blocks unrolled or stacked (scanned) under "encoderblock", bfloat16 stored as void;
