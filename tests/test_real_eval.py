@@ -373,6 +373,9 @@ def _gldv2(root):
     return [root / "train" / i[0] / i[1] / i[2] / f"{i}.jpg" for i in ids]
 
 
+GLDV2_WORDS = index(["haleakalā national park", "eiffel tower"])
+
+
 def test_gldv2_zero_shot_over_decoded_category_names(tmp_path):
     paths = _gldv2(tmp_path)
     for path, concept in zip(paths, [0, 1, 1]):  # the second Haleakalā image looks like the tower
@@ -389,7 +392,23 @@ def test_an_undecodable_image_names_its_file(tmp_path):
         paint(path, 0)
     paths[1].write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match=r"92b6290d571448f6.jpg: does not decode"):
-        evaluate_real("gldv2", real_sets.load_gldv2(tmp_path), concept_embedder({"x": 0}), PROMPTS, PX)
+        evaluate_real("gldv2", real_sets.load_gldv2(tmp_path), concept_embedder(GLDV2_WORDS), PROMPTS, PX,
+                      strict=True)
+
+
+def test_an_undecodable_image_is_left_out_and_counted(tmp_path):
+    from vlscale.evals.real_eval import evaluate_real_set
+
+    paths = _gldv2(tmp_path)
+    for path in paths:
+        paint(path, 0)
+    paths[1].write_bytes(b"not a jpeg")
+    data = real_sets.load_gldv2(tmp_path)
+    with pytest.warns(UserWarning, match="1 of 3 images do not decode"):
+        rows, read = evaluate_real_set("gldv2", data, concept_embedder(GLDV2_WORDS), PROMPTS, PX)
+    assert read.accounting() == {"listed": 3, "evaluated": 2, "skipped": {real_sets.IMAGE_UNDECODABLE: 1}}
+    assert read.skipped[real_sets.IMAGE_UNDECODABLE] == [str(paths[1])]
+    assert {r["n"] for r in rows} == {2}
 
 
 # --- FairFace: perceived gender and race, association bias ------------------------------------------
@@ -451,3 +470,16 @@ def test_real_suite_gives_evaluate_run_one_function_per_set(tmp_path):
     for name, fn in suite.items():
         direct = evaluate_real(name, sets[name], concept_embedder(words), PROMPTS, PX)
         assert by_task(fn(concept_embedder(words), PROMPTS, 10)) == by_task(direct)
+
+
+def test_xtd10_retrieval_per_language_over_real_files(tmp_path):
+    names = ["COCO_val2014_000000000042.jpg", "COCO_val2014_000000000073.jpg"]
+    (tmp_path / "test_image_names.txt").write_text("\n".join(names) + "\n")
+    (tmp_path / "test_1kcaptions_es.txt").write_text("a\nb\n")  # each caption names its image's concept
+    (tmp_path / "test_1kcaptions_de.txt").write_text("b\nb\n")  # the first German caption is wrong
+    for path, concept in zip(names, [0, 1]):
+        paint(tmp_path / "images" / path, concept)
+    rows = by_task(evaluate_real("xtd10", real_sets.load_xtd10(tmp_path), concept_embedder(index(["a", "b"])),
+                                 PROMPTS, PX))
+    assert rows["xtd10/es/i2t"]["value"] == 0.0 and rows["xtd10/es/t2i"]["value"] == 0.0
+    assert rows["xtd10/de/t2i"]["value"] == pytest.approx(50.0) and rows["xtd10/de/t2i"]["n"] == 2

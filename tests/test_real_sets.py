@@ -25,7 +25,7 @@ def test_imagenet_class_folders_give_sorted_wnid_labels_and_synset_names(tmp_pat
     assert pixels.shape == (12, 16, 3) and pixels.dtype == np.uint8
 
 
-def test_imagenet_flat_names_carry_the_wnid_and_default_names_are_wnids(tmp_path):
+def test_imagenet_flat_names_carry_the_wnid_and_names_default_to_clips(tmp_path):
     write_image(tmp_path / "ILSVRC2012_val_00000001_n01751748.JPEG", 1)
     write_image(tmp_path / "n01440764_18.JPEG", 2)
     s = real_sets.load_imagenet(tmp_path)
@@ -33,7 +33,10 @@ def test_imagenet_flat_names_carry_the_wnid_and_default_names_are_wnids(tmp_path
         "ILSVRC2012_val_00000001_n01751748.JPEG": "n01751748",
         "n01440764_18.JPEG": "n01440764",
     }
-    assert s.class_names == ["n01440764", "n01751748"]
+    assert s.class_names == ["tench", "sea snake"]  # no synset file: CLIP's names, not "n01440764"
+    write_image(tmp_path / "n99999999_1.JPEG", 3)
+    with pytest.raises(ValueError, match=r"no synset file .* outside ImageNet-1k, e.g. \['n99999999'\]"):
+        real_sets.load_imagenet(tmp_path)
 
 
 def test_imagenet_file_without_wnid_names_the_file(tmp_path):
@@ -236,3 +239,113 @@ def test_read_image_names_the_undecodable_file(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="broken.jpg: does not decode"):
         real_sets.read_image(tmp_path / "broken.jpg")
+
+
+# --- layouts as downloaded today (issue 13) ---------------------------------------------------------
+
+
+def test_coco_2017_without_a_karpathy_file_uses_val2017_and_says_so(tmp_path):
+    images = [{"id": 139, "file_name": "000000000139.jpg"}, {"id": 285, "file_name": "000000000285.jpg"}]
+    annotations = [{"image_id": 285, "id": 1, "caption": "A big bear. "}, {"image_id": 139, "id": 2, "caption": "A room."},
+                   {"image_id": 139, "id": 3, "caption": "A living room."},
+                   {"image_id": 999, "id": 4, "caption": "An image the file does not list."}]
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "captions_val2017.json").write_text(
+        json.dumps({"images": images, "annotations": annotations}))
+    for n, im in enumerate(images):
+        write_image(tmp_path / "val2017" / im["file_name"], n)
+    s = real_sets.load_coco_captions(tmp_path)
+    assert list(s.examples["coco_id"]) == [139, 285] and set(s.examples["split"]) == {"val2017"}
+    assert s.captions.values.tolist() == [[0, "en", "A room."], [0, "en", "A living room."], [1, "en", "A big bear."]]
+    assert "no Karpathy split file" in s.notes["split"]
+    assert s.accounting() == {"listed": 2, "evaluated": 2, "skipped": {},
+                              "captions_skipped": {real_sets.CAPTION_WITHOUT_IMAGE: 1}}
+    assert real_sets.read_image(s.images[1]).shape == (12, 16, 3)
+
+
+def test_coco_without_karpathy_or_2017_names_both_layouts(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    with pytest.raises(ValueError, match="dataset_coco.json.*captions_val2017.json"):
+        real_sets.load_coco_captions(tmp_path)
+
+
+def _flickr_images(root, names):
+    for n, name in enumerate(names):
+        write_image(root / "flickr30k-images" / name, n)
+
+
+@pytest.mark.parametrize("layout", ["token", "captions.txt", "results.csv"])
+def test_flickr30k_from_the_official_caption_file(tmp_path, layout):
+    captions = {"1000092795.jpg": ["Two young guys.", "Two men outside."], "10002456.jpg": ["Workers on a building."]}
+    if layout == "token":
+        lines = [f"{name}#{k}\t{c}" for name, cs in captions.items() for k, c in enumerate(cs)]
+        (tmp_path / "results_20130124.token").write_text("\n".join(lines) + "\n")
+    elif layout == "captions.txt":
+        lines = ["image,caption"] + [f"{name},{c}" for name, cs in captions.items() for c in cs]
+        (tmp_path / "captions.txt").write_text("\n".join(lines) + "\n")
+    else:
+        lines = ["image_name| comment_number| comment"] + [f"{name}| {k}| {c}" for name, cs in captions.items()
+                                                          for k, c in enumerate(cs)]
+        (tmp_path / "results.csv").write_text("\n".join(lines) + "\n")
+    _flickr_images(tmp_path, captions)
+    s = real_sets.load_flickr30k(tmp_path)
+    assert list(s.examples["key"]) == ["1000092795.jpg", "10002456.jpg"]  # sorted by file name
+    assert s.captions.values.tolist() == [[0, "en", "Two young guys."], [0, "en", "Two men outside."],
+                                          [1, "en", "Workers on a building."]]
+    assert "no test.txt split list" in s.notes["split"]
+    (tmp_path / "test.txt").write_text("1000092795\n")  # Flickr30k Entities' split list
+    s = real_sets.load_flickr30k(tmp_path)
+    assert list(s.examples["key"]) == ["1000092795.jpg"] and len(s.captions) == 2
+    assert s.notes["split"].startswith("test.txt (1 images)")
+
+
+def test_flickr30k_caption_naming_a_missing_image_is_counted_when_allowed(tmp_path):
+    (tmp_path / "results_20130124.token").write_text("a.jpg#0\tA dog.\nb.jpg#0\tA cat.\n")
+    _flickr_images(tmp_path, ["a.jpg"])
+    with pytest.raises(ValueError, match="1 of 2 images missing"):
+        real_sets.load_flickr30k(tmp_path)
+    with pytest.warns(UserWarning):
+        s = real_sets.load_flickr30k(tmp_path, allow_missing=True)
+    assert s.accounting() == {"listed": 2, "evaluated": 1, "skipped": {real_sets.IMAGE_MISSING: 1}}
+    assert s.captions.values.tolist() == [[0, "en", "A dog."]]
+
+
+def test_xtd10_as_released_with_mic_and_stair_folders(tmp_path):
+    names = ["COCO_val2014_000000000042.jpg", "COCO_val2014_000000000073.jpg"]
+    (tmp_path / "XTD10").mkdir()
+    (tmp_path / "XTD10" / "test_image_names.txt").write_text("\n".join(names) + "\n")
+    (tmp_path / "XTD10" / "test_1kcaptions_es.txt").write_text("un perro\nun gato\n")
+    (tmp_path / "MIC").mkdir()
+    (tmp_path / "MIC" / "test_1kcaptions_de.txt").write_text("ein Hund\neine Katze\n")
+    (tmp_path / "STAIR").mkdir()
+    (tmp_path / "STAIR" / "test_1kcaptions_jp.txt").write_text("犬\n猫\n")
+    for n, name in enumerate(names):
+        write_image(tmp_path / "images" / name, n)
+    s = real_sets.load_xtd10(tmp_path)
+    assert list(s.examples["key"]) == names
+    assert sorted(set(s.captions["language"])) == ["de", "es", "ja"]
+    assert s.captions[s.captions["language"] == "ja"].values.tolist() == [[0, "ja", "犬"], [1, "ja", "猫"]]
+    only = real_sets.load_xtd10(tmp_path, languages=["de"])
+    assert only.captions["caption"].tolist() == ["ein Hund", "eine Katze"]
+    (tmp_path / "MIC" / "test_1kcaptions_de.txt").write_text("ein Hund\n")
+    with pytest.raises(ValueError, match="test_1kcaptions_de.txt: 1 captions for the 2 images"):
+        real_sets.load_xtd10(tmp_path)
+
+
+def test_xflickrco_as_released_one_row_per_image_over_languages(tmp_path):
+    records = {"de": [("1000092795.jpg", "Zwei junge Männer."), ("COCO_val2014_000000000042.jpg", "Ein Hund.")],
+               "ja": [("COCO_val2014_000000000042.jpg", "犬。"), ("1000092795.jpg", "二人の若者。")]}
+    for lang, items in records.items():
+        path = tmp_path / "annotations" / lang / "test.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps({"id": i, "img_path": im, "sentences": [c]}, ensure_ascii=False) + "\n"
+                                for i, (im, c) in enumerate(items)))
+    for n, name in enumerate(["1000092795.jpg", "COCO_val2014_000000000042.jpg"]):
+        write_image(tmp_path / "images" / name, n)
+    s = real_sets.load_xflickrco(tmp_path)
+    assert list(s.examples["key"]) == ["1000092795.jpg", "COCO_val2014_000000000042.jpg"]
+    assert s.captions.values.tolist() == [[0, "de", "Zwei junge Männer."], [1, "de", "Ein Hund."],
+                                          [1, "ja", "犬。"], [0, "ja", "二人の若者。"]]
+    assert real_sets.read_image(s.images[0]).shape == (12, 16, 3)
+    with pytest.raises(ValueError, match=r"no annotations for languages \['fr'\]"):
+        real_sets.load_xflickrco(tmp_path, languages=["fr"])

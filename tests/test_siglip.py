@@ -208,3 +208,126 @@ def test_mis_shaped_parameter_is_named_with_both_shapes(random_params, tmp_path)
 def test_unknown_config_key_is_named():
     with pytest.raises(ValueError, match="'img_model'"):
         siglip.model_from_config({**CONFIG, "img_model": "vit"})
+
+
+# --- configs and checkpoints as users have them (issue 13) -------------------------------------
+
+# Every key big_vision's ViT and text-transformer configs take, as a SigLIP config writes them; the
+# layout and memory knobs (scan, remat_policy, dropout at eval, dtype_mm) do not change the numbers.
+BIG_VISION_KEYS = dict(image=dict(posemb="learn", scan=True, remat_policy="nothing_saveable", dropout=0.0,
+                                  dtype_mm="float32", head_zeroinit=True, rep_size=False),
+                       text=dict(scan=True, remat_policy="nothing_saveable", dropout=0.0, pool_type="last"))
+
+
+def _with(config, **towers):
+    return {**config, **{k: {**config[k], **v} for k, v in towers.items()}}
+
+
+def test_every_big_vision_config_key_is_accepted_and_the_knobs_change_nothing(random_params, tmp_path):
+    model, params = random_params
+    siglip.save_npz(params, tmp_path / "ckpt.npz")
+    loaded_model, loaded = siglip.load(tmp_path / "ckpt.npz", _with(CONFIG, **BIG_VISION_KEYS))
+    for got, want in zip(_embeddings(loaded_model, loaded), _embeddings(model, params)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("tower", ["image", "text"])
+def test_an_unknown_tower_key_names_itself_and_the_keys_allowed(tower):
+    with pytest.raises(ValueError, match=r"unknown .*config key \['posemb_typo'\]; allowed: .*'scan'"):
+        siglip.model_from_config(_with(CONFIG, **{tower: {"posemb_typo": "learn"}}))
+
+
+def test_sincos2d_position_embedding_is_fixed_and_follows_big_vision():
+    from vlscale.models import vit
+
+    pe = np.asarray(vit.posemb_sincos_2d(3, 4, 8))  # 3 rows x 4 columns of patches, width 8
+    assert pe.shape == (1, 12, 8)
+    omega = 1.0 / 10_000.0 ** (np.arange(2) / 1)  # width / 4 = 2 frequencies
+    y, x = 2, 1  # the patch in row 2, column 1
+    want = np.concatenate([np.sin(x * omega), np.cos(x * omega), np.sin(y * omega), np.cos(y * omega)])
+    np.testing.assert_allclose(pe[0, y * 4 + x], want, rtol=1e-6)
+    config = _with(CONFIG, image=dict(posemb="sincos2d"))
+    shapes = siglip.param_shapes(siglip.model_from_config(config), IMAGE_PX, TEXT_LEN)
+    assert "img/pos_embedding" not in shapes and "txt/pos_embedding" in shapes
+
+
+def test_rep_size_adds_big_vision_pre_logits_with_tanh():
+    from vlscale.models import vit
+
+    model = vit.Model(width=32, depth=1, mlp_dim=64, num_heads=2, patch_size=(8, 8), rep_size=24)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    params = model.init(jax.random.PRNGKey(0), images)["params"]
+    assert params["pre_logits"]["kernel"].shape == (32, 24)
+    x, out = model.apply({"params": params}, images)
+    assert x.shape == (2, 24) and float(jnp.abs(x).max()) <= 1.0
+    hid = out["encoded"].mean(1) @ params["pre_logits"]["kernel"] + params["pre_logits"]["bias"]
+    np.testing.assert_allclose(x, np.tanh(hid), atol=1e-6)
+
+
+def test_sizes_are_read_from_the_checkpoints_position_embeddings(tmp_path):
+    """A model made at 48 px (36 patches of 8) and 12 tokens loads without being told its sizes."""
+    model = siglip.model_from_config(CONFIG)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 48, 48, 3)).astype(np.float32)
+    tokens = np.random.default_rng(1).integers(0, VOCAB, (2, 12)).astype(np.int32)
+    params = model.init(jax.random.PRNGKey(3), images, tokens)["params"]
+    siglip.save_npz(params, tmp_path / "odd.npz")
+    loaded_model, loaded = siglip.load(tmp_path / "odd.npz", CONFIG)
+    assert loaded["img"]["pos_embedding"].shape == (1, 36, HIDDEN)
+    assert loaded["txt"]["pos_embedding"].shape == (1, 12, HIDDEN)
+    np.testing.assert_array_equal(siglip.embed_images(loaded_model, loaded, images),
+                                  siglip.embed_images(model, params, images))
+    assert siglip.checkpoint_sizes(traverse_util.flatten_dict(params, sep="/")) == (48, 12)
+
+
+def test_hugging_face_folder_loads_from_its_config_json_alone(hf_model, tmp_path):
+    """The fixture's model is at a non-default size (32 px, patch 8, 16 tokens, width 64)."""
+    hf_model.save_pretrained(tmp_path)
+    images, tokens = _inputs()
+    want_img, want_txt, want_logits = _hf_outputs(hf_model, images, tokens)
+    model, params = siglip.load(tmp_path)
+    np.testing.assert_allclose(siglip.embed_images(model, params, images), want_img, atol=1e-5)
+    np.testing.assert_allclose(siglip.embed_texts(model, params, tokens), want_txt, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, hf, total", [
+    # config.json of google/siglip-base-patch16-224: every value is transformers' default
+    ("base/16 224", {"model_type": "siglip", "text_config": {}, "vision_config": {}}, 203_155_970),
+    # google/siglip-so400m-patch14-384
+    ("so400m/14 384", {"model_type": "siglip",
+                       "text_config": {"hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16,
+                                       "num_hidden_layers": 27},
+                       "vision_config": {"hidden_size": 1152, "image_size": 384, "intermediate_size": 4304,
+                                         "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14}},
+     877_960_498),
+])
+def test_released_hugging_face_configs_build_the_released_models(name, hf, total):
+    """The totals are those of transformers.SiglipModel (and test_models' released big_vision sizes)."""
+    config = siglip.config_from_hf(hf)
+    image_px = hf["vision_config"].get("image_size", 224)
+    shapes = siglip.param_shapes(siglip.model_from_config(config), image_px, 64)
+    assert sum(int(np.prod(s)) for s in shapes.values()) == total
+
+
+@pytest.mark.parametrize("hf_config, message", [
+    ({"model_type": "siglip2", "text_config": {}, "vision_config": {}}, "only 'siglip'"),
+    ({"text_config": {"hidden_act": "gelu"}, "vision_config": {}}, "hidden_act 'gelu'"),
+])
+def test_a_hugging_face_config_we_cannot_build_is_refused(hf_config, message):
+    with pytest.raises(ValueError, match=message):
+        siglip.config_from_hf(hf_config)
+
+
+def test_our_checkpoint_loads_without_a_config(random_params, tmp_path):
+    from vlscale.training import checkpoint
+
+    model, params = random_params
+    checkpoint.save_params(tmp_path / "cooldown", 7, params, {"step": 7, "model_config": CONFIG})
+    loaded_model, loaded = siglip.load(tmp_path / "cooldown")
+    for got, want in zip(_embeddings(loaded_model, loaded), _embeddings(model, params)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_npz_without_a_config_says_it_needs_one(random_params, tmp_path):
+    siglip.save_npz(random_params[1], tmp_path / "w.npz")
+    with pytest.raises(ValueError, match=r"w\.npz: a big_vision \.npz holds only weights"):
+        siglip.load(tmp_path / "w.npz")

@@ -190,3 +190,20 @@ def test_real_pool_captions_are_balanced_by_language(world, tmp_path):
     assert balanced_record_captions(records.sample(frac=1, random_state=0), 10, key=0) == sample
     with pytest.raises(ValueError, match="member"):
         balanced_record_captions(pd.DataFrame({"uid": ["x"], "language": ["en"]}), 10, key=0)
+
+
+def test_released_siglip_tokenisation_equals_transformers_siglip_tokenizer(tmp_path):
+    """Same SentencePiece file, same ids: canonical text, pieces cut to max_len - 1, eos, eos as padding."""
+    transformers = pytest.importorskip("transformers")
+    corpus = [f"{a} photo of the {c} in {p}" for a in ("a", "the", "one")
+              for c in ("dog", "cat", "house", "tree", "car", "façade", "猫") for p in ("paris", "tokyo", "lagos")] * 5
+    path = train_tokenizer(corpus, 285, tmp_path / "spiece.model", normalization="nmt_nfkc")
+    texts = ["A photo of a Dog.", "Two cats, sleeping on a sofa!", "  extra   spaces\there ",
+             "Ünïcödé façade — “quotes”", "日本の猫", "a_b-c (d) [e]", "numbers 12,345.6%", "x" * 200, ""]
+    hf = transformers.SiglipTokenizer(str(path))
+    want = hf(texts, padding="max_length", max_length=16, truncation=True)["input_ids"]
+    got = Tokenizer.released_siglip(path).encode(texts, 16)
+    assert got.tolist() == want
+    assert (got[:, -1] == 1).all()  # the pooled last position is always eos
+    plain = Tokenizer(path).encode(texts, 16)
+    assert plain.tolist() != want  # without canonical text and sticky eos the ids differ

@@ -1,7 +1,9 @@
 """Use SigLIP models outside the pipeline: build one from a config, load its weights, embed.
 
-A config is big_vision's two-tower model config (a dict or an ml_collections.ConfigDict). Weights
-load from three formats, each checked against the shapes of the model the config builds:
+A config is big_vision's two-tower model config (a dict or an ml_collections.ConfigDict); a Hugging
+Face folder's config.json and our checkpoints' saved model config stand in for it (config_from_hf).
+Weights load from three formats, each checked against the shapes of the model the config builds, at
+the sizes the checkpoint's position embeddings were made for:
 
 * a big_vision .npz: flat "img/Transformer/encoderblock_0/..." keys, with or without a leading
   "params/", blocks unrolled or stacked (scanned) under "encoderblock", bfloat16 stored as void;
@@ -54,6 +56,7 @@ def model_from_config(config):
     unknown = sorted(set(config.keys()) - set(CONFIG_KEYS))
     if unknown:
         raise ValueError(f"unknown two-tower config keys {unknown}; expected some of {CONFIG_KEYS}")
+    two_towers.check_config(config)
     return two_towers.Model(**{k: _frozen(config[k]) for k in CONFIG_KEYS if k in config})
 
 
@@ -70,31 +73,120 @@ def param_shapes(model, image_size_px=224, text_len=64):
     return {k: tuple(v.shape) for k, v in flat.items()}
 
 
-def load(path, config, *, image_size_px=224, text_len=64):
+def load(path, config=None, *, image_size_px=None, text_len=None):
     """(model, params) from a big_vision .npz, a Hugging Face folder or an Orbax checkpoint.
 
-    `config` builds the model (see model_from_config); image_size_px and text_len fix the shapes of
-    the position embeddings. Every parameter is checked: a missing, unexpected or mis-shaped one
-    raises ValueError naming it, the expected and the found shape, and the file. params is a nested
-    dict of float32 jax arrays.
+    config: the big_vision two-tower config that builds the model (see model_from_config). Optional
+    where the checkpoint says what it is: a Hugging Face folder's `config.json` (config_from_hf), and
+    our trainer's checkpoints (their saved `model_config`); a big_vision .npz carries no config.
+    image_size_px and text_len fix the shapes of the position embeddings; by default they are read
+    from the checkpoint's own position embeddings (sqrt(tokens) x patch pixels, and its sequence
+    length), and are 224 and 64 only where it has none (a sincos2d image tower).
+
+    Every parameter is checked: a missing, unexpected or mis-shaped one raises ValueError naming it,
+    the expected and the found shape, and the file. params is a nested dict of float32 jax arrays.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    model = model_from_config(config)
-    expected = param_shapes(model, image_size_px, text_len)
     hf_files = _hf_files(path)
     if path.suffix == ".npz":
-        flat = _read_npz(path)
+        kind, raw = "npz", _read_npz(path)
     elif hf_files:
-        flat = _from_hf(_read_hf_state(hf_files), expected, path)
+        kind, raw = "hf", _read_hf_state(hf_files)
     elif path.is_dir():
-        flat = read_orbax_params(path)
+        kind, raw = "orbax", read_orbax_params(path)
     else:
         raise ValueError(f"{path}: not a .npz, a Hugging Face SigLIP folder or an Orbax checkpoint")
+    if config is None:
+        config = _own_config(path, kind)
+    model = model_from_config(config)
+    px, length = checkpoint_sizes(raw, hf=kind == "hf")
+    expected = param_shapes(model, image_size_px or px or 224, text_len or length or 64)
+    flat = _from_hf(raw, expected, path) if kind == "hf" else raw
     check_params(flat, expected, path)
     flat = {k: jnp.asarray(v, jnp.float32) for k, v in flat.items()}
     return model, traverse_util.unflatten_dict(flat, sep="/")
+
+
+def checkpoint_sizes(flat, *, hf: bool = False) -> tuple[int | None, int | None]:
+    """(image size in pixels, text length) that a checkpoint's position embeddings were made for.
+
+    flat: our flat parameter names (or, with hf, a Hugging Face state dict). The image size is
+    sqrt(patch tokens) x patch size (So400m/14 at 384 px: 27 x 14 = 378, and a 384 px image reads the
+    same 27 x 27 patches); None where the checkpoint has no such embedding."""
+    if hf:
+        flat = {_strip_hf_prefix(k): v for k, v in flat.items()}
+        img = flat.get("vision_model.embeddings.position_embedding.weight")
+        patch = flat.get("vision_model.embeddings.patch_embedding.weight")
+        txt = flat.get("text_model.embeddings.position_embedding.weight")
+        tokens, patch_px = (None if img is None else img.shape[0]), (None if patch is None else patch.shape[-1])
+        length = None if txt is None else txt.shape[0]
+    else:
+        img, patch, txt = (flat.get(k) for k in ("img/pos_embedding", "img/embedding/kernel", "txt/pos_embedding"))
+        tokens, patch_px = (None if img is None else img.shape[1]), (None if patch is None else patch.shape[0])
+        length = None if txt is None else txt.shape[1]
+    px = None
+    if tokens is not None and patch_px is not None:
+        side = int(round(np.sqrt(tokens)))
+        if side * side != tokens:
+            raise ValueError(f"an image position embedding of {tokens} tokens is not a square grid of patches")
+        px = side * patch_px
+    return px, length
+
+
+def _own_config(path, kind):
+    """The two-tower config a checkpoint carries: an HF folder's config.json, our checkpoints' meta."""
+    if kind == "hf":
+        config_file = (path if path.is_dir() else path.parent) / "config.json"
+        if config_file.is_file():
+            return config_from_hf(json.loads(config_file.read_text()), config_file)
+        raise ValueError(f"{path}: a Hugging Face checkpoint without config.json needs a config argument")
+    if kind == "orbax":
+        meta = _orbax_meta(path)
+        if meta and meta.get("model_config"):
+            return meta["model_config"]
+        raise ValueError(f"{path}: this Orbax checkpoint records no model_config; pass a config")
+    raise ValueError(f"{path}: a big_vision .npz holds only weights; pass its big_vision model config "
+                     "(image_model, text_model, image, text, out_dim, ...) as config")
+
+
+# transformers' SiglipConfig defaults: a config.json leaves out every value that equals its default.
+HF_DEFAULTS = {
+    "vision_config": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                          image_size=224, patch_size=16, vision_use_head=True, hidden_act="gelu_pytorch_tanh",
+                          layer_norm_eps=1e-6, num_channels=3),
+    "text_config": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                        vocab_size=32000, max_position_embeddings=64, projection_size=None,
+                        hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6),
+}
+
+
+def config_from_hf(hf: dict, source="config.json") -> dict:
+    """The big_vision two-tower config of a Hugging Face SiglipModel config.json (SigLIP base, large,
+    so400m at any image size and patch). Raises ValueError for what our towers do not implement
+    (another activation, layer-norm epsilon or channel count, or SigLIP 2's NaFlex towers)."""
+    if hf.get("model_type") not in (None, "siglip"):
+        raise ValueError(f"{source}: model_type {hf.get('model_type')!r}; only 'siglip' folders load")
+    v = {**HF_DEFAULTS["vision_config"], **(hf.get("vision_config") or {})}
+    t = {**HF_DEFAULTS["text_config"], **(hf.get("text_config") or {})}
+    for tower, cfg in (("vision_config", v), ("text_config", t)):
+        if cfg["hidden_act"] != "gelu_pytorch_tanh" or not np.isclose(cfg["layer_norm_eps"], 1e-6):
+            raise ValueError(f"{source}: {tower} has hidden_act {cfg['hidden_act']!r} and layer_norm_eps "
+                             f"{cfg['layer_norm_eps']}; SigLIP's (and ours) are 'gelu_pytorch_tanh' and 1e-6")
+    if v["num_channels"] != 3:
+        raise ValueError(f"{source}: vision_config.num_channels is {v['num_channels']}; only RGB (3) loads")
+
+    def tower(cfg):
+        return dict(width=cfg["hidden_size"], depth=cfg["num_hidden_layers"], mlp_dim=cfg["intermediate_size"],
+                    num_heads=cfg["num_attention_heads"])
+
+    return dict(image_model="vit", text_model="text_transformer",
+                image=dict(**tower(v), patch_size=(v["patch_size"], v["patch_size"]),
+                           pool_type="map" if v["vision_use_head"] else "gap"),
+                text=dict(**tower(t), vocab_size=t["vocab_size"]),
+                out_dim=(None, t["projection_size"] or t["hidden_size"]),
+                temperature_init=10.0, bias_init=-10.0)
 
 
 def check_params(flat, expected, source):
@@ -188,6 +280,18 @@ def read_orbax_params(path):
     params = checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=restore_args))
     flat = traverse_util.flatten_dict(params, sep="/")
     return _normalize_keys({k: _as_float32(v) for k, v in flat.items()})
+
+
+def _orbax_meta(path):
+    """The JSON `meta` item beside an Orbax checkpoint's params (our trainer writes model_config there)."""
+    path = Path(path).absolute()
+    steps = [p for p in path.iterdir() if p.is_dir() and p.name.isdigit()]
+    if steps:
+        path = max(steps, key=lambda p: int(p.name))
+    if path.name == "params":
+        path = path.parent
+    meta = path / "meta" / "metadata"
+    return json.loads(meta.read_text()) if meta.is_file() else None
 
 
 # --- Hugging Face SigLIP ---------------------------------------------------------------------

@@ -25,6 +25,8 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -169,16 +171,27 @@ def train_tokenizer(captions_by_language: Mapping[str, Sequence[str]] | Iterable
 # Encoding
 
 
+_ASCII_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def canonical_text(text: str) -> str:
+    """big_vision's canonical prompt text (prompt_engineering.canonicalize_text): lower case, ASCII
+    punctuation removed, whitespace collapsed and stripped ("Two cats, asleep!" -> "two cats asleep")."""
+    return re.sub(r"\s+", " ", text.lower().translate(_ASCII_PUNCTUATION)).strip()
+
+
 class Tokenizer:
     """A SentencePiece model (ours or mT5's spiece.model) that encodes captions to fixed-length ids.
 
     pad_with_eos: pad with eos instead of the pad id (see the module's docstring).
+    canonicalize: before encoding, lower-case, drop ASCII punctuation and collapse whitespace, as
+        big_vision's SigLIP evaluations and transformers' SiglipTokenizer do (`released_siglip`).
     Picklable (it carries the model's bytes), so Grain worker processes can use it.
     """
 
-    def __init__(self, path: str | os.PathLike, pad_with_eos: bool = False):
+    def __init__(self, path: str | os.PathLike, pad_with_eos: bool = False, canonicalize: bool = False):
         self.path = str(path)
-        self.pad_with_eos = pad_with_eos
+        self.pad_with_eos, self.canonicalize = pad_with_eos, canonicalize
         try:
             proto = Path(path).read_bytes()
         except OSError as e:
@@ -198,11 +211,20 @@ class Tokenizer:
             raise ValueError(f"tokenizer model {self.path!r} has pad id {self.pad_id} and eos id {self.eos_id}; "
                              f"both must be defined (mT5: pad 0, eos 1)")
 
+    @classmethod
+    def released_siglip(cls, path: str | os.PathLike) -> "Tokenizer":
+        """The tokenisation released SigLIP checkpoints were trained and evaluated with: canonical
+        text, pieces, eos, then eos as padding ("sticky" eos, so the pooled last token is eos). Equal to
+        transformers' SiglipTokenizer(path)(texts, padding="max_length", truncation=True) (tested)."""
+        return cls(path, pad_with_eos=True, canonicalize=True)
+
     def __getstate__(self):
-        return {"path": self.path, "proto": self._proto, "pad_with_eos": self.pad_with_eos}
+        return {"path": self.path, "proto": self._proto, "pad_with_eos": self.pad_with_eos,
+                "canonicalize": self.canonicalize}
 
     def __setstate__(self, state):
         self.path, self.pad_with_eos = state["path"], state["pad_with_eos"]
+        self.canonicalize = state.get("canonicalize", False)
         self._load(state["proto"])
 
     def __repr__(self):
@@ -221,7 +243,8 @@ class Tokenizer:
         """
         if max_len < 2:
             raise ValueError(f"max_len must be >= 2 (at least one piece and eos), got {max_len}")
-        pieces = [ids[:max_len - 1] for ids in self.sp.encode(list(texts), out_type=int, num_threads=1)]
+        texts = [canonical_text(t) for t in texts] if self.canonicalize else list(texts)
+        pieces = [ids[:max_len - 1] for ids in self.sp.encode(texts, out_type=int, num_threads=1)]
         lengths = np.array([len(ids) for ids in pieces], np.int64)
         out = np.full((len(pieces), max_len), self.eos_id if self.pad_with_eos else self.pad_id, np.int32)
         out[np.arange(max_len) < lengths[:, None]] = np.fromiter(itertools.chain.from_iterable(pieces), np.int32,

@@ -55,6 +55,16 @@ class Embedder:
             self._images[key] = self._batched(self._embed_images, make_batch, count)
         return self._images[key]
 
+    def has_images(self, key: str) -> bool:
+        return key in self._images
+
+    def remember(self, key: str, z: np.ndarray):
+        """Hold `z` as the image embeddings of `key` (computed elsewhere, e.g. without the unreadable images)."""
+        self._images[key] = np.asarray(z, np.float32)
+
+    def forget(self, key: str):
+        self._images.pop(key, None)
+
 
 def _world_gender_words() -> dict[str, str]:
     from vlscale.world.spec import GENDER_WORDS  # the words the synthetic captions use

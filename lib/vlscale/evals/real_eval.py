@@ -7,6 +7,7 @@ and task names (evals/groups.py) as `analog_eval.evaluate_analog` gives for the 
     imagenet      0-shot; representation bias (Table 3 asks about random ImageNet images)
     coco, flickr  retrieval Recall@1/5/10 both ways, all captions English
     xm3600        retrieval Recall@1 both ways per language, each language over the images it captions
+    xtd10, xflickrco  retrieval Recall@1/5/10 both ways per language (one caption per image and language)
     dollarstreet  0-shot over first topics, per-income errors and their gap, 10-shot country geolocalisation
     geode         0-shot, per-region errors and their gap, 10-shot country and region geolocalisation
     gldv2         0-shot landmarks
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,6 +53,8 @@ LOADERS = {
     "coco": real_sets.load_coco_captions,
     "flickr": real_sets.load_flickr30k,
     "xm3600": real_sets.load_xm3600,
+    "xtd10": real_sets.load_xtd10,
+    "xflickrco": real_sets.load_xflickrco,
     "dollarstreet": real_sets.load_dollar_street,
     "geode": real_sets.load_geode,
     "gldv2": real_sets.load_gldv2,
@@ -67,14 +71,23 @@ DECODE_THREADS = 8  # JPEG decoding releases the GIL; a batch of 512 decodes in 
 
 
 def evaluate_real(name: str, data: real_sets.EvalSet, embedder: Embedder, prompts: Prompts, px: int,
-                  shots: int = 10, seed: int = 0) -> list[dict]:
+                  shots: int = 10, seed: int = 0, strict: bool = False) -> list[dict]:
     """Every protocol the real set `name` serves, on one checkpoint's embeddings.
 
     name: a key of LOADERS; data: that set as its loader returns it; px: the model's image size
     (images are centre-cropped and resized to [px, px, 3], scaled to [-1, 1]); shots: examples per
-    class of the few-shot probes; seed: the geolocalisation split (`shot_pool`).
+    class of the few-shot probes; seed: the geolocalisation split (`shot_pool`); strict: an image that
+    does not decode is an error (default: it is left out and counted, see evaluate_real_set).
     Returns tidy rows (task, metric, value, se, n).
     """
+    return evaluate_real_set(name, data, embedder, prompts, px, shots, seed, strict)[0]
+
+
+def evaluate_real_set(name: str, data: real_sets.EvalSet, embedder: Embedder, prompts: Prompts, px: int,
+                      shots: int = 10, seed: int = 0, strict: bool = False) -> tuple[list[dict], real_sets.EvalSet]:
+    """(rows, the set as evaluated): as evaluate_real, and the set without the images that did not
+    decode, which its `skipped` lists ("image does not decode") beside any the loader left out;
+    `accounting()` gives listed = evaluated + skipped."""
     if name not in LOADERS:
         raise ValueError(f"no protocols for real set {name!r}; expected one of {sorted(LOADERS)}")
     expected = EVALSET_NAMES.get(name, name)
@@ -83,7 +96,46 @@ def evaluate_real(name: str, data: real_sets.EvalSet, embedder: Embedder, prompt
                          f"real_sets.{LOADERS[name].__name__} (named {expected!r})")
     if len(data) == 0:
         raise ValueError(f"real set {name!r}: no images")
-    return _PROTOCOLS[name](name, data, embedder, prompts, px, shots, seed)
+    if name == "dollarstreet":
+        data = _dollar_street_subset(data)
+    data = readable_images(embedder, f"real/{name}", data, px, strict)
+    if len(data) == 0:
+        raise ValueError(f"real set {name!r}: none of its images decodes")
+    return _PROTOCOLS[name](name, data, embedder, prompts, px, shots, seed), data
+
+
+def readable_images(embedder: Embedder, key: str, data: real_sets.EvalSet, px: int,
+                    strict: bool = False) -> real_sets.EvalSet:
+    """Embed every image of `data` once (remembered under `key`) and return the set without those that
+    do not decode, recorded in its `skipped`; with strict, the first such image is a ValueError naming it."""
+    if embedder.has_images(key):
+        return data
+    failed: dict[int, str] = {}
+
+    def one(i):
+        try:
+            return center_crop_resize(real_sets.read_image(data.images[i]), px)
+        except ValueError as e:
+            if strict:
+                raise ValueError(f"{e} (strict: pass strict=False, or leave out --strict, to skip it)") from e
+            failed[i] = str(e)
+            return np.zeros((px, px, 3), np.uint8)
+
+    def make_batch(start, stop):
+        with ThreadPoolExecutor(DECODE_THREADS) as pool:
+            pixels = list(pool.map(one, range(start, stop)))
+        return np.stack(pixels).astype(np.float32) / 127.5 - 1.0
+
+    z = embedder.images(f"{key}/as listed", make_batch, len(data))
+    bad = sorted(failed)
+    if bad:
+        warnings.warn(f"{data.name}: {len(bad)} of {len(data)} images do not decode, left out; e.g. "
+                      f"{[failed[i] for i in bad[:3]]}", stacklevel=2)
+        data = data.without(bad, real_sets.IMAGE_UNDECODABLE)
+        z = np.delete(z, bad, axis=0)
+    embedder.remember(key, z)
+    embedder.forget(f"{key}/as listed")
+    return data
 
 
 def real_suite(sets: dict[str, real_sets.EvalSet], px: int, seed: int = 0) -> dict[str, Callable]:
@@ -223,16 +275,24 @@ def _xm3600(name, data, embedder, prompts, px, shots, seed):
     return rows
 
 
+def _multilingual(name, data, embedder, prompts, px, shots, seed):
+    """XTD10, xFlickr&CO: Recall@1/5/10 both ways per language, each over the images it captions."""
+    _check_captions(data)
+    z = image_embeddings(embedder, f"real/{name}", data.images, px)
+    ztxt = embedder.texts(data.captions["caption"].tolist())
+    language = data.captions["language"].to_numpy()
+    rows = []
+    for lang in dict.fromkeys(language):
+        sel = np.flatnonzero(language == lang)
+        images, caption_image = _captioned(data.captions["image"].to_numpy()[sel])
+        rows += retrieval_rows(f"{name}/{lang}", z[images], ztxt[sel], caption_image, images=images)
+    return rows
+
+
 def _dollar_street(name, data, embedder, prompts, px, shots, seed):
     topics = _column(data, "topics", "the 0-shot label (first topic)")
     income = _column(data, "income", "the income groups")
-    keep = np.arange(len(data))
-    if "imagenet_sysnet_id" in data.examples:  # the ImageNet-mapped subset of ref. [63]
-        synsets = data.examples["imagenet_sysnet_id"].fillna("").astype(str).str.strip()
-        keep = np.flatnonzero(~synsets.isin(("", "[]")).to_numpy())
-        if keep.size == 0:
-            raise ValueError(f"{data.name}: no image has an imagenet_sysnet_id; "
-                             f"expected the ImageNet-mapped topics of ref. [63]")
+    keep = np.arange(len(data))  # evaluate_real_set has left out the images outside ref. [63]'s subset
     first = []
     for row in keep:
         if not topics.iloc[row]:
@@ -248,6 +308,22 @@ def _dollar_street(name, data, embedder, prompts, px, shots, seed):
         rows += _geoloc_rows("dollarstreet/geoloc_10shot", data.examples["key"].iloc[keep], z,
                              data.examples["country"].iloc[keep], shots, seed)
     return rows
+
+
+NOT_IMAGENET_MAPPED = "no imagenet_sysnet_id (outside the ImageNet-mapped subset of ref. [63])"
+
+
+def _dollar_street_subset(data):
+    """Where the CSV has an imagenet_sysnet_id column (the ImageNet-mapped test CSV of ref. [63]), the
+    set without the rows that have no mapped synset (recorded as skipped for that reason)."""
+    if "imagenet_sysnet_id" not in data.examples:
+        return data
+    synsets = data.examples["imagenet_sysnet_id"].fillna("").astype(str).str.strip()
+    unmapped = np.flatnonzero(synsets.isin(("", "[]")).to_numpy())
+    if unmapped.size == len(data):
+        raise ValueError(f"{data.name}: no image has an imagenet_sysnet_id; "
+                         f"expected the ImageNet-mapped topics of ref. [63]")
+    return data.without(unmapped, NOT_IMAGENET_MAPPED) if unmapped.size else data
 
 
 def _geode(name, data, embedder, prompts, px, shots, seed):
@@ -297,6 +373,8 @@ _PROTOCOLS = {
     "coco": _coco_flickr,
     "flickr": _coco_flickr,
     "xm3600": _xm3600,
+    "xtd10": _multilingual,
+    "xflickrco": _multilingual,
     "dollarstreet": _dollar_street,
     "geode": _geode,
     "gldv2": _gldv2,

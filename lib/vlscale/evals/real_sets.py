@@ -9,7 +9,7 @@ Layouts read (paths relative to the root given):
 - ImageNet val: class folders ``[val/]n01440764/*.JPEG``, or flat files with the wnid in the name
   (``ILSVRC2012_val_00000001_n01440764.JPEG``, ``n01440764_123.JPEG``). Class names from the first
   synonym of ``LOC_synset_mapping.txt`` / ``synset_words.txt`` ("n01440764 tench, Tinca tinca"),
-  in the root or its parent, else the wnid. Labels index the sorted wnids (the usual 1000-class order).
+  in the root or its parent, else CLIP's curated names of the 1,000 classes (shipped). Labels index the sorted wnids (the usual 1000-class order).
 - COCO captions: ``annotations/captions_val2014.json`` (plus ``captions_train2014.json`` when the
   split draws on it) for the captions; the Karpathy split ``dataset_coco.json`` (root,
   ``annotations/`` or ``karpathy/``) picks the images; image at ``<filepath>/<filename>``.
@@ -45,6 +45,9 @@ import pandas as pd
 from PIL import Image
 
 MISSING_EXAMPLES = 5  # how many missing paths an error or warning names
+# Reasons an image or a caption is left out (EvalSet.skipped).
+IMAGE_MISSING, IMAGE_UNDECODABLE, CAPTION_WITHOUT_IMAGE = (
+    "image missing on disk", "image does not decode", "caption names no image of the set")
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 WNID = re.compile(r"n\d{8}")
 IMAGENET_SYNSET_FILES = ("LOC_synset_mapping.txt", "synset_words.txt")
@@ -78,6 +81,11 @@ class EvalSet:
     class_names: the name of each label index (None where the set has no single label).
     class_ids: the dataset's own id of each label index (wnid, landmark id, object), or None.
     missing_images: images the metadata names but the disk lacks (only with allow_missing=True).
+    skipped: what was left out, by reason ("image missing on disk", "image does not decode", "caption
+        names no image of the set"): {reason: [path or entry, ...]}. Images read + skipped images =
+        the images the metadata lists.
+    notes: how the set was read where the layout leaves a choice, e.g. {"split": "val2017 (no Karpathy
+        split file)"}; carried into every result of the set.
     """
 
     name: str
@@ -87,9 +95,35 @@ class EvalSet:
     class_names: list[str] | None = None
     class_ids: list[str] | None = None
     missing_images: list[Path] = dataclasses.field(default_factory=list)
+    skipped: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __len__(self):
         return len(self.images)
+
+    def without(self, rows, reason: str) -> "EvalSet":
+        """This set without the image rows `rows` (their captions too), recorded in `skipped` under `reason`."""
+        drop = np.zeros(len(self), bool)
+        drop[np.asarray(list(rows), dtype=int)] = True
+        keep = np.flatnonzero(~drop)
+        captions = self.captions
+        if captions is not None:
+            renumber = {int(old): new for new, old in enumerate(keep)}
+            captions = captions[captions["image"].isin(renumber)].copy()
+            captions["image"] = captions["image"].map(renumber)
+            captions = captions.reset_index(drop=True)
+        skipped = {**self.skipped, reason: self.skipped.get(reason, []) + [str(self.images[i]) for i in np.flatnonzero(drop)]}
+        return dataclasses.replace(self, images=[self.images[i] for i in keep],
+                                   examples=self.examples.iloc[keep].reset_index(drop=True), captions=captions,
+                                   skipped={k: v for k, v in skipped.items() if v})
+
+    def accounting(self) -> dict:
+        """{"listed": images the metadata lists, "evaluated": images read, "skipped": {reason: count}}."""
+        skipped = {reason: len(items) for reason, items in self.skipped.items() if reason != CAPTION_WITHOUT_IMAGE}
+        out = {"listed": len(self) + sum(skipped.values()), "evaluated": len(self), "skipped": skipped}
+        if self.skipped.get(CAPTION_WITHOUT_IMAGE):
+            out["captions_skipped"] = {CAPTION_WITHOUT_IMAGE: len(self.skipped[CAPTION_WITHOUT_IMAGE])}
+        return out
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -138,7 +172,8 @@ def load_imagenet(root: str | os.PathLike, *, allow_missing: bool = False) -> Ev
 
 
 def _imagenet_class_names(root: Path, wnids: list[str]) -> list[str]:
-    """First synonym of each wnid from the first synset mapping file found, else the wnids themselves."""
+    """First synonym of each wnid from the first synset mapping file found, else CLIP's curated name of
+    each ImageNet-1k wnid (shipped in evals/data/classes.json), never the bare wnid."""
     for folder in (root, root.parent):
         for name in IMAGENET_SYNSET_FILES:
             path = folder / name
@@ -155,7 +190,15 @@ def _imagenet_class_names(root: Path, wnids: list[str]) -> list[str]:
                 if absent:
                     raise ValueError(f"{path}: no name for {len(absent)} wnids of the images, e.g. {absent[:MISSING_EXAMPLES]}")
                 return [mapping[w] for w in wnids]
-    return list(wnids)
+    from vlscale.evals.names import imagenet_name_of
+
+    shipped = imagenet_name_of()
+    unknown = [w for w in wnids if w not in shipped]
+    if unknown:
+        raise ValueError(f"ImageNet root {root}: no synset file ({' or '.join(IMAGENET_SYNSET_FILES)}) and "
+                         f"{len(unknown)} wnids outside ImageNet-1k, e.g. {unknown[:MISSING_EXAMPLES]}; "
+                         f"add a synset file that names them")
+    return [shipped[w] for w in wnids]
 
 
 def load_geode(root: str | os.PathLike, *, allow_missing: bool = False) -> EvalSet:
@@ -314,12 +357,23 @@ def _gldv2_class_names(root: Path, ids: list[str]) -> list[str]:
 
 
 def load_coco_captions(root: str | os.PathLike, *, split: str = "test", allow_missing: bool = False) -> EvalSet:
-    """COCO captions of the Karpathy `split` ("test": the 5k test images), captions from the official files.
+    """COCO captions: the Karpathy `split` of COCO 2014 when a Karpathy file is there, else COCO 2017 val.
 
+    - COCO 2014 + Karpathy ("test": the 5k test images): ``dataset_coco.json`` picks the images (image
+      at ``<filepath>/<filename>``), the official ``annotations/captions_val2014.json`` (and
+      ``captions_train2014.json``) give the captions.
+    - COCO 2017 as downloaded today: ``annotations/captions_val2017.json`` and ``val2017/``; without a
+      Karpathy file the 5,000 val2017 images are the test split, and the set's notes say so.
     examples: key (file name), coco_id, split. captions: image, language ("en"), caption.
     """
     root = _existing_dir(root, "COCO root")
-    karpathy_path = _first_file(root, "dataset_coco.json", ("", "annotations", "karpathy"))
+    try:
+        karpathy_path = _first_file(root, "dataset_coco.json", ("", "annotations", "karpathy"))
+    except ValueError:
+        if (root / "annotations" / "captions_val2017.json").is_file():
+            return _load_coco2017(root, allow_missing)
+        raise ValueError(f"COCO root {root}: neither a Karpathy split file dataset_coco.json (with COCO 2014) "
+                         f"nor annotations/captions_val2017.json (COCO 2017)") from None
     chosen = _karpathy_images(karpathy_path, split)
     captions_by_id, files = {}, []
     for name in ("captions_val2014.json", "captions_train2014.json"):
@@ -341,7 +395,32 @@ def load_coco_captions(root: str | os.PathLike, *, split: str = "test", allow_mi
         images.append(root / record.get("filepath", "") / record["filename"])
         captions += [(i, "en", c) for c in captions_by_id[coco_id]]
     examples = pd.DataFrame(rows, columns=["key", "coco_id", "split"])
-    return _finish("coco", images, examples, _captions_frame(captions), None, None, allow_missing, karpathy_path)
+    return _finish("coco", images, examples, _captions_frame(captions), None, None, allow_missing, karpathy_path,
+                   notes={"split": f"Karpathy {split} of COCO 2014 ({karpathy_path.name})"})
+
+
+def _load_coco2017(root: Path, allow_missing: bool) -> EvalSet:
+    path = root / "annotations" / "captions_val2017.json"
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise ValueError(f"{path}: expected an object with 'images' and 'annotations' lists (official COCO format)")
+    records = []
+    for n, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
+            raise ValueError(f"{path} images[{n}]: {im!r:.200}; expected {{'id': int, 'file_name': str, ...}}")
+        records.append(im)
+    records.sort(key=lambda im: im["id"])
+    captions_by_id: dict = {}
+    _coco_captions(path, captions_by_id)
+    row_of = {im["id"]: i for i, im in enumerate(records)}
+    orphans = [f"{path.name} image_id {i}: {c}" for i, cs in captions_by_id.items() if i not in row_of for c in cs]
+    captions = [(row_of[im["id"]], "en", c) for im in records for c in captions_by_id.get(im["id"], [])]
+    folder = root / "val2017"
+    examples = pd.DataFrame({"key": [im["file_name"] for im in records], "coco_id": [im["id"] for im in records],
+                             "split": "val2017"})
+    return _finish("coco", [folder / im["file_name"] for im in records], examples, _captions_frame(captions),
+                   None, None, allow_missing, path, orphans=orphans,
+                   notes={"split": "COCO 2017 val (5,000 images) as the test split: no Karpathy split file"})
 
 
 def _coco_captions(path: Path, into: dict[int, list[str]]):
@@ -355,15 +434,32 @@ def _coco_captions(path: Path, into: dict[int, list[str]]):
         into.setdefault(ann["image_id"], []).append(ann["caption"].strip())
 
 
-def load_flickr30k(root: str | os.PathLike, *, split: str = "test", allow_missing: bool = False) -> EvalSet:
-    """Flickr30k images of the Karpathy `split` ("test": 1k images), captions from sentences[].raw.
+FLICKR_FOLDERS = ("flickr30k-images", "flickr30k_images", "images", "Images")
+FLICKR_TOKEN_FILES = ("results_20130124.token", "results.token", "captions.txt", "results.csv")
 
+
+def load_flickr30k(root: str | os.PathLike, *, split: str = "test", allow_missing: bool = False) -> EvalSet:
+    """Flickr30k from the Karpathy file, or from the official caption file when there is none.
+
+    - Karpathy ``dataset_flickr30k.json``: the images of `split` ("test": 1k), captions sentences[].raw.
+    - The official ``results_20130124.token`` (``<image>.jpg#<n>\t<caption>``; also read: ``captions.txt``
+      with an ``image,caption`` header, and ``results.csv`` with ``image_name| comment_number| comment``).
+      It has no splits: a ``<split>.txt`` list of image ids beside it (Flickr30k Entities' test.txt)
+      picks the images, else every image is evaluated; the notes say which.
+    Images in flickr30k-images/, flickr30k_images/, images/, Images/ or the root.
     examples: key (file name), split. captions: image, language ("en"), caption.
     """
     root = _existing_dir(root, "Flickr30k root")
-    path = _first_file(root, "dataset_flickr30k.json", ("", "annotations", "karpathy"))
+    folder = next((root / d for d in FLICKR_FOLDERS if (root / d).is_dir()), root)
+    try:
+        path = _first_file(root, "dataset_flickr30k.json", ("", "annotations", "karpathy"))
+    except ValueError:
+        token = next((root / n for n in FLICKR_TOKEN_FILES if (root / n).is_file()), None)
+        if token is None:
+            raise ValueError(f"Flickr30k root {root}: neither the Karpathy file dataset_flickr30k.json nor an "
+                             f"official caption file ({', '.join(FLICKR_TOKEN_FILES)})") from None
+        return _load_flickr_token(root, folder, token, split, allow_missing)
     chosen = _karpathy_images(path, split)
-    folder = next((root / d for d in ("flickr30k-images", "flickr30k_images", "images") if (root / d).is_dir()), root)
     captions = []
     for i, record in enumerate(chosen):
         sentences = record.get("sentences")
@@ -372,7 +468,56 @@ def load_flickr30k(root: str | os.PathLike, *, split: str = "test", allow_missin
         captions += [(i, "en", s["raw"].strip()) for s in sentences]
     examples = pd.DataFrame({"key": [r["filename"] for r in chosen], "split": [r["split"] for r in chosen]})
     images = [folder / r["filename"] for r in chosen]
-    return _finish("flickr30k", images, examples, _captions_frame(captions), None, None, allow_missing, path)
+    return _finish("flickr30k", images, examples, _captions_frame(captions), None, None, allow_missing, path,
+                   notes={"split": f"Karpathy {split} ({path.name})"})
+
+
+def _flickr_token_lines(path: Path) -> list[tuple[str, str]]:
+    """(image file name, caption) of every line of an official Flickr30k caption file."""
+    out = []
+    with path.open(encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    header = lines[0].replace(" ", "").lower() if lines else ""
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or (n == 1 and header in ("image,caption", "image_name|comment_number|comment")):
+            continue
+        if "\t" in line and "#" in line.split("\t", 1)[0]:  # results_20130124.token
+            name, caption = line.split("\t", 1)
+            name = name.rsplit("#", 1)[0]
+        elif "|" in line:  # results.csv
+            parts = [p.strip() for p in line.split("|", 2)]
+            if len(parts) != 3:
+                raise ValueError(f"{path} line {n}: {line!r:.120}; expected 'image_name| comment_number| comment'")
+            name, caption = parts[0], parts[2]
+        elif "," in line:  # captions.txt
+            name, caption = line.split(",", 1)
+        else:
+            raise ValueError(f"{path} line {n}: {line!r:.120}; expected '<image>.jpg#<n>\\t<caption>'")
+        out.append((name.strip(), caption.strip().strip('"')))
+    if not out:
+        raise ValueError(f"{path}: no captions")
+    return out
+
+
+def _load_flickr_token(root: Path, folder: Path, path: Path, split: str, allow_missing: bool) -> EvalSet:
+    by_image: dict[str, list[str]] = {}
+    for name, caption in _flickr_token_lines(path):
+        by_image.setdefault(name, []).append(caption)
+    names = sorted(by_image)
+    split_file = root / f"{split}.txt"
+    if split_file.is_file():
+        wanted = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+        unknown = [w for w in wanted if f"{Path(w).stem}.jpg" not in by_image]
+        if unknown:
+            raise ValueError(f"{split_file}: {len(unknown)} images have no caption in {path.name}, e.g. {unknown[:5]}")
+        names = [f"{Path(w).stem}.jpg" for w in wanted]
+        note = f"{split_file.name} ({len(names)} images) of the official captions {path.name}"
+    else:
+        note = f"every image of the official captions {path.name}: no {split}.txt split list and no Karpathy file"
+    captions = [(i, "en", c) for i, n in enumerate(names) for c in by_image[n]]
+    examples = pd.DataFrame({"key": names, "split": split if split_file.is_file() else "all"})
+    return _finish("flickr30k", [folder / n for n in names], examples, _captions_frame(captions), None, None,
+                   allow_missing, path, notes={"split": note})
 
 
 def _karpathy_images(path: Path, split: str) -> list[dict]:
@@ -434,6 +579,90 @@ def load_xm3600(
         raise ValueError(f"{path}: no captions in languages {absent}; the file has {sorted(seen)}")
     images = [root / "images" / f"{r['key']}.jpg" for r in rows]
     return _finish("xm3600", images, pd.DataFrame(rows), _captions_frame(captions), None, None, allow_missing, path)
+
+
+# XTD10 as released (github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10): 1,000 COCO images,
+# one caption per image per language, the caption files line-aligned with the image list; de and fr
+# live in MIC/, ja in STAIR/ (files named "jp").
+XTD10_FOLDERS = ("XTD10", "MIC", "STAIR", "")
+XTD10_CODES = {"jp": "ja"}  # XTD10's file code -> the ISO code results use
+
+
+def load_xtd10(root: str | os.PathLike, *, languages: Sequence[str] | None = None,
+               allow_missing: bool = False) -> EvalSet:
+    """XTD10: ``test_image_names.txt`` and ``test_1kcaptions_<lang>.txt`` in XTD10/, MIC/ or STAIR/ (or
+    the root); images in ``images/`` (or the root) under their listed names.
+
+    examples: key (image name). captions: image, language (ISO code; XTD10's "jp" is "ja"), caption.
+    """
+    root = _existing_dir(root, "XTD10 root")
+    index = next((root / d / "test_image_names.txt" for d in XTD10_FOLDERS
+                  if (root / d / "test_image_names.txt").is_file()), None)
+    if index is None:
+        raise ValueError(f"XTD10 root {root}: no test_image_names.txt in {[d or '.' for d in XTD10_FOLDERS]}")
+    names = [line.strip() for line in index.read_text(encoding="utf-8").splitlines() if line.strip()]
+    files = {}
+    for d in XTD10_FOLDERS:
+        for f in sorted((root / d).glob("test_1kcaptions_*.txt")):
+            code = f.stem.removeprefix("test_1kcaptions_")
+            files.setdefault(XTD10_CODES.get(code, code), f)
+    if not files:
+        raise ValueError(f"XTD10 root {root}: no test_1kcaptions_<lang>.txt caption files")
+    wanted = list(files) if languages is None else list(languages)
+    absent = sorted(set(wanted) - set(files))
+    if absent:
+        raise ValueError(f"XTD10 root {root}: no captions in languages {absent}; found {sorted(files)}")
+    captions = []
+    for lang in wanted:
+        lines = files[lang].read_text(encoding="utf-8").splitlines()
+        lines = lines[:-1] if lines and not lines[-1].strip() and len(lines) == len(names) + 1 else lines
+        if len(lines) != len(names):
+            raise ValueError(f"{files[lang]}: {len(lines)} captions for the {len(names)} images of {index}; "
+                             f"expected one caption per line, aligned with the image list")
+        captions += [(i, lang, c.strip()) for i, c in enumerate(lines)]
+    folder = root / "images" if (root / "images").is_dir() else root
+    return _finish("xtd10", [folder / n for n in names], pd.DataFrame({"key": names}), _captions_frame(captions),
+                   None, None, allow_missing, index)
+
+
+def load_xflickrco(root: str | os.PathLike, *, languages: Sequence[str] | None = None,
+                   allow_missing: bool = False) -> EvalSet:
+    """xFlickr&CO (IGLUE) as released: ``annotations/<lang>/test.jsonl``, one JSON object per image with
+    its ``id``, ``img_path`` and ``sentences`` (one caption in that language); images (1,000 Flickr30k,
+    1,000 COCO) under ``images/`` (or the root) at img_path. An image is a row once, over all languages.
+
+    examples: key (img_path). captions: image, language, caption.
+    """
+    root = _existing_dir(root, "xFlickr&CO root")
+    files = {f.parent.name: f for f in sorted((root / "annotations").glob("*/test.jsonl"))}
+    if not files:
+        raise ValueError(f"xFlickr&CO root {root}: no annotations/<lang>/test.jsonl")
+    wanted = list(files) if languages is None else list(languages)
+    absent = sorted(set(wanted) - set(files))
+    if absent:
+        raise ValueError(f"xFlickr&CO root {root}: no annotations for languages {absent}; found {sorted(files)}")
+    row_of, keys, captions = {}, [], []
+    for lang in wanted:
+        path = files[lang]
+        with path.open(encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {line_no}: not JSON ({e})") from e
+                image, sentences = record.get("img_path"), record.get("sentences")
+                if not isinstance(image, str) or not isinstance(sentences, list) or not sentences:
+                    raise ValueError(f"{path} line {line_no}: {record!r:.160}; expected "
+                                     f"{{'id': ..., 'img_path': str, 'sentences': [str]}}")
+                if image not in row_of:
+                    row_of[image] = len(keys)
+                    keys.append(image)
+                captions += [(row_of[image], lang, str(c).strip()) for c in sentences]
+    folder = root / "images" if (root / "images").is_dir() else root
+    return _finish("xflickrco", [folder / k for k in keys], pd.DataFrame({"key": keys}), _captions_frame(captions),
+                   None, None, allow_missing, root / "annotations")
 
 
 # --- shared helpers -----------------------------------------------------------------------------
@@ -511,7 +740,8 @@ def _captions_frame(captions: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(captions, columns=["image", "language", "caption"])
 
 
-def _finish(name, images, examples, captions, class_names, class_ids, allow_missing, source) -> EvalSet:
+def _finish(name, images, examples, captions, class_names, class_ids, allow_missing, source, notes=None,
+            orphans=()) -> EvalSet:
     """Check every image is on disk; raise with the count and examples, or drop and record them."""
     examples = examples.reset_index(drop=True)
     present = np.array([p.is_file() for p in images], dtype=bool)
@@ -524,12 +754,8 @@ def _finish(name, images, examples, captions, class_names, class_ids, allow_miss
         if not allow_missing:
             raise ValueError(message + "; pass allow_missing=True to evaluate without them")
         warnings.warn(message + "; left out", stacklevel=3)
-        keep = np.flatnonzero(present)
-        if captions is not None:
-            renumber = {int(old): new for new, old in enumerate(keep)}
-            captions = captions[captions["image"].isin(renumber)].copy()
-            captions["image"] = captions["image"].map(renumber)
-            captions = captions.reset_index(drop=True)
-        examples = examples.iloc[keep].reset_index(drop=True)
-        images = [images[i] for i in keep]
-    return EvalSet(name, list(images), examples, captions, class_names, class_ids, missing)
+    data = EvalSet(name, list(images), examples, captions, class_names, class_ids, missing,
+                   notes=dict(notes or {}))
+    if orphans:
+        data.skipped[CAPTION_WITHOUT_IMAGE] = list(orphans)
+    return data.without(np.flatnonzero(~present), IMAGE_MISSING) if missing else data

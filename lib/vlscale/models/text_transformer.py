@@ -22,7 +22,10 @@ class TextTransformer(nn.Module):
     num_heads: int = 8
     dropout: float = 0.0
     vocab_size: int = 32_000
-    pool_type: str = "last"  # "last" | "first" | "mean" | "map"
+    pool_type: str = "last"  # "last" | "first" | "mean"/"gap" | "max"/"gmp" | "map"
+    # big_vision's layout and memory knobs, accepted; they do not change the numbers (see vit.ViT).
+    scan: bool = False
+    remat_policy: str = "nothing_saveable"
     dtype_mm: Any = jnp.float32
 
     @nn.compact
@@ -38,8 +41,9 @@ class TextTransformer(nn.Module):
         _, l, d = x.shape
         x = x + self.param("pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(d)),
                            (1, l, d), jnp.float32)
+        dtype_mm = vit.as_dtype(self.dtype_mm)
         x, encoder_out = vit.Encoder(self.depth, self.mlp_dim, self.num_heads, self.dropout,
-                                     self.dtype_mm)(x, deterministic=not train)
+                                     dtype_mm)(x, deterministic=not train)
         out.update({"transformed": x, **encoder_out})
 
         if self.pool_type == "last":
@@ -48,18 +52,23 @@ class TextTransformer(nn.Module):
             x = x[:, 0]
         elif self.pool_type in ("mean", "gap"):
             x = x.mean(axis=1)
+        elif self.pool_type in ("max", "gmp"):
+            x = x.max(axis=1)
         elif self.pool_type == "map":
-            x, out["map_attention"] = vit.MAPHead(self.mlp_dim, self.num_heads, self.dtype_mm)(x)
+            x, out["map_attention"] = vit.MAPHead(self.mlp_dim, self.num_heads, dtype_mm)(x)
         else:
             raise ValueError(f"unknown text pool_type {self.pool_type!r}; "
-                             "expected 'last', 'first', 'mean' or 'map'")
+                             "expected 'last', 'first', 'mean', 'gap', 'max', 'gmp' or 'map'")
         out["pre_logits"] = x
 
         if self.num_classes:
-            x = out["logits"] = nn.Dense(self.num_classes, dtype=self.dtype_mm, name="head")(x)
+            x = out["logits"] = nn.Dense(self.num_classes, dtype=dtype_mm, name="head")(x)
         return x, out
 
 
 def Model(num_classes=None, *, variant=None, **kw):  # noqa: N802 (big_vision's factory name)
-    """A text transformer from a ViT variant string ("B", "So400m"); explicit kwargs override it."""
+    """A text transformer from a ViT variant string ("B", "So400m"); explicit kwargs override it.
+
+    Every key of big_vision's text-transformer config is accepted; an unknown one is a ValueError naming it."""
+    vit.check_config_keys(TextTransformer, kw, "text transformer")
     return TextTransformer(num_classes, **{**vit.decode_variant(variant), **kw})

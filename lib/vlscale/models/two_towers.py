@@ -20,6 +20,24 @@ TOWERS = {
 }
 
 
+# The module class of each factory, whose fields are the config keys it takes.
+TOWER_MODULES = {
+    "vit": vit.ViT,
+    "text_transformer": text_transformer.TextTransformer,
+    "proj.image_text.text_transformer": text_transformer.TextTransformer,
+}
+
+
+def check_config(config):
+    """Raise ValueError for a tower config key the tower does not take (named, with the keys allowed)."""
+    for key, default in (("image_model", "vit"), ("text_model", "text_transformer")):
+        name = config.get(key, default)
+        tower(name)
+        tower_kw = dict.fromkeys((config.get("image" if key == "image_model" else "text") or {}).keys())
+        vit.check_config_keys(TOWER_MODULES[name], tower_kw, f"{'image' if key == 'image_model' else 'text'} "
+                              f"tower ({name})")
+
+
 def tower(name):
     """The factory of a tower named in a config ("vit", "text_transformer")."""
     if name not in TOWERS:

@@ -8,7 +8,7 @@ returns `(x, out)`, where `out` holds the intermediates that evaluators and visu
 Mixed precision: `dtype_mm` is the dtype of matmuls and convolutions; parameters, LayerNorm,
 softmax and the residual stream stay float32.
 """
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import flax.linen as nn
 import jax
@@ -28,6 +28,39 @@ VARIANTS = {  # name: (width, depth, mlp_dim, num_heads)
     "g": (1408, 40, 6144, 16),
     "G": (1664, 48, 8192, 16),
 }
+
+
+def posemb_sincos_2d(h: int, w: int, width: int, temperature: float = 10_000.0):
+    """big_vision's fixed 2-D sin-cos position embedding (MoCo v3): [1, h * w, width] float32.
+
+    Per patch (row y, column x): sin(x w_k), cos(x w_k), sin(y w_k), cos(y w_k) with
+    w_k = temperature^(-k / (width/4 - 1)), k < width / 4.
+    """
+    if width % 4:
+        raise ValueError(f"a sincos2d position embedding needs a width divisible by 4, not {width}")
+    y, x = np.mgrid[:h, :w]
+    omega = 1.0 / temperature ** (np.arange(width // 4) / (width // 4 - 1))
+    y = np.einsum("m,d->md", y.reshape(-1), omega)
+    x = np.einsum("m,d->md", x.reshape(-1), omega)
+    pe = np.concatenate([np.sin(x), np.cos(x), np.sin(y), np.cos(y)], axis=1)
+    return jnp.asarray(pe, jnp.float32)[None]
+
+
+def as_dtype(dtype):
+    """A matmul dtype as big_vision configs write it ("float32", "bfloat16") or as a numpy/jnp dtype."""
+    try:
+        return jnp.dtype(dtype)
+    except TypeError as e:
+        raise ValueError(f"unknown dtype_mm {dtype!r}; expected e.g. 'float32' or 'bfloat16'") from e
+
+
+def check_config_keys(module, kw: dict, where: str):
+    """Raise ValueError naming every key of `kw` that `module` (a flax dataclass) has no field for."""
+    allowed = sorted(f for f in module.__dataclass_fields__ if f not in ("parent", "name"))
+    unknown = sorted(set(kw) - set(allowed) - {"variant", "name", "parent"})
+    if unknown:
+        raise ValueError(f"unknown {where} config key{'s' if len(unknown) > 1 else ''} {unknown}; "
+                         f"allowed: {['variant'] + allowed}")
 
 
 def decode_variant(variant):
@@ -207,9 +240,15 @@ class ViT(nn.Module):
     depth: int = 12
     mlp_dim: Optional[int] = None
     num_heads: int = 12
+    posemb: str = "learn"  # "learn" (parameter pos_embedding) | "sincos2d" (fixed, no parameter)
+    rep_size: Union[int, bool] = False  # a "pre_logits" Dense + tanh of this width (True: width) before the head
     dropout: float = 0.0
-    pool_type: str = "gap"  # "map" | "gap" | "tok" | "none"
+    pool_type: str = "gap"  # "map" | "gap" | "tok" | "0" | "none"
     head_zeroinit: bool = True
+    # big_vision's layout and memory knobs: they do not change the numbers. Scanned checkpoints
+    # (stacked "encoderblock") are unrolled on load (siglip.load), so the blocks here are always unrolled.
+    scan: bool = False
+    remat_policy: str = "nothing_saveable"
     drop_tokens_frac: float = 0.0  # fraction of patch tokens dropped when train=True
     dtype_mm: Any = jnp.float32
 
@@ -223,16 +262,22 @@ class ViT(nn.Module):
         "pre_logits", "logits" (with a head), "map_attention" [B, heads, 1, N] (pool_type "map"),
         "kept_patches" [B, N] indices of the patches kept by token dropping (train only).
         """
-        if self.pool_type not in ("map", "gap", "tok", "none"):
+        if self.pool_type not in ("map", "gap", "tok", "0", "none"):
             raise ValueError(f"unknown ViT pool_type {self.pool_type!r}; "
-                             "expected 'map', 'gap', 'tok' or 'none'")
+                             "expected 'map', 'gap', 'tok', '0' or 'none'")
+        if self.posemb not in ("learn", "sincos2d"):
+            raise ValueError(f"unknown ViT posemb {self.posemb!r}; expected 'learn' or 'sincos2d'")
+        dtype_mm = as_dtype(self.dtype_mm)
         out = {}
         patch = tuple(self.patch_size)
-        x = out["stem"] = PatchEmbedding(self.width, patch, self.dtype_mm, name="embedding")(image)
+        x = out["stem"] = PatchEmbedding(self.width, patch, dtype_mm, name="embedding")(image)
         n, h, w, c = x.shape
         x = jnp.reshape(x, [n, h * w, c])
-        posemb = self.param("pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(c)),
-                            (1, h * w, c), jnp.float32)
+        if self.posemb == "learn":
+            posemb = self.param("pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(c)),
+                                (1, h * w, c), jnp.float32)
+        else:
+            posemb = posemb_sincos_2d(h, w, c)
         x = out["with_posemb"] = x + posemb
         if train and self.drop_tokens_frac > 0:
             x, out["kept_patches"] = keep_random_tokens(
@@ -243,24 +288,31 @@ class ViT(nn.Module):
         x = nn.Dropout(rate=self.dropout)(x, not train)
 
         x, out["encoder"] = Encoder(self.depth, self.mlp_dim, self.num_heads, self.dropout,
-                                    self.dtype_mm, name="Transformer")(x, deterministic=not train)
+                                    dtype_mm, name="Transformer")(x, deterministic=not train)
         out["encoded"] = x
 
         if self.pool_type == "map":
-            x, out["map_attention"] = MAPHead(self.mlp_dim, self.num_heads, self.dtype_mm)(x)
+            x, out["map_attention"] = MAPHead(self.mlp_dim, self.num_heads, dtype_mm)(x)
         elif self.pool_type == "gap":
             x = jnp.mean(x, axis=1)
-        elif self.pool_type == "tok":
+        elif self.pool_type in ("tok", "0"):
             x = x[:, 0]
+
+        if self.rep_size:
+            rep_size = self.width if self.rep_size is True else int(self.rep_size)
+            x = nn.tanh(nn.Dense(rep_size, dtype=dtype_mm, name="pre_logits")(x))
         out["pre_logits"] = x
 
         if self.num_classes:
             kw = {"kernel_init": nn.initializers.zeros} if self.head_zeroinit else {}
-            head = nn.Dense(self.num_classes, dtype=self.dtype_mm, name="head", **kw)
+            head = nn.Dense(self.num_classes, dtype=dtype_mm, name="head", **kw)
             x = out["logits"] = head(x)
         return x, out
 
 
 def Model(num_classes=None, *, variant=None, **kw):  # noqa: N802 (big_vision's factory name)
-    """A ViT from a variant string ("B/16", "So400m/14"); explicit kwargs override the variant."""
+    """A ViT from a variant string ("B/16", "So400m/14"); explicit kwargs override the variant.
+
+    Every key of big_vision's ViT config is accepted; an unknown one is a ValueError naming it."""
+    check_config_keys(ViT, kw, "ViT (image)")
     return ViT(num_classes, **{**decode_variant(variant), **kw})
