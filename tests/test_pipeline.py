@@ -41,7 +41,7 @@ def repo(tmp_path_factory):
     _run(["git", "init", "-q"], dst, env)
     _run(["git", "add", "-A"], dst, env)
     _run(["git", "commit", "-qm", "copy"], dst, env)
-    _run(["dvc", "repro"], dst, env)
+    (dst / "repro.log").write_text(_run(["dvc", "repro"], dst, env))
     return dst, env
 
 
@@ -73,6 +73,9 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
         metrics = json.loads((path / f"metrics/{m}.json").read_text())
         assert metrics["provenance"]["profile"] == "smoke"
         assert metrics["provenance"]["versions"]["jax"]
+    # nothing a user must ignore: the kernels talk over IPC (no TCP-encryption warning), tqdm has ipywidgets
+    log = (path / "repro.log").read_text()
+    assert "without encryption" not in log and "IProgress not found" not in log
     # vlscale.pipeline runs each notebook from notebooks/, as JupyterLab does: outputs still land at the root
     assert not (path / "notebooks/metrics").exists() and not (path / "notebooks/data").exists()
     sample = json.loads((path / "metrics/sample.json").read_text())

@@ -95,6 +95,27 @@ def notebook_parameters(params: dict, param_names: list[str], source: str = "par
     return out
 
 
+def _ipc_kernel_manager():
+    """A Jupyter kernel manager that talks to the kernel over IPC sockets in the temp folder, not TCP:
+    nothing on the network, and no "Kernel is running over TCP without encryption" warning per stage."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self):  # for IPC, the sockets' path prefix
+            return os.path.join(tempfile.gettempdir(), f"vlscale-kernel-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
 def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml") -> Path:
     """Execute the stage's notebook; returns the path of the executed copy under reports/."""
     import papermill
@@ -111,6 +132,7 @@ def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml"
     papermill.execute_notebook(
         str(notebook), str(out), parameters=parameters,
         kernel_name="python3", cwd=str(notebook.parent), progress_bar=sys.stderr.isatty(), log_output=True,
+        kernel_manager_class=_ipc_kernel_manager(),
     )
     return out
 
