@@ -347,5 +347,5 @@ def test_xflickrco_as_released_one_row_per_image_over_languages(tmp_path):
     assert s.captions.values.tolist() == [[0, "de", "Zwei junge Männer."], [1, "de", "Ein Hund."],
                                           [1, "ja", "犬。"], [0, "ja", "二人の若者。"]]
     assert real_sets.read_image(s.images[0]).shape == (12, 16, 3)
-    with pytest.raises(ValueError, match=r"no annotations for languages \['fr'\]"):
+    with pytest.raises(ValueError, match=r"no captions in languages \['fr'\]"):
         real_sets.load_xflickrco(tmp_path, languages=["fr"])

@@ -551,27 +551,20 @@ def load_xm3600(
         raise ValueError(f"XM3600 root {root}: no captions.jsonl; expected the official captions file")
     wanted = None if languages is None else set(languages)
     rows, captions, seen = [], [], set()
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
+    for line_no, record in _jsonl(path):
+        key = record.get("image/key") if isinstance(record, dict) else None
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{path} line {line_no}: no 'image/key' string; expected {{'image/key': ..., '<lang>': {{'caption': [...]}}}}")
+        image = len(rows)
+        rows.append({"key": key, "locale": record.get("image/locale")})
+        for language, entry in record.items():
+            if language.startswith("image/"):
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path} line {line_no}: not JSON ({e}); expected one JSON object per line") from e
-            key = record.get("image/key") if isinstance(record, dict) else None
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"{path} line {line_no}: no 'image/key' string; expected {{'image/key': ..., '<lang>': {{'caption': [...]}}}}")
-            image = len(rows)
-            rows.append({"key": key, "locale": record.get("image/locale")})
-            for language, entry in record.items():
-                if language.startswith("image/"):
-                    continue
-                if not isinstance(entry, dict) or not isinstance(entry.get("caption"), list):
-                    raise ValueError(f"{path} line {line_no} (image {key}): language {language!r} holds {entry!r:.120}; expected {{'caption': [str, ...]}}")
-                seen.add(language)
-                if wanted is None or language in wanted:
-                    captions += [(image, language, str(c).strip()) for c in entry["caption"]]
+            if not isinstance(entry, dict) or not isinstance(entry.get("caption"), list):
+                raise ValueError(f"{path} line {line_no} (image {key}): language {language!r} holds {entry!r:.120}; expected {{'caption': [str, ...]}}")
+            seen.add(language)
+            if wanted is None or language in wanted:
+                captions += [(image, language, str(c).strip()) for c in entry["caption"]]
     if not rows:
         raise ValueError(f"{path}: no lines; expected one JSON object per image")
     absent = sorted((wanted or set()) - seen)
@@ -606,12 +599,7 @@ def load_xtd10(root: str | os.PathLike, *, languages: Sequence[str] | None = Non
         for f in sorted((root / d).glob("test_1kcaptions_*.txt")):
             code = f.stem.removeprefix("test_1kcaptions_")
             files.setdefault(XTD10_CODES.get(code, code), f)
-    if not files:
-        raise ValueError(f"XTD10 root {root}: no test_1kcaptions_<lang>.txt caption files")
-    wanted = list(files) if languages is None else list(languages)
-    absent = sorted(set(wanted) - set(files))
-    if absent:
-        raise ValueError(f"XTD10 root {root}: no captions in languages {absent}; found {sorted(files)}")
+    wanted = _languages(files, languages, f"XTD10 root {root}", "test_1kcaptions_<lang>.txt caption files")
     captions = []
     for lang in wanted:
         lines = files[lang].read_text(encoding="utf-8").splitlines()
@@ -635,31 +623,19 @@ def load_xflickrco(root: str | os.PathLike, *, languages: Sequence[str] | None =
     """
     root = _existing_dir(root, "xFlickr&CO root")
     files = {f.parent.name: f for f in sorted((root / "annotations").glob("*/test.jsonl"))}
-    if not files:
-        raise ValueError(f"xFlickr&CO root {root}: no annotations/<lang>/test.jsonl")
-    wanted = list(files) if languages is None else list(languages)
-    absent = sorted(set(wanted) - set(files))
-    if absent:
-        raise ValueError(f"xFlickr&CO root {root}: no annotations for languages {absent}; found {sorted(files)}")
+    wanted = _languages(files, languages, f"xFlickr&CO root {root}", "annotations/<lang>/test.jsonl")
     row_of, keys, captions = {}, [], []
     for lang in wanted:
         path = files[lang]
-        with path.open(encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path} line {line_no}: not JSON ({e})") from e
-                image, sentences = record.get("img_path"), record.get("sentences")
-                if not isinstance(image, str) or not isinstance(sentences, list) or not sentences:
-                    raise ValueError(f"{path} line {line_no}: {record!r:.160}; expected "
-                                     f"{{'id': ..., 'img_path': str, 'sentences': [str]}}")
-                if image not in row_of:
-                    row_of[image] = len(keys)
-                    keys.append(image)
-                captions += [(row_of[image], lang, str(c).strip()) for c in sentences]
+        for line_no, record in _jsonl(path):
+            image, sentences = (record.get("img_path"), record.get("sentences")) if isinstance(record, dict) else (None, None)
+            if not isinstance(image, str) or not isinstance(sentences, list) or not sentences:
+                raise ValueError(f"{path} line {line_no}: {record!r:.160}; expected "
+                                 f"{{'id': ..., 'img_path': str, 'sentences': [str]}}")
+            if image not in row_of:
+                row_of[image] = len(keys)
+                keys.append(image)
+            captions += [(row_of[image], lang, str(c).strip()) for c in sentences]
     folder = root / "images" if (root / "images").is_dir() else root
     return _finish("xflickrco", [folder / k for k in keys], pd.DataFrame({"key": keys}), _captions_frame(captions),
                    None, None, allow_missing, root / "annotations")
@@ -690,6 +666,29 @@ def _first_existing(root: Path, rel: str, subdirs: Sequence[str]) -> Path:
     """root/subdir/rel for the first subdir where it exists; else the first candidate (reported missing later)."""
     candidates = [root / d / rel for d in subdirs]
     return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def _languages(files: dict, languages, where: str, what: str) -> list[str]:
+    """The languages to read: `languages` (each must have a file) or every language of `files`."""
+    if not files:
+        raise ValueError(f"{where}: no {what}")
+    wanted = list(files) if languages is None else list(languages)
+    absent = sorted(set(wanted) - set(files))
+    if absent:
+        raise ValueError(f"{where}: no captions in languages {absent}; found {sorted(files)}")
+    return wanted
+
+
+def _jsonl(path: Path):
+    """(line number, parsed object) of every non-empty line of a JSON-lines file."""
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} line {line_no}: not JSON ({e}); expected one JSON object per line") from e
 
 
 def _read_json(path: Path):
