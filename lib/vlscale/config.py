@@ -259,7 +259,8 @@ class RunsParams(RootModel[dict[str, RunParams]]):
 
 ANALOG_NAMES = ("imagenet", "cifar100", "pet", "coco", "flickr", "xm3600", "dollarstreet", "geode", "gldv2",
                 "fairface")
-REAL_SET_NAMES = ("imagenet", "coco", "flickr", "xm3600", "dollarstreet", "geode", "gldv2", "fairface")
+REAL_SET_NAMES = ("imagenet", "coco", "flickr", "xm3600", "xtd10", "xflickrco", "dollarstreet", "geode", "gldv2",
+                  "fairface")
 FEW_SHOT_ANALOGS = ("imagenet", "cifar100", "pet", "dollarstreet", "geode")
 
 
