@@ -76,6 +76,11 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
     # nothing a user must ignore: the kernels talk over IPC (no TCP-encryption warning), tqdm has ipywidgets
     log = (path / "repro.log").read_text()
     assert "without encryption" not in log and "IProgress not found" not in log
+    # the executed notebooks are signed as trusted, so JupyterLab draws their saved progress widgets
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    assert NotebookNotary().check_signature(nbformat.read(path / "reports/04_train_s1.ipynb", as_version=4))
     # vlscale.pipeline runs each notebook from notebooks/, as JupyterLab does: outputs still land at the root
     assert not (path / "notebooks/metrics").exists() and not (path / "notebooks/data").exists()
     sample = json.loads((path / "metrics/sample.json").read_text())

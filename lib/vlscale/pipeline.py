@@ -134,7 +134,18 @@ def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml"
         kernel_name="python3", cwd=str(notebook.parent), progress_bar=sys.stderr.isatty(), log_output=True,
         kernel_manager_class=_ipc_kernel_manager(),
     )
+    _trust(out)
     return out
+
+
+def _trust(path: Path):
+    """Sign the executed notebook as trusted (Jupyter's notebook signature database): it is this machine's
+    own output, and JupyterLab renders rich outputs only of trusted notebooks. Untrusted, a saved progress
+    widget falls back to the text it had when it was created ("0/136") instead of its final state."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    NotebookNotary().sign(nbformat.read(path, as_version=4))
 
 
 def main(argv=None):
