@@ -99,14 +99,6 @@ def _read_config(path: str | None):
     return json.loads(text)
 
 
-def _checkpoint_kind(path: Path) -> str:
-    from vlscale import siglip
-
-    if path.suffix == ".npz":
-        return "npz"
-    return "hf" if siglip._hf_files(path) else "orbax"
-
-
 def _tokenizer(path: Path, kind: str, given: str | None):
     from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 
@@ -132,6 +124,7 @@ def _image_px(path: Path, kind: str, raw_px: int | None) -> int:
 
 
 def evaluate(args) -> str:
+    from flax import traverse_util
     from tqdm.auto import tqdm
 
     from vlscale import siglip
@@ -144,11 +137,9 @@ def evaluate(args) -> str:
     sets = _real_sets(args.set)
     if not sets and not args.analogs:
         raise ValueError("nothing to evaluate: give --set NAME=FOLDER and/or --analogs")
-    kind = _checkpoint_kind(path)
+    kind = siglip.checkpoint_kind(path)
     model, params = siglip.load(path, _read_config(args.config))
-    flat = {"img/pos_embedding": params["img"].get("pos_embedding"), "img/embedding/kernel":
-            params["img"]["embedding"]["kernel"], "txt/pos_embedding": params["txt"]["pos_embedding"]}
-    raw_px, text_len = siglip.checkpoint_sizes({k: v for k, v in flat.items() if v is not None})
+    raw_px, text_len = siglip.checkpoint_sizes(traverse_util.flatten_dict(params, sep="/"))
     px = args.px or _image_px(path, kind, raw_px)
     tokenizer = _tokenizer(path, kind, args.tokenizer)
     if tokenizer.vocab_size > params["txt"]["Embed_0"]["embedding"].shape[0]:

@@ -89,15 +89,8 @@ def load(path, config=None, *, image_size_px=None, text_len=None):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    hf_files = _hf_files(path)
-    if path.suffix == ".npz":
-        kind, raw = "npz", _read_npz(path)
-    elif hf_files:
-        kind, raw = "hf", _read_hf_state(hf_files)
-    elif path.is_dir():
-        kind, raw = "orbax", read_orbax_params(path)
-    else:
-        raise ValueError(f"{path}: not a .npz, a Hugging Face SigLIP folder or an Orbax checkpoint")
+    kind = checkpoint_kind(path)
+    raw = {"npz": _read_npz, "hf": lambda p: _read_hf_state(_hf_files(p)), "orbax": read_orbax_params}[kind](path)
     if config is None:
         config = _own_config(path, kind)
     model = model_from_config(config)
@@ -107,6 +100,18 @@ def load(path, config=None, *, image_size_px=None, text_len=None):
     check_params(flat, expected, path)
     flat = {k: jnp.asarray(v, jnp.float32) for k, v in flat.items()}
     return model, traverse_util.unflatten_dict(flat, sep="/")
+
+
+def checkpoint_kind(path) -> str:
+    """"npz" (big_vision), "hf" (a Hugging Face folder or weight file) or "orbax" (our trainer's)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        return "npz"
+    if _hf_files(path):
+        return "hf"
+    if path.is_dir():
+        return "orbax"
+    raise ValueError(f"{path}: not a .npz, a Hugging Face SigLIP folder or an Orbax checkpoint")
 
 
 def checkpoint_sizes(flat, *, hf: bool = False) -> tuple[int | None, int | None]:

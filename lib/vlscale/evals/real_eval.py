@@ -104,6 +104,17 @@ def evaluate_real_set(name: str, data: real_sets.EvalSet, embedder: Embedder, pr
     return _PROTOCOLS[name](name, data, embedder, prompts, px, shots, seed), data
 
 
+def _batches(pixels_of: Callable[[int], np.ndarray]) -> Callable:
+    """make_batch(start, stop) for Embedder.images: uint8 pixels of rows start..stop-1, decoded in
+    parallel threads, as float in [-1, 1]."""
+    def make_batch(start, stop):
+        with ThreadPoolExecutor(DECODE_THREADS) as pool:
+            pixels = list(pool.map(pixels_of, range(start, stop)))
+        return np.stack(pixels).astype(np.float32) / 127.5 - 1.0
+
+    return make_batch
+
+
 def readable_images(embedder: Embedder, key: str, data: real_sets.EvalSet, px: int,
                     strict: bool = False) -> real_sets.EvalSet:
     """Embed every image of `data` once (remembered under `key`) and return the set without those that
@@ -121,12 +132,7 @@ def readable_images(embedder: Embedder, key: str, data: real_sets.EvalSet, px: i
             failed[i] = str(e)
             return np.zeros((px, px, 3), np.uint8)
 
-    def make_batch(start, stop):
-        with ThreadPoolExecutor(DECODE_THREADS) as pool:
-            pixels = list(pool.map(one, range(start, stop)))
-        return np.stack(pixels).astype(np.float32) / 127.5 - 1.0
-
-    z = embedder.images(f"{key}/as listed", make_batch, len(data))
+    z = embedder.images(f"{key}/as listed", _batches(one), len(data))
     bad = sorted(failed)
     if bad:
         warnings.warn(f"{data.name}: {len(bad)} of {len(data)} images do not decode, left out; e.g. "
@@ -151,12 +157,7 @@ def real_suite(sets: dict[str, real_sets.EvalSet], px: int, seed: int = 0) -> di
 def image_embeddings(embedder: Embedder, key: str, paths: Sequence, px: int) -> np.ndarray:
     """[len(paths), D] embeddings of the images at `paths`: decoded, centre-cropped and resized to
     px, scaled to [-1, 1], embedded in the embedder's batches and remembered under `key`."""
-    def make_batch(start, stop):
-        with ThreadPoolExecutor(DECODE_THREADS) as pool:
-            pixels = list(pool.map(lambda p: center_crop_resize(real_sets.read_image(p), px), paths[start:stop]))
-        return np.stack(pixels).astype(np.float32) / 127.5 - 1.0
-
-    z = embedder.images(key, make_batch, len(paths))
+    z = embedder.images(key, _batches(lambda i: center_crop_resize(real_sets.read_image(paths[i]), px)), len(paths))
     if len(z) != len(paths):  # the embedder remembered another set under this key
         raise ValueError(f"embeddings {key!r}: the embedder holds {len(z)} images, the set has {len(paths)}")
     return z
