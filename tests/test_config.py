@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from vlscale.config import PROFILES, ParamsError, load_params, resolve, validate
+from vlscale.config import PROFILES, ParamsError, load_params, resolve, run_train, validate
 
 from conftest import ROOT
 
@@ -118,3 +118,23 @@ def test_the_evaluate_block_knows_exactly_the_benchmarks_the_library_has():
     assert set(config.ANALOG_NAMES) == set(analogs.ANALOGS)
     assert set(config.REAL_SET_NAMES) == set(real_eval.LOADERS)
     assert set(config.FEW_SHOT_ANALOGS) <= set(config.ANALOG_NAMES)
+
+
+def test_a_short_run_trains_its_budget_and_cools_down_where_the_full_runs_do(raw):
+    raw["runs"]["arm"] = {"fraction": 0.1, "budget": 0.3, "seed": 7}
+    p = validate(raw)
+    T, full = run_train(p, "arm"), run_train(p, "s100")
+    assert T["examples_seen"] == round(0.3 * p["train"]["examples_seen"]) and T["seed"] == 7
+    assert full == p["train"]  # a run without budget or seed trains the train block as it is
+    ends = [c * T["examples_seen"] for c in T["cooldown_budgets"]]
+    shared = [c * p["train"]["examples_seen"] for c in p["train"]["cooldown_budgets"] if c < 0.3]
+    assert ends[:-1] == pytest.approx(shared) and ends[-1] == T["examples_seen"]
+
+
+def test_a_budget_too_short_for_warmup_and_cooldown_names_the_run_and_value(raw):
+    raw["runs"]["arm"] = {"fraction": 0.1, "budget": 0.01}
+    with pytest.raises(ParamsError, match=r"runs\.arm\.budget = 0\.01: its first cool-down ends at \d+ examples"):
+        validate(raw, "params.yaml")
+    raw["runs"]["arm"] = {"fraction": 0.1, "budget": 1.5}
+    with pytest.raises(ParamsError, match=r"runs\.arm\.budget"):
+        validate(raw, "params.yaml")

@@ -61,3 +61,29 @@ def test_notebooks_are_committed_without_outputs(path):
 # That every stage notebook runs top to bottom from notebooks/ (JupyterLab's working folder) is shown by
 # tests/test_pipeline.py: `dvc repro` executes each one there (vlscale.pipeline.run), and its outputs
 # land at the repository root.
+
+
+def test_stage_kernels_share_one_persistent_compilation_cache(tmp_path, monkeypatch):
+    """A second process compiling the same program loads it from the cache the first one wrote."""
+    import os
+    import subprocess
+    import sys
+
+    from vlscale.pipeline import use_compilation_cache
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # this small program compiles fast
+    use_compilation_cache(tmp_path / "jax")
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str((tmp_path / "jax").resolve())
+    program = ("import jax, jax.numpy as jnp\n"
+               "f = jax.jit(lambda x: jnp.tanh(x @ x.T).sum(0) @ jnp.cos(x))\n"
+               "print(f(jnp.ones((256, 256))).block_until_ready()[0])\n")
+    first = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    entries = sorted(p.name for p in (tmp_path / "jax").iterdir())
+    assert any(name.startswith("jit__lambda") for name in entries), entries
+    second = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert sorted(p.name for p in (tmp_path / "jax").iterdir()) == entries  # a hit: nothing new written
+    assert first.stdout == second.stdout
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+    use_compilation_cache(tmp_path / "other")
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == "/elsewhere"  # an explicit setting wins

@@ -251,6 +251,9 @@ class RunParams(_Block):
     fraction: float = Field(gt=0, le=1)  # one of sample.fractions
     rebalanced: bool = False  # low-resource languages upsampled to sample.rebalance_targets
     seed: int | None = Field(default=None, ge=0, lt=2**32)  # training seed (init, data order); null: train.seed
+    # Share of train.examples_seen this run trains for (the paper's filter study: 30B of 100B seen). Its
+    # cool-downs are train.cooldown_budgets up to it, then its end; examples seen stay on one axis for all runs.
+    budget: float = Field(default=1.0, gt=0, le=1)
 
 
 class RunsParams(RootModel[dict[str, RunParams]]):
@@ -378,14 +381,39 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     return resolved
 
 
+def run_train(p: dict, name: str) -> dict:
+    """The resolved `train` block as run `name` trains: its own seed, and its budget's examples and cool-downs.
+
+    A run with budget b < 1 sees b × train.examples_seen examples; its cool-downs end where the train
+    block's do, as long as they come before b, and at b itself.
+    """
+    T, run = p["train"], p["runs"][name]
+    out = dict(T)
+    if run.get("seed") is not None:
+        out["seed"] = run["seed"]
+    b = run.get("budget", 1.0)
+    if b < 1.0:
+        out["examples_seen"] = int(round(b * T["examples_seen"]))
+        out["cooldown_budgets"] = [c / b for c in T["cooldown_budgets"] if c < b * (1 - 1e-9)] + [1.0]
+    return out
+
+
 def _cross_checks(p: dict, source: str) -> list[str]:
-    """Checks that span blocks: every run's fraction is a sampled subset."""
+    """Checks that span blocks: every run's fraction is a sampled subset; a short run's first cool-down
+    leaves room for the warm-up and the cool-down."""
     errors = []
     fractions = p.get("sample", {}).get("fractions")
     for name, run in (p.get("runs") or {}).items():
         if fractions is not None and run["fraction"] not in fractions:
             errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: not one of sample.fractions "
                           f"{fractions}")
+        if "train" in p and run.get("budget", 1.0) < 1.0:
+            T = run_train(p, name)
+            first = T["cooldown_budgets"][0] * T["examples_seen"]
+            if T["warmup_examples"] + T["cooldown_examples"] > first:
+                errors.append(f"{source}: runs.{name}.budget = {run['budget']}: its first cool-down ends at "
+                              f"{first:.0f} examples, before train.warmup_examples + cooldown_examples = "
+                              f"{T['warmup_examples'] + T['cooldown_examples']}")
     return errors
 
 

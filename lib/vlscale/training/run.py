@@ -22,6 +22,7 @@ import pandas as pd
 import jax
 import jax.numpy as jnp
 
+from vlscale.config import run_train
 from vlscale.data.input import SyntheticSource, load_source, train_stream
 from vlscale.data.sampling import fraction_label
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
@@ -118,8 +119,7 @@ def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
 def build(p: dict, name: str, mesh=None) -> Trainer:
     """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
     run = p["runs"][name]
-    if run.get("seed") is not None:  # a seed replicate: its own initialisation and data order
-        p = {**p, "train": {**p["train"], "seed": run["seed"]}}
+    p = {**p, "train": run_train(p, name)}  # a seed replicate's own seed; a short run's examples and cool-downs
     world = build_world(p["world"])
     source = load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], p["train"]["image_px"])
     return trainer_for(p, world, source, Tokenizer(TOKENIZER_PATH), mesh)
