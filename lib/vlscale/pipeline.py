@@ -146,9 +146,10 @@ def use_compilation_cache(folder: Path = COMPILATION_CACHE):
     """Have the notebook kernels this process starts share JAX's persistent compilation cache.
 
     Every run of the train stage compiles the same update, and every evaluate run the same towers: the
-    first compiles, the rest load the executable (a few seconds per stage on a 2-core CPU). The cache is
-    keyed by the program, the jax/XLA versions and the machine, so a stale or foreign entry is never used;
-    it lives in the working tree (git-ignored) and an explicit JAX_COMPILATION_CACHE_DIR wins.
+    first compiles, the rest load the executable (~20 s per train stage on a 2-core CPU). JAX keys the cache
+    by the program, the JAX/XLA versions and the compile options, so a stale entry is never used; it lives
+    in this working tree (git-ignored, never shared between machines) and an explicit
+    JAX_COMPILATION_CACHE_DIR wins.
     """
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder.resolve()))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
