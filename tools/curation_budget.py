@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stage_times import stage_times  # noqa: E402
+from stage_times import by_stage, stage_times  # noqa: E402
 
 STAND_INS = {
     "cur_r1": {"fraction": 0.01, "rebalanced": True},
@@ -72,11 +72,8 @@ def score_pool_seconds(scorer_dir: Path) -> tuple[float, int]:
 def _print(rows: list[dict], title: str) -> float:
     total = sum(r["s"] for r in rows)
     print(f"\n{title}: {total:.0f} s ({total / 60:.1f} min) in {len(rows)} notebooks")
-    by = {}
-    for r in rows:
-        by.setdefault(r["stage"], []).append(r["s"])
-    for stage, s in by.items():
-        print(f"  {stage:14s} {len(s):2d} × {sum(s) / len(s):5.0f} s = {sum(s):5.0f} s")
+    for stage, (count, s) in by_stage(rows).items():
+        print(f"  {stage:14s} {count:2d} × {s / count:5.0f} s = {s:5.0f} s")
     return total
 
 

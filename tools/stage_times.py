@@ -38,6 +38,15 @@ def stage_times(reports: Path, dvc_file: Path = Path("dvc.yaml")) -> list[dict]:
     return rows
 
 
+def by_stage(rows: list[dict]) -> dict[str, tuple[int, float]]:
+    """stage -> (notebooks, seconds), in the order the stages first ran."""
+    out = {}
+    for r in rows:
+        count, s = out.get(r["stage"], (0, 0.0))
+        out[r["stage"]] = (count + 1, s + r["s"])
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", default="reports", type=Path)
@@ -48,13 +57,10 @@ def main():
     print("| notebook | s |\n|---|---:|")
     for r in rows:
         print(f"| {r['notebook']} | {r['s']:.0f} |")
-    stages = {}
-    for r in rows:
-        stages[r["stage"]] = stages.get(r["stage"], 0.0) + r["s"]
+    stages = by_stage(rows)
     print("\n| stage | notebooks | s | share |\n|---|---:|---:|---:|")
-    total = sum(stages.values())
-    for stage, s in stages.items():
-        count = sum(r["stage"] == stage for r in rows)
+    total = sum(s for _, s in stages.values())
+    for stage, (count, s) in stages.items():
         print(f"| {stage} | {count} | {s:.0f} | {s / total:.0%} |")
     wall = (max(r["end"] for r in rows) - min(r["start"] for r in rows)).total_seconds()
     print(f"\nnotebooks {total:.0f} s ({total / 60:.1f} min); first start to last end {wall:.0f} s "

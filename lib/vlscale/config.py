@@ -240,10 +240,16 @@ class TrainParams(_Block):
 
     @model_validator(mode="after")
     def _lengths(self):
-        if self.warmup_examples + self.cooldown_examples > self.examples_seen * self.cooldown_budgets[0]:
-            raise ValueError(f"warmup_examples + cooldown_examples = {self.warmup_examples + self.cooldown_examples}"
+        first, needed = first_cooldown(vars(self))
+        if needed > first:
+            raise ValueError(f"warmup_examples + cooldown_examples = {needed}"
                              f" exceed the first budget, {self.cooldown_budgets[0]} × {self.examples_seen} examples")
         return self
+
+
+def first_cooldown(train: dict) -> tuple[float, int]:
+    """(examples seen where a train block's first cool-down ends, the warm-up + cool-down it must hold)."""
+    return train["cooldown_budgets"][0] * train["examples_seen"], train["warmup_examples"] + train["cooldown_examples"]
 
 
 class RunParams(_Block):
@@ -408,12 +414,10 @@ def _cross_checks(p: dict, source: str) -> list[str]:
             errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: not one of sample.fractions "
                           f"{fractions}")
         if "train" in p and run.get("budget", 1.0) < 1.0:
-            T = run_train(p, name)
-            first = T["cooldown_budgets"][0] * T["examples_seen"]
-            if T["warmup_examples"] + T["cooldown_examples"] > first:
+            first, needed = first_cooldown(run_train(p, name))
+            if needed > first:
                 errors.append(f"{source}: runs.{name}.budget = {run['budget']}: its first cool-down ends at "
-                              f"{first:.0f} examples, before train.warmup_examples + cooldown_examples = "
-                              f"{T['warmup_examples'] + T['cooldown_examples']}")
+                              f"{first:.0f} examples, before train.warmup_examples + cooldown_examples = {needed}")
     return errors
 
 

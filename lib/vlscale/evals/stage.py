@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vlscale.config import run_train
 from vlscale.evals.embedder import Embedder, Prompts
 
 ROW_COLUMNS = ("run", "seed", "fraction", "data_pct", "examples_seen", "budget", "checkpoint", "profile", "model",
@@ -110,8 +111,7 @@ def evaluate_run(run: str, run_dir: Path, fraction: float, seed: int, total_exam
 
 def run_seed(p: dict, name: str) -> int:
     """The training seed of run `name`: its own `seed`, else train.seed."""
-    seed = p["runs"][name].get("seed")
-    return p["train"]["seed"] if seed is None else seed
+    return run_train(p, name)["seed"]
 
 
 def run_stage(p: dict, name: str, runs_dir: str | Path = "runs", out_dir: str | Path = "results/evaluate",
