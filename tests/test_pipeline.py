@@ -51,18 +51,18 @@ def _status(repo, env):
 
 
 RUNS = ("s1", "s10", "s100")
-TRAIN = {f"train@{r}" for r in RUNS}
-EVAL = {f"evaluate@{r}" for r in RUNS}
+TRAIN = {"train"}
+EVAL = {"evaluate"}
 
 
 def test_repro_runs_every_stage_and_records_the_profile(repo):
-    path, _ = repo
+    path, env = repo
     for out in ("reports/01_world.ipynb", "reports/02_sample.ipynb", "paper/figures/world/language_shares.png",
                 "paper/figures/world/examples.png", "paper/figures/sample/coverage.png",
                 "paper/figures/sample/language_mix_1pct.png", "data/sample/subsets.json", "data/sample/ids_1pct.npy",
-                "data/tokenizer/spm.model", "reports/03_tokenizer.ipynb", "reports/04_train_s1.ipynb",
-                "reports/05_train_curves.ipynb", "paper/figures/train/loss_curves.png",
-                "reports/06_evaluate_s1.ipynb", "results/evaluate/s100.parquet", "reports/07_figures.ipynb",
+                "data/tokenizer/spm.model", "reports/03_tokenizer.ipynb", "reports/04_train.ipynb",
+                "paper/figures/train/loss_curves.png", "paper/figures/train/probe_curves.png",
+                "reports/05_evaluate.ipynb", "results/evaluate/s100.parquet", "reports/06_figures.ipynb",
                 "paper/tables/table1.tex", "paper/tables/table3.tex", "paper/tables/table4.tex",
                 "paper/tables/wilcoxon.tex", "paper/figures/eval/fig1_curves.png",
                 "paper/figures/eval/fig2_xm3600.png", "paper/figures/eval/fig3_association_bias.png",
@@ -80,13 +80,17 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
     import nbformat
     from nbformat.sign import NotebookNotary
 
-    assert NotebookNotary().check_signature(nbformat.read(path / "reports/04_train_s1.ipynb", as_version=4))
+    assert NotebookNotary().check_signature(nbformat.read(path / "reports/04_train.ipynb", as_version=4))
     # vlscale.pipeline runs each notebook from notebooks/, as JupyterLab does: outputs still land at the root
     assert not (path / "notebooks/metrics").exists() and not (path / "notebooks/data").exists()
     sample = json.loads((path / "metrics/sample.json").read_text())
     # 1% of the smoke pool of 50,000, floored in each of the 37 language strata
     assert 463 <= sample["subsets"]["1pct"]["examples"] <= 500
     assert sample["subsets"]["100pct"]["examples"] == 50_000
+    # DVC reads the per-run metrics of the train and evaluate stages' metrics folders
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], path, env))
+    files = {f for rev in shown.values() for f in rev.get("data", {})}
+    assert {*(f"metrics/train/{r}.json" for r in RUNS), *(f"metrics/evaluate/{r}.json" for r in RUNS)} <= files
 
 
 def test_the_three_runs_are_compute_matched_and_keep_every_cooldown(repo):
@@ -148,7 +152,7 @@ def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
              ("sample.key", 3, {"sample"}),
              ("tokenizer.vocab_size", 2500, {"tokenizer", *TRAIN, *EVAL}),  # train reads tokenizer.max_len
              ("model.bias_init", -5.0, TRAIN | EVAL),
-             ("runs.s10.fraction", 1.0, {"train@s10", "train_curves", "evaluate@s10", "figures"}),  # figures reads the runs
+             ("runs.s10.fraction", 1.0, {"train", "evaluate", "figures"}),  # which runs retrain: the test below
              ("evaluate.shots", 5, EVAL),
              ("figures.seed", 1, {"figures"}),
              ("world.seed", 1, {"world", "sample", "tokenizer", *TRAIN, *EVAL})]
@@ -177,3 +181,30 @@ def test_dvc_exp_run_with_a_set_param(repo):
     assert "Running stage 'figures'" in out and "Running stage 'train" not in out
     figures = json.loads((path / "metrics/figures.json").read_text())
     assert figures["provenance"]["params"]["figures"]["seed"] == 1
+
+
+def test_a_changed_run_alone_is_trained_and_evaluated_again(repo):
+    """The train and evaluate stages hold every run: when one run's params change, DVC reruns both stages,
+    and they train and evaluate that run alone; the others keep their models and results."""
+    path, env = repo
+    import pandas as pd
+
+    before = {r: pd.read_parquet(path / f"results/evaluate/{r}.parquet") for r in RUNS}
+    logs = {r: (path / f"runs/{r}/log.jsonl").read_text() for r in RUNS}
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    params["runs"]["s10"]["seed"] = 5
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    out = _run(["dvc", "repro"], path, env)
+    for stage in ("train", "evaluate", "figures"):
+        assert f"Running stage '{stage}'" in out
+    train, evaluate = ((path / f"reports/{nb}.ipynb").read_text() for nb in ("04_train", "05_evaluate"))
+    for r in ("s1", "s100"):
+        assert f"run {r}: runs/{r}/train.json holds this run, finished" in train
+        assert f"{r}: results/evaluate/{r} holds its results from the same inputs: not evaluated again" in evaluate
+        assert (path / f"runs/{r}/log.jsonl").read_text() == logs[r]
+        pd.testing.assert_frame_equal(pd.read_parquet(path / f"results/evaluate/{r}.parquet"), before[r])
+    assert "run s10: runs/s10/train.json" not in train and "evaluating run s10" in evaluate
+    assert (path / "runs/s10/log.jsonl").read_text() != logs["s10"]
+    after = pd.read_parquet(path / "results/evaluate/s10.parquet")
+    assert (after["seed"] == 5).all() and not after["value"].equals(before["s10"]["value"])
+    assert json.loads((path / "metrics/train/s10.json").read_text())["seed"] == 5

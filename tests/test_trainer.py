@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -167,7 +168,30 @@ def test_the_probe_is_logged_through_the_main_run_and_at_each_branch_end(workdir
     assert metrics["probe"]["key"] == "dev" and metrics["probe"]["images"] == 143
     assert metrics["probe"]["chance"]["imagenet_0shot_acc"] == pytest.approx(100 / 143)
     assert metrics["probe"]["final"] == branches.iloc[-1][["imagenet_0shot_acc", "coco_i2t_r1"]].to_dict()
-    assert (records / "plots/train/s10_probe.csv").is_file()
+    assert (records / "plots/train_probe/s10.csv").is_file()
+    assert len(pd.read_csv(records / "plots/train_probe/s10.csv")) == len(probes)
+
+
+def test_a_finished_run_is_not_trained_again_and_its_records_are_rewritten(workdir):
+    """The train stage trains every run; a run finished with the same params keeps its model and log,
+    and its records (metrics JSON, loss and probe CSVs) come back from its run directory."""
+    runs, first, again = workdir / "finished", workdir / "finished_records", workdir / "finished_again"
+    probe = ("--set", "train.probe_every_examples=2048", "--set", "train.probe_images=143")
+    _train(workdir, runs, "--records-dir", str(first), *probe)
+    log = (runs / "s10/log.jsonl").read_text()
+    cooled = sorted((runs / "s10/cooldown").iterdir())
+    stamps = [p.stat().st_mtime_ns for p in cooled]
+    out = _train(workdir, runs, "--records-dir", str(again), *probe)
+    assert "not trained again" in out.stdout
+    assert (runs / "s10/log.jsonl").read_text() == log  # no new start record, no step
+    assert [p.stat().st_mtime_ns for p in sorted((runs / "s10/cooldown").iterdir())] == stamps
+    for name in ("metrics/train/s10.json", "plots/train/s10.csv", "plots/train/s10_cooldown.csv",
+                 "plots/train_probe/s10.csv"):
+        assert (again / name).read_text() == (first / name).read_text(), name
+    # a changed param trains again, from scratch
+    out = _train(workdir, runs, "--records-dir", str(again), *probe, "--set", "train.peak_lr=0.002")
+    assert "not trained again" not in out.stdout
+    assert json.loads((again / "metrics/train/s10.json").read_text())["provenance"]["params"]["train"]["peak_lr"] == 0.002
 
 
 def test_a_run_with_changed_params_starts_afresh_instead_of_resuming(workdir):

@@ -1,15 +1,16 @@
-"""What the curation study (issue 11) will add to `make repro`, measured before it exists.
+"""What `make repro` takes with the curation study (issue 11) in it, measured before the study exists.
 
-    make repro && python tools/curation_budget.py        # in a scratch clone: it edits params.yaml
+    git clone <vlscale> scratch && cd scratch && python3 tools/curation_budget.py   # it edits params.yaml
 
-The curation grid the default profile plans: the three data scales rebalanced, four filter arms (CLIP
-score, classifier, English, random control) and the scorer the CLIP arm needs, each a run of
-`--budget` × train.examples_seen (the paper's filter study: 30B of 100B seen) with its cool-downs. A
-run's cost does not depend on which ids it reads, so the arms and the scorer are stood in for by runs of
-the same budget on the 10% subset (distinct seeds). This script adds them to params.yaml, runs
-`dvc repro` (which trains and evaluates only them, then the train-curves and figures stages again),
-and measures the filter stage's per-pair work: embedding every pair of the pool once with the scorer.
-It prints the stage times of `make repro` and of the increment, and their sum.
+The curation grid the default profile plans: the three data scales rebalanced, three filter arms (CLIP
+score, classifier, English) and the scorer the CLIP arm needs, each a run of `--budget` ×
+train.examples_seen with its cool-downs (0.33: the natural runs' third cool-down, so every curated run has
+a compute-matched natural checkpoint). The random control arm keeps 10% of the pool at random: that is
+the natural 10% run, whose 0.33 checkpoint is its compute-matched run. A run's cost does not depend on
+which ids it reads, so the arms and the scorer are stood in for by runs of the same budget on the 10%
+subset (distinct seeds). This script adds them to params.yaml, times `make repro` on this fresh clone,
+takes off the stand-in scorer's evaluation (the real scorer is not evaluated) and adds the filter stage's
+per-pair work: embedding every pair of the pool once with the scorer. It prints the stage and run times.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stage_times import by_stage, stage_times  # noqa: E402
+from stage_times import by_stage, run_times, stage_times  # noqa: E402
 
 STAND_INS = {
     "cur_r1": {"fraction": 0.01, "rebalanced": True},
@@ -32,9 +33,9 @@ STAND_INS = {
     "cur_clip": {"fraction": 0.1, "seed": 101},
     "cur_classifier": {"fraction": 0.1, "seed": 102},
     "cur_english": {"fraction": 0.1, "seed": 103},
-    "cur_random": {"fraction": 0.1, "seed": 104},
     "cur_scorer": {"fraction": 0.1, "seed": 105},
 }
+SCORER = "cur_scorer"
 
 
 def score_pool_seconds(scorer_dir: Path) -> tuple[float, int]:
@@ -73,42 +74,43 @@ def _print(rows: list[dict], title: str) -> float:
     total = sum(r["s"] for r in rows)
     print(f"\n{title}: {total:.0f} s ({total / 60:.1f} min) in {len(rows)} notebooks")
     for stage, (count, s) in by_stage(rows).items():
-        print(f"  {stage:14s} {count:2d} × {s / count:5.0f} s = {s:5.0f} s")
+        print(f"  {stage:14s} {s:5.0f} s")
     return total
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=float, default=0.3)
-    parser.add_argument("--make-repro-seconds", type=float,
-                        help="wall time of the `make repro` before (for the total; default: its notebooks' span)")
+    parser.add_argument("--budget", type=float, default=0.33)
     args = parser.parse_args()
-    base = stage_times(Path("reports"))
+    if Path("dvc.lock").exists() or Path("runs").exists():
+        raise SystemExit("run this in a fresh clone (no dvc.lock, no runs/): it times `make repro` from nothing")
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["runs"].update({k: {**v, "budget": args.budget} for k, v in STAND_INS.items()})
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     t0 = time.perf_counter()
-    subprocess.run(["dvc", "repro"], check=True)
+    subprocess.run(["make", "repro"], check=True)
     repro_s = time.perf_counter() - t0
-    after = stage_times(Path("reports"))
-    seen = {(r["notebook"], r["start"]) for r in base}
-    added = [r for r in after if (r["notebook"], r["start"]) not in seen]
-    score_s, pairs = score_pool_seconds(Path("runs/cur_scorer"))
+    rows = stage_times(Path("reports"))
+    runs = run_times(Path("metrics"))
+    scorer_eval_s = sum(r["s"] for r in runs if r["run"] == SCORER and r["stage"] == "evaluate")
+    score_s, pairs = score_pool_seconds(Path("runs") / SCORER)
 
-    _print(base, "make repro, notebooks")
-    _print(added, f"the curation stand-ins (budget {args.budget}), notebooks")
-    print(f"  dvc repro of the increment, wall: {repro_s:.0f} s")
+    _print(rows, "make repro with the curation stand-ins, notebooks")
+    print("  per run (train s, evaluate s):")
+    for name in params["runs"]:
+        t = {r["stage"]: r["s"] for r in runs if r["run"] == name}
+        print(f"    {name:16s} {t.get('train', 0):5.0f} {t.get('evaluate', 0):5.0f}")
+    print(f"  make repro, wall: {repro_s:.0f} s")
+    print(f"  less the stand-in scorer's evaluation: {scorer_eval_s:.0f} s")
     print(f"  filter scoring, every pool pair through the scorer: {score_s:.0f} s for {pairs:,} pairs")
-    span = (max(r["end"] for r in base) - min(r["start"] for r in base)).total_seconds()
-    before = args.make_repro_seconds or span
-    total = before + repro_s + score_s
-    print(f"\nmake repro {before:.0f} s + increment {repro_s:.0f} s + scoring {score_s:.0f} s = {total:.0f} s "
-          f"({total / 60:.1f} min)")
+    total = repro_s - scorer_eval_s + score_s
+    print(f"\ntotal {repro_s:.0f} - {scorer_eval_s:.0f} + {score_s:.0f} = {total:.0f} s ({total / 60:.1f} min)")
     out = Path("results/curation_budget.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"budget": args.budget, "stand_ins": STAND_INS, "make_repro_s": before,
-                               "increment_s": repro_s, "scoring_s": score_s, "pool_pairs": pairs, "total_s": total,
-                               "added": [{**r, "start": str(r["start"]), "end": str(r["end"])} for r in added]},
+    out.write_text(json.dumps({"budget": args.budget, "stand_ins": STAND_INS, "make_repro_s": repro_s,
+                               "scorer_evaluate_s": scorer_eval_s, "scoring_s": score_s, "pool_pairs": pairs,
+                               "total_s": total, "runs": runs,
+                               "notebooks": [{**r, "start": str(r["start"]), "end": str(r["end"])} for r in rows]},
                               indent=1))
 
 

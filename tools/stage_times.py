@@ -3,8 +3,9 @@
     python tools/stage_times.py            # reports/*.ipynb of this checkout
 
 Every stage executes its notebook with papermill, which records the notebook's start, end and
-duration; this prints them as a table, grouped by stage (train@s1, train@s10, ... under train), with
-the wall time from the first start to the last end (the stages run one after another).
+duration; this prints them as a table, with the wall time from the first start to the last end (the
+stages run one after another), and the seconds of each run inside the train and evaluate stages (their
+metrics' wall_s: a run trained or evaluated by an earlier repro and kept shows its own time then).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 
 def stage_of(notebook: str, stages) -> str:
-    """The dvc.yaml stage of an executed notebook: 04_train_s10 -> train, 05_train_curves -> train_curves."""
+    """The dvc.yaml stage of an executed notebook: 04_train -> train, 06_figures -> figures (a foreach
+    stage's notebooks are named for their item: 04_train_s10 -> train)."""
     rest = notebook.split("_", 1)[1] if "_" in notebook else notebook
     matches = [s for s in stages if rest == s or rest.startswith(f"{s}_")]
     return max(matches, key=len) if matches else rest
@@ -35,6 +37,16 @@ def stage_times(reports: Path, dvc_file: Path = Path("dvc.yaml")) -> list[dict]:
         stage = stage_of(name, stages)
         rows.append({"notebook": name, "stage": stage, "start": datetime.fromisoformat(meta["start_time"]),
                      "end": datetime.fromisoformat(meta["end_time"]), "s": float(meta["duration"])})
+    return rows
+
+
+def run_times(metrics: Path = Path("metrics")) -> list[dict]:
+    """One row per run and stage (train, evaluate): run, stage, seconds, from metrics/<stage>/<run>.json."""
+    rows = []
+    for stage in ("train", "evaluate"):
+        for path in sorted((metrics / stage).glob("*.json")):
+            record = json.loads(path.read_text())
+            rows.append({"run": path.stem, "stage": stage, "s": float(record["wall_s"])})
     return rows
 
 
@@ -63,6 +75,15 @@ def main():
     for stage, (count, s) in stages.items():
         print(f"| {stage} | {count} | {s:.0f} | {s / total:.0%} |")
     wall = (max(r["end"] for r in rows) - min(r["start"] for r in rows)).total_seconds()
+    runs = run_times(args.reports.parent / "metrics")
+    if runs:
+        print("\n| run | train s | evaluate s |\n|---|---:|---:|")
+        table = {}
+        for r in runs:
+            table.setdefault(r["run"], {})[r["stage"]] = r["s"]
+        for run, t in table.items():
+            cells = [f"{t[k]:.0f}" if k in t else "" for k in ("train", "evaluate")]
+            print(f"| {run} | {cells[0]} | {cells[1]} |")
     print(f"\nnotebooks {total:.0f} s ({total / 60:.1f} min); first start to last end {wall:.0f} s "
           f"({wall / 60:.1f} min), DVC's own work between notebooks included")
 

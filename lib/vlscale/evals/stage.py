@@ -1,5 +1,5 @@
 """The evaluate stage: every protocol of the paper on every benchmark, for every cool-down checkpoint
-of one run.
+of every run.
 
 For one checkpoint, `evaluate_run` builds an Embedder (evals/embedder.py) that embeds each benchmark's
 images and texts once, and runs every protocol each benchmark serves on those embeddings (the analogs:
@@ -12,11 +12,19 @@ evals/analog_eval.py; the real sets: evals/real_eval.py). Outputs, under results
     <run>/analogs.json                              each analog's size, caption ceilings and share of
                                                     captions equal to English, per language
 
+    <run>/fingerprint.json, <run>/metrics.json      what the results were made from; the metrics record
+
 Which held-out draws the analogs use is `evaluate.keys[evaluate.use_key]`: "dev" for tuning the world
 and the analogs, "report" (a key nobody tuned on) for what the README and paper report.
+
+`run_stage` evaluates every run in one process: the analogs are drawn and rendered once for all of them.
+A run whose results were made from the same inputs (its fingerprint: the params the stage reads, the
+run's training fingerprint and checkpoints, the tokenizer and the vlscale source) is not evaluated
+again; its metrics record is rewritten from its results.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -114,15 +122,16 @@ def run_seed(p: dict, name: str) -> int:
     return run_train(p, name)["seed"]
 
 
-def run_stage(p: dict, name: str, runs_dir: str | Path = "runs", out_dir: str | Path = "results/evaluate",
-              records_dir: str | Path = ".", progress: Callable = print) -> pd.DataFrame:
-    """The evaluate stage for run `name` of resolved params `p`: every cool-down checkpoint under
-    <runs_dir>/<name>, every analog with a size and every real set with a folder in `evaluate`.
+def run_stage(p: dict, names: str | list[str] | None = None, runs_dir: str | Path = "runs",
+              out_dir: str | Path = "results/evaluate", records_dir: str | Path = ".",
+              progress: Callable = print) -> pd.DataFrame:
+    """The evaluate stage for the runs `names` (default: every run) of resolved params `p`: every cool-down
+    checkpoint under <runs_dir>/<name>, every analog with a size and every real set with a folder in `evaluate`.
 
-    Writes <out_dir>/<name>/<checkpoint>/<source>/<benchmark>.json, the tidy table
+    Writes, per run, <out_dir>/<name>/<checkpoint>/<source>/<benchmark>.json, the tidy table
     <out_dir>/<name>.parquet, the items <out_dir>/<name>/items.parquet and
     <records_dir>/metrics/evaluate/<name>.json (the final checkpoint's results, timings, provenance).
-    Returns the tidy table.
+    Returns the runs' tidy tables, concatenated.
     """
     from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
     from vlscale.evals import real_eval
@@ -130,49 +139,98 @@ def run_stage(p: dict, name: str, runs_dir: str | Path = "runs", out_dir: str | 
     from vlscale.provenance import provenance
     from vlscale.world.spec import build_world
 
-    t0 = time.perf_counter()
+    names = list(p["runs"]) if names is None else [names] if isinstance(names, str) else list(names)
+    out_dir, runs_dir = Path(out_dir), Path(runs_dir)
     E, T = p["evaluate"], p["train"]
-    run = p["runs"][name]
     key = E["keys"][E["use_key"]]
-    px, max_len = T["image_px"], p["tokenizer"]["max_len"]
-    tokenizer = Tokenizer(TOKENIZER_PATH)
-    model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
-    suites, facts = {}, {}
-    sizes = {k: v for k, v in E["analogs"].items() if v > 0}
-    if sizes:
-        suite = analog_suite(build_world(p["world"]), px, sizes,
-                             {k: v for k, v in E["train_sizes"].items() if k in sizes and v > 0}, key, progress)
-        suites["analog"] = {b: (lambda emb, pr, shots, b=b: evaluate_analog(suite, b, emb, pr, shots)) for b in sizes}
-        facts = analog_facts(suite)
-    real = {k: real_eval.LOADERS[k](root) for k, root in E["real_sets"].items() if root}
-    if real:
-        suites["real"] = real_eval.real_suite(real, px, key)
-    if not suites:
-        raise ValueError("evaluate: no analog has a size > 0 and no real set has a folder; nothing to evaluate")
-    image_cfg = p["model"]["image"]
-    model_name = image_cfg.get("variant") or f"w{image_cfg['width']}d{image_cfg['depth']}p{image_cfg['patch_size'][0]}"
-    record = dict(profile=p["profile"], model=model_name, evaluate=E, key=key, run_params=run,
-                  provenance=provenance(p["profile"], p))
-    prompts_of = {source: Prompts(tuple(E["templates"][source])) for source in ("analog", "real")}
-    out_dir = Path(out_dir)
-    table, items = evaluate_run(
-        name, Path(runs_dir) / name, run["fraction"], run_seed(p, name), T["examples_seen"], suites,
-        lambda ckpt: checkpoint_embedder(ckpt, model_config, tokenizer, px, max_len, E["batch_size"]),
-        prompts_of, out_dir, record, E["shots"], progress)
-    (out_dir / name).mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out_dir / f"{name}.parquet", index=False)
-    items.to_parquet(out_dir / name / "items.parquet", index=False)
-    (out_dir / name / "analogs.json").write_text(json.dumps({"key": key, "key_use": E["use_key"], "analogs": facts},
-                                                            indent=1))
-    last = table[table["examples_seen"] == table["examples_seen"].max()]
-    metrics = {
-        "run": name, **run, "seed": run_seed(p, name), "key": key, "key_use": E["use_key"],
-        "checkpoints": sorted(int(s) for s in table["examples_seen"].unique()),
-        "final": {f"{r.source}/{r.task}": {"value": r.value, "se": r.se, "n": r.n, "metric": r.metric}
-                  for r in last.itertuples()},
-        "wall_s": time.perf_counter() - t0, "provenance": record["provenance"],
-    }
+    fingerprints = {name: evaluation_fingerprint(p, name, runs_dir / name) for name in names}
+    todo = [n for n in names if _saved_fingerprint(out_dir / n) != fingerprints[n]]
+    tables = {n: pd.read_parquet(out_dir / f"{n}.parquet") for n in names if n not in todo}
+    for n in tables:
+        progress(f"{n}: {out_dir / n} holds its results from the same inputs: not evaluated again")
+    if todo:
+        t0 = time.perf_counter()
+        px, max_len = T["image_px"], p["tokenizer"]["max_len"]
+        tokenizer = Tokenizer(TOKENIZER_PATH)
+        model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
+        suites, facts = {}, {}
+        sizes = {k: v for k, v in E["analogs"].items() if v > 0}
+        if sizes:
+            suite = analog_suite(build_world(p["world"]), px, sizes,
+                                 {k: v for k, v in E["train_sizes"].items() if k in sizes and v > 0}, key, progress)
+            suites["analog"] = {b: (lambda emb, pr, shots, b=b: evaluate_analog(suite, b, emb, pr, shots))
+                                for b in sizes}
+            facts = analog_facts(suite)
+        real = {k: real_eval.LOADERS[k](root) for k, root in E["real_sets"].items() if root}
+        if real:
+            suites["real"] = real_eval.real_suite(real, px, key)
+        if not suites:
+            raise ValueError("evaluate: no analog has a size > 0 and no real set has a folder; nothing to evaluate")
+        image_cfg = p["model"]["image"]
+        model_name = image_cfg.get("variant") or f"w{image_cfg['width']}d{image_cfg['depth']}p{image_cfg['patch_size'][0]}"
+        prompts_of = {source: Prompts(tuple(E["templates"][source])) for source in ("analog", "real")}
+        setup_s = time.perf_counter() - t0
+        for i, name in enumerate(todo):
+            progress(f"[{i + 1}/{len(todo)}] evaluating run {name}")
+            t1 = time.perf_counter()
+            run = p["runs"][name]
+            record = dict(profile=p["profile"], model=model_name, evaluate=E, key=key, run_params=run,
+                          provenance=provenance(p["profile"], p))
+            table, items = evaluate_run(
+                name, runs_dir / name, run["fraction"], run_seed(p, name), T["examples_seen"], suites,
+                lambda ckpt: checkpoint_embedder(ckpt, model_config, tokenizer, px, max_len, E["batch_size"]),
+                prompts_of, out_dir, record, E["shots"], progress)
+            (out_dir / name).mkdir(parents=True, exist_ok=True)
+            table.to_parquet(out_dir / f"{name}.parquet", index=False)
+            items.to_parquet(out_dir / name / "items.parquet", index=False)
+            (out_dir / name / "analogs.json").write_text(
+                json.dumps({"key": key, "key_use": E["use_key"], "analogs": facts}, indent=1))
+            last = table[table["examples_seen"] == table["examples_seen"].max()]
+            metrics = {
+                "run": name, **run, "seed": run_seed(p, name), "key": key, "key_use": E["use_key"],
+                "checkpoints": sorted(int(s) for s in table["examples_seen"].unique()),
+                "final": {f"{r.source}/{r.task}": {"value": r.value, "se": r.se, "n": r.n, "metric": r.metric}
+                          for r in last.itertuples()},
+                "wall_s": time.perf_counter() - t1, "setup_s": setup_s, "fingerprint": fingerprints[name],
+                "provenance": record["provenance"],
+            }
+            (out_dir / name / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+            # written last: a run killed before this line is evaluated again
+            (out_dir / name / "fingerprint.json").write_text(json.dumps({"fingerprint": fingerprints[name]}))
+            tables[name] = table
     metrics_dir = Path(records_dir) / "metrics/evaluate"
     metrics_dir.mkdir(parents=True, exist_ok=True)
-    (metrics_dir / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=str))
-    return table
+    for name in names:
+        (metrics_dir / f"{name}.json").write_text((out_dir / name / "metrics.json").read_text())
+    return pd.concat([tables[n] for n in names], ignore_index=True)
+
+
+def _saved_fingerprint(run_out: Path) -> str | None:
+    path = run_out / "fingerprint.json"
+    ok = path.is_file() and (run_out / "metrics.json").is_file() and run_out.with_suffix(".parquet").is_file()
+    return json.loads(path.read_text())["fingerprint"] if ok else None
+
+
+def evaluation_fingerprint(p: dict, name: str, run_dir: Path) -> str:
+    """sha256 of everything a run's results are made from: the params the stage reads (all but the other
+    runs), the run's training fingerprint and cool-down checkpoints (their step and final loss), the
+    tokenizer model and every file of the vlscale package (a code change evaluates again)."""
+    from vlscale.data.tokenizer import TOKENIZER_PATH
+    from vlscale.training.checkpoint import saved_params_meta
+
+    h = hashlib.sha256()
+    params = {k: v for k, v in p.items() if k != "runs"}
+    h.update(json.dumps({"params": params, "run": p["runs"][name]}, sort_keys=True, default=str).encode())
+    stamp = run_dir / "fingerprint.json"
+    h.update(stamp.read_bytes() if stamp.is_file() else b"untrained")
+    if (run_dir / "cooldown").is_dir():
+        for _, ckpt in checkpoints(run_dir):
+            meta = saved_params_meta(ckpt)
+            h.update(json.dumps({"checkpoint": ckpt.name, "meta": meta}, sort_keys=True, default=str).encode())
+    tokenizer = Path(TOKENIZER_PATH)
+    h.update(tokenizer.read_bytes() if tokenizer.is_file() else b"no tokenizer")
+    package = Path(__file__).resolve().parents[1]
+    for f in sorted(package.rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(package)).encode() + f.read_bytes())
+    return h.hexdigest()[:16]

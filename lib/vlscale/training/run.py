@@ -1,12 +1,19 @@
-"""One run of the train stage, from params.yaml to checkpoints, a log and a metrics JSON.
+"""The train stage, from params.yaml to checkpoints, a log and a metrics JSON per run.
 
 `train_run(p, name)` reads the subset the sample stage wrote (data/sample) and the tokenizer the
 tokenizer stage wrote (data/tokenizer), trains with `Trainer`, and writes
-    runs/<name>/            checkpoints/, cooldown/<label>/, log.jsonl, fingerprint.json
+    runs/<name>/            checkpoints/, cooldown/<label>/, log.jsonl, fingerprint.json, train.json
     metrics/train/<name>.json
-    plots/train/<name>.csv  the loss curve (for `dvc plots`)
+    plots/train/<name>.csv, plots/train/<name>_cooldown.csv   the loss curves (for `dvc plots`)
+    plots/train_probe/<name>.csv                              the held-out probe
 A run directory whose fingerprint (the params that shape training) differs from this run's is
-cleared first: stale checkpoints are never resumed into a different run.
+cleared first: stale checkpoints are never resumed into a different run. A run whose directory holds a
+finished run of the same fingerprint (train.json) is not trained again: its records are rewritten
+from what the directory holds.
+
+`train_runs(p)` is the stage: every run of `p["runs"]`, one after another in one process, sharing the
+world, the tokenizer and the probe's images; each run loads its programs from JAX's compilation cache. A
+process, a notebook kernel and DVC's bookkeeping per run cost ~35 s each on a 2-core CPU.
 """
 from __future__ import annotations
 
@@ -116,40 +123,87 @@ def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
     return run_dir
 
 
-def build(p: dict, name: str, mesh=None) -> Trainer:
+class Shared:
+    """What every run of one stage shares: the world, the tokenizer and the probe (its images rendered once).
+
+    The probe reads only blocks every run shares (world, tokenizer.max_len, train.image_px,
+    train.probe_images, evaluate.keys.dev), so one serves them all."""
+
+    def __init__(self, p: dict):
+        self.world = build_world(p["world"])
+        self.tokenizer = Tokenizer(TOKENIZER_PATH)
+        self._p, self._probe = p, None
+
+    def probe(self) -> Probe | None:
+        p = self._p
+        if self._probe is None and p["train"].get("probe_every_examples"):
+            self._probe = probe_of(p, self.world, self.tokenizer)
+        return self._probe
+
+
+def build(p: dict, name: str, mesh=None, shared: Shared | None = None) -> Trainer:
     """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
     run = p["runs"][name]
+    shared = shared or Shared(p)
     p = {**p, "train": run_train(p, name)}  # a seed replicate's own seed; a short run's examples and cool-downs
-    world = build_world(p["world"])
-    source = load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], p["train"]["image_px"])
-    return trainer_for(p, world, source, Tokenizer(TOKENIZER_PATH), mesh)
+    source = load_source(shared.world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"],
+                         p["train"]["image_px"])
+    return trainer_for(p, shared.world, source, shared.tokenizer, mesh, probe=shared.probe())
 
 
-def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None) -> Trainer:
-    """A Trainer over `source` with the model, tokenizer length and train settings of params `p`."""
+def probe_of(p: dict, world, tokenizer: Tokenizer) -> Probe:
+    """The held-out probe of params `p`: analogs of the development key (params.yaml evaluate.keys)."""
+    T, max_len = p["train"], p["tokenizer"]["max_len"]
+    return Probe(world, lambda texts: tokenizer.encode(texts, max_len), T["image_px"], T["probe_images"],
+                 p["evaluate"]["keys"]["dev"])
+
+
+def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None, probe: Probe | None = None) -> Trainer:
+    """A Trainer over `source` with the model, tokenizer length and train settings of params `p`.
+
+    probe: the held-out probe to log (default: made from `p` when train.probe_every_examples is set)."""
     T = p["train"]
     model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
     # The stream lasts until the last cool-down branch ends (budgets are rounded to whole steps).
     inputs = Inputs(world, source, tokenizer, T["batch_size"], plan_of(T).budget_steps[-1] * T["batch_size"],
                     T["seed"], p["tokenizer"]["max_len"], T["image_px"], T["workers"])
-    probe = None
-    if T.get("probe_every_examples"):  # held-out analogs of the development key (params.yaml evaluate.keys)
-        max_len = p["tokenizer"]["max_len"]
-        probe = Probe(world, lambda texts: tokenizer.encode(texts, max_len), T["image_px"], T["probe_images"],
-                      p["evaluate"]["keys"]["dev"])
-    return Trainer(T, model_config, inputs, mesh=mesh, probe=probe)
+    if probe is None and T.get("probe_every_examples"):
+        probe = probe_of(p, world, tokenizer)
+    return Trainer(T, model_config, inputs, mesh=mesh, probe=probe if T.get("probe_every_examples") else None)
+
+
+def train_runs(p: dict, names: list[str] | None = None, runs_dir: str | Path = "runs", progress: bool = True,
+               records_dir: str | Path = ".") -> dict[str, dict]:
+    """The train stage: every run of `p["runs"]` (or `names`), in order, in this process; returns their metrics.
+
+    A run already finished with the same fingerprint is not trained again (train_run)."""
+    names = list(p["runs"]) if names is None else names
+    shared = Shared(p)
+    out = {}
+    for i, name in enumerate(names):
+        print(f"[{i + 1}/{len(names)}] run {name}: {p['runs'][name]}", flush=True)
+        out[name] = train_run(p, name, runs_dir, progress=progress, records_dir=records_dir, shared=shared)
+    return out
 
 
 def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
-              stop_at_step: int | None = None, records_dir: str | Path = ".") -> dict:
+              stop_at_step: int | None = None, records_dir: str | Path = ".", shared: Shared | None = None) -> dict:
     """Train run `name` (resuming if its directory holds checkpoints of the same run); returns its metrics.
 
-    The metrics JSON and loss-curve CSVs go to <records_dir>/metrics/train and <records_dir>/plots/train.
+    A directory holding the finished run of the same fingerprint (its train.json) is not trained again:
+    its metrics are read back and its records rewritten. The metrics JSON and loss-curve CSVs go to
+    <records_dir>/metrics/train, <records_dir>/plots/train and <records_dir>/plots/train_probe.
     """
     fp = fingerprint(p, name, subset_entry(p["runs"][name]))
     run_dir = _fresh_run_dir(Path(runs_dir) / name, fp)
+    done = finished_record(run_dir, fp)
+    if done is not None and stop_at_step is None:
+        print(f"run {name}: {run_dir}/train.json holds this run, finished (fingerprint {fp}): not trained again")
+        if jax.process_index() == 0:
+            write_records(done, run_dir, records_dir)
+        return done
     t0 = time.perf_counter()
-    trainer = build(p, name)
+    trainer = build(p, name, shared=shared)
     summary = trainer.fit(run_dir, progress=progress, stop_at_step=stop_at_step)
     if jax.process_index() != 0:  # on a pod, process 0 writes the run's log and records
         return summary
@@ -172,25 +226,46 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         "cooldowns": sorted(str(d.relative_to(run_dir)) for d in (run_dir / "cooldown").glob("*")),
         "provenance": provenance(p["profile"], p, fingerprint=fp),
     }
-    metrics_dir, plots_dir = Path(records_dir) / "metrics/train", Path(records_dir) / "plots/train"
-    for d in (metrics_dir, plots_dir):
-        d.mkdir(parents=True, exist_ok=True)
     if metrics["cooldown_losses"]:
         metrics["final_loss"] = metrics["cooldown_losses"][max(metrics["cooldown_losses"])]
     probes = read_probes(run_dir / "log.jsonl")
-    if len(probes):
-        cooled = probes[probes["phase"] != "main"].sort_values("examples_seen")
+    if trainer.probe is not None:
+        cooled = probes[probes["phase"] != "main"].sort_values("examples_seen") if len(probes) else probes
         metrics["probe"] = {"key": "dev", "images": p["train"]["probe_images"], "chance": trainer.probe.chance,
                             "final": cooled.iloc[-1][list(trainer.probe.chance)].to_dict() if len(cooled) else None}
+    metrics = json.loads(json.dumps(metrics, default=_json))  # as it reads back from train.json
+    if metrics["finished"]:
+        (run_dir / "train.json").write_text(json.dumps(metrics, indent=1))
+    write_records(metrics, run_dir, records_dir)
+    return metrics
 
-    (metrics_dir / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
+
+def finished_record(run_dir: Path, fp: str) -> dict | None:
+    """The metrics of the finished run in `run_dir` if it was trained with fingerprint `fp`, else None."""
+    path = run_dir / "train.json"
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    ok = metrics.get("finished") and metrics.get("provenance", {}).get("fingerprint") == fp
+    return metrics if ok else None
+
+
+def write_records(metrics: dict, run_dir: Path, records_dir: str | Path = ".") -> None:
+    """A run's metrics JSON, loss-curve CSVs and probe CSV, from its metrics and its run directory's log."""
+    name = metrics["run"]
+    dirs = {k: Path(records_dir) / k for k in ("metrics/train", "plots/train", "plots/train_probe")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    (dirs["metrics/train"] / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
+    log = read_log(run_dir / "log.jsonl")
     columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
     is_main = log["phase"] == "main"
-    log[is_main][columns].to_csv(plots_dir / f"{name}.csv", index=False)
-    log[~is_main][columns].to_csv(plots_dir / f"{name}_cooldown.csv", index=False)
-    probe_columns = ["phase", "step", "examples_seen", *(trainer.probe.chance if trainer.probe else ())]
-    probes.reindex(columns=probe_columns).to_csv(plots_dir / f"{name}_probe.csv", index=False)  # empty without a probe
-    return metrics
+    log[is_main][columns].to_csv(dirs["plots/train"] / f"{name}.csv", index=False)
+    log[~is_main][columns].to_csv(dirs["plots/train"] / f"{name}_cooldown.csv", index=False)
+    chance = (metrics.get("probe") or {}).get("chance") or {}
+    probe_columns = ["phase", "step", "examples_seen", *chance]
+    probes = read_probes(run_dir / "log.jsonl")  # empty without a probe
+    probes.reindex(columns=probe_columns).to_csv(dirs["plots/train_probe"] / f"{name}.csv", index=False)
 
 
 def _records(path: str | Path) -> list[dict]:
