@@ -82,8 +82,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=0.33)
     args = parser.parse_args()
-    if Path("dvc.lock").exists() or Path("runs").exists():
-        raise SystemExit("run this in a fresh clone (no dvc.lock, no runs/): it times `make repro` from nothing")
+    if Path("runs").exists() or Path("reports").exists():
+        raise SystemExit("run this in a fresh clone (no runs/, no reports/): it times `make repro` from nothing")
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["runs"].update({k: {**v, "budget": args.budget} for k, v in STAND_INS.items()})
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
