@@ -81,7 +81,12 @@ def _print(rows: list[dict], title: str) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=0.33)
+    parser.add_argument("--score", metavar="RUN_DIR", help="only time the scoring pass with this run's final model")
     args = parser.parse_args()
+    if args.score:
+        seconds, pairs = score_pool_seconds(Path(args.score))
+        print(seconds, pairs)
+        return
     if Path("runs").exists() or Path("reports").exists():
         raise SystemExit("run this in a fresh clone (no runs/, no reports/): it times `make repro` from nothing")
     params = yaml.safe_load(Path("params.yaml").read_text())
@@ -93,7 +98,10 @@ def main():
     rows = stage_times(Path("reports"))
     runs = run_times(Path("metrics"))
     scorer_eval_s = sum(r["s"] for r in runs if r["run"] == SCORER and r["stage"] == "evaluate")
-    score_s, pairs = score_pool_seconds(Path("runs") / SCORER)
+    # the scoring pass needs the environment make just built (this script may run on the bare python3)
+    scored = subprocess.run([".venv/bin/python", __file__, "--score", str(Path("runs") / SCORER)], check=True,
+                            capture_output=True, text=True).stdout.split()
+    score_s, pairs = float(scored[-2]), int(scored[-1])
 
     _print(rows, "make repro with the curation stand-ins, notebooks")
     print("  per run (train s, evaluate s):")
