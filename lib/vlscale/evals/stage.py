@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +175,9 @@ def run_stage(p: dict, names: str | list[str] | None = None, runs_dir: str | Pat
             progress(f"[{i + 1}/{len(todo)}] evaluating run {name}")
             t1 = time.perf_counter()
             run = p["runs"][name]
+            # results of earlier inputs go first: a checkpoint that no longer exists leaves no JSON behind
+            shutil.rmtree(out_dir / name, ignore_errors=True)
+            (out_dir / f"{name}.parquet").unlink(missing_ok=True)
             record = dict(profile=p["profile"], model=model_name, evaluate=E, key=key, run_params=run,
                           provenance=provenance(p["profile"], p))
             table, items = evaluate_run(
