@@ -24,6 +24,7 @@ again; its metrics record is rewritten from its results.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -233,8 +234,16 @@ def evaluation_fingerprint(p: dict, name: str, run_dir: Path) -> str:
             h.update(json.dumps({"checkpoint": ckpt.name, "meta": meta}, sort_keys=True, default=str).encode())
     tokenizer = Path(TOKENIZER_PATH)
     h.update(tokenizer.read_bytes() if tokenizer.is_file() else b"no tokenizer")
+    h.update(_package_digest().encode())
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def _package_digest() -> str:
+    """sha256 of every file of the vlscale package (read once per process, shared by every run)."""
+    h = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
     for f in sorted(package.rglob("*")):
         if f.is_file() and "__pycache__" not in f.parts:
             h.update(str(f.relative_to(package)).encode() + f.read_bytes())
-    return h.hexdigest()[:16]
+    return h.hexdigest()

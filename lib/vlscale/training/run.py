@@ -236,7 +236,7 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
     metrics = json.loads(json.dumps(metrics, default=_json))  # as it reads back from train.json
     if metrics["finished"]:
         (run_dir / "train.json").write_text(json.dumps(metrics, indent=1))
-    write_records(metrics, run_dir, records_dir)
+    write_records(metrics, run_dir, records_dir, log=log, probes=probes)
     return metrics
 
 
@@ -250,21 +250,23 @@ def finished_record(run_dir: Path, fp: str) -> dict | None:
     return metrics if ok else None
 
 
-def write_records(metrics: dict, run_dir: Path, records_dir: str | Path = ".") -> None:
-    """A run's metrics JSON, loss-curve CSVs and probe CSV, from its metrics and its run directory's log."""
+def write_records(metrics: dict, run_dir: Path, records_dir: str | Path = ".", log: pd.DataFrame | None = None,
+                  probes: pd.DataFrame | None = None) -> None:
+    """A run's metrics JSON, loss-curve CSVs and probe CSV, from its metrics and its run directory's log
+    (log, probes: read_log and read_probes of it, when the caller has them)."""
     name = metrics["run"]
     dirs = {k: Path(records_dir) / k for k in ("metrics/train", "plots/train", "plots/train_probe")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     (dirs["metrics/train"] / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
-    log = read_log(run_dir / "log.jsonl")
+    log = read_log(run_dir / "log.jsonl") if log is None else log
     columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
     is_main = log["phase"] == "main"
     log[is_main][columns].to_csv(dirs["plots/train"] / f"{name}.csv", index=False)
     log[~is_main][columns].to_csv(dirs["plots/train"] / f"{name}_cooldown.csv", index=False)
     chance = (metrics.get("probe") or {}).get("chance") or {}
     probe_columns = ["phase", "step", "examples_seen", *chance]
-    probes = read_probes(run_dir / "log.jsonl")  # empty without a probe
+    probes = read_probes(run_dir / "log.jsonl") if probes is None else probes  # empty without a probe
     probes.reindex(columns=probe_columns).to_csv(dirs["plots/train_probe"] / f"{name}.csv", index=False)
 
 
