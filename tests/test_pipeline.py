@@ -53,6 +53,7 @@ def _status(repo, env):
 RUNS = ("s1", "s10", "s100")
 TRAIN = {"train"}
 EVAL = {"evaluate"}
+FILTER = {"filter"}  # it trains its filter models with the model and train blocks
 
 
 def test_repro_runs_every_stage_and_records_the_profile(repo):
@@ -60,9 +61,9 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
     for out in ("reports/01_world.ipynb", "reports/02_sample.ipynb", "paper/figures/world/language_shares.png",
                 "paper/figures/world/examples.png", "paper/figures/sample/coverage.png",
                 "paper/figures/sample/language_mix_1pct.png", "data/sample/subsets.json", "data/sample/ids_1pct.npy",
-                "data/tokenizer/spm.model", "reports/03_tokenizer.ipynb", "reports/04_train.ipynb",
+                "data/tokenizer/spm.model", "reports/03_tokenizer.ipynb", "reports/05_train.ipynb",
                 "paper/figures/train/loss_curves.png", "paper/figures/train/probe_curves.png",
-                "reports/05_evaluate.ipynb", "results/evaluate/s100.parquet", "reports/06_figures.ipynb",
+                "reports/06_evaluate.ipynb", "results/evaluate/s100.parquet", "reports/07_figures.ipynb",
                 "paper/tables/table1.tex", "paper/tables/table3.tex", "paper/tables/table4.tex",
                 "paper/tables/wilcoxon.tex", "paper/figures/eval/fig1_curves.png",
                 "paper/figures/eval/fig2_xm3600.png", "paper/figures/eval/fig3_association_bias.png",
@@ -80,7 +81,7 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
     import nbformat
     from nbformat.sign import NotebookNotary
 
-    assert NotebookNotary().check_signature(nbformat.read(path / "reports/04_train.ipynb", as_version=4))
+    assert NotebookNotary().check_signature(nbformat.read(path / "reports/05_train.ipynb", as_version=4))
     # vlscale.pipeline runs each notebook from notebooks/, as JupyterLab does: outputs still land at the root
     assert not (path / "notebooks/metrics").exists() and not (path / "notebooks/data").exists()
     sample = json.loads((path / "metrics/sample.json").read_text())
@@ -149,13 +150,14 @@ def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
     path, env = repo
     text = (path / "params.yaml").read_text()
     cases = [("world_report.grid_px", 64, {"world"}),
-             ("sample.key", 3, {"sample"}),
-             ("tokenizer.vocab_size", 2500, {"tokenizer", *TRAIN, *EVAL}),  # train reads tokenizer.max_len
-             ("model.bias_init", -5.0, TRAIN | EVAL),
+             ("sample.key", 3, {"sample", *FILTER}),  # a real pool's random arm is its subset of this key
+             ("tokenizer.vocab_size", 2500, {"tokenizer", *FILTER, *TRAIN, *EVAL}),  # train reads tokenizer.max_len
+             ("model.bias_init", -5.0, FILTER | TRAIN | EVAL),
              ("runs.s10.fraction", 1.0, {"train", "evaluate", "figures"}),  # which runs retrain: the test below
              ("evaluate.shots", 5, EVAL),
              ("figures.seed", 1, {"figures"}),
-             ("world.seed", 1, {"world", "sample", "tokenizer", *TRAIN, *EVAL})]
+             ("filter.shard_size", 100, FILTER | TRAIN | EVAL),  # train and evaluate validate the filter block
+             ("world.seed", 1, {"world", "sample", "tokenizer", *FILTER, *TRAIN, *EVAL})]
     for key, value, stages in cases:
         _set(path, key, value)
         assert _status(path, env) == stages, key
@@ -201,7 +203,7 @@ def test_a_changed_run_alone_is_trained_and_evaluated_again(repo):
     assert not stale.exists()
     for stage in ("train", "evaluate", "figures"):
         assert f"Running stage '{stage}'" in out
-    train, evaluate = ((path / f"reports/{nb}.ipynb").read_text() for nb in ("04_train", "05_evaluate"))
+    train, evaluate = ((path / f"reports/{nb}.ipynb").read_text() for nb in ("05_train", "06_evaluate"))
     for r in ("s1", "s100"):
         assert f"run {r}: runs/{r}/train.json holds this run, finished" in train
         assert f"{r}: results/evaluate/{r} holds its results from the same inputs: not evaluated again" in evaluate

@@ -260,6 +260,16 @@ class RunParams(_Block):
     # Share of train.examples_seen this run trains for (the paper's filter study: 30B of 100B seen). Its
     # cool-downs are train.cooldown_budgets up to it, then its end; examples seen stay on one axis for all runs.
     budget: float = Field(default=1.0, gt=0, le=1)
+    # A quality-filter arm of the filter stage (filter.arms) to train on instead of a subset: the arm keeps
+    # filter.keep_fraction of the whole pool, so `fraction` must be the pool's (the largest sample fraction).
+    filter: str | None = None
+
+    @model_validator(mode="after")
+    def _one_curation(self):
+        if self.filter is not None and self.rebalanced:
+            raise ValueError(f"filter = {self.filter!r} with rebalanced = true: a run is either a filter arm or a "
+                             "rebalanced mixture, not both")
+        return self
 
 
 class RunsParams(RootModel[dict[str, RunParams]]):
@@ -324,6 +334,44 @@ class EvaluateParams(_Block):
         return v
 
 
+FILTER_ARMS = ("clip", "classifier", "english", "random")
+
+
+class ScorerParams(_Block):
+    """The CLIP-score filter's scorer: a checkpoint, or a SigLIP the stage trains on curated English pairs."""
+    checkpoint: str | None = None  # any checkpoint vlscale.siglip.load reads (null: train one)
+    examples: int = Field(gt=0)  # unique pairs of its curated English source (SCORER_BIT ids)
+    budget: float = Field(gt=0, le=1)  # examples it sees, as a share of train.examples_seen
+
+
+class ClassifierParams(_Block):
+    """The classifier filter: a SigLIP trained on web pairs, and an aligned/misaligned head on labelled pairs."""
+    web_examples: int = Field(gt=0)  # unique web pairs its model learns from (CLASSIFIER_BIT ids)
+    budget: float = Field(gt=0, le=1)  # examples its model sees, as a share of train.examples_seen
+    labelled: int = Field(ge=20)  # web pairs raters label aligned (clean caption) or misaligned (misaligned, vague)
+    holdout: float = Field(gt=0, lt=1)  # share of the labelled pairs held out to measure the classifier
+
+
+class FilterParams(_Block):
+    """The filter stage: quality-filter arms of the pool, each keeping the same number of pairs (PAPER.md §5.1)."""
+    keep_fraction: float = Field(gt=0, le=1)  # k = the size of the pool's random subset of this fraction
+    arms: list[str] = Field(min_length=1)
+    key: int = Field(ge=0, lt=2**63)  # the English and random arms' draws, the labelled sample
+    shard_size: int = Field(gt=0)  # pool pairs per scoring shard (the output does not depend on it)
+    scorer: ScorerParams
+    classifier: ClassifierParams
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v):
+        unknown = [a for a in v if a not in FILTER_ARMS]
+        if unknown:
+            raise ValueError(f"unknown arms {unknown}; allowed: {list(FILTER_ARMS)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"arms {v} repeat an arm")
+        return v
+
+
 class FiguresParams(_Block):
     """The figures stage: scaling-law fits and the paper's tables from the evaluate stage's results."""
     bootstrap: int = Field(ge=0)  # paired-bootstrap resamples of the test images (95% intervals)
@@ -334,7 +382,7 @@ class FiguresParams(_Block):
 
 BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,
           "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams,
-          "evaluate": EvaluateParams, "figures": FiguresParams}
+          "evaluate": EvaluateParams, "filter": FilterParams, "figures": FiguresParams}
 
 
 def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:
@@ -413,6 +461,16 @@ def _cross_checks(p: dict, source: str) -> list[str]:
         if fractions is not None and run["fraction"] not in fractions:
             errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: not one of sample.fractions "
                           f"{fractions}")
+        arm = run.get("filter")
+        if arm is not None:
+            arms = p.get("filter", {}).get("arms")
+            if arms is None:
+                errors.append(f"{source}: runs.{name}.filter = {arm!r}: params have no filter block")
+            elif arm not in arms:
+                errors.append(f"{source}: runs.{name}.filter = {arm!r}: not one of filter.arms {arms}")
+            if fractions is not None and run["fraction"] != max(fractions):
+                errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: a filter arm is drawn from the "
+                              f"whole pool, so its run's fraction must be the pool's, {max(fractions)}")
         if "train" in p and run.get("budget", 1.0) < 1.0:
             first, needed = first_cooldown(run_train(p, name))
             if needed > first:

@@ -173,3 +173,46 @@ def tokens_per_char(stats: pd.DataFrame):
 def _viridis(n: int) -> list:
     """n colours evenly inside the viridis map, ends excluded (seaborn's color_palette("viridis", n))."""
     return [tuple(c[:3]) for c in plt.get_cmap("viridis")(np.linspace(0, 1, n + 2)[1:-1])]
+
+
+FILTER_PANELS = (("language_group", "page language group"), ("region", "region"), ("income", "income ($/month)"),
+                 ("concept_group", "concept group"), ("caption_kind", "caption kind"))
+
+
+def filter_account(account: pd.DataFrame, arms: list[str] | None = None):
+    """What each filter arm kept, by group: representation ratio (share kept / share of the pool; 1 = as in
+    the pool) per grouping, one bar per arm. account: filtering.account.finish's table."""
+    arms = arms or list(dict.fromkeys(account["arm"]))
+    fig, axes = plt.subplots(1, len(FILTER_PANELS), figsize=(17, 3.6), sharey=True)
+    colors = dict(zip(arms, plt.get_cmap("tab10").colors))
+    width = 0.8 / len(arms)
+    for ax, (grouping, title) in zip(axes, FILTER_PANELS):
+        d = account[account["grouping"] == grouping]
+        names = list(dict.fromkeys(d.sort_values("pool", ascending=False)["group"]))
+        x = np.arange(len(names))
+        for i, arm in enumerate(arms):
+            a = d[d["arm"] == arm].set_index("group").reindex(names)
+            ax.bar(x + (i - (len(arms) - 1) / 2) * width, a["representation_ratio"], width, color=colors[arm], label=arm)
+        ax.axhline(1, color="black", lw=0.8)
+        ax.set_xticks(x, names, rotation=40, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("share kept / share of pool")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("What each filter kept (representation ratio per group; below 1: the filter removed the group more)")
+    fig.tight_layout()
+    return fig
+
+
+def filter_languages(account: pd.DataFrame, low_resource: tuple[str, ...] = ()):
+    """Kept share of each page language's pairs (%, 1 - removal rate) per arm, languages by pool size."""
+    d = account[account["grouping"] == "language"]
+    order = list(d[d["arm"] == d["arm"].iloc[0]].sort_values("pool", ascending=False)["group"])
+    t = d.pivot(index="arm", columns="group", values="removal_rate").reindex(columns=order)
+    fig, ax = plt.subplots(figsize=(14, 0.5 * len(t) + 1.5))
+    im = ax.imshow(100 * (1 - t.to_numpy(float)), aspect="auto", cmap="viridis", vmin=0)
+    ax.set_yticks(range(len(t)), t.index)
+    ax.set_xticks(range(len(order)), [f"{l}*" if l in low_resource else l for l in order], rotation=90, fontsize=8)
+    fig.colorbar(im, ax=ax, label="% of the language's pairs kept")
+    ax.set_title("Pairs kept per page language (* low-resource), languages by pool size")
+    fig.tight_layout()
+    return fig

@@ -104,3 +104,15 @@ def wilcoxon_latex(tests: dict[str, dict], from_pct: float = 10, to_pct: float =
                "not independent pairs and the p-values are optimistic.")
     return tabular(["Group", "pairs", "median $\\Delta$ (pp)", "$W$", "$p$", "note"], rows, caption,
                    "tab:wilcoxon", "lrrrrl")
+
+
+def curation_table_latex(t: pd.DataFrame, caption: str, label: str, digits: int = 1) -> str:
+    """Table 13 / 14 analogs: one row per metric, error (%) [95% CI] per column label (the table's
+    (label..., quantity) columns)."""
+    if not len(t):
+        return tabular(["--"], [["no curated runs"]], tex(caption) + " No curated runs.", label, "l")
+    labels = list(dict.fromkeys(c[:-1] for c in t.columns))
+    header = ["Metric"] + [tex(" ".join(str(x) for x in lab)) for lab in labels]
+    rows = [[tex(idx[0])] + [ci(r[(*lab, "value")], r[(*lab, "lo")], r[(*lab, "hi")], digits) for lab in labels]
+            for idx, r in t.iterrows()]
+    return tabular(header, rows, tex(caption), label, "l" + "r" * len(labels))

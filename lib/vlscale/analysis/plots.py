@@ -139,3 +139,55 @@ def group_curves_csv(means: pd.DataFrame) -> pd.DataFrame:
     wide = means.pivot_table(index="examples_seen", columns=["group", "run"], values="error_pct")
     wide.columns = [f"{g}_{r}" for g, r in wide.columns]
     return wide.reset_index()
+
+
+def figure4(curves: pd.DataFrame, arm_labels: dict[str, str]):
+    """Figure 4 analog: Western, Culture and Fairness average error (%) against examples seen, one line per
+    filter arm, with 95% paired-bootstrap bands."""
+    panels = (("western", "Average Western"), ("culture", "Average Culture Diversity"), ("fairness", "Average Fairness"))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    colors = dict(zip(arm_labels, sns.color_palette("colorblind", len(arm_labels))))
+    for ax, (group, title) in zip(axes, panels):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("examples seen")
+        ax.set_ylabel("error (%)")
+        d = curves[curves["group"] == group]
+        if d.empty:
+            ax.text(0.5, 0.5, "no filter runs", ha="center", va="center", transform=ax.transAxes)
+        for arm, label in arm_labels.items():
+            a = d[d["arm"] == arm].sort_values("examples_seen")
+            if a.empty:
+                continue
+            ax.plot(a["examples_seen"], a["error_pct"], marker="o", color=colors[arm], label=label,
+                    ls="--" if arm == "random" else "-")
+            ax.fill_between(a["examples_seen"], a["lo"], a["hi"], color=colors[arm], alpha=0.15)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Figure 4 analog: quality filters (each arm keeps the same number of pairs)")
+    fig.tight_layout()
+    return fig
+
+
+def figure5(rebalance: pd.DataFrame):
+    """Figure 5 analog: low- and high-resource XM3600 average error (%) against data scale, before and after
+    rebalancing, with 95% intervals of the difference as text."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, (group, title) in zip(axes, (("multilingual_low_resource", "Multilingual, low-resource"),
+                                         ("multilingual_high_resource", "Multilingual, high-resource"))):
+        d = rebalance[rebalance["group"] == group].sort_values("data_pct")
+        ax.set_title(title, fontsize=10)
+        ax.set_xscale("log")
+        ax.set_xlabel("data scale (% of pool)")
+        ax.set_ylabel("error (%)")
+        if d.empty:
+            ax.text(0.5, 0.5, "no rebalanced runs", ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.plot(d["data_pct"], d["before"], marker="o", label="Before (natural mix)")
+        ax.plot(d["data_pct"], d["after"], marker="s", label="After (rebalanced)")
+        for _, r in d.iterrows():
+            ax.annotate(f"Δ {r['diff']:+.1f} [{r['lo']:+.1f}, {r['hi']:+.1f}]", (r["data_pct"], r["after"]),
+                        textcoords="offset points", xytext=(0, -14), ha="center", fontsize=7)
+        ax.set_xticks(d["data_pct"], [scale_label(p) for p in d["data_pct"]])
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Figure 5 analog: language rebalancing (Δ: error reduction, pp, 95% CI)")
+    fig.tight_layout()
+    return fig

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlscale.analysis import figures, latex, plots, results, scaling, uncertainty
+from vlscale.analysis import curation as curation_lib, figures, latex, plots, results, scaling, uncertainty
 from vlscale.analysis.results import scale_label
 from vlscale.evals import groups
 
@@ -51,6 +51,7 @@ class Report:
     english_like: tuple[str, ...] = ()  # low-resource average also reported without these languages
     facts: dict = field(default_factory=dict)  # the analogs' draw (results.read_analog_facts)
     figures: dict = field(default_factory=dict)
+    curation: curation_lib.Curation | None = None  # Figures 4, 5 and Tables 13, 14 (curated runs)
 
     @property
     def means(self) -> pd.DataFrame:
@@ -63,12 +64,14 @@ WITHOUT_ENGLISH_LIKE = "multilingual_low_resource_without_english_like"
 
 def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
                  n_boot: int = 1000, seed: int = 0, from_pct: float = 10, to_pct: float = 100,
-                 facts: dict | None = None, english_like_share: float = 0.25) -> Report:
+                 facts: dict | None = None, english_like_share: float = 0.25,
+                 keep_fraction: float | None = None) -> Report:
     """Compute every table of the stage from the tidy results and the per-item outcomes (None or empty:
     binomial intervals), fits over the Table 1 tasks present. facts: results.read_analog_facts; the
     XM3600 languages whose captions equal English on at least `english_like_share` of the images are
-    named, and the low-resource average is also reported without them."""
-    d = results.select_source(tidy, source)
+    named, and the low-resource average is also reported without them. The curated runs (rebalanced, filter
+    arms) go to `curation` (analysis/curation.py; keep_fraction: filter.keep_fraction, for the random arm)."""
+    d = results.natural(results.select_source(tidy, source))  # curated runs: analysis/curation.py
     results.one_model(d, "the figures stage")
     facts = facts or {}
     english_like = results.english_like_languages(facts, english_like_share)
@@ -90,6 +93,7 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
         wilcoxon={name: uncertainty.wilcoxon_scales(est.by_scale, groups.AVERAGES[name], from_pct, to_pct)
                   for name in ("western", "culture")},
         from_pct=from_pct, to_pct=to_pct, english_like=tuple(english_like), facts=facts,
+        curation=curation_lib.build_curation(tidy, items, source, keep_fraction, n_boot, seed),
     )
 
 
@@ -102,6 +106,9 @@ def draw(report: Report) -> dict:
         "fig3_association_bias": plots.figure3(report.association),
         "learning_curves": plots.learning_curves(report.means),
     }
+    if report.curation is not None:
+        report.figures["fig4_filters"] = plots.figure4(report.curation.filter_curves, curation_lib.ARM_LABELS)
+        report.figures["fig5_rebalancing"] = plots.figure5(report.curation.rebalance)
     return report.figures
 
 
@@ -168,7 +175,38 @@ def summary(report: Report) -> dict:
                                      "eps_ci": [r["eps_lo"], r["eps_hi"]], "ci": r["ci"]} for _, r in g.iterrows()}
                    for run, g in fits.groupby("run")}
     out["missing_tasks"] = report.missing
+    if report.curation is not None:
+        out["curation"] = curation_summary(report.curation)
     return _clean(out)
+
+
+def _ci_rows(t: pd.DataFrame, keys: list[str], value: str) -> dict:
+    out = {}
+    for _, r in t.iterrows():
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(str(r[k]), {})
+        node[str(r[keys[-1]])] = {value: r[value], "ci95": [r["lo"], r["hi"]], **({"p": r["p"]} if "p" in r else {})}
+    return out
+
+
+def curation_summary(c: curation_lib.Curation) -> dict:
+    """metrics/figures.json's `curation`: the filter arms' group averages by examples seen and their
+    differences from the English baseline and from random; rebalancing's before/after per data scale."""
+    reb = {}
+    for _, r in c.rebalance.iterrows():
+        reb.setdefault(scale_label(r["data_pct"]), {})[r["group"]] = {
+            "before": r["before"], "after": r["after"], "reduction": r["diff"], "ci95": [r["lo"], r["hi"]],
+            "p": r["p"], "examples_seen": int(r["examples_seen"]), "runs": [r["before_run"], r["after_run"]]}
+    return {"filter_runs": c.filter_runs,
+            "filters": _ci_rows(c.filter_curves, ["arm", "examples_seen", "group"], "error_pct"),
+            "filter_differences": {f"{a}_minus_{b}": _ci_rows(g, ["examples_seen", "group"], "diff")
+                                   for (a, b), g in c.filter_diffs.groupby(["arm", "against"])},
+            "rebalancing": reb,
+            "rebalancing_languages": _ci_rows(c.languages.assign(
+                key=c.languages["language"] + "/" + c.languages["direction"]).rename(columns={"diff": "reduction"}),
+                ["data_pct", "key"], "reduction"),
+            "notes": c.notes}
 
 
 def write_report(report: Report, root: str | Path = ".", provenance: dict | None = None) -> list[Path]:
@@ -198,11 +236,22 @@ def write_report(report: Report, root: str | Path = ".", provenance: dict | None
                                               "of a permutation null of the subgroup labels).", "tab:table4"),
         "wilcoxon.tex": latex.wilcoxon_latex(report.wilcoxon, report.from_pct, report.to_pct),
     }
+    if report.curation is not None:
+        c = report.curation
+        tables["table13.tex"] = latex.curation_table_latex(
+            c.table13, "Quality filters (Table 13 analog): error (%) [95% CI] per arm and examples seen; every arm "
+            "keeps the same number of pairs; Random is the control of that size.", "tab:table13")
+        tables["table14.tex"] = latex.curation_table_latex(
+            c.table14, "Language rebalancing (Table 14 analog): error (%) [95% CI] before and after raising the "
+            "seven low-resource languages to 1% each, per data scale, at equal examples seen.", "tab:table14")
     for name, text in tables.items():
         (tab_dir / name).write_text(text)
         written.append(tab_dir / name)
     csvs = {"fig1.csv": plots.figure1_csv(report.fig1), "fig2.csv": plots.figure2_csv(report.fig2),
             "groups.csv": plots.group_curves_csv(report.means)}
+    if report.curation is not None:
+        csvs["fig4.csv"] = report.curation.filter_curves
+        csvs["fig5.csv"] = report.curation.rebalance
     for name, table in csvs.items():
         table.to_csv(plot_dir / name, index=False)
         written.append(plot_dir / name)

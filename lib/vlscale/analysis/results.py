@@ -94,6 +94,7 @@ def read_results(directory: str | Path, runs=None) -> pd.DataFrame:
         raise FileNotFoundError(f"no results (*.parquet) in {directory.resolve()}: run the evaluate stage first")
     parts = [d if "seed" in d.columns else d.assign(seed=0)  # results written before seeds
              for d in _read_parquets(files, COLUMNS)]
+    parts = [d if "curation" in d.columns else d.assign(curation="natural") for d in parts]  # before curation
     return pd.concat(parts, ignore_index=True)
 
 
@@ -133,6 +134,13 @@ def no_items() -> pd.DataFrame:
     """An items table without rows (results that come without per-item outcomes)."""
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
         ITEM_COLUMNS, ("str", "int64", "float64", "int64", "str", "str", "str", "int32", "float32"))})
+
+
+def natural(tidy: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs on the natural data (no filter arm, no rebalancing): the paper's data-scale study."""
+    if "curation" not in tidy:
+        return tidy
+    return tidy[tidy["curation"] == "natural"].reset_index(drop=True)
 
 
 def select_source(tidy: pd.DataFrame, source: str = "analog") -> pd.DataFrame:

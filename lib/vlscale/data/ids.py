@@ -10,7 +10,9 @@ drawn as that language's pages are):
 - HELDOUT_BIT: held-out benchmark analogs (evals/analogs.py);
 - TOKENIZER_BIT: the tokenizer's caption sample (data/tokenizer.py), so that the tokenizer learns from
   pages of the same web that no model trains on and no benchmark tests on, as mT5's tokenizer,
-  trained on mC4, was for the paper.
+  trained on mC4, was for the paper;
+- SCORER_BIT: the curated English source the CLIP-score filter's scorer is trained on (filtering/);
+- CLASSIFIER_BIT: the web pairs the classifier filter's model learns from, and the pairs raters label.
 """
 import numpy as np
 
@@ -18,6 +20,9 @@ LOCAL_BITS = 40  # 1.1e12 examples per stratum: English at a 10^11 pool needs 3.
 STRATUM_BITS = 12
 HELDOUT_BIT = 62  # ids of benchmark analogs; never produced by a training pool
 TOKENIZER_BIT = 61  # ids of the tokenizer's caption sample; in no pool and (bit 62 clear) no benchmark
+SCORER_BIT = 60  # ids of the CLIP-score filter's training source; in no pool, benchmark or tokenizer sample
+CLASSIFIER_BIT = 59  # ids of the classifier filter's training pairs and labelled sample; likewise
+RESERVED_BITS = (HELDOUT_BIT, TOKENIZER_BIT, SCORER_BIT, CLASSIFIER_BIT)
 LOCAL_MASK = (1 << LOCAL_BITS) - 1
 
 

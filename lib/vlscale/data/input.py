@@ -38,6 +38,7 @@ import pandas as pd
 from PIL import Image
 
 from vlscale.data.ids import make_ids
+from vlscale.data.mixture import Mixture
 from vlscale.data.sampling import mixtures, synthetic_subsets
 from vlscale.data.shards import load_example
 from vlscale.data.subsets import UidSubsets, as_key, derive_key
@@ -82,10 +83,59 @@ class SyntheticSource(grain.sources.RandomAccessDataSource):
 
     def read(self, positions) -> tuple[dict[str, np.ndarray], list[str]]:
         """({id_hi, id_lo: uint32 [N], stratum: int32 [N]}, N captions) at mixture positions ([N] ints)."""
-        ids = self.ids(positions)
-        gt = truth(self.world, ids)
-        hi, lo = id_words(ids)
-        return {"id_hi": hi, "id_lo": lo, "stratum": gt["stratum"]}, captions(self.world, ids, gt)
+        return read_ids(self.world, self.ids(positions))
+
+
+def read_ids(world, ids: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
+    """({id_hi, id_lo: uint32 [N], stratum: int32 [N]}, N captions) of synthetic global ids."""
+    gt = truth(world, ids)
+    hi, lo = id_words(ids)
+    return {"id_hi": hi, "id_lo": lo, "stratum": gt["stratum"]}, captions(world, ids, gt)
+
+
+class IdSource(grain.sources.RandomAccessDataSource):
+    """Synthetic examples of an explicit id list (a filter arm, a filter model's source), by mixture position.
+
+    ids: distinct global ids, any order (kept sorted); key: the mixture's key. The strata are the ids'
+    page languages (world.strata) in their natural mix, so the stream reads them as it reads a subset.
+    """
+
+    def __init__(self, world, ids, key: int):
+        ids = np.asarray(ids, dtype=np.int64)
+        self.sorted_ids = np.unique(ids)
+        if len(self.sorted_ids) != len(ids):
+            raise ValueError(f"an id source needs distinct ids; {len(ids) - len(self.sorted_ids)} of {len(ids)} repeat")
+        if len(ids) == 0:
+            raise ValueError("an id source needs at least one id")
+        self.world = world
+        self.names = list(world.strata)
+        strata = truth(world, self.sorted_ids)["stratum"]
+        order = np.argsort(strata, kind="stable")
+        counts = np.bincount(strata, minlength=len(self.names))
+        self._members = np.split(self.sorted_ids[order], np.cumsum(counts)[:-1])  # ids by stratum, by rank
+        self.mixture = Mixture(counts, self.names, {}, key)
+
+    def __repr__(self):
+        return f"IdSource({len(self.sorted_ids)} ids, {self.mixture!r})"
+
+    def __len__(self):
+        return len(self.mixture)
+
+    def __getitem__(self, position) -> int:
+        return int(self.ids(np.array([position]))[0])
+
+    def ids(self, positions) -> np.ndarray:
+        """Global ids (int64, shape of `positions`) read at mixture positions."""
+        stratum, rank = self.mixture.source(positions)
+        ids = np.empty(stratum.shape, np.int64)
+        for s in np.unique(stratum).tolist():
+            at = stratum == s
+            ids[at] = self._members[s][rank[at]]
+        return ids
+
+    def read(self, positions) -> tuple[dict[str, np.ndarray], list[str]]:
+        """As SyntheticSource.read."""
+        return read_ids(self.world, self.ids(positions))
 
 
 class ShardSource(grain.sources.RandomAccessDataSource):

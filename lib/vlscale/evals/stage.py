@@ -39,8 +39,8 @@ import pandas as pd
 from vlscale.config import run_train
 from vlscale.evals.embedder import Embedder, Prompts
 
-ROW_COLUMNS = ("run", "seed", "fraction", "data_pct", "examples_seen", "budget", "checkpoint", "profile", "model",
-               "benchmark", "source", "task", "metric", "value", "se", "n")
+ROW_COLUMNS = ("run", "seed", "fraction", "data_pct", "curation", "examples_seen", "budget", "checkpoint", "profile",
+               "model", "benchmark", "source", "task", "metric", "value", "se", "n")
 ITEM_COLUMNS = ("run", "seed", "data_pct", "examples_seen", "source", "benchmark", "task", "item", "value")
 CHECKPOINT_DIR = re.compile(r"seen_(\d+)$")
 
@@ -91,7 +91,7 @@ def items_table(rows: list[dict], where: dict) -> pd.DataFrame:
 
 def evaluate_run(run: str, run_dir: Path, fraction: float, seed: int, total_examples: int, suites: dict,
                  embedder_of: Callable, prompts_of: dict, out_dir: Path, record: dict, shots: int = 10,
-                 progress: Callable = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 progress: Callable = print, curation: str = "natural") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evaluate every cool-down checkpoint of `run` on every benchmark of `suites`.
 
     suites: source ("analog" | "real") -> {benchmark name: fn(embedder, prompts, shots) -> rows}.
@@ -103,7 +103,8 @@ def evaluate_run(run: str, run_dir: Path, fraction: float, seed: int, total_exam
     for seen, ckpt in checkpoints(run_dir):
         t0 = time.perf_counter()
         embedder = embedder_of(ckpt)
-        where = dict(run=run, seed=seed, fraction=fraction, data_pct=100.0 * fraction, examples_seen=seen,
+        where = dict(run=run, seed=seed, fraction=fraction, data_pct=100.0 * fraction, curation=curation,
+                     examples_seen=seen,
                      budget=seen / total_examples, checkpoint=str(ckpt), profile=record["profile"],
                      model=record["model"])
         for source, benches in suites.items():
@@ -117,6 +118,18 @@ def evaluate_run(run: str, run_dir: Path, fraction: float, seed: int, total_exam
                 items.append(items_table(got, here))
         progress(f"{run} {ckpt.name}: {sum(len(b) for b in suites.values())} benchmarks in {time.perf_counter() - t0:.1f} s")
     return pd.DataFrame(rows, columns=list(ROW_COLUMNS)), pd.concat(items, ignore_index=True)
+
+
+def run_curation(p: dict, name: str, filter_dir: str | Path | None = None) -> tuple[float, str]:
+    """(the share of the pool run `name` trains on, its curation: "natural", "rebalanced" or "filter/<arm>").
+    A filter arm's share is its size over the pool's (the filter stage's manifest)."""
+    run = p["runs"][name]
+    if run.get("filter"):
+        from vlscale.filtering.manifest import FILTER_DIR, read_manifest
+
+        manifest = read_manifest(filter_dir or FILTER_DIR)
+        return manifest["k"] / manifest["pool_pairs"], f"filter/{run['filter']}"
+    return run["fraction"], "rebalanced" if run.get("rebalanced") else "natural"
 
 
 def run_seed(p: dict, name: str) -> int:
@@ -181,10 +194,11 @@ def run_stage(p: dict, names: str | list[str] | None = None, runs_dir: str | Pat
             (out_dir / f"{name}.parquet").unlink(missing_ok=True)
             record = dict(profile=p["profile"], model=model_name, evaluate=E, key=key, run_params=run,
                           provenance=provenance(p["profile"], p))
+            fraction, curation = run_curation(p, name)
             table, items = evaluate_run(
-                name, runs_dir / name, run["fraction"], run_seed(p, name), T["examples_seen"], suites,
+                name, runs_dir / name, fraction, run_seed(p, name), T["examples_seen"], suites,
                 lambda ckpt: checkpoint_embedder(ckpt, model_config, tokenizer, px, max_len, E["batch_size"]),
-                prompts_of, out_dir, record, E["shots"], progress)
+                prompts_of, out_dir, record, E["shots"], progress, curation)
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             table.to_parquet(out_dir / f"{name}.parquet", index=False)
             items.to_parquet(out_dir / name / "items.parquet", index=False)

@@ -30,7 +30,8 @@ import jax
 import jax.numpy as jnp
 
 from vlscale.config import run_train
-from vlscale.data.input import SyntheticSource, load_source, train_stream
+from vlscale.data.input import IdSource, SyntheticSource, load_source, train_stream
+from vlscale.data.subsets import derive_key
 from vlscale.data.sampling import fraction_label
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.provenance import provenance
@@ -56,7 +57,7 @@ class Inputs:
                  max_len: int, image_px: int, workers: int = 0):
         self.world, self.max_len, self.image_px = world, max_len, image_px
         self.source = source
-        self.synthetic = isinstance(source, SyntheticSource)
+        self.synthetic = isinstance(source, (SyntheticSource, IdSource))
         per_process = batch_size // jax.process_count()
         self.stream = train_stream(source, tokenizer, per_process, examples, seed, max_len, num_workers=workers)
 
@@ -105,8 +106,13 @@ def fingerprint(p: dict, name: str, subset: dict | None = None) -> str:
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def subset_entry(run: dict, sample_dir: Path = SAMPLE_DIR) -> dict:
-    """The sample stage's record of the subset a run draws from (its counts, mixture and key)."""
+def subset_entry(run: dict, sample_dir: Path = SAMPLE_DIR, filter_dir: Path | None = None) -> dict:
+    """The sample stage's record of the subset a run draws from (its counts, mixture and key); for a filter
+    arm's run, the filter stage's record of the arm (its size, sha256 and key)."""
+    if run.get("filter"):
+        from vlscale.filtering.manifest import FILTER_DIR, read_arm
+
+        return {"filter": run["filter"], **read_arm(run["filter"], filter_dir or FILTER_DIR)[1]}
     index = json.loads((sample_dir / "subsets.json").read_text())
     return {"key": index["key"], "source": index.get("source"), "world": index.get("world_fingerprint"),
             **index["subsets"][fraction_label(run["fraction"])]}
@@ -146,9 +152,21 @@ def build(p: dict, name: str, mesh=None, shared: Shared | None = None) -> Traine
     run = p["runs"][name]
     shared = shared or Shared(p)
     p = {**p, "train": run_train(p, name)}  # a seed replicate's own seed; a short run's examples and cool-downs
-    source = load_source(shared.world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"],
-                         p["train"]["image_px"])
+    source = run_source(shared.world, run, p["train"]["image_px"])
     return trainer_for(p, shared.world, source, shared.tokenizer, mesh, probe=shared.probe())
+
+
+def run_source(world, run: dict, image_px: int):
+    """The source a run reads: its subset of the sample stage (natural or rebalanced), or its filter arm."""
+    if run.get("filter"):
+        from vlscale.filtering.manifest import FILTER_DIR, read_arm
+
+        ids, entry = read_arm(run["filter"], FILTER_DIR)
+        if entry.get("world") != world.fingerprint():
+            raise ValueError(f"{FILTER_DIR}/manifest.json was made from world {entry.get('world')}, not this world "
+                             f"({world.fingerprint()}); re-run the filter stage")
+        return IdSource(world, ids, derive_key(entry["key"], 9))
+    return load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], image_px)
 
 
 def probe_of(p: dict, world, tokenizer: Tokenizer) -> Probe:

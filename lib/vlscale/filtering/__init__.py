@@ -1,0 +1,15 @@
+"""Quality filtering of the pool (PAPER.md §5.1): the filter stage's arms and the account of what each removed.
+
+Every arm keeps the same number k of pool pairs (k: the size of the pool's random subset of
+filter.keep_fraction, so the random arm is that subset exactly):
+- clip: the k pairs a scorer SigLIP finds most similar (image-text cosine), the scorer trained on a
+  curated English source, as the CLIP models used for filtering were (or any checkpoint given);
+- classifier: the k pairs an aligned/misaligned classifier rates likeliest aligned: a SigLIP trained on
+  web pairs in every language, with a logistic head fitted to pairs labelled as raters would label them;
+- english: k English pages at random, unfiltered (the paper's Baseline (en));
+- random: k pairs of the pool at random (the control that separates size from selection).
+
+Scoring and selection are per-shard maps (`select`, `score`) whose result does not depend on how the
+pool is split into shards; `account` says exactly what each arm removed, by every attribute the world
+knows. `stage.run_filter` is the stage.
+"""

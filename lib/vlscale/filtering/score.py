@@ -1,0 +1,101 @@
+"""Scoring the pool, one shard at a time: the per-pair work of the CLIP-score and classifier filters.
+
+A synthetic pool's shards cut each stratum's local indices 0..N_s-1 into runs of `shard_size`; a pair's
+scores depend only on the pair (its image, caption and the models), so any split gives the same scores,
+and `select.merge_top_k` the same arms. A real pool's shards are its files: each record is re-read,
+and a record that cannot be read is counted under its reason (shards.REASONS) and scored NaN, never
+fatal.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vlscale.data.ids import make_ids
+from vlscale.data.input import center_crop_resize
+from vlscale.data.shards import load_example
+from vlscale.evals.embedder import Embedder
+from vlscale.filtering.classifier import AlignmentHead, features
+from vlscale.world.captions import captions
+from vlscale.world.render import render_padded
+from vlscale.world.truth import truth
+
+
+@dataclass
+class Scorers:
+    """The models that score a pair: the CLIP-score filter's scorer, the classifier filter's model and head."""
+    clip: Embedder | None = None
+    classifier: Embedder | None = None
+    head: AlignmentHead | None = None
+
+    def score(self, make_images: Callable, count: int, texts: list[str]) -> dict[str, np.ndarray]:
+        """{"clip": cosine, "classifier": P(aligned)} of `count` pairs (images from make_images(a, b))."""
+        out = {}
+        for name, emb in (("clip", self.clip), ("classifier", self.classifier)):
+            if emb is None:
+                continue
+            e = emb.fresh()
+            zi, zt = e.images("shard", make_images, count), e.texts(texts)
+            out[name] = (zi * zt).sum(1) if name == "clip" else self.head.prob(features(zi, zt))
+        return out
+
+
+def pool_shards(sizes, shard_size: int) -> list[tuple[int, int, int]]:
+    """(stratum, start, stop) local-index ranges covering a synthetic pool of `sizes` pairs per stratum."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    return [(s, a, min(a + shard_size, int(n))) for s, n in enumerate(sizes) for a in range(0, int(n), shard_size)]
+
+
+def shard_ids(shard: tuple[int, int, int]) -> np.ndarray:
+    s, start, stop = shard
+    return make_ids(s, np.arange(start, stop))
+
+
+def score_synthetic(world, ids: np.ndarray, scorers: Scorers, render) -> tuple[dict, dict[str, np.ndarray]]:
+    """(truth, scores) of synthetic pool ids: rendered with `render` (world.render.render_jax), captioned."""
+    gt = truth(world, ids)
+    texts = captions(world, ids, gt)
+    batch = (scorers.clip or scorers.classifier).batch_size if (scorers.clip or scorers.classifier) else 1
+    pixels = render_padded(render, ids, batch) if (scorers.clip or scorers.classifier) else None
+    return gt, scorers.score(lambda a, b: pixels[a:b], len(ids), texts) if pixels is not None else {}
+
+
+def score_records(records: pd.DataFrame, scorers: Scorers, px: int,
+                  progress: Callable = print) -> Iterator[tuple[str, pd.DataFrame, Counter]]:
+    """Stream a real pool's records (uid, language, shard, member), shard file by shard file:
+    yields (shard, scores table [uid, language, clip?, classifier?], bad records by reason). A record
+    that cannot be re-read is counted ("corrupt_image" when its image does not decode, else
+    "missing_image") and scored NaN."""
+    t0, done = time.perf_counter(), 0
+    files = list(dict.fromkeys(records["shard"]))
+    for i, (shard, rows) in enumerate(records.groupby("shard", sort=False)):
+        images, texts, ok, bad = [], [], [], Counter()
+        for rec in rows.itertuples(index=False):
+            try:
+                image, caption = load_example(rec._asdict())
+            except (ValueError, OSError, KeyError) as e:
+                bad["corrupt_image" if "does not decode" in str(e) else "missing_image"] += 1
+                ok.append(False)
+                continue
+            images.append(center_crop_resize(image, px).astype(np.float32) / 127.5 - 1.0)
+            texts.append(caption)
+            ok.append(True)
+        ok = np.array(ok, bool)
+        table = rows[["uid", "language"]].reset_index(drop=True)
+        if ok.any():
+            pixels = np.stack(images)
+            got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts)
+            for name, v in got.items():
+                full = np.full(len(table), np.nan)
+                full[ok] = v
+                table[name] = full
+        done += len(rows)
+        progress(f"scored shard {i + 1}/{len(files)} ({shard}): {done:,} records, {sum(bad.values())} bad here, "
+                 f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} pairs/s")
+        yield shard, table, bad

@@ -1,0 +1,289 @@
+"""The filter stage: the quality-filter arms of the pool, their scores, and the exact account of what each removed.
+
+`run_filter(p)` writes to data/filter/ (`out_dir`):
+    <arm>.npy                 the arm's kept ids, sorted (int64; the DataComp contract)
+    scores/<shard>.parquet    every pool pair's id and scores: clip (scorer cosine), classifier
+                              (P(aligned)), english (the English arm's keyed draw, NaN off English pages),
+                              random (member of the random arm)
+    account.parquet           per (arm, grouping, group): pool, kept, removed and their shares
+    models/scorer, models/classifier   the filter models the stage trained (checkpoints, log)
+    manifest.json             k, the arms' sizes and sha256, the filter models' records, timings, provenance
+and returns the manifest. The random arm is the pool's nested random subset of filter.keep_fraction, k
+its size: when keep_fraction is one of sample.fractions it is that subset exactly, and the natural run
+of that fraction is the random arm's run.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlscale.config import ParamsError
+from vlscale.data.ids import CLASSIFIER_BIT, LOCAL_BITS, SCORER_BIT, make_ids
+from vlscale.data.input import IdSource, read_sample
+from vlscale.data.subsets import derive_key
+from vlscale.filtering import account as acc
+from vlscale.filtering.manifest import FILTER_DIR, arm_path, sha256_of
+from vlscale.filtering.classifier import AlignmentHead, auc, features
+from vlscale.filtering.score import Scorers, pool_shards, score_records, score_synthetic, shard_ids
+from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k
+from vlscale.world.truth import truth
+
+SCORED_ARMS = ("clip", "classifier", "english")  # arms chosen by a top-k of a score
+_SCORER_STRATUM = 1 << (SCORER_BIT - LOCAL_BITS)
+_CLASSIFIER_STRATUM = 1 << (CLASSIFIER_BIT - LOCAL_BITS)
+_LABELLED_OFFSET = 1 << (LOCAL_BITS - 1)  # the labelled pairs' local indices, apart from the web source's
+
+
+# ------------------------------------------------------------------------------- the filter models' data
+
+def scorer_ids(world, n: int) -> np.ndarray:
+    """The scorer's curated English source: the first n English pages of the SCORER_BIT range whose caption
+    is clean and in English (as the English, curated sources CLIP-style filters were trained on)."""
+    en = world.stratum_of("en")
+    out, start, chunk = [], 0, max(4 * n, 1024)
+    while sum(map(len, out)) < n:
+        ids = make_ids(_SCORER_STRATUM | en, np.arange(start, start + chunk))
+        gt = truth(world, ids)
+        out.append(ids[(gt["caption_kind"] == 0) & (gt["caption_language"] == en)])
+        start += chunk
+    return np.concatenate(out)[:n]
+
+
+def web_ids(world, n: int, labelled: bool = False) -> np.ndarray:
+    """n web pairs of the CLASSIFIER_BIT range in the web's language mix (world.pool_sizes): the classifier's
+    model learns from these (labelled=False); raters label the others (labelled=True)."""
+    offset = _LABELLED_OFFSET if labelled else 0
+    return np.concatenate([make_ids(_CLASSIFIER_STRATUM | s, offset + np.arange(m))
+                           for s, m in enumerate(world.pool_sizes(n).tolist()) if m])
+
+
+def model_train_block(p: dict, budget: float) -> dict:
+    """The train block a filter model trains with: `budget` × train.examples_seen, one cool-down at its end."""
+    T = p["train"]
+    return {**T, "examples_seen": int(round(budget * T["examples_seen"])), "cooldown_budgets": [1.0],
+            "probe_every_examples": 0}
+
+
+def train_model(p: dict, world, tokenizer, ids: np.ndarray, budget: float, run_dir: Path, seed: int,
+                progress: bool = True) -> dict:
+    """Train a SigLIP of params `p`'s model on the pairs `ids`; returns {checkpoint, summary}."""
+    from vlscale.evals.stage import checkpoints
+    from vlscale.training.run import trainer_for
+
+    T = {**model_train_block(p, budget), "seed": seed}
+    source = IdSource(world, ids, derive_key(seed, 3))
+    trainer = trainer_for({**p, "train": T}, world, source, tokenizer)
+    summary = trainer.fit(run_dir, progress=progress)
+    _, last = checkpoints(run_dir)[-1]
+    return {"checkpoint": str(last), "examples_seen": T["examples_seen"], "unique_pairs": len(ids), "seed": seed,
+            "summary": {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}}
+
+
+def _embedder(p: dict, tokenizer, checkpoint: Path | str, config: dict | None = None):
+    from vlscale.evals.stage import checkpoint_embedder
+
+    model_config = config or {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
+    return checkpoint_embedder(Path(checkpoint), model_config, tokenizer, p["train"]["image_px"],
+                               p["tokenizer"]["max_len"], p["evaluate"]["batch_size"])
+
+
+def load_scorer(p: dict, tokenizer):
+    """The Embedder of filter.scorer.checkpoint, or ParamsError naming it when it does not load or does not
+    match the model config (checked before any work)."""
+    path = p["filter"]["scorer"]["checkpoint"]
+    try:
+        return _embedder(p, tokenizer, path)
+    except (OSError, ValueError, KeyError) as e:
+        raise ParamsError(f"params.yaml: filter.scorer.checkpoint = {path!r}: {type(e).__name__}: {e}") from e
+
+
+def fit_classifier(world, embedder, n: int, holdout: float, key: int, render) -> tuple[AlignmentHead, dict]:
+    """The aligned/misaligned head on n labelled web pairs (label: the caption is clean), measured on the
+    held-out share `holdout` of them (drawn by a keyed score)."""
+    from vlscale.world.captions import captions
+    from vlscale.world.render import render_padded
+
+    ids = web_ids(world, n, labelled=True)
+    gt = truth(world, ids)
+    label = (gt["caption_kind"] == 0).astype(np.int64)
+    pixels = render_padded(render, ids, embedder.batch_size)
+    e = embedder.fresh()
+    x = features(e.images("labelled", lambda a, b: pixels[a:b], len(ids)), e.texts(captions(world, ids, gt)))
+    test = keyed_scores(ids, derive_key(key, 5)) < holdout
+    head = AlignmentHead.fit(x[~test], label[~test])
+    prob = head.prob(x[test])
+    record = {"labelled": len(ids), "train": int((~test).sum()), "holdout": int(test.sum()),
+              "aligned_share": float(label.mean()), "holdout_auc": auc(prob, label[test]),
+              "holdout_accuracy": float(((prob > 0.5) == label[test]).mean()),
+              "holdout_auc_cosine": auc(x[test, -1], label[test])}
+    return head, record
+
+
+# ----------------------------------------------------------------------------------------------- stage
+
+def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path = "data/sample",
+               progress: bool = True, log=print) -> dict:
+    """The filter stage on resolved params `p` (see the module docstring)."""
+    import jax
+
+    from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
+    from vlscale.provenance import provenance
+    from vlscale.world.render import render_jax
+    from vlscale.world.spec import build_world
+
+    F, out_dir = p["filter"], Path(out_dir)
+    world = build_world(p["world"])
+    tokenizer = Tokenizer(TOKENIZER_PATH)
+    label, entry, pool = read_sample(world, sample_dir, None)  # the largest subset: the pool
+    synthetic = not isinstance(pool, pd.DataFrame)
+    if not synthetic and "classifier" in F["arms"]:
+        raise ParamsError("params.yaml: filter.arms includes 'classifier': its labels come from the synthetic world's "
+                          "truth, which a real pool does not have; drop it from filter.arms")
+    if "clip" in F["arms"] and not synthetic and not F["scorer"]["checkpoint"]:
+        raise ParamsError("params.yaml: filter.scorer.checkpoint = None: a real pool's CLIP-score arm needs a "
+                          "scorer checkpoint (any vlscale.siglip.load reads)")
+    scorer = load_scorer(p, tokenizer) if "clip" in F["arms"] and F["scorer"]["checkpoint"] else None
+    shutil.rmtree(out_dir, ignore_errors=True)
+    (out_dir / "scores").mkdir(parents=True)
+    times, models = {}, {}
+    t0 = time.perf_counter()
+    render = render_jax(world, p["train"]["image_px"]) if synthetic else None
+    if "clip" in F["arms"] and scorer is None:
+        log(f"training the scorer on {F['scorer']['examples']:,} curated English pairs")
+        models["scorer"] = train_model(p, world, tokenizer, scorer_ids(world, F["scorer"]["examples"]),
+                                       F["scorer"]["budget"], out_dir / "models/scorer",
+                                       derive_key(F["key"], 1) % 2**31, progress)
+        scorer = _embedder(p, tokenizer, models["scorer"]["checkpoint"])
+        times["scorer_train_s"] = time.perf_counter() - t0
+    elif scorer is not None:
+        models["scorer"] = {"checkpoint": F["scorer"]["checkpoint"]}
+    head = classifier = None
+    if "classifier" in F["arms"]:
+        t1 = time.perf_counter()
+        C = F["classifier"]
+        log(f"training the classifier's model on {C['web_examples']:,} web pairs")
+        models["classifier"] = train_model(p, world, tokenizer, web_ids(world, C["web_examples"]), C["budget"],
+                                           out_dir / "models/classifier", derive_key(F["key"], 2) % 2**31, progress)
+        classifier = _embedder(p, tokenizer, models["classifier"]["checkpoint"])
+        head, models["classifier"]["head"] = fit_classifier(world, classifier, C["labelled"], C["holdout"], F["key"],
+                                                            render)
+        log(f"classifier head: {models['classifier']['head']}")
+        times["classifier_train_s"] = time.perf_counter() - t1
+    scorers = Scorers(clip=scorer, classifier=classifier, head=head)
+
+    t2 = time.perf_counter()
+    manifest = (_filter_synthetic if synthetic else _filter_real)(p, world, pool, scorers, render, out_dir, log)
+    times["scoring_s"] = time.perf_counter() - t2
+    manifest |= {"pool_label": label, "keep_fraction": F["keep_fraction"], "key": F["key"],
+                 "world_fingerprint": world.fingerprint(), "source": "synthetic" if synthetic else "real",
+                 "models": models, "seconds": {**times, "total_s": time.perf_counter() - t0},
+                 "devices": jax.device_count(), "provenance": provenance(p["profile"], p)}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json))
+    return manifest
+
+
+def _json(o):
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    return str(o)
+
+
+def _filter_synthetic(p, world, pool, scorers, render, out_dir: Path, log) -> dict:
+    F = p["filter"]
+    k = int(pool.counts(F["keep_fraction"]).sum())
+    en = world.stratum_of("en")
+    english_key = derive_key(F["key"], 4)
+    shards = pool_shards(pool.sizes, F["shard_size"])
+    candidates = {arm: [] for arm in SCORED_ARMS if arm in F["arms"]}
+    random_parts, t0, done = [], time.perf_counter(), 0
+    for i, shard in enumerate(shards):
+        ids = shard_ids(shard)
+        gt, scores = score_synthetic(world, ids, scorers, render)
+        scores["english"] = np.where(gt["stratum"] == en, keyed_scores(ids, english_key), np.nan)
+        in_random = pool.contains(ids, F["keep_fraction"])
+        random_parts.append(ids[in_random])
+        table = pd.DataFrame({"id": ids, **{a: scores[a] for a in ("clip", "classifier") if a in scores},
+                              "english": scores["english"], "random": in_random})
+        table.to_parquet(out_dir / "scores" / f"shard_{i:05d}.parquet", index=False)
+        for arm in candidates:
+            s = scores[arm]
+            ok = ~np.isnan(s)
+            candidates[arm].append(shard_top_k(ids[ok], s[ok], k))
+        done += len(ids)
+        if (i + 1) % max(1, len(shards) // 10) == 0 or i + 1 == len(shards):
+            log(f"scored {i + 1}/{len(shards)} shards, {done:,} pairs, {done / (time.perf_counter() - t0):,.0f} pairs/s")
+    arms = {arm: _merge(arm, c, k) for arm, c in candidates.items()}
+    if "random" in F["arms"]:
+        arms["random"] = np.sort(np.concatenate(random_parts))
+    # the account: every pool pair's truth, shard by shard, against each arm's membership
+    tables = []
+    for shard in shards:
+        ids = shard_ids(shard)
+        gt = truth(world, ids)
+        tables.append(acc.count_table(acc.labels(world, gt), {a: member(ids, arms[a]) for a in F["arms"]}))
+    return _write_arms(F, arms, acc.finish(acc.add_counts(tables)), out_dir, k, log,
+                       pool_pairs=int(pool.sizes.sum()), shards=len(shards))
+
+
+def _filter_real(p, world, records: pd.DataFrame, scorers, render, out_dir: Path, log) -> dict:
+    from vlscale.data.sampling import real_subsets
+
+    F = p["filter"]
+    subsets = real_subsets(records, p["sample"]["key"])
+    random_rows = subsets.ids(F["keep_fraction"])
+    k = len(random_rows)
+    rows = np.arange(len(records))
+    english_key = derive_key(F["key"], 4)
+    candidates = {arm: [] for arm in ("clip", "english") if arm in F["arms"]}
+    bad, start = Counter(), 0
+    for i, (shard, table, bad_here) in enumerate(score_records(records, scorers, p["train"]["image_px"], log)):
+        here = rows[start:start + len(table)]
+        start += len(table)
+        table["english"] = np.where(table["language"] == "en", keyed_scores(here, english_key), np.nan)
+        table["random"] = np.isin(here, random_rows)
+        table.to_parquet(out_dir / "scores" / f"shard_{i:05d}.parquet", index=False)
+        bad += bad_here
+        for arm in candidates:
+            s = table[arm].to_numpy(float)
+            ok = ~np.isnan(s)
+            candidates[arm].append(shard_top_k(here[ok], s[ok], k))
+    arms = {arm: _merge(arm, c, k) for arm, c in candidates.items()}
+    if "random" in F["arms"]:
+        arms["random"] = np.sort(random_rows)
+    groups = {"language": records["language"].to_numpy(str)}
+    account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in F["arms"]}))
+    for arm, ids in arms.items():  # a real arm's members are record rows; their uids go beside them
+        pd.DataFrame({"uid": records["uid"].to_numpy()[ids]}).to_parquet(out_dir / f"{arm}_uids.parquet", index=False)
+    return _write_arms(F, arms, account, out_dir, k, log, pool_pairs=len(records), bad_records=dict(bad))
+
+
+def member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """bool [len(ids)]: which ids are in the sorted id list (binary search, as DataComp's resharder does)."""
+    at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
+    return (sorted_ids[at] == ids) if len(sorted_ids) else np.zeros(len(ids), bool)
+
+
+def _merge(arm: str, candidates, k: int) -> np.ndarray:
+    try:
+        return merge_top_k(candidates, k)
+    except ValueError as e:
+        raise ValueError(f"filter arm {arm!r}: {e} (filter.keep_fraction is too large for it)") from e
+
+
+def _write_arms(F, arms, account, out_dir, k, log, **extra) -> dict:
+    entries = {}
+    for arm in F["arms"]:
+        ids = arms[arm]
+        if len(ids) != k:
+            raise RuntimeError(f"arm {arm!r} kept {len(ids)} pairs, not k = {k}")
+        np.save(arm_path(arm, out_dir), ids)
+        entries[arm] = {"kept": int(len(ids)), "sha256": sha256_of(ids), "file": arm_path(arm, out_dir).name}
+        log(f"arm {arm}: {len(ids):,} pairs kept")
+    account.to_parquet(out_dir / "account.parquet", index=False)
+    return {"k": k, "arms": entries, "noise_removal": acc.noise_from_account(account), **extra}
