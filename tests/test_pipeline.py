@@ -67,10 +67,14 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
                 "paper/tables/table1.tex", "paper/tables/table3.tex", "paper/tables/table4.tex",
                 "paper/tables/wilcoxon.tex", "paper/figures/eval/fig1_curves.png",
                 "paper/figures/eval/fig2_xm3600.png", "paper/figures/eval/fig3_association_bias.png",
-                "plots/figures/fig1.csv"):
+                "plots/figures/fig1.csv", "reports/04_filter.ipynb", "data/filter/manifest.json",
+                "data/filter/clip.npy", "data/filter/account.parquet", "paper/figures/filter/account.png",
+                "paper/figures/filter/languages.png", "paper/figures/eval/fig4_filters.png",
+                "paper/figures/eval/fig5_rebalancing.png", "paper/tables/table13.tex", "paper/tables/table14.tex",
+                "plots/figures/fig4.csv", "plots/figures/fig5.csv"):
         assert (path / out).is_file(), out
-    for m in ("world", "sample", "tokenizer", *(f"train/{r}" for r in RUNS), *(f"evaluate/{r}" for r in RUNS),
-              "figures"):
+    for m in ("world", "sample", "tokenizer", "filter", *(f"train/{r}" for r in RUNS),
+              *(f"evaluate/{r}" for r in RUNS), "figures"):
         metrics = json.loads((path / f"metrics/{m}.json").read_text())
         assert metrics["provenance"]["profile"] == "smoke"
         assert metrics["provenance"]["versions"]["jax"]
@@ -122,6 +126,12 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
         assert saved["provenance"]["profile"] == "smoke" and "imagenet/0shot" in saved["results"]
     figures = json.loads((path / "metrics/figures.json").read_text())
     assert figures["provenance"]["profile"] == "smoke"
+    # the curated runs: every filter arm against examples seen, every data scale before and after rebalancing
+    curated = figures["curation"]
+    assert curated["filter_runs"] == {"random": "f_random", "english": "f_english", "clip": "f_clip",
+                                      "classifier": "f_classifier"}
+    assert set(curated["rebalancing"]) == {"1%", "10%", "100%"} and not curated["notes"]
+    assert {"random:s10_minus_random:f_random", "clip_minus_english"} <= set(curated["filter_differences"])
     assert "\\begin{tabular}" in (path / "paper/tables/table1.tex").read_text()
 
 

@@ -121,7 +121,9 @@ def build_curation(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source
     for against in ("english", "random"):
         if against not in filter_runs:
             continue
-        for arm in [a for a in FILTER_ARMS if a in filter_runs and a != against]:
+        # against English: the filters (the paper's comparison); against random: every other arm
+        others = [a for a in FILTER_ARMS if a in filter_runs and a != against and not (against == "english" and a == "random")]
+        for arm in others:
             for seen in common:
                 for group in FILTER_GROUPS:
                     ia = index.get((filter_runs[arm], seen, group))

@@ -183,10 +183,10 @@ def figure5(rebalance: pd.DataFrame):
             continue
         ax.plot(d["data_pct"], d["before"], marker="o", label="Before (natural mix)")
         ax.plot(d["data_pct"], d["after"], marker="s", label="After (rebalanced)")
-        for _, r in d.iterrows():
-            ax.annotate(f"Δ {r['diff']:+.1f} [{r['lo']:+.1f}, {r['hi']:+.1f}]", (r["data_pct"], r["after"]),
-                        textcoords="offset points", xytext=(0, -14), ha="center", fontsize=7)
         ax.set_xticks(d["data_pct"], [scale_label(p) for p in d["data_pct"]])
+        ax.set_xlim(d["data_pct"].min() / 2, d["data_pct"].max() * 2)
+        ax.text(0.02, 0.02, "\n".join(f"Δ {scale_label(r['data_pct'])}: {r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]"
+                                      for _, r in d.iterrows()), transform=ax.transAxes, fontsize=7, va="bottom")
     axes[0].legend(fontsize=8)
     fig.suptitle("Figure 5 analog: language rebalancing (Δ: error reduction, pp, 95% CI)")
     fig.tight_layout()

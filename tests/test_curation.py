@@ -1,0 +1,118 @@
+"""The curation study's tables from results whose answer is known: per-image outcomes planted for filter arms,
+the random control, a rebalanced run and its natural counterpart; the differences, their paired intervals,
+the training-noise null and what is left out when a run is missing."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from vlscale.analysis import curation, report, results
+from vlscale.evals import groups
+
+N = 400  # test images per task
+SEEN = (20_000, 66_000)
+TASKS = ("imagenet/0shot", "coco/i2t", "dollarstreet/0shot", "geode/0shot", "geode/africa",
+         "xm3600/i2t/te", "xm3600/t2i/te", "xm3600/i2t/de", "xm3600/t2i/de")
+
+
+def _outcomes(correct: int, seed: int) -> np.ndarray:
+    """N per-image successes, exactly `correct` of them 1, in a seeded order."""
+    v = np.zeros(N, np.float32)
+    v[np.random.default_rng(seed).permutation(N)[:correct]] = 1
+    return v
+
+
+def planted(runs: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """runs: name -> (curation, data_pct, seed, {task: correct images}) at every checkpoint of SEEN (the
+    rebalanced and natural runs' also at 200k)."""
+    rows, items = [], []
+    for name, (cur, pct, seed, correct) in runs.items():
+        for seen in SEEN + ((200_000,) if cur == "natural" else ()):
+            for j, task in enumerate(TASKS):
+                v = _outcomes(correct.get(task, 100), hash((name, task)) % 2**32)
+                rows.append({"run": name, "seed": seed, "fraction": pct / 100, "data_pct": float(pct),
+                             "curation": cur, "examples_seen": seen, "budget": 1.0, "checkpoint": "c",
+                             "profile": "test", "model": "cpu", "benchmark": task.split("/")[0], "source": "analog",
+                             "task": task, "metric": "error_pct", "value": 100 * (1 - v.mean()),
+                             "se": float(np.sqrt(v.mean() * (1 - v.mean()) / N)) * 100, "n": N})
+                items.append(pd.DataFrame({"run": name, "seed": seed, "data_pct": float(pct), "examples_seen": seen,
+                                           "source": "analog", "benchmark": task.split("/")[0], "task": task,
+                                           "item": np.arange(N, dtype=np.int32), "value": v}))
+    return pd.DataFrame(rows), pd.concat(items, ignore_index=True)
+
+
+BASE = {t: 200 for t in TASKS}
+RUNS = {
+    "s10": ("natural", 10, 0, BASE),
+    "s100": ("natural", 100, 0, BASE),
+    "f_random": ("filter/random", 10, 1, {**BASE, "imagenet/0shot": 210}),
+    "f_english": ("filter/english", 10, 0, BASE),
+    "f_clip": ("filter/clip", 10, 0, {**BASE, "imagenet/0shot": 280, "geode/0shot": 120}),
+    "f_classifier": ("filter/classifier", 10, 0, {**BASE, "dollarstreet/0shot": 100}),
+    "r100": ("rebalanced", 100, 0, {**BASE, "xm3600/i2t/te": 260, "xm3600/t2i/te": 240}),
+}
+
+
+@pytest.fixture(scope="module")
+def study():
+    tidy, items = planted(RUNS)
+    # the rebalanced run stops at 66k: drop its 200k rows (it has none), keep the natural run's
+    return curation.build_curation(tidy, items, keep_fraction=0.1, n_boot=300), tidy
+
+
+def test_the_filter_arms_are_their_runs_and_the_random_arm_is_the_random_run(study):
+    c, _ = study
+    assert c.filter_runs == {"random": "f_random", "english": "f_english", "clip": "f_clip",
+                             "classifier": "f_classifier"}
+    assert sorted(c.filter_curves["examples_seen"].unique()) == list(SEEN)  # not the natural run's 200k
+
+
+def test_differences_are_the_planted_ones_with_paired_intervals(study):
+    c, _ = study
+    d = c.filter_diffs.set_index(["arm", "against", "examples_seen", "group"])
+    # western here is the mean of imagenet/0shot and coco/i2t: clip +80 images on imagenet -> -10 pp of the mean
+    clip_w = d.loc[("clip", "english", 66_000, "western")]
+    assert clip_w["diff"] == pytest.approx(-100 * 80 / N / 2, abs=1e-4)
+    assert clip_w["lo"] < clip_w["diff"] < clip_w["hi"] < 0 and clip_w["p"] < 0.01
+    # culture: dollarstreet, geode (0-shot); clip loses 80 geode images, classifier 100 dollarstreet images
+    assert d.loc[("clip", "english", 66_000, "culture"), "diff"] == pytest.approx(100 * 80 / N / 2, abs=1e-4)
+    assert d.loc[("classifier", "english", 66_000, "culture"), "diff"] == pytest.approx(100 * 100 / N / 2, abs=1e-4)
+    same = d.loc[("english", "random", 66_000, "culture")]  # equal outcomes' counts, different images
+    assert same["diff"] == pytest.approx(0, abs=1e-4) and same["lo"] < 0 < same["hi"]
+    # the training-noise null: the two runs on the random data (f_random and the natural 10% run)
+    null = d.loc[("random:s10", "random:f_random", 66_000, "western")]
+    assert null["diff"] == pytest.approx(-100 * (200 - 210) / N / 2, abs=1e-4)
+
+
+def test_rebalancing_is_read_at_the_rebalanced_runs_examples_seen(study):
+    c, tidy = study
+    r = c.rebalance.set_index("group")
+    assert set(r["before_run"]) == {"s100"} and set(r["after_run"]) == {"r100"} and set(r["examples_seen"]) == {66_000}
+    te = [groups.xm3600_task(d, "te") for d in ("i2t", "t2i")]
+    assert r.loc["multilingual_low_resource", "diff"] == pytest.approx(100 * (60 + 40) / N / 2, abs=1e-4)
+    assert r.loc["multilingual_high_resource", "diff"] == pytest.approx(0, abs=1e-4)
+    lang = c.languages.set_index(["language", "direction"])
+    assert lang.loc[("te", "i2t"), "diff"] == pytest.approx(15.0, abs=1e-4) and lang.loc[("te", "i2t"), "p"] < 0.01
+    assert set(te) <= set(tidy["task"])
+    assert c.table14.columns.get_level_values(1).unique().tolist() == ["before", "after"]
+    assert ("Average Multilingual: low-resource", "multilingual_low_resource") in c.table14.index
+
+
+def test_missing_runs_are_named_not_filled_in():
+    tidy, items = planted({k: RUNS[k] for k in ("s10", "f_clip")})
+    c = curation.build_curation(tidy, items, keep_fraction=0.1, n_boot=50)
+    assert c.filter_runs == {"clip": "f_clip", "random": "s10"}  # the natural 10% run is the random arm
+    assert any("one run on the random data" in n for n in c.notes)
+    assert any("no rebalanced runs" in n for n in c.notes) and c.rebalance.empty and c.table14.empty
+    none = curation.build_curation(*planted({"s10": RUNS["s10"]}), keep_fraction=0.1, n_boot=50)
+    assert none.filter_curves.empty and any("no filter runs" in n for n in none.notes)
+
+
+def test_the_main_report_leaves_curated_runs_out_and_writes_the_curation_outputs(tmp_path):
+    tidy, items = planted(RUNS)
+    r = report.build_report(tidy, items, n_boot=50, keep_fraction=0.1)
+    assert set(r.tidy["run"]) == {"s10", "s100"} and set(results.natural(tidy)["curation"]) == {"natural"}
+    written = {p.name for p in report.write_report(r, tmp_path)}
+    assert {"fig4_filters.png", "fig5_rebalancing.png", "table13.tex", "table14.tex", "fig4.csv", "fig5.csv"} <= written
+    summary = report.summary(r)["curation"]
+    assert summary["filter_runs"]["clip"] == "f_clip" and "100%" in summary["rebalancing"]
+    assert "\\begin{tabular}" in (tmp_path / "paper/tables/table13.tex").read_text()
