@@ -138,3 +138,19 @@ def test_a_budget_too_short_for_warmup_and_cooldown_names_the_run_and_value(raw)
     raw["runs"]["arm"] = {"fraction": 0.1, "budget": 1.5}
     with pytest.raises(ParamsError, match=r"runs\.arm\.budget"):
         validate(raw, "params.yaml")
+
+
+def test_a_runs_model_replaces_the_model_blocks_keys_for_that_run_and_is_validated():
+    from vlscale.config import model_name, run_model
+
+    raw = load_params(ROOT / "params.yaml")
+    raw["profile"] = "gpu"
+    large = {"image": {"variant": "L/16", "pool_type": "map"}, "text": {"variant": "L"}, "out_dim": [None, 1024]}
+    raw["runs"]["l100"] = {"fraction": 1.0, "model": large}  # the example params.yaml's comment gives
+    p = validate(raw)
+    assert run_model(p, "l100")["image"] == {"variant": "L/16", "pool_type": "map"}
+    assert run_model(p, "l100")["out_dim"] == [None, 1024] and run_model(p, "l100")["bias_init"] == p["model"]["bias_init"]
+    assert run_model(p, "s100") == p["model"] and model_name(run_model(p, "l100")) == "L/16"
+    raw["runs"]["l100"]["model"] = {"image": {"variant": "L/16", "patchsize": 16}}
+    with pytest.raises(ParamsError, match=r"runs.l100.model.image = .*unknown tower keys \['patchsize'\]"):
+        validate(raw)

@@ -116,3 +116,18 @@ def test_the_main_report_leaves_curated_runs_out_and_writes_the_curation_outputs
     summary = report.summary(r)["curation"]
     assert summary["filter_runs"]["clip"] == "f_clip" and "100%" in summary["rebalancing"]
     assert "\\begin{tabular}" in (tmp_path / "paper/tables/table13.tex").read_text()
+
+
+def test_a_second_model_goes_to_figure6_and_the_single_model_tables_keep_the_one_with_most_runs(tmp_path):
+    tidy, items = planted({**RUNS, "b10": ("natural", 10, 0, {**BASE, "imagenet/0shot": 300})})
+    tidy.loc[tidy["run"] == "b10", "model"] = "w96d2p8"
+    r = report.build_report(tidy, items, n_boot=50, keep_fraction=0.1)
+    assert r.model == "cpu" and set(r.tidy["run"]) == {"s10", "s100"}
+    assert set(r.models["model"]) == {"cpu", "w96d2p8"} and set(r.models["run"]) == {"s10", "s100", "b10"}
+    west = r.models[(r.models["run"] == "b10") & (r.models["group"] == "western")]
+    assert west["error_pct"].iloc[0] == pytest.approx(100 * (1 - (300 + 200) / (2 * N)), abs=1e-4)
+    summary = report.summary(r)
+    assert set(summary["figure6"]) == {"cpu", "w96d2p8"} and "10%" in summary["figure6"]["w96d2p8"]
+    assert "fig6_models.png" in {p.name for p in report.write_report(r, tmp_path)}
+    with pytest.raises(ValueError, match="no natural runs of model 'H/14'"):
+        report.build_report(tidy, items, n_boot=20, model="H/14")

@@ -298,3 +298,38 @@ def test_a_real_pool_is_scored_shard_by_shard_and_bad_records_are_counted_not_fa
     assert dict(bad) == {"corrupt_image": 1, "missing_image": 1}
     assert len(table) == 24 and table["clip"].isna().sum() == 2 and table["clip"].notna().sum() == 22
     assert table.loc[table["uid"] == records.iloc[5]["uid"], "clip"].isna().all()
+
+
+def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_records(workdir, real_sample, tmp_path,
+                                                                                          monkeypatch):
+    """On real shards: the scorer is a checkpoint (here the smoke scorer), the arms are record rows with their
+    uids beside them, and a filter run's source is those records' pixels."""
+    import shutil
+
+    from vlscale.training.run import run_source
+
+    p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    ckpt = workdir / json.loads((workdir / "data/filter/manifest.json").read_text())["models"]["scorer"]["checkpoint"]
+    shutil.copytree(real_sample, tmp_path / "data/sample")
+    shutil.copytree(workdir / "data/tokenizer", tmp_path / "data/tokenizer")
+    monkeypatch.chdir(tmp_path)
+    real = {**p, "sample": {**p["sample"], "source": "webdataset"},
+            "filter": {**p["filter"], "arms": ["clip", "english", "random"], "keep_fraction": 0.25,
+                       "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    with pytest.raises(ParamsError, match="filter.arms includes 'classifier'"):
+        run_filter({**real, "filter": {**real["filter"], "arms": ["classifier"]}}, progress=False, log=lambda m: None)
+    manifest = run_filter(real, progress=False, log=lambda m: None)
+    assert manifest["source"] == "real" and manifest["pool_pairs"] == 24 and manifest["bad_records"] == {}
+    k = manifest["k"]
+    _, _, records = read_sample(build_world(p["world"]), "data/sample", None)
+    for arm in ("clip", "english", "random"):
+        rows, _ = read_arm(arm)
+        uids = pd.read_parquet(f"data/filter/{arm}_uids.parquet")["uid"]
+        assert len(rows) == k and uids.tolist() == records["uid"].to_numpy()[rows].tolist()
+    english, _ = read_arm("english")
+    assert k == 6 and set(records["language"].to_numpy()[english]) == {"en"}  # 2 of each language's 8, 6 of 8 en
+    source = run_source(build_world(p["world"]), {"filter": "clip"}, 16)
+    fields, texts = source.read(np.arange(len(source)))
+    assert len(source) == k and fields["image"].shape == (k, 16, 16, 3)
+    kept = records.iloc[read_arm("clip")[0]]
+    assert sorted(texts) == sorted(f"caption {u[1:]} {l}" for u, l in zip(kept["uid"], kept["language"]))

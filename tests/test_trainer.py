@@ -161,7 +161,7 @@ def test_the_probe_is_logged_through_the_main_run_and_at_each_branch_end(workdir
     main = probes[probes["phase"] == "main"]
     assert main["step"].tolist() == [0, 32, 64, 96]  # 4096 examples of 32, the last at the main run's end
     branches = probes[probes["phase"] != "main"]
-    assert branches["step"].tolist() == [64, 128]  # budgets 0.5 and 1.0 of 4096 examples
+    assert branches["step"].tolist() == [42, 128]  # budgets 0.33 and 1.0 of 4096 examples, in steps of 32
     for column in ("imagenet_0shot_acc", "coco_i2t_r1"):
         assert probes[column].between(0, 100).all()
     metrics = json.loads((records / "metrics/train/s10.json").read_text())
@@ -249,3 +249,23 @@ def test_training_on_real_shards_takes_steps_on_their_pixels(params, world, real
     summary = trainer.fit(tmp_path / "run", progress=False, stop_at_step=4)
     log = read_log(tmp_path / "run/log.jsonl")
     assert summary["steps"] == 4 and list(log["step"]) == [1, 2, 3, 4] and np.isfinite(log["loss"]).all()
+
+
+def test_a_run_with_its_own_model_trains_that_model_and_fingerprints_apart(workdir):
+    """The model axis: runs.<run>.model replaces top-level keys of the model block for that run alone."""
+    runs = workdir / "wider"
+    wider = "{width: 48, depth: 1, mlp_dim: 96, num_heads: 2, patch_size: [8, 8], pool_type: map}"
+    _train(workdir, runs, "--set", f"runs.s10.model={{image: {wider}}}")
+    params = _params(runs / "s10/checkpoints")
+    kernel = next(v for k, v in params.items() if k.startswith("img/embedding") and k.endswith("kernel"))
+    assert kernel.shape[-1] == 48  # the image tower's width; the smoke model's is 32
+    p = _params_of(workdir)
+    base = fingerprint(p, "s10")
+    assert base == fingerprint({**p, "runs": {**p["runs"], "s10": {k: v for k, v in p["runs"]["s10"].items()
+                                                                      if k != "model"}}}, "s10")
+    own = {**p, "runs": {**p["runs"], "s10": {**p["runs"]["s10"], "model": {"image": {"width": 48}}}}}
+    assert fingerprint(own, "s10") != base
+
+
+def _params_of(directory: Path) -> dict:
+    return validate(yaml.safe_load((directory / "params.yaml").read_text()))

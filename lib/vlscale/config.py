@@ -263,6 +263,9 @@ class RunParams(_Block):
     # A quality-filter arm of the filter stage (filter.arms) to train on instead of a subset: the arm keeps
     # filter.keep_fraction of the whole pool, so `fraction` must be the pool's (the largest sample fraction).
     filter: str | None = None
+    # The model axis: this run's model, as top-level keys of the `model` block that replace the block's own
+    # (e.g. {image: {variant: L/16, pool_type: map}, text: {variant: L}, out_dim: [null, 1024]}); null: `model`.
+    model: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_curation(self):
@@ -452,6 +455,18 @@ def run_train(p: dict, name: str) -> dict:
     return out
 
 
+def run_model(p: dict, name: str) -> dict:
+    """The resolved `model` block as run `name` trains it: the block with the run's `model` keys replacing its own."""
+    override = p["runs"][name].get("model")
+    return {**p["model"], **override} if override else p["model"]
+
+
+def model_name(model: dict) -> str:
+    """A model's short name in results: its image tower's variant ("B/16"), else width, depth and patch ("w64d1p8")."""
+    image = model["image"]
+    return image.get("variant") or f"w{image['width']}d{image['depth']}p{image['patch_size'][0]}"
+
+
 def _cross_checks(p: dict, source: str) -> list[str]:
     """Checks that span blocks: every run's fraction is a sampled subset; a short run's first cool-down
     leaves room for the warm-up and the cool-down."""
@@ -461,6 +476,11 @@ def _cross_checks(p: dict, source: str) -> list[str]:
         if fractions is not None and run["fraction"] not in fractions:
             errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: not one of sample.fractions "
                           f"{fractions}")
+        if run.get("model") and "model" in p:
+            try:
+                ModelParams(**run_model(p, name))
+            except ValidationError as e:
+                errors.append(_format(e, f"runs.{name}.model", run_model(p, name), source))
         arm = run.get("filter")
         if arm is not None:
             arms = p.get("filter", {}).get("arms")

@@ -161,7 +161,8 @@ def figure4(curves: pd.DataFrame, arm_labels: dict[str, str]):
             ax.plot(a["examples_seen"], a["error_pct"], marker="o", color=colors[arm], label=label,
                     ls="--" if arm == "random" else "-")
             ax.fill_between(a["examples_seen"], a["lo"], a["hi"], color=colors[arm], alpha=0.15)
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
     fig.suptitle("Figure 4 analog: quality filters (each arm keeps the same number of pairs)")
     fig.tight_layout()
     return fig
@@ -187,7 +188,39 @@ def figure5(rebalance: pd.DataFrame):
         ax.set_xlim(d["data_pct"].min() / 2, d["data_pct"].max() * 2)
         ax.text(0.02, 0.02, "\n".join(f"Δ {scale_label(r['data_pct'])}: {r['diff']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]"
                                       for _, r in d.iterrows()), transform=ax.transAxes, fontsize=7, va="bottom")
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
     fig.suptitle("Figure 5 analog: language rebalancing (Δ: error reduction, pp, 95% CI)")
+    fig.tight_layout()
+    return fig
+
+
+FIG6_GROUPS = ("western", "culture", "multilingual_low_resource")
+
+
+def figure6(groups_table: pd.DataFrame):
+    """Figure 6 analog: average error (%) against examples seen for every natural run, colour by data scale,
+    line style by model (the paper: ViT-B/L/H on 1B/10B/100B). groups_table: Estimates.groups rows."""
+    titles = {"western": "Average Western", "culture": "Average Culture Diversity",
+              "multilingual_low_resource": "Multilingual, low-resource"}
+    fig, axes = plt.subplots(1, len(FIG6_GROUPS), figsize=(13, 3.6))
+    pcts = sorted(groups_table["data_pct"].unique()) if len(groups_table) else []
+    models = sorted(groups_table["model"].unique()) if len(groups_table) else []
+    colors = dict(zip(pcts, sns.color_palette("viridis", max(len(pcts), 1))))
+    styles = dict(zip(models, ["-", "--", ":", "-."] * 4))
+    for ax, group in zip(axes, FIG6_GROUPS):
+        ax.set_title(titles[group], fontsize=10)
+        ax.set_xscale("log")
+        ax.set_xlabel("examples seen")
+        ax.set_ylabel("error (%)")
+        d = groups_table[groups_table["group"] == group] if len(groups_table) else groups_table
+        for (model, pct, run), r in (d.groupby(["model", "data_pct", "run"]) if len(d) else []):
+            r = r.sort_values("examples_seen")
+            ax.plot(r["examples_seen"], r["error_pct"], styles[model], marker="o", ms=3, color=colors[pct],
+                    label=f"{model}, {scale_label(pct)}")
+    if len(groups_table):
+        axes[0].legend(fontsize=7)
+    fig.suptitle(f"Figure 6 analog: data scale × model × examples seen ({len(models)} model size"
+                 f"{'s' if len(models) != 1 else ''})")
     fig.tight_layout()
     return fig

@@ -52,6 +52,8 @@ class Report:
     facts: dict = field(default_factory=dict)  # the analogs' draw (results.read_analog_facts)
     figures: dict = field(default_factory=dict)
     curation: curation_lib.Curation | None = None  # Figures 4, 5 and Tables 13, 14 (curated runs)
+    model: str = ""  # the model of the paper's single-model tables (the one with the most natural runs)
+    models: pd.DataFrame = field(default_factory=pd.DataFrame)  # Figure 6: group averages of every model's runs
 
     @property
     def means(self) -> pd.DataFrame:
@@ -65,14 +67,18 @@ WITHOUT_ENGLISH_LIKE = "multilingual_low_resource_without_english_like"
 def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
                  n_boot: int = 1000, seed: int = 0, from_pct: float = 10, to_pct: float = 100,
                  facts: dict | None = None, english_like_share: float = 0.25,
-                 keep_fraction: float | None = None) -> Report:
+                 keep_fraction: float | None = None, model: str | None = None) -> Report:
     """Compute every table of the stage from the tidy results and the per-item outcomes (None or empty:
     binomial intervals), fits over the Table 1 tasks present. facts: results.read_analog_facts; the
     XM3600 languages whose captions equal English on at least `english_like_share` of the images are
     named, and the low-resource average is also reported without them. The curated runs (rebalanced, filter
     arms) go to `curation` (analysis/curation.py; keep_fraction: filter.keep_fraction, for the random arm)."""
-    d = results.natural(results.select_source(tidy, source))  # curated runs: analysis/curation.py
-    results.one_model(d, "the figures stage")
+    natural = results.natural(results.select_source(tidy, source))  # curated runs: analysis/curation.py
+    runs_per_model = natural.groupby("model")["run"].nunique()
+    if model is not None and model not in runs_per_model.index:
+        raise ValueError(f"no natural runs of model {model!r}; the results hold {sorted(runs_per_model.index)}")
+    model = model or sorted(runs_per_model.index, key=lambda m: (-runs_per_model[m], m))[0]
+    d = natural[natural["model"] == model].reset_index(drop=True)  # the model axis: Figure 6 (report.models)
     facts = facts or {}
     english_like = results.english_like_languages(facts, english_like_share)
     kept = [l for l in groups.LOW_RESOURCE if l not in english_like]
@@ -84,6 +90,9 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
     pairs = list(zip(pcts, pcts[1:]))
     pairs += [(from_pct, to_pct)] if (from_pct, to_pct) not in pairs else []
     all_gains = {p: est.gains(*p) for p in pairs}
+    # Figure 6 (data x model x compute): every natural run of every model, on the same image resamples
+    every = est if len(runs_per_model) == 1 else uncertainty.estimate(natural, items, n_boot=n_boot, seed=seed)
+    models = every.groups[every.groups["group"].isin(plots.FIG6_GROUPS)].reset_index(drop=True)
     return Report(
         source=source, tidy=d, est=est, missing=results.missing_tasks(d), gains=all_gains[(from_pct, to_pct)],
         all_gains=all_gains, fits=fits, fig1=results.figure1_data(est.by_scale),
@@ -94,6 +103,7 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
                   for name in ("western", "culture")},
         from_pct=from_pct, to_pct=to_pct, english_like=tuple(english_like), facts=facts,
         curation=curation_lib.build_curation(tidy, items, source, keep_fraction, n_boot, seed),
+        model=model, models=models,
     )
 
 
@@ -105,6 +115,7 @@ def draw(report: Report) -> dict:
         "fig2_xm3600": plots.figure2(report.fig2, report.from_pct, report.to_pct),
         "fig3_association_bias": plots.figure3(report.association),
         "learning_curves": plots.learning_curves(report.means),
+        "fig6_models": plots.figure6(report.models),
     }
     if report.curation is not None:
         report.figures["fig4_filters"] = plots.figure4(report.curation.filter_curves, curation_lib.ARM_LABELS)
@@ -175,6 +186,12 @@ def summary(report: Report) -> dict:
                                      "eps_ci": [r["eps_lo"], r["eps_hi"]], "ci": r["ci"]} for _, r in g.iterrows()}
                    for run, g in fits.groupby("run")}
     out["missing_tasks"] = report.missing
+    out["model"] = report.model
+    out["figure6"] = {m: {scale_label(pct): {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]],
+                                                           "examples_seen": int(r["examples_seen"]), "run": r["run"]}
+                                             for _, r in results.final(g).iterrows()}
+                          for pct, g in gm.groupby("data_pct")}
+                      for m, gm in report.models.groupby("model")} if len(report.models) else {}
     if report.curation is not None:
         out["curation"] = curation_summary(report.curation)
     return _clean(out)
@@ -249,6 +266,7 @@ def write_report(report: Report, root: str | Path = ".", provenance: dict | None
         written.append(tab_dir / name)
     csvs = {"fig1.csv": plots.figure1_csv(report.fig1), "fig2.csv": plots.figure2_csv(report.fig2),
             "groups.csv": plots.group_curves_csv(report.means)}
+    csvs["fig6.csv"] = report.models
     if report.curation is not None:
         csvs["fig4.csv"] = report.curation.filter_curves
         csvs["fig5.csv"] = report.curation.rebalance

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlscale.config import run_train
+from vlscale.config import model_name, run_model, run_train
 from vlscale.evals.embedder import Embedder, Prompts
 
 ROW_COLUMNS = ("run", "seed", "fraction", "data_pct", "curation", "examples_seen", "budget", "checkpoint", "profile",
@@ -167,7 +167,6 @@ def run_stage(p: dict, names: str | list[str] | None = None, runs_dir: str | Pat
         t0 = time.perf_counter()
         px, max_len = T["image_px"], p["tokenizer"]["max_len"]
         tokenizer = Tokenizer(TOKENIZER_PATH)
-        model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
         suites, facts = {}, {}
         sizes = {k: v for k, v in E["analogs"].items() if v > 0}
         if sizes:
@@ -181,8 +180,6 @@ def run_stage(p: dict, names: str | list[str] | None = None, runs_dir: str | Pat
             suites["real"] = real_eval.real_suite(real, px, key)
         if not suites:
             raise ValueError("evaluate: no analog has a size > 0 and no real set has a folder; nothing to evaluate")
-        image_cfg = p["model"]["image"]
-        model_name = image_cfg.get("variant") or f"w{image_cfg['width']}d{image_cfg['depth']}p{image_cfg['patch_size'][0]}"
         prompts_of = {source: Prompts(tuple(E["templates"][source])) for source in ("analog", "real")}
         setup_s = time.perf_counter() - t0
         for i, name in enumerate(todo):
@@ -192,12 +189,15 @@ def run_stage(p: dict, names: str | list[str] | None = None, runs_dir: str | Pat
             # results of earlier inputs go first: a checkpoint that no longer exists leaves no JSON behind
             shutil.rmtree(out_dir / name, ignore_errors=True)
             (out_dir / f"{name}.parquet").unlink(missing_ok=True)
-            record = dict(profile=p["profile"], model=model_name, evaluate=E, key=key, run_params=run,
+            model = run_model(p, name)  # the run's own model (the model axis), else params' model
+            model_config = {**model, "text": {**model["text"], "vocab_size": tokenizer.vocab_size}}
+            record = dict(profile=p["profile"], model=model_name(model), evaluate=E, key=key, run_params=run,
                           provenance=provenance(p["profile"], p))
             fraction, curation = run_curation(p, name)
             table, items = evaluate_run(
                 name, runs_dir / name, fraction, run_seed(p, name), T["examples_seen"], suites,
-                lambda ckpt: checkpoint_embedder(ckpt, model_config, tokenizer, px, max_len, E["batch_size"]),
+                lambda ckpt, model_config=model_config: checkpoint_embedder(ckpt, model_config, tokenizer, px, max_len,
+                                                                            E["batch_size"]),
                 prompts_of, out_dir, record, E["shots"], progress, curation)
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             table.to_parquet(out_dir / f"{name}.parquet", index=False)
@@ -239,7 +239,9 @@ def evaluation_fingerprint(p: dict, name: str, run_dir: Path) -> str:
 
     h = hashlib.sha256()
     params = {k: v for k, v in p.items() if k != "runs"}
-    h.update(json.dumps({"params": params, "run": p["runs"][name]}, sort_keys=True, default=str).encode())
+    run = {k: v for k, v in p["runs"][name].items() if k != "model" or v is not None}  # as before the model axis
+    h.update(json.dumps({"params": params, "run": run, "model": run_model(p, name)}, sort_keys=True,
+                        default=str).encode())
     stamp = run_dir / "fingerprint.json"
     h.update(stamp.read_bytes() if stamp.is_file() else b"untrained")
     if (run_dir / "cooldown").is_dir():

@@ -36,4 +36,5 @@ def read_arm(arm: str, out_dir: str | Path = FILTER_DIR) -> tuple[np.ndarray, di
     entry = manifest["arms"][arm]
     if sha256_of(ids) != entry["sha256"]:
         raise ValueError(f"{arm_path(arm, out_dir)} does not match its manifest entry (sha256); re-run the filter stage")
-    return ids, {**entry, "key": manifest["key"], "world": manifest.get("world_fingerprint")}
+    return ids, {**entry, "key": manifest["key"], "world": manifest.get("world_fingerprint"),
+                 "source": manifest.get("source"), "pool_label": manifest.get("pool_label")}

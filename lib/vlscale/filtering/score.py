@@ -69,7 +69,8 @@ def score_synthetic(world, ids: np.ndarray, scorers: Scorers, render) -> tuple[d
 def score_records(records: pd.DataFrame, scorers: Scorers, px: int,
                   progress: Callable = print) -> Iterator[tuple[str, pd.DataFrame, Counter]]:
     """Stream a real pool's records (uid, language, shard, member), shard file by shard file:
-    yields (shard, scores table [uid, language, clip?, classifier?], bad records by reason). A record
+    yields (shard, scores table [row, uid, language, clip?, classifier?], bad records by reason), `row` the
+    record's position in `records` (a shard's records need not be contiguous). A record
     that cannot be re-read is counted ("corrupt_image" when its image does not decode, else
     "missing_image") and scored NaN."""
     t0, done = time.perf_counter(), 0
@@ -87,7 +88,8 @@ def score_records(records: pd.DataFrame, scorers: Scorers, px: int,
             texts.append(caption)
             ok.append(True)
         ok = np.array(ok, bool)
-        table = rows[["uid", "language"]].reset_index(drop=True)
+        table = pd.DataFrame({"row": np.flatnonzero(records["shard"].to_numpy() == shard),
+                              "uid": rows["uid"].to_numpy(), "language": rows["language"].to_numpy()})
         if ok.any():
             pixels = np.stack(images)
             got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts)

@@ -239,12 +239,12 @@ def _filter_real(p, world, records: pd.DataFrame, scorers, render, out_dir: Path
     random_rows = subsets.ids(F["keep_fraction"])
     k = len(random_rows)
     rows = np.arange(len(records))
+    records = records.reset_index(drop=True)
     english_key = derive_key(F["key"], 4)
     candidates = {arm: [] for arm in ("clip", "english") if arm in F["arms"]}
-    bad, start = Counter(), 0
+    bad = Counter()
     for i, (shard, table, bad_here) in enumerate(score_records(records, scorers, p["train"]["image_px"], log)):
-        here = rows[start:start + len(table)]
-        start += len(table)
+        here = table["row"].to_numpy()
         table["english"] = np.where(table["language"] == "en", keyed_scores(here, english_key), np.nan)
         table["random"] = np.isin(here, random_rows)
         table.to_parquet(out_dir / "scores" / f"shard_{i:05d}.parquet", index=False)

@@ -29,8 +29,8 @@ import pandas as pd
 import jax
 import jax.numpy as jnp
 
-from vlscale.config import run_train
-from vlscale.data.input import IdSource, SyntheticSource, load_source, train_stream
+from vlscale.config import run_model, run_train
+from vlscale.data.input import IdSource, ShardSource, SyntheticSource, load_source, read_sample, train_stream
 from vlscale.data.subsets import derive_key
 from vlscale.data.sampling import fraction_label
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
@@ -101,8 +101,9 @@ def fingerprint(p: dict, name: str, subset: dict | None = None) -> str:
     train = {k: v for k, v in p["train"].items()
              if k not in ("checkpoint_every_examples", "log_every_steps", "workers", "probe_every_examples",
                           "probe_images")}
-    shaped = {"world": p["world"], "tokenizer": p["tokenizer"], "model": p["model"], "train": train,
-              "run": p["runs"][name], "subset": subset}
+    run = {k: v for k, v in p["runs"][name].items() if k != "model" or v is not None}  # as before the model axis
+    shaped = {"world": p["world"], "tokenizer": p["tokenizer"], "model": run_model(p, name), "train": train,
+              "run": run, "subset": subset}
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -112,7 +113,9 @@ def subset_entry(run: dict, sample_dir: Path = SAMPLE_DIR, filter_dir: Path | No
     if run.get("filter"):
         from vlscale.filtering.manifest import FILTER_DIR, read_arm
 
-        return {"filter": run["filter"], **read_arm(run["filter"], filter_dir or FILTER_DIR)[1]}
+        entry = read_arm(run["filter"], filter_dir or FILTER_DIR)[1]
+        # the arm's ids (their sha256) and key say what the run reads; where they came from is in the manifest
+        return {"filter": run["filter"], **{k: v for k, v in entry.items() if k not in ("source", "pool_label")}}
     index = json.loads((sample_dir / "subsets.json").read_text())
     return {"key": index["key"], "source": index.get("source"), "world": index.get("world_fingerprint"),
             **index["subsets"][fraction_label(run["fraction"])]}
@@ -151,7 +154,8 @@ def build(p: dict, name: str, mesh=None, shared: Shared | None = None) -> Traine
     """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
     run = p["runs"][name]
     shared = shared or Shared(p)
-    p = {**p, "train": run_train(p, name)}  # a seed replicate's own seed; a short run's examples and cool-downs
+    # a seed replicate's own seed; a short run's examples and cool-downs; the run's own model (the model axis)
+    p = {**p, "train": run_train(p, name), "model": run_model(p, name)}
     source = run_source(shared.world, run, p["train"]["image_px"])
     return trainer_for(p, shared.world, source, shared.tokenizer, mesh, probe=shared.probe())
 
@@ -162,6 +166,9 @@ def run_source(world, run: dict, image_px: int):
         from vlscale.filtering.manifest import FILTER_DIR, read_arm
 
         ids, entry = read_arm(run["filter"], FILTER_DIR)
+        if entry.get("source") == "real":  # a real pool's arm lists record rows of its largest subset
+            _, _, records = read_sample(world, SAMPLE_DIR, entry["pool_label"])
+            return ShardSource(records.iloc[ids].reset_index(drop=True), entry["key"], {}, image_px)
         if entry.get("world") != world.fingerprint():
             raise ValueError(f"{FILTER_DIR}/manifest.json was made from world {entry.get('world')}, not this world "
                              f"({world.fingerprint()}); re-run the filter stage")
