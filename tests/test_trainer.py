@@ -254,8 +254,10 @@ def test_training_on_real_shards_takes_steps_on_their_pixels(params, world, real
 def test_a_run_with_its_own_model_trains_that_model_and_fingerprints_apart(workdir):
     """The model axis: runs.<run>.model replaces top-level keys of the model block for that run alone."""
     runs = workdir / "wider"
-    wider = "{width: 48, depth: 1, mlp_dim: 96, num_heads: 2, patch_size: [8, 8], pool_type: map}"
-    _train(workdir, runs, "--set", f"runs.s10.model={{image: {wider}}}")
+    tower = "width: 48, depth: 1, mlp_dim: 96, num_heads: 2"
+    # both towers wider, and the text head to the image width (the image tower has no head: out_dim [null, d])
+    _train(workdir, runs, "--set", f"runs.s10.model={{image: {{{tower}, patch_size: [8, 8], pool_type: map}}, "
+                                   f"text: {{{tower}}}, out_dim: [null, 48]}}")
     params = _params(runs / "s10/checkpoints")
     kernel = next(v for k, v in params.items() if k.startswith("img/embedding") and k.endswith("kernel"))
     assert kernel.shape[-1] == 48  # the image tower's width; the smoke model's is 32

@@ -211,6 +211,7 @@ def figure6(groups_table: pd.DataFrame):
     for ax, group in zip(axes, FIG6_GROUPS):
         ax.set_title(titles[group], fontsize=10)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # the log axis's minor labels overlap
         ax.set_xlabel("examples seen")
         ax.set_ylabel("error (%)")
         d = groups_table[groups_table["group"] == group] if len(groups_table) else groups_table
