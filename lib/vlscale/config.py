@@ -461,6 +461,12 @@ def run_model(p: dict, name: str) -> dict:
     return {**p["model"], **override} if override else p["model"]
 
 
+def fingerprinted_run(run: dict) -> dict:
+    """A run's entry as the train and evaluate fingerprints hash it: without `model` when it is null, so a run
+    that does not use the model axis keeps the fingerprint it had before the axis existed."""
+    return {k: v for k, v in run.items() if k != "model" or v is not None}
+
+
 def model_name(model: dict) -> str:
     """A model's short name in results: its image tower's variant ("B/16"), else width, depth and patch ("w64d1p8")."""
     image = model["image"]

@@ -72,10 +72,11 @@ def _diff_row(a_draws, b_draws, a_val, b_val, level) -> dict:
     return {"diff": a_val - b_val, "lo": lo[0], "hi": hi[0], "p": _p_two_sided(diff)}
 
 
-def _task_cells(est, run: str, seen: int) -> tuple[dict, dict]:
+def _task_cells(est, run: str, seen: int) -> dict:
+    """task -> row of est.cells of run's error (%) results at `seen` examples."""
     c = est.cells
     sel = c[(c["run"] == run) & (c["examples_seen"] == seen) & (c["metric"] == "error_pct")]
-    return dict(zip(sel["task"], sel.index)), sel
+    return dict(zip(sel["task"], sel.index))
 
 
 def build_curation(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
@@ -167,8 +168,7 @@ def build_curation(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source
                               "group": group, "before": g.at[ib, "error_pct"], "after": g.at[ia, "error_pct"],
                               # positive: rebalancing lowers the error
                               **_diff_row(gd[ib], gd[ia], g.at[ib, "error_pct"], g.at[ia, "error_pct"], est.level)})
-        ta, _ = _task_cells(est, name, seen)
-        tb, _ = _task_cells(est, b, seen)
+        ta, tb = _task_cells(est, name, seen), _task_cells(est, b, seen)
         for lang in groups.LOW_RESOURCE:
             for direction in ("i2t", "t2i"):
                 t = groups.xm3600_task(direction, lang)

@@ -74,16 +74,22 @@ class SyntheticSource(grain.sources.RandomAccessDataSource):
 
     def ids(self, positions) -> np.ndarray:
         """Global ids (int64, shape of `positions`) read at mixture positions."""
-        stratum, rank = self.mixture.source(positions)
-        ids = np.empty(stratum.shape, np.int64)
-        for s in np.unique(stratum).tolist():
-            at = stratum == s
-            ids[at] = make_ids(s, self.permutations[s].inverse(rank[at]))
-        return ids
+        return members_at(self.mixture, positions, lambda s, rank: make_ids(s, self.permutations[s].inverse(rank)))
 
     def read(self, positions) -> tuple[dict[str, np.ndarray], list[str]]:
         """({id_hi, id_lo: uint32 [N], stratum: int32 [N]}, N captions) at mixture positions ([N] ints)."""
         return read_ids(self.world, self.ids(positions))
+
+
+def members_at(mixture, positions, member) -> np.ndarray:
+    """int64 [shape of positions]: member(s, ranks) of each position's (stratum, rank) in `mixture`, one call per
+    stratum present (the lookup every source does: ids of a permutation, of a list, or record rows)."""
+    stratum, rank = mixture.source(positions)
+    out = np.empty(stratum.shape, np.int64)
+    for s in np.unique(stratum).tolist():
+        at = stratum == s
+        out[at] = member(s, rank[at])
+    return out
 
 
 def read_ids(world, ids: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -126,12 +132,7 @@ class IdSource(grain.sources.RandomAccessDataSource):
 
     def ids(self, positions) -> np.ndarray:
         """Global ids (int64, shape of `positions`) read at mixture positions."""
-        stratum, rank = self.mixture.source(positions)
-        ids = np.empty(stratum.shape, np.int64)
-        for s in np.unique(stratum).tolist():
-            at = stratum == s
-            ids[at] = self._members[s][rank[at]]
-        return ids
+        return members_at(self.mixture, positions, lambda s, rank: self._members[s][rank])
 
     def read(self, positions) -> tuple[dict[str, np.ndarray], list[str]]:
         """As SyntheticSource.read."""
@@ -174,12 +175,7 @@ class ShardSource(grain.sources.RandomAccessDataSource):
 
     def rows(self, positions) -> np.ndarray:
         """Row indices of `records` (int64, shape of `positions`) read at mixture positions."""
-        stratum, rank = self.mixture.source(positions)
-        rows = np.empty(stratum.shape, np.int64)
-        for s in np.unique(stratum).tolist():
-            at = stratum == s
-            rows[at] = self._members[s][rank[at]]
-        return rows
+        return members_at(self.mixture, positions, lambda s, rank: self._members[s][rank])
 
     def read(self, positions) -> tuple[dict[str, np.ndarray], list[str]]:
         """({image: uint8 [N, px, px, 3], stratum: int32 [N]}, N captions) at mixture positions ([N] ints)."""

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlscale.config import model_name, run_model, run_train
+from vlscale.config import fingerprinted_run, model_name, run_model, run_train
 from vlscale.evals.embedder import Embedder, Prompts
 
 ROW_COLUMNS = ("run", "seed", "fraction", "data_pct", "curation", "examples_seen", "budget", "checkpoint", "profile",
@@ -239,9 +239,8 @@ def evaluation_fingerprint(p: dict, name: str, run_dir: Path) -> str:
 
     h = hashlib.sha256()
     params = {k: v for k, v in p.items() if k != "runs"}
-    run = {k: v for k, v in p["runs"][name].items() if k != "model" or v is not None}  # as before the model axis
-    h.update(json.dumps({"params": params, "run": run, "model": run_model(p, name)}, sort_keys=True,
-                        default=str).encode())
+    h.update(json.dumps({"params": params, "run": fingerprinted_run(p["runs"][name]), "model": run_model(p, name)},
+                        sort_keys=True, default=str).encode())
     stamp = run_dir / "fingerprint.json"
     h.update(stamp.read_bytes() if stamp.is_file() else b"untrained")
     if (run_dir / "cooldown").is_dir():

@@ -60,10 +60,11 @@ def shard_ids(shard: tuple[int, int, int]) -> np.ndarray:
 def score_synthetic(world, ids: np.ndarray, scorers: Scorers, render) -> tuple[dict, dict[str, np.ndarray]]:
     """(truth, scores) of synthetic pool ids: rendered with `render` (world.render.render_jax), captioned."""
     gt = truth(world, ids)
-    texts = captions(world, ids, gt)
-    batch = (scorers.clip or scorers.classifier).batch_size if (scorers.clip or scorers.classifier) else 1
-    pixels = render_padded(render, ids, batch) if (scorers.clip or scorers.classifier) else None
-    return gt, scorers.score(lambda a, b: pixels[a:b], len(ids), texts) if pixels is not None else {}
+    model = scorers.clip or scorers.classifier
+    if model is None:  # only unscored arms (english, random)
+        return gt, {}
+    pixels = render_padded(render, ids, model.batch_size)
+    return gt, scorers.score(lambda a, b: pixels[a:b], len(ids), captions(world, ids, gt))
 
 
 def score_records(records: pd.DataFrame, scorers: Scorers, px: int,
@@ -75,7 +76,8 @@ def score_records(records: pd.DataFrame, scorers: Scorers, px: int,
     "missing_image") and scored NaN."""
     t0, done = time.perf_counter(), 0
     files = list(dict.fromkeys(records["shard"]))
-    for i, (shard, rows) in enumerate(records.groupby("shard", sort=False)):
+    for i, (shard, positions) in enumerate(records.groupby("shard", sort=False).indices.items()):
+        rows = records.iloc[positions]
         images, texts, ok, bad = [], [], [], Counter()
         for rec in rows.itertuples(index=False):
             try:
@@ -88,8 +90,7 @@ def score_records(records: pd.DataFrame, scorers: Scorers, px: int,
             texts.append(caption)
             ok.append(True)
         ok = np.array(ok, bool)
-        table = pd.DataFrame({"row": np.flatnonzero(records["shard"].to_numpy() == shard),
-                              "uid": rows["uid"].to_numpy(), "language": rows["language"].to_numpy()})
+        table = pd.DataFrame({"row": positions, "uid": rows["uid"].to_numpy(), "language": rows["language"].to_numpy()})
         if ok.any():
             pixels = np.stack(images)
             got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts)

@@ -29,7 +29,7 @@ import pandas as pd
 import jax
 import jax.numpy as jnp
 
-from vlscale.config import run_model, run_train
+from vlscale.config import fingerprinted_run, run_model, run_train
 from vlscale.data.input import IdSource, ShardSource, SyntheticSource, load_source, read_sample, train_stream
 from vlscale.data.subsets import derive_key
 from vlscale.data.sampling import fraction_label
@@ -101,9 +101,8 @@ def fingerprint(p: dict, name: str, subset: dict | None = None) -> str:
     train = {k: v for k, v in p["train"].items()
              if k not in ("checkpoint_every_examples", "log_every_steps", "workers", "probe_every_examples",
                           "probe_images")}
-    run = {k: v for k, v in p["runs"][name].items() if k != "model" or v is not None}  # as before the model axis
     shaped = {"world": p["world"], "tokenizer": p["tokenizer"], "model": run_model(p, name), "train": train,
-              "run": run, "subset": subset}
+              "run": fingerprinted_run(p["runs"][name]), "subset": subset}
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
