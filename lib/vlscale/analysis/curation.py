@@ -54,7 +54,7 @@ class Curation:
     filter_diffs: pd.DataFrame           # arm, against, examples_seen, group, diff, lo, hi, p
     table13: pd.DataFrame                # rows (label, task) + groups; columns (arm, examples_seen) -> value/lo/hi
     rebalance: pd.DataFrame              # data_pct, before_run, after_run, examples_seen, group, before, after, diff, lo, hi, p
-    table14: pd.DataFrame                # rows (label, task); columns (data_pct, before|after)
+    table14: pd.DataFrame                # rows (label, task); columns ("1%" ..., before|after)
     languages: pd.DataFrame              # per low-resource language (i2t): data_pct, before, after, diff, lo, hi
     notes: list[str] = field(default_factory=list)
 
@@ -159,7 +159,8 @@ def build_curation(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source
             notes.append(f"rebalanced run {name}: no natural run of {r.data_pct:g}% has a checkpoint at {seen} examples")
             continue
         b = cand[0]
-        columns += [((r.data_pct, "before"), b, seen), ((r.data_pct, "after"), name, seen)]
+        columns += [((results.scale_label(r.data_pct), "before"), b, seen),
+                    ((results.scale_label(r.data_pct), "after"), name, seen)]
         for group in REBALANCE_GROUPS:
             ia, ib = index.get((name, seen, group)), index.get((b, seen, group))
             if ia is None or ib is None:
