@@ -63,7 +63,7 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
                 "paper/figures/sample/language_mix_1pct.png", "data/sample/subsets.json", "data/sample/ids_1pct.npy",
                 "data/tokenizer/spm.model", "reports/03_tokenizer.ipynb", "reports/05_train.ipynb",
                 "paper/figures/train/loss_curves.png", "paper/figures/train/probe_curves.png",
-                "reports/06_evaluate.ipynb", "results/evaluate/s100.parquet", "reports/07_figures.ipynb",
+                "reports/06_evaluate.ipynb", "results/evaluate/s100.parquet", "reports/08_figures.ipynb",
                 "paper/tables/table1.tex", "paper/tables/table3.tex", "paper/tables/table4.tex",
                 "paper/tables/wilcoxon.tex", "paper/figures/eval/fig1_curves.png",
                 "paper/figures/eval/fig2_xm3600.png", "paper/figures/eval/fig3_association_bias.png",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def stage_of(notebook: str, stages) -> str:
-    """The dvc.yaml stage of an executed notebook: 05_train -> train, 07_figures -> figures (a foreach
+    """The dvc.yaml stage of an executed notebook: 05_train -> train, 08_figures -> figures (a foreach
     stage's notebooks are named for their item: 05_train_s10 -> train)."""
     rest = notebook.split("_", 1)[1] if "_" in notebook else notebook
     matches = [s for s in stages if rest == s or rest.startswith(f"{s}_")]

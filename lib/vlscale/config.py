@@ -383,9 +383,19 @@ class FiguresParams(_Block):
     english_like_share: float = Field(gt=0, le=1)  # XM3600 languages this English-like are set apart
 
 
+class AttentionParams(_Block):
+    """The attention stage: MAP-head attention on held-out images, scored against the objects' masks."""
+    images_per_group: int = Field(ge=1)  # probe images of each concept group (attention/probe.py GROUPS)
+    figure_rows_per_group: int = Field(ge=0)  # the figure's rows: the first images of each group
+    pointing_radius: float = Field(ge=0, le=1)  # the pointing game's tolerance, a share of the image side
+    bootstrap: int = Field(ge=0)  # resamples of the probe images (paired over models)
+    seed: int = Field(ge=0)
+
+
 BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,
           "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams,
-          "evaluate": EvaluateParams, "filter": FilterParams, "figures": FiguresParams}
+          "evaluate": EvaluateParams, "filter": FilterParams, "figures": FiguresParams,
+          "attention": AttentionParams}
 
 
 def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:
