@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from vlscale.attention.focus import focus_scores, head_mean, peak_concentration, upsample
-from vlscale.attention.probe import GROUPS, concept_groups, probe_masks, probe_set
+from vlscale.attention.groups import GROUPS
+from vlscale.attention.probe import concept_groups, probe_masks, probe_set
 from vlscale.attention.stage import summarise
 from vlscale.data.ids import HELDOUT_BIT
 

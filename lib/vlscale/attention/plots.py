@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 
 from vlscale.analysis.fonts import use_fonts  # noqa: E402
 from vlscale.attention.focus import upsample  # noqa: E402
-from vlscale.attention.probe import GROUP_LABELS, GROUPS  # noqa: E402
+from vlscale.attention.groups import GROUP_LABELS, GROUPS  # noqa: E402
 
 METRIC_LABELS = {"energy": "attention mass on the object", "lift": "lift over a uniform map",
                  "hit": "pointing game: peak on the object"}

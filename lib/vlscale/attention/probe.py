@@ -18,13 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vlscale.attention.groups import GROUPS
 from vlscale.evals.analogs import described_captions, draw_ids, even_quotas, image_meta
 from vlscale.world.truth import truth
 
-GROUPS = ("culture", "regional", "landmark", "head")
-CULTURAL = ("culture", "regional", "landmark")  # the long-tail groups finding 8 sets against the head
-GROUP_LABELS = {"culture": "culture-specific", "regional": "regional variants", "landmark": "landmarks",
-                "head": "common (Western head)"}
 
 
 @dataclass(frozen=True, eq=False)
