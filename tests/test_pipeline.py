@@ -54,6 +54,7 @@ RUNS = ("s1", "s10", "s100")
 TRAIN = {"train"}
 EVAL = {"evaluate"}
 FILTER = {"filter"}  # it trains its filter models with the model and train blocks
+ATTENTION = {"attention"}  # it maps every run's checkpoints with the model, tokenizer and train blocks
 
 
 def test_repro_runs_every_stage_and_records_the_profile(repo):
@@ -71,10 +72,14 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
                 "data/filter/clip.npy", "data/filter/account.parquet", "paper/figures/filter/account.png",
                 "paper/figures/filter/languages.png", "paper/figures/eval/fig4_filters.png",
                 "paper/figures/eval/fig5_rebalancing.png", "paper/tables/table13.tex", "paper/tables/table14.tex",
-                "plots/figures/fig4.csv", "plots/figures/fig5.csv"):
+                "plots/figures/fig4.csv", "plots/figures/fig5.csv", "plots/world/captions.csv",
+                "reports/07_attention.ipynb", "results/attention/summary.json", "results/attention/focus.parquet",
+                "paper/figures/attention/table6.png", "paper/figures/attention/focus.png",
+                "paper/tables/attention_focus.tex", "reports/09_paper.ipynb", "paper/main.pdf",
+                "paper/generated/values.json"):
         assert (path / out).is_file(), out
     for m in ("world", "sample", "tokenizer", "filter", *(f"train/{r}" for r in RUNS),
-              *(f"evaluate/{r}" for r in RUNS), "figures"):
+              *(f"evaluate/{r}" for r in RUNS), "attention", "figures", "paper"):
         metrics = json.loads((path / f"metrics/{m}.json").read_text())
         assert metrics["provenance"]["profile"] == "smoke"
         assert metrics["provenance"]["versions"]["jax"]
@@ -135,6 +140,69 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
     assert "\\begin{tabular}" in (path / "paper/tables/table1.tex").read_text()
 
 
+def test_the_attention_stage_maps_every_run_and_tests_finding_8(repo):
+    path, _ = repo
+    import pandas as pd
+
+    summary = json.loads((path / "metrics/attention.json").read_text())
+    assert summary["provenance"]["profile"] == "smoke"
+    focus = pd.read_parquet(path / "results/attention/focus.parquet")
+    runs = yaml.safe_load((path / "params.yaml").read_text())["runs"]
+    assert set(focus["run"]) == set(runs)
+    per = summary["per_group"]
+    assert (focus.groupby(["run", "examples_seen"]).size() == 4 * per).all()
+    assert ((focus["energy"] >= 0) & (focus["energy"] <= focus["oracle_energy"] + 1e-9)).all()
+    assert summary["finding8"]["tested"] and {"energy", "hit"} <= set(summary["finding8"])
+    # the seed null: the random filter arm (s10's data, another seed) against s10
+    assert any(r["run"] == "f_random" and r["against"] == "s10" for r in summary["seed_null"])
+
+
+def test_the_paper_pdf_shows_every_figure_and_table_and_no_placeholder(repo, tmp_path):
+    """Read the PDF as a reader would: every page rendered, every figure the stages made drawn with its caption,
+    every table's caption and a row of it in the text, each finding's verdict, the captions of all 36 languages
+    in fonts that have their scripts, and no placeholder or unformatted value left."""
+    import collections
+
+    import numpy as np
+    from PIL import Image
+
+    from vlscale.paper.build import read_pdf
+
+    path, _ = repo
+    pages = read_pdf(path / "paper/main.pdf", render_dir=tmp_path, scale=0.5)
+    assert len(pages) >= 8
+    for p in pages:  # every page renders, and shows something
+        assert np.asarray(Image.open(p["png"]).convert("L")).std() > 1
+    text = " ".join(" ".join(p["text"] for p in pages).split())
+    figures = sorted(f.relative_to(path / "paper/figures").with_suffix("").as_posix()
+                     for f in (path / "paper/figures").glob("*/*.png"))
+    generated = json.loads((path / "paper/generated/figures.json").read_text())
+    assert [g["key"] for g in generated] == figures
+    assert sum(p["images"] for p in pages) == len(figures)
+    for g in generated:
+        assert " ".join(g["caption"].split()) in text, g["key"]
+    tables = sorted(t.stem for t in (path / "paper/tables").glob("*.tex"))
+    parsed = json.loads((path / "paper/generated/tables.json").read_text())
+    assert sorted(t["key"] for t in parsed) == tables
+    for t in parsed:
+        assert " ".join(t["caption"].split())[:60] in text, t["key"]
+        first = next(r for r in t["rows"] if isinstance(r, list))
+        assert " ".join(first[0].split()) in text, t["key"]
+    for f in json.loads((path / "paper/generated/findings.json").read_text()):
+        assert f["title"] in text and f["verdict"] in text
+    for c in json.loads((path / "paper/generated/captions.json").read_text()):
+        chars = collections.Counter(ch for ch in c["caption"] if not ch.isspace())
+        assert not chars - collections.Counter(text.replace(" ", "")), c["language"]  # right-to-left: any order
+    raw = (path / "paper/main.pdf").read_bytes()
+    for face in (b"NotoSansArabic", b"NotoSansBengali", b"NotoSansDevanagari", b"NotoSansTelugu", b"NotoSansThai",
+                 b"NotoSansCJK"):
+        assert face in raw, face
+    for marker in ("??", "NaN", "nan ", "None", "--", "TODO", "#val", "#f.", "{", "}", "-inf", "inf "):
+        assert marker not in text, marker
+    values = json.loads((path / "paper/generated/values.json").read_text())
+    assert all(v and "--" not in v for v in values.values()), values
+
+
 def test_second_repro_does_nothing(repo):
     path, env = repo
     assert _status(path, env) == set()
@@ -161,13 +229,14 @@ def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
     text = (path / "params.yaml").read_text()
     cases = [("world_report.grid_px", 64, {"world"}),
              ("sample.key", 3, {"sample", *FILTER}),  # a real pool's random arm is its subset of this key
-             ("tokenizer.vocab_size", 2500, {"tokenizer", *FILTER, *TRAIN, *EVAL}),  # train reads tokenizer.max_len
-             ("model.bias_init", -5.0, FILTER | TRAIN | EVAL),
-             ("runs.s10.fraction", 1.0, {"train", "evaluate", "figures"}),  # which runs retrain: the test below
+             ("tokenizer.vocab_size", 2500, {"tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION}),  # train reads max_len
+             ("model.bias_init", -5.0, FILTER | TRAIN | EVAL | ATTENTION),
+             ("runs.s10.fraction", 1.0, {"train", "evaluate", "attention", "figures"}),  # which runs retrain: below
+             ("attention.pointing_radius", 0.1, ATTENTION),
              ("evaluate.shots", 5, EVAL),
              ("figures.seed", 1, {"figures"}),
-             ("filter.shard_size", 100, FILTER | TRAIN | EVAL),  # train and evaluate validate the filter block
-             ("world.seed", 1, {"world", "sample", "tokenizer", *FILTER, *TRAIN, *EVAL})]
+             ("filter.shard_size", 100, FILTER | TRAIN | EVAL | ATTENTION),  # they validate the filter block
+             ("world.seed", 1, {"world", "sample", "tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION})]
     for key, value, stages in cases:
         _set(path, key, value)
         assert _status(path, env) == stages, key

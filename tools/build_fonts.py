@@ -48,8 +48,9 @@ def world_characters() -> set[str]:
 
     for f in sorted(glob.glob(str(ROOT / "lib/vlscale/world/data/*.json"))):
         walk(json.loads(Path(f).read_text()))
-    # emoji are the CLDR annotations' keys, not words: no caption writes them
-    return {c for c in chars if unicodedata.category(c)[0] in "LMNPZ" or c in "\u200c\u200d"}
+    # emoji (symbols "So") are the CLDR annotations' keys, not words: no caption writes them
+    return {c for c in chars if unicodedata.category(c)[0] in "LMNPZ" or unicodedata.category(c) in ("Sc", "Sk", "Sm")
+            or c in "\u200c\u200d"}
 
 
 def base_characters() -> set[str]:

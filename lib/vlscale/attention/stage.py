@@ -244,7 +244,7 @@ def _seed_null(means: pd.DataFrame, draws: dict, val: dict, level: float) -> pd.
     runs = runs.assign(data=data, pct=runs["data_pct"].round(1))
     rows = []
     for (_, _, seen), d in runs.groupby(["data", "pct", "examples_seen"]):
-        names = list(d.sort_values(["curation", "seed"])["run"])
+        names = list(d.assign(other=d["curation"] != "natural").sort_values(["other", "seed"])["run"])  # natural first
         for other in names[1:]:
             for metric in METRICS:
                 for pool in POOLS:
