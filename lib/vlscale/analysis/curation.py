@@ -59,17 +59,10 @@ class Curation:
     notes: list[str] = field(default_factory=list)
 
 
-def _p_two_sided(draws: np.ndarray) -> float:
-    d = draws[np.isfinite(draws)]
-    if not len(d):
-        return np.nan
-    return float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
-
-
 def _diff_row(a_draws, b_draws, a_val, b_val, level) -> dict:
     diff = a_draws - b_draws
     lo, hi = uncertainty.interval(diff, level)
-    return {"diff": a_val - b_val, "lo": lo[0], "hi": hi[0], "p": _p_two_sided(diff)}
+    return {"diff": a_val - b_val, "lo": lo[0], "hi": hi[0], "p": uncertainty.p_two_sided(diff)}
 
 
 def _task_cells(est, run: str, seen: int) -> dict:

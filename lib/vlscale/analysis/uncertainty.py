@@ -61,6 +61,16 @@ def interval(draws: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.nda
     return out[:, 0], out[:, 1]
 
 
+def p_two_sided(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a difference: twice the share of replicates on the far side of zero
+    (NaN without finite replicates)."""
+    d = np.asarray(draws, dtype=float)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return np.nan
+    return float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
+
+
 def seed_spread(values) -> dict:
     """Spread of a quantity over training seeds: n_seeds, seed_sd (sample sd, NaN for one seed),
     seed_min, seed_max."""

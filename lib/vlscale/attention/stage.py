@@ -20,6 +20,7 @@ the summary the notebook writes to metrics/attention.json.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -31,11 +32,6 @@ from vlscale.attention.focus import focus_scores, head_mean, peak_concentration
 from vlscale.attention.groups import CULTURAL, GROUPS, METRICS, POOLS
 from vlscale.attention.probe import probe_masks, probe_set
 OUT_DIR = Path("results/attention")
-
-
-def _p_two_sided(draws: np.ndarray) -> float:
-    d = draws[np.isfinite(draws)]
-    return float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))) if len(d) else float("nan")
 
 
 def checkpoints_to_map(p: dict, runs_dir: Path) -> pd.DataFrame:
@@ -68,14 +64,14 @@ def attention_fn(model, params, batch_size: int):
         return model.apply({"params": params}, images, None)[2]["img/map_attention"]
 
     def maps(images):
-        px, patch = images.shape[1], tuple((model.image or {}).get("patch_size", (16, 16)))
-        grid = (px // patch[0], px // patch[1])
         out = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             pad = batch_size - len(chunk)
             batch = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)]) if pad else chunk
-            out.append(head_mean(np.asarray(fn(jnp.asarray(batch))), grid)[:len(chunk)])
+            weights = np.asarray(fn(jnp.asarray(batch)))
+            side = math.isqrt(weights.shape[-1])  # square images: a side x side patch grid, whatever the variant
+            out.append(head_mean(weights, (side, side))[:len(chunk)])
         return np.concatenate(out)
 
     return maps
@@ -182,7 +178,7 @@ def _resample(n: int, n_boot: int, rng) -> np.ndarray:
 def _diff(draws: dict, a: tuple, b: tuple, va: float, vb: float, level: float = 0.95) -> dict:
     d = draws[a] - draws[b]
     lo, hi = uncertainty.interval(d, level)
-    return {"diff": va - vb, "lo": float(lo[0]), "hi": float(hi[0]), "p": _p_two_sided(d)}
+    return {"diff": va - vb, "lo": float(lo[0]), "hi": float(hi[0]), "p": uncertainty.p_two_sided(d)}
 
 
 def summarise(focus: pd.DataFrame, n_cells: int, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
@@ -221,7 +217,7 @@ def summarise(focus: pd.DataFrame, n_cells: int, n_boot: int = 1000, seed: int =
                 contrast_rows.append(dict(pool=pool, metric=metric, examples_seen=seen, from_pct=a, to_pct=b,
                                           gain=val[ka] - val[kb], head_gain=val[head[0]] - val[head[1]],
                                           diff=val[ka] - val[kb] - val[head[0]] + val[head[1]],
-                                          lo=float(glo[0]), hi=float(ghi[0]), p=_p_two_sided(gain)))
+                                          lo=float(glo[0]), hi=float(ghi[0]), p=uncertainty.p_two_sided(gain)))
     else:
         notes.append("fewer than two natural data scales share a checkpoint: no scale comparison")
     scale = pd.DataFrame(scale_rows)

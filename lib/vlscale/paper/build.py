@@ -165,6 +165,11 @@ def _f7(fig, att, filt):
         "reproduces when the reduction's interval lies above zero at every data scale"
 
 
+def _finite(x) -> bool:
+    """A number that was measured: not None, not NaN."""
+    return x is not None and bool(np.isfinite(x))
+
+
 def _f8(fig, att, filt):
     v = att.get("finding8", {})
     if not v.get("tested"):
@@ -175,9 +180,11 @@ def _f8(fig, att, filt):
         return ", ".join(f"{fmt(s['from_pct'], 0)}% → {fmt(s['to_pct'], 0)}%: {fmt(100 * s['diff'], 1, True)} "
                          f"[{fmt(100 * s['lo'], 1, True)}, {fmt(100 * s['hi'], 1, True)}]" for s in x["steps"])
 
+    null = (f"Two runs on the same data differ by up to {fmt(100 * e['seed_null_abs_diff'], 1)} pp (mass) and "
+            f"{fmt(100 * h['seed_null_abs_diff'], 1)} pp (hit)." if _finite(e.get("seed_null_abs_diff"))
+            else "No two runs share their data, so training noise is not measured.")
     ours = (f"Attention mass on the object, change per tenfold data (pp): {steps(e)}; pointing-game hit rate: "
-            f"{steps(h)}. Two runs on the same data differ by up to {fmt(100 * e['seed_null_abs_diff'], 1)} pp "
-            f"(mass) and {fmt(100 * h['seed_null_abs_diff'], 1)} pp (hit). The long tail's 1% → 100% gain minus the "
+            f"{steps(h)}. {null} The long tail's 1% → 100% gain minus the "
             f"head's: {fmt(100 * v['hit']['more_on_cultural']['diff'], 1, True)} "
             f"[{fmt(100 * v['hit']['more_on_cultural']['lo'], 1, True)}, {fmt(100 * v['hit']['more_on_cultural']['hi'], 1, True)}] pp (hit).")
     full = all(x["each_step_significant"] and x["each_step_beyond_seed_null"] for x in (e, h))
