@@ -129,11 +129,17 @@ def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_id
                 np.save(out_dir / entry["ids_file"], subsets.ids(f))
             else:
                 entry["ids_file"] = f"uids_{label}.parquet"
-                chosen = records.iloc[subsets.ids(f)][["uid", "language", "shard", "member"]]
-                chosen.sort_values("uid").to_parquet(out_dir / entry["ids_file"], index=False)
+                write_uid_list(records.iloc[subsets.ids(f)][["uid", "language", "shard", "member"]],
+                               out_dir / entry["ids_file"])
         index["subsets"][label] = entry
     (out_dir / "subsets.json").write_text(json.dumps(index, indent=1, default=_json_default))
     return index
+
+
+def write_uid_list(chosen: pd.DataFrame, path) -> None:
+    """A real subset's id list: its records (uid, language, shard, member) sorted by uid, as parquet (the
+    same bytes from the local stage and the Beam pipeline)."""
+    chosen.sort_values("uid").to_parquet(path, index=False)
 
 
 def _json_default(o):

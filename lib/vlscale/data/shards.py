@@ -129,45 +129,26 @@ def scan_shards(
     shard that cannot be read to its end (not a tar or parquet file, truncated) contributes nothing
     but one count of unreadable_shard, and is listed in report["shards_unreadable"].
     """
+    shards, allowed = scan_plan(paths, languages, max_caption_chars, default_language)
+    merged = ScanMerge(len(shards))
+    bar = tqdm(shards, desc="scan shards", unit="shard", disable=not progress)
+    for shard in bar:
+        merged.add(scan_shard(shard, allowed, max_caption_chars, default_language))
+        bar.set_postfix(kept=merged.kept, rejected=merged.rejected_total)
+    return merged.result()
+
+
+def scan_plan(paths, languages: Collection[str], max_caption_chars: int,
+              default_language: str | None) -> tuple[list[str], frozenset]:
+    """(shards in scan order, allowed languages) of a scan, or ValueError naming the bad path or value before
+    any shard is read (see `scan_shards`)."""
     shards = _expand_shard_paths(paths)
     allowed = frozenset(languages)
     if default_language is not None and default_language not in allowed:
         raise ValueError(f"default_language {default_language!r} is not among the allowed languages {sorted(allowed)}")
     if max_caption_chars < 1:
         raise ValueError(f"max_caption_chars must be at least 1, got {max_caption_chars}")
-
-    examples_in, rejected, samples = 0, Counter(), {reason: [] for reason in REASONS}
-    kept_uids, frames, unreadable = set(), [], []
-    bar = tqdm(shards, desc="scan shards", unit="shard", disable=not progress)
-    for shard in bar:
-        try:
-            tally = _scan_shard(shard, allowed, max_caption_chars, default_language, kept_uids)
-        except _SHARD_ERRORS as e:
-            # Nothing of a shard that failed part-way is kept or counted: it is one unreadable item.
-            unreadable.append(shard)
-            tally = _ShardTally()
-            tally.reject("unreadable_shard", shard, f"{type(e).__name__}: {e}")
-        examples_in += tally.examples_in
-        rejected.update(tally.rejected)
-        for reason, pairs in tally.samples.items():
-            samples[reason].extend(pairs[: SAMPLES_PER_REASON - len(samples[reason])])
-        kept_uids.update(tally.columns["uid"])
-        if tally.columns["uid"]:
-            frames.append(tally.frame())
-        bar.set_postfix(kept=len(kept_uids), rejected=sum(rejected.values()))
-
-    records = _concat_records(frames)
-    report = {
-        "examples_in": examples_in,
-        "kept": len(records),
-        "rejected": {reason: rejected[reason] for reason in REASONS},
-        "samples": samples,
-        "shards": len(shards),
-        "shards_unreadable": unreadable,
-        "identity_holds": examples_in == len(records) + sum(rejected.values()),
-        "note": UNREADABLE_NOTE,
-    }
-    return ShardScan(records=records, report=report)
+    return shards, allowed
 
 
 def load_example(record: Mapping | pd.Series) -> tuple[np.ndarray, str]:
@@ -198,50 +179,134 @@ def load_example(record: Mapping | pd.Series) -> tuple[np.ndarray, str]:
 # --- one shard -------------------------------------------------------------------------------------
 
 
-class _ShardTally:
-    """What one shard contributed: kept rows, rejections and samples; merged only if the shard is read to its end."""
+@dataclasses.dataclass
+class Candidate:
+    """An example of a shard that passed every check but the duplicate one (which needs the other shards)."""
 
-    def __init__(self):
-        self.examples_in = 0
-        self.rejected = Counter()
-        self.samples = {}
-        self.columns = {name: [] for name in RECORD_COLUMNS}
-        self.scores = []
+    position: int  # its place among the shard's examples (0, 1, ...): the scan's order inside a shard
+    key: str
+    uid: str
+    language: str
+    caption: str  # stripped
+    member: str
+    scores: dict[str, float]
 
-    def reject(self, reason, shard, key):
+
+@dataclasses.dataclass
+class ShardPart:
+    """What one shard contributes to a scan, on its own: a pure function of the shard (`scan_shard`).
+
+    Rejections other than duplicate_uid are counted here; `candidates` are the examples that passed every
+    other check, in shard order; whether each is kept or a duplicate is decided against the earlier shards
+    (`ScanMerge`, or the Beam scan's group by uid). An unreadable shard has `error` and nothing else.
+    """
+
+    shard: str
+    examples_in: int = 0
+    rejected: Counter = dataclasses.field(default_factory=Counter)
+    samples: dict = dataclasses.field(default_factory=dict)  # reason -> [[shard, key]], the first SAMPLES_PER_REASON
+    candidates: list = dataclasses.field(default_factory=list)
+    error: str | None = None
+
+    def reject(self, reason, key):
         self.examples_in += 1
         self.rejected[reason] += 1
         pairs = self.samples.setdefault(reason, [])
         if len(pairs) < SAMPLES_PER_REASON:
-            pairs.append([shard, key])
-
-    def keep(self, example, language, shard):
-        self.examples_in += 1
-        row = (example.uid, language, example.caption.strip(), shard, example.member)
-        for name, value in zip(RECORD_COLUMNS, row):
-            self.columns[name].append(value)
-        self.scores.append(example.scores)
-
-    def frame(self):
-        scores = pd.DataFrame.from_records(self.scores, index=range(len(self.scores)))
-        return pd.concat([pd.DataFrame(self.columns), scores.astype(np.float64)], axis=1)
+            pairs.append([self.shard, key])
 
 
-def _scan_shard(shard, allowed, max_caption_chars, default_language, kept_uids):
-    """Check every example of one shard against `kept_uids` (not modified) and return its tally."""
-    tally = _ShardTally()
-    kept_here = set()
-    for example in _read_shard(shard):
-        language = example.language if example.language is not None else default_language
-        reason = _reject_reason(example, language, allowed, max_caption_chars)
-        if reason is None and (example.uid in kept_uids or example.uid in kept_here):
-            reason = "duplicate_uid"
-        if reason is None:
-            kept_here.add(example.uid)
-            tally.keep(example, language, shard)
-        else:
-            tally.reject(reason, shard, example.key)
-    return tally
+def scan_shard(shard: str, allowed: Collection[str], max_caption_chars: int,
+               default_language: str | None) -> ShardPart:
+    """Check every example of one shard (see `scan_shards`); a shard that cannot be read to its end is one
+    unreadable_shard item and contributes nothing else."""
+    part = ShardPart(shard)
+    try:
+        for example in _read_shard(shard):
+            language = example.language if example.language is not None else default_language
+            reason = _reject_reason(example, language, allowed, max_caption_chars)
+            if reason is None:
+                part.candidates.append(Candidate(part.examples_in, example.key, example.uid, language,
+                                                 example.caption.strip(), example.member, example.scores))
+                part.examples_in += 1
+            else:
+                part.reject(reason, example.key)
+    except _SHARD_ERRORS as e:
+        # Nothing of a shard that failed part-way is kept or counted: it is one unreadable item.
+        part = ShardPart(shard, error=f"{type(e).__name__}: {e}")
+        part.reject("unreadable_shard", part.error)
+    return part
+
+
+def records_frame(kept: Sequence[Candidate], shard: str) -> pd.DataFrame:
+    """The records of one shard's kept examples, in shard order: RECORD_COLUMNS, then one float column per
+    score name in the order first seen (NaN where an example has none)."""
+    columns = {"uid": [c.uid for c in kept], "language": [c.language for c in kept],
+               "caption": [c.caption for c in kept], "shard": [shard] * len(kept), "member": [c.member for c in kept]}
+    scores = pd.DataFrame.from_records([c.scores for c in kept], index=range(len(kept)))
+    return pd.concat([pd.DataFrame(columns), scores.astype(np.float64)], axis=1)
+
+
+class ScanMerge:
+    """The scan of shards, merged part by part in scan order: a uid kept in an earlier shard (or earlier in
+    the same shard) makes a later candidate a duplicate_uid. `result()` is the ShardScan."""
+
+    def __init__(self, n_shards: int):
+        self.n_shards = n_shards
+        self.examples_in, self.counts = 0, Counter()
+        self.samples = {reason: [] for reason in REASONS}
+        self.kept_uids, self.frames, self.unreadable = set(), [], []
+
+    @property
+    def kept(self) -> int:
+        return len(self.kept_uids)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.counts.values())
+
+    def add_counts(self, part: ShardPart):
+        """A part's examples and rejections (not its candidates), in scan order."""
+        self.examples_in += part.examples_in
+        self.counts.update(part.rejected)
+        for reason, pairs in part.samples.items():
+            self.samples[reason].extend(pairs[: SAMPLES_PER_REASON - len(self.samples[reason])])
+        if part.error is not None:
+            self.unreadable.append(part.shard)
+
+    def add(self, part: ShardPart):
+        self.add_counts(part)
+        kept = []
+        for c in part.candidates:
+            if c.uid in self.kept_uids:
+                self.add_duplicate(part.shard, c.key)
+            else:
+                self.kept_uids.add(c.uid)
+                kept.append(c)
+        if kept:
+            self.frames.append(records_frame(kept, part.shard))
+
+    def add_duplicate(self, shard: str, key: str):
+        """A candidate (already among examples_in) whose uid was kept before it."""
+        self.counts["duplicate_uid"] += 1
+        if len(self.samples["duplicate_uid"]) < SAMPLES_PER_REASON:
+            self.samples["duplicate_uid"].append([shard, key])
+
+    def report(self, kept: int) -> dict:
+        return {
+            "examples_in": self.examples_in,
+            "kept": kept,
+            "rejected": {reason: self.counts[reason] for reason in REASONS},
+            "samples": self.samples,
+            "shards": self.n_shards,
+            "shards_unreadable": self.unreadable,
+            "identity_holds": self.examples_in == kept + self.rejected_total,
+            "note": UNREADABLE_NOTE,
+        }
+
+    def result(self) -> ShardScan:
+        records = concat_records(self.frames)
+        return ShardScan(records=records, report=self.report(len(records)))
 
 
 def _reject_reason(example, language, allowed, max_caption_chars):
@@ -298,7 +363,8 @@ def _expand_shard_paths(paths):
     return list(shards)
 
 
-def _concat_records(frames):
+def concat_records(frames):
+    """The scan's records: the kept shards' frames in scan order (empty RECORD_COLUMNS when none)."""
     if not frames:
         return pd.DataFrame({name: pd.Series(dtype=str) for name in RECORD_COLUMNS})
     return pd.concat(frames, ignore_index=True)

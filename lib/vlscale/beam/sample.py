@@ -1,0 +1,251 @@
+"""The sample stage's data work on Beam: the scan of real shards and the nested subsets of the pool it keeps.
+
+`scan_shards` runs `vlscale.data.shards.scan_shard` on every shard in a ParDo (shards spread over workers
+by a Reshuffle), settles duplicate uids with a group by uid (the first in scan order, (shard index,
+position), is kept, as the local scan keeps it), writes each shard's kept records as one parquet file and
+the parts' counts beside them; the ShardScan read back from those files equals the local one.
+
+`subset_uid_lists` writes the uid list of every nested subset (a real pool's DataComp contract): a
+record's rank in its stratum (language) is the order of a keyed BLAKE2b hash of its uid, ties broken by
+the uid, exactly as `vlscale.data.subsets.uid_ranks`. The subset of fraction f takes the floor(f * N_s)
+first records of each stratum; it is found without sorting a stratum: a histogram of the hashes' top 16
+bits gives each subset's boundary bucket, every record below it is a member, and only the boundary
+bucket's records (about N_s / 65536) are sorted. Each list is written sorted by uid.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlscale.beam.runner import pipeline
+from vlscale.data import shards as sh
+from vlscale.data.subsets import as_key, subset_counts
+
+log = logging.getLogger("vlscale.beam")
+BUCKET_BITS = 16
+UID_COLUMNS = ["uid", "language", "shard", "member"]
+
+
+def _atomic_write(path: Path, write):
+    """write(tmp) then rename: a worker that dies leaves no half-written file under the final name."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------ scan
+
+
+def _scan_one(item, allowed, max_caption_chars, default_language):
+    index, shard = item
+    part = sh.scan_shard(shard, allowed, max_caption_chars, default_language)
+    log.info("scanned shard %d (%s): %d examples, %d candidates", index, shard, part.examples_in,
+             len(part.candidates))
+    return index, part
+
+
+def _counts_only(indexed_part):
+    index, part = indexed_part
+    return index, {"shard": part.shard, "examples_in": part.examples_in, "rejected": dict(part.rejected),
+                   "samples": part.samples, "error": part.error}
+
+
+def _by_uid(indexed_part):
+    index, part = indexed_part
+    for c in part.candidates:
+        yield c.uid, (index, part.shard, c)
+
+
+def _settle(uid_group):
+    """The first candidate of a uid in scan order is kept; the others are duplicate_uid."""
+    import apache_beam as beam
+
+    _, group = uid_group
+    group = sorted(group, key=lambda g: (g[0], g[2].position))
+    index, shard, first = group[0]
+    yield index, (shard, first)
+    for index, shard, c in group[1:]:
+        yield beam.pvalue.TaggedOutput("duplicate", (index, c.position, shard, c.key))
+
+
+def _write_records(shard_group, out: str):
+    index, kept = shard_group
+    kept = sorted(kept, key=lambda k: k[1].position)
+    frame = sh.records_frame([c for _, c in kept], kept[0][0])
+    _atomic_write(Path(out) / f"shard_{index:06d}.parquet", lambda p: frame.to_parquet(p, index=False))
+    return index, len(frame)
+
+
+def _write_scan_parts(_, out: str, parts, duplicates, duplicate_samples, written):
+    parts = sorted(parts, key=lambda x: x[0])
+    doc = {"parts": [p for _, p in parts], "duplicates": int(duplicates),
+           "duplicate_samples": [[shard, key] for _, _, shard, key in sorted(duplicate_samples)],
+           "record_files": sorted(i for i, _ in written)}
+    _atomic_write(Path(out) / "scan_parts.json", lambda p: p.write_text(json.dumps(doc)))
+
+
+def scan_shards(paths, *, languages, out_dir, beam_params: dict, max_caption_chars: int = 1024,
+                default_language: str | None = None) -> sh.ShardScan:
+    """`vlscale.data.shards.scan_shards` as a Beam pipeline; its files go to `out_dir` (records/shard_*.parquet:
+    each shard's kept records; scan_parts.json: the shards' counts). Returns the same ShardScan."""
+    import apache_beam as beam
+
+    shards, allowed = sh.scan_plan(paths, languages, max_caption_chars, default_language)
+    out = Path(out_dir) / "records"
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("shard_*.parquet"):
+        stale.unlink()
+    with pipeline(beam_params, "vlscale-scan") as p:
+        parts = (p | "shards" >> beam.Create(list(enumerate(shards))) | beam.Reshuffle()
+                 | "scan" >> beam.Map(_scan_one, allowed, max_caption_chars, default_language))
+        counts = parts | "counts" >> beam.Map(_counts_only)
+        settled = (parts | "by uid" >> beam.FlatMap(_by_uid) | "group uid" >> beam.GroupByKey()
+                   | "settle" >> beam.FlatMap(_settle).with_outputs("duplicate", main="kept"))
+        written = (settled.kept | "group shard" >> beam.GroupByKey()
+                   | "write records" >> beam.Map(_write_records, str(out)))
+        dups = settled.duplicate
+        n_dup = dups | "count duplicates" >> beam.combiners.Count.Globally()
+        first_dups = dups | "first duplicates" >> beam.combiners.Top.Of(sh.SAMPLES_PER_REASON, reverse=True)
+        (p | "once" >> beam.Create([None])
+         | "write parts" >> beam.Map(_write_scan_parts, str(out_dir), beam.pvalue.AsList(counts),
+                                     beam.pvalue.AsSingleton(n_dup), beam.pvalue.AsSingleton(first_dups),
+                                     beam.pvalue.AsList(written)))
+    return read_scan(out_dir)
+
+
+def read_scan(out_dir) -> sh.ShardScan:
+    """The ShardScan a Beam scan wrote to `out_dir`, as the local scan returns it."""
+    out_dir = Path(out_dir)
+    doc = json.loads((out_dir / "scan_parts.json").read_text())
+    merged = sh.ScanMerge(len(doc["parts"]))
+    for part in doc["parts"]:
+        merged.add_counts(sh.ShardPart(part["shard"], part["examples_in"], Counter(part["rejected"]),
+                                       part["samples"], error=part["error"]))
+    merged.counts["duplicate_uid"] += doc["duplicates"]
+    merged.samples["duplicate_uid"] = doc["duplicate_samples"]
+    frames = [pd.read_parquet(out_dir / "records" / f"shard_{i:06d}.parquet") for i in doc["record_files"]]
+    records = sh.concat_records(frames)
+    return sh.ShardScan(records=records, report=merged.report(len(records)))
+
+
+# --------------------------------------------------------------------------------------------- subsets
+
+
+def uid_hash(uid: str, key_bytes: bytes) -> bytes:
+    """The keyed hash `vlscale.data.subsets.uid_ranks` orders a stratum by: BLAKE2b, 8 bytes. Its bytes order as
+    the big-endian uint64 does, and travel between workers as bytes (Beam's coder garbles ints of 2^63 and
+    more)."""
+    return hashlib.blake2b(uid.encode(), digest_size=8, key=key_bytes).digest()
+
+
+def _bucket(h: bytes) -> int:
+    return int.from_bytes(h[:BUCKET_BITS // 8], "big")
+
+
+def _hashed_rows(path: str, key_bytes: bytes):
+    frame = pd.read_parquet(path, columns=UID_COLUMNS)
+    for uid, language, shard, member in frame.itertuples(index=False):
+        yield language, (uid_hash(uid, key_bytes), uid, shard, member)
+
+
+def _plan(language_hist, sizes: dict, fractions: dict):
+    """Per (language, label): (boundary bucket, members needed from it) for floor(f * N_s) members."""
+    language, hist = language_hist
+    hist = sorted(hist)  # (bucket, count)
+    buckets = np.array([b for b, _ in hist], np.int64)
+    counts = np.array([n for _, n in hist], np.int64)
+    below = np.concatenate([[0], np.cumsum(counts)])
+    for label, f in fractions.items():
+        want = int(subset_counts(np.array([sizes[language]], np.int64), f)[0])
+        at = int(np.searchsorted(below, want, side="right") - 1)  # buckets[:at] hold <= want records
+        if at >= len(buckets):
+            yield (language, label), (1 << BUCKET_BITS, 0)  # the whole stratum
+        else:
+            yield (language, label), (int(buckets[at]), want - int(below[at]))
+
+
+def _assign(row, plan: dict, labels):
+    import apache_beam as beam
+
+    language, (h, uid, shard, member) = row
+    bucket = _bucket(h)
+    for label in labels:
+        b, need = plan[(language, label)]
+        if bucket < b:
+            yield label, (uid, language, shard, member)
+        elif bucket == b and need:
+            yield beam.pvalue.TaggedOutput("boundary", ((language, label), (h, uid, shard, member)))
+
+
+def _boundary_members(group):
+    (language, label), rows = group
+    rows = sorted(rows)  # (hash, uid, ...): the stratum's order
+    for a, b in zip(rows, rows[1:]):
+        if a[1] == b[1]:
+            raise ValueError(f"duplicate uid {a[1]!r} in stratum {language!r}")
+    return rows, language, label
+
+
+def _take_boundary(group, plan: dict):
+    rows, language, label = _boundary_members(group)
+    need = plan[(language, label)][1]
+    return [(label, (uid, language, shard, member)) for _, uid, shard, member in rows[:need]]
+
+
+def _write_uid_list(label_group, out: str, files: dict):
+    from vlscale.data.sampling import write_uid_list
+
+    label, rows = label_group
+    frame = pd.DataFrame(sorted(rows), columns=UID_COLUMNS)
+    _atomic_write(Path(out) / files[label], lambda p: write_uid_list(frame, p))
+    return label, len(frame)
+
+
+def subset_uid_lists(record_files, fractions: dict, key: int, out_dir, beam_params: dict,
+                     write_ids_max: int) -> dict:
+    """Write `uids_<label>.parquet` (uid, language, shard, member; sorted by uid) for every subset of
+    {label: fraction} with at most `write_ids_max` records, from the scan's record files. Returns
+    {"sizes": {language: N_s}, "files": {label: file name or None}}; the files are the local stage's bytes."""
+    import apache_beam as beam
+
+    key_bytes = as_key(key, "sample.key").to_bytes(8, "little")
+    out_dir = Path(out_dir)
+    record_files = [str(f) for f in record_files]
+    with pipeline(beam_params, "vlscale-sizes") as p:  # first the strata's sizes: which lists are written
+        (p | beam.Create(record_files) | beam.FlatMap(lambda f: pd.read_parquet(f, columns=["language"])["language"])
+         | beam.combiners.Count.PerElement() | beam.combiners.ToDict()
+         | beam.Map(lambda d: _atomic_write(out_dir / "strata_sizes.json",
+                                            lambda q: q.write_text(json.dumps(d, sort_keys=True)))))
+    sizes = json.loads((out_dir / "strata_sizes.json").read_text()) if record_files else {}
+    (out_dir / "strata_sizes.json").unlink(missing_ok=True)
+    sizes_arr = np.array([sizes[n] for n in sorted(sizes)], np.int64)
+    files = {label: (f"uids_{label}.parquet" if subset_counts(sizes_arr, f).sum() <= write_ids_max else None)
+             for label, f in fractions.items()}
+    wanted = {label: f for label, f in fractions.items() if files[label]}
+    if wanted and sizes:
+        with pipeline(beam_params, "vlscale-subsets") as p:
+            rows = (p | "files" >> beam.Create(record_files) | beam.Reshuffle()
+                    | "hash" >> beam.FlatMap(_hashed_rows, key_bytes))
+            hist = (rows | "bucket" >> beam.Map(lambda r: ((r[0], _bucket(r[1][0])), 1))
+                    | "histogram" >> beam.CombinePerKey(sum)
+                    | beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1]))) | "per language" >> beam.GroupByKey())
+            plan = beam.pvalue.AsDict(hist | "plan" >> beam.FlatMap(_plan, sizes, wanted))
+            assigned = rows | "assign" >> beam.FlatMap(_assign, plan, list(wanted)).with_outputs("boundary",
+                                                                                                   main="member")
+            edge = (assigned.boundary | "group boundary" >> beam.GroupByKey()
+                    | "take boundary" >> beam.FlatMap(_take_boundary, plan))
+            ((assigned.member, edge) | beam.Flatten() | "group subset" >> beam.GroupByKey()
+             | "write" >> beam.Map(_write_uid_list, str(out_dir), files))
+    from vlscale.data.sampling import write_uid_list
+
+    for label in wanted:  # a subset with no member has no group in the pipeline: its list is empty
+        if not (out_dir / files[label]).exists():
+            write_uid_list(pd.DataFrame({c: pd.Series(dtype="str") for c in UID_COLUMNS}), out_dir / files[label])
+    return {"sizes": sizes, "files": files}

@@ -1,0 +1,118 @@
+"""The data stages on Apache Beam give the local stages' bytes: the real-shard scan (records and account), the
+nested subsets' uid lists, and the filter arms, whatever the number of workers or bundles. Beam runs
+in-process (its FnApiRunner: threads or worker processes on this machine), never a runner that downloads."""
+import hashlib
+import json
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+beam = pytest.importorskip("apache_beam")
+
+from vlscale.beam import pipeline, pipeline_flags  # noqa: E402
+from vlscale.beam import sample as beam_sample  # noqa: E402
+from vlscale.data import sampling  # noqa: E402
+from vlscale.data.shards import scan_shards  # noqa: E402
+
+from test_shards import GARBAGE, JPEG, PNG, LANGUAGES, example, pool, write_parquet, write_tar  # noqa: E402,F401
+
+# bundles in one thread, in two threads, and in two worker processes (pickled DoFns, separate interpreters)
+ENGINES = {
+    "one_worker": {"runner": "in_process", "options": {"direct_num_workers": 1}},
+    "threads": {"runner": "in_process", "options": {"direct_running_mode": "multi_threading", "direct_num_workers": 3}},
+    "processes": {"runner": "in_process", "options": {"direct_running_mode": "multi_processing",
+                                                      "direct_num_workers": 2}},
+}
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_options_become_flags_and_an_unknown_option_is_named():
+    assert pipeline_flags({"direct_num_workers": 2, "save_main_session": True, "streaming": False,
+                           "experiments": ["a", "b"]}) == ["--direct_num_workers=2", "--save_main_session",
+                                                           "--experiments=a", "--experiments=b"]
+    with pytest.raises(ValueError, match="direct_workers"):
+        pipeline({"runner": "in_process", "options": {"direct_workers": 2}})
+    with pytest.raises(ValueError, match="without dashes"):
+        pipeline_flags({"--runner": "x"})
+
+
+@pytest.mark.parametrize("engine", ["one_worker", "threads"])
+def test_the_beam_scan_equals_the_local_scan_records_and_account(pool, tmp_path, engine):  # noqa: F811
+    local = scan_shards(pool, languages=LANGUAGES, progress=False)
+    on_beam = beam_sample.scan_shards(pool, languages=LANGUAGES, out_dir=tmp_path / "scan", beam_params=ENGINES[engine])
+    assert on_beam.report == local.report
+    pd.testing.assert_frame_equal(on_beam.records, local.records)
+    on_beam.check()
+    assert local.report["rejected"]["duplicate_uid"] == 4 and local.report["rejected"]["unreadable_shard"] == 1
+
+
+def many_shards(tmp_path, n_shards=7, per_shard=30, seed=0):
+    """Shards of tar and parquet with uids repeated across and within shards, bad records of every kind and
+    a score in some shards only: the duplicate rule and the column union are where engines could differ."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for s in range(n_shards):
+        uids = [f"u{int(u)}" for u in rng.integers(0, n_shards * per_shard // 2, per_shard)]
+        langs = rng.choice(["en", "de", "sw", "xx"], per_shard, p=[0.5, 0.25, 0.2, 0.05])
+        kinds = rng.choice(["ok", "ok", "ok", "ok", "garbage", "nocaption"], per_shard)
+        if s % 2 == 0:
+            members = []
+            for i, (u, lang, kind) in enumerate(zip(uids, langs, kinds)):
+                meta = {"uid": u, "language": str(lang)} | ({"clip_score": float(i)} if s % 4 == 0 else {})
+                members += example(f"{i:04d}", image=GARBAGE if kind == "garbage" else (JPEG if i % 2 else PNG),
+                                   caption=None if kind == "nocaption" else f"caption {u} {lang}", **meta)
+            paths.append(write_tar(tmp_path / f"s{s:02d}.tar", members))
+        else:
+            paths.append(write_parquet(tmp_path / f"s{s:02d}.parquet", {
+                "uid": uids, "caption": [None if k == "nocaption" else f"caption {u}" for u, k in zip(uids, kinds)],
+                "jpg": [GARBAGE if k == "garbage" else JPEG for k in kinds], "language": [str(x) for x in langs],
+                **({"aesthetic_score": list(rng.random(per_shard))} if s == 3 else {})}))
+    return paths
+
+
+@pytest.mark.parametrize("engine", ["threads", "processes"])
+def test_the_beam_scan_and_subsets_write_the_local_bytes_with_duplicates_across_shards(tmp_path, engine):
+    shards = many_shards(tmp_path)
+    local = scan_shards(shards, languages=LANGUAGES, progress=False)
+    assert local.report["rejected"]["duplicate_uid"] > 20  # the duplicate rule is exercised across shards
+    on_beam = beam_sample.scan_shards(shards, languages=LANGUAGES, out_dir=tmp_path / "beam",
+                                      beam_params=ENGINES[engine])
+    assert on_beam.report == local.report
+    pd.testing.assert_frame_equal(on_beam.records, local.records)
+
+    fractions = {"1pct": 0.01, "10pct": 0.1, "50pct": 0.5, "100pct": 1.0}
+    subsets = sampling.real_subsets(local.records, key=7)
+    mixes = sampling.mixtures(subsets, list(fractions.values()), {}, key=7)
+    sampling.write_subsets(tmp_path / "local", subsets, list(fractions.values()), mixes, 10**6, {},
+                           records=local.records)
+    files = sorted((tmp_path / "beam/records").glob("shard_*.parquet"))
+    got = beam_sample.subset_uid_lists(files, fractions, 7, tmp_path / "beam", ENGINES[engine], 10**6)
+    assert got["sizes"] == {n: int(c) for n, c in zip(subsets.names, subsets.sizes)}
+    for label in fractions:
+        assert got["files"][label] == f"uids_{label}.parquet"
+        assert sha(tmp_path / "beam" / got["files"][label]) == sha(tmp_path / "local" / f"uids_{label}.parquet"), label
+    assert len(pd.read_parquet(tmp_path / "beam/uids_1pct.parquet")) == 0  # floor(1% of each stratum) = 0
+
+
+def test_subsets_cross_a_hash_bucket_boundary_exactly(tmp_path):
+    """Strata of 200k records: the 10% and 50% boundaries fall inside a hash bucket, so the exact sort of the
+    boundary bucket decides; a list longer than write_ids_max is not written."""
+    n = 200_000
+    rng = np.random.default_rng(1)
+    records = pd.DataFrame({"uid": [f"r{i}" for i in range(n)], "language": rng.choice(["en", "sw", "de"], n),
+                            "caption": "c", "shard": "s.tar", "member": [f"{i}.jpg" for i in range(n)]})
+    for i, rows in enumerate(np.array_split(np.arange(n), 3)):
+        records.iloc[rows].to_parquet(tmp_path / f"shard_{i:06d}.parquet", index=False)
+    fractions = {"10pct": 0.1, "50pct": 0.5, "100pct": 1.0}
+    got = beam_sample.subset_uid_lists(sorted(tmp_path.glob("shard_*.parquet")), fractions, 3, tmp_path,
+                                       ENGINES["threads"], 150_000)
+    subsets = sampling.real_subsets(records, key=3)
+    assert got["files"]["100pct"] is None
+    for label in ("10pct", "50pct"):
+        want = records.iloc[subsets.ids(fractions[label])]["uid"].sort_values().tolist()
+        assert pd.read_parquet(tmp_path / got["files"][label])["uid"].tolist() == want
