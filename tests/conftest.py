@@ -1,16 +1,21 @@
 """Shared fixtures: the world of the committed params.yaml, a real shard pool, and the repository root."""
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from vlscale.config import load_params, validate
 from vlscale.data import sampling
 from vlscale.data.shards import scan_shards
+from vlscale.data.tokenizer import balanced_caption_sample, train_tokenizer
+from vlscale.provenance import provenance
 from vlscale.world.spec import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,3 +108,36 @@ def write_xm3600(root, lines):
     """Crossmodal-3600's captions.jsonl from `lines` (dicts, or raw text for malformed lines)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "captions.jsonl").write_text("\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines) + "\n")
+
+
+# --- the filter stage on the smoke profile (tests/test_filtering.py, tests/test_beam.py) ------------
+
+
+@pytest.fixture(scope="session")
+def filter_workdir(tmp_path_factory):
+    """A folder with params.yaml (smoke profile) and the sample and tokenizer stages' outputs; the filter stage
+    run in two processes, into data/filter and data/filter_again."""
+    path = tmp_path_factory.mktemp("filter")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = "smoke"
+    (path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (path / "dvc.yaml").write_text("stages: {}\n")
+    p = validate(raw)
+    S, W = p["sample"], build_world(p["world"])
+    subsets = sampling.synthetic_subsets(W, S["pool_size"], S["key"])
+    with pytest.warns(UserWarning, match="no examples"):
+        mixes = sampling.mixtures(subsets, S["fractions"], S["rebalance_targets"], S["key"])
+    sampling.write_subsets(path / "data/sample", subsets, S["fractions"], mixes, S["write_ids_max"],
+                           meta={"source": "synthetic", "world_fingerprint": W.fingerprint(),
+                                 "provenance": provenance("smoke", p)})
+    K = p["tokenizer"]
+    train_tokenizer(balanced_caption_sample(W, subsets, 1.0, K["per_language"], K["key"]), K["vocab_size"],
+                    path / "data/tokenizer/spm.model", per_language=K["per_language"])
+    code = ("import sys; from vlscale.config import load_params, validate; from vlscale.filtering.stage import "
+            "run_filter; run_filter(validate(load_params('params.yaml')), sys.argv[1], progress=False)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, out], cwd=path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for out in ("data/filter", "data/filter_again")]
+    for proc in procs:  # two processes at once: the same key must give the same arms in each
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err[-3000:]
+    return path

@@ -116,3 +116,35 @@ def test_subsets_cross_a_hash_bucket_boundary_exactly(tmp_path):
     for label in ("10pct", "50pct"):
         want = records.iloc[subsets.ids(fractions[label])]["uid"].sort_values().tolist()
         assert pd.read_parquet(tmp_path / got["files"][label])["uid"].tolist() == want
+
+
+# ------------------------------------------------------------------------------------------ the filter stage
+
+@pytest.mark.parametrize("engine", ["processes"])
+def test_the_filter_stage_on_beam_writes_the_local_scores_arms_and_account(filter_workdir, engine, monkeypatch):
+    """The smoke filter stage with engine: beam (two worker processes) beside its local run: every file the arms
+    and the account are made of has the local bytes; the models are loaded once per worker, not per shard."""
+    import yaml
+
+    from vlscale.config import validate
+    from vlscale.filtering.stage import run_filter
+
+    monkeypatch.chdir(filter_workdir)
+    p = validate(yaml.safe_load((filter_workdir / "params.yaml").read_text()))
+    p = {**p, "engine": "beam", "beam": ENGINES[engine], "filter": {**p["filter"], "shard_size": 4096}}
+    logged = []
+    manifest = run_filter(p, "data/filter_beam", progress=False, log=logged.append)
+    local = json.loads((filter_workdir / "data/filter/manifest.json").read_text())
+    assert manifest["engine"] == "beam" and manifest["k"] == local["k"]
+    for arm in local["arms"]:
+        assert manifest["arms"][arm]["sha256"] == local["arms"][arm]["sha256"], arm
+        assert sha(filter_workdir / "data/filter_beam" / f"{arm}.npy") == sha(filter_workdir / "data/filter" / f"{arm}.npy")
+    assert sha(filter_workdir / "data/filter_beam/account.parquet") == sha(filter_workdir / "data/filter/account.parquet")
+    # the scores, shard by shard (cut at another size here: the arms do not depend on it)
+    scores = {d: pd.concat(pd.read_parquet(f) for f in sorted((filter_workdir / d / "scores").glob("*.parquet")))
+              .sort_values("id").reset_index(drop=True) for d in ("data/filter", "data/filter_beam")}
+    pd.testing.assert_frame_equal(scores["data/filter"], scores["data/filter_beam"])
+    counters = manifest["beam"]["counters"]
+    assert counters["shards_scored"] == manifest["shards"] > 2
+    assert 1 <= counters["model_loads"] <= ENGINES[engine]["options"]["direct_num_workers"] < manifest["shards"]
+    assert any("model loads" in m for m in logged)

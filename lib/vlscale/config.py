@@ -392,10 +392,20 @@ class AttentionParams(_Block):
     seed: int = Field(ge=0)
 
 
+class EngineParams(RootModel[Literal["local", "beam"]]):
+    """Where the data stages' per-shard work runs: local loops, or Apache Beam pipelines (the `beam` block)."""
+
+
+class BeamParams(_Block):
+    """The Beam runner of `engine: beam` and its pipeline options (flag names without dashes)."""
+    runner: str = Field(min_length=1)  # in_process (Beam's FnApiRunner) | DataflowRunner | FlinkRunner | SparkRunner | ...
+    options: dict[str, Any] = {}
+
+
 BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,
           "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams,
           "evaluate": EvaluateParams, "filter": FilterParams, "figures": FiguresParams,
-          "attention": AttentionParams}
+          "attention": AttentionParams, "engine": EngineParams, "beam": BeamParams}
 
 
 def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:

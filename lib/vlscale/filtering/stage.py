@@ -148,6 +148,9 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     if "clip" in F["arms"] and not synthetic and not F["scorer"]["checkpoint"]:
         raise ParamsError("params.yaml: filter.scorer.checkpoint = None: a real pool's CLIP-score arm needs a "
                           "scorer checkpoint (any vlscale.siglip.load reads)")
+    if p.get("engine", "local") == "beam" and not synthetic:
+        raise ParamsError("params.yaml: engine = 'beam': the filter stage scores a real pool on the local engine "
+                          "only (the sample stage's scan and subsets of it run on Beam); set engine: local")
     scorer = load_scorer(p, tokenizer) if "clip" in F["arms"] and F["scorer"]["checkpoint"] else None
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "scores").mkdir(parents=True)
@@ -178,11 +181,14 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     scorers = Scorers(clip=scorer, classifier=classifier, head=head)
 
     t2 = time.perf_counter()
-    manifest = (_filter_synthetic if synthetic else _filter_real)(p, world, pool, scorers, render, out_dir, log)
+    if p.get("engine", "local") == "beam":
+        manifest = _filter_synthetic_beam(p, pool, models, head, out_dir, sample_dir, log)
+    else:
+        manifest = (_filter_synthetic if synthetic else _filter_real)(p, world, pool, scorers, render, out_dir, log)
     times["scoring_s"] = time.perf_counter() - t2
     manifest |= {"pool_label": label, "keep_fraction": F["keep_fraction"], "key": F["key"],
                  "world_fingerprint": world.fingerprint(), "source": "synthetic" if synthetic else "real",
-                 "models": models, "seconds": {**times, "total_s": time.perf_counter() - t0},
+                 "models": models, "engine": p.get("engine", "local"), "seconds": {**times, "total_s": time.perf_counter() - t0},
                  "devices": jax.device_count(), "provenance": provenance(p["profile"], p)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json))
     return manifest
@@ -194,41 +200,71 @@ def _json(o):
     return str(o)
 
 
+def score_shard(world, pool, scorers, render, F: dict, index: int, shard, k: int, out_dir: Path) -> tuple[dict, np.ndarray]:
+    """One shard of the synthetic pool: every pair scored, the scores written (scores/shard_<index>.parquet),
+    and ({scored arm: the shard's best k (ids, scores)}, the shard's random-arm ids). A pure function of the
+    shard: the local loop and the Beam pipeline both call it."""
+    ids = shard_ids(shard)
+    gt, scores = score_synthetic(world, ids, scorers, render)
+    english = np.where(gt["stratum"] == world.stratum_of("en"), keyed_scores(ids, derive_key(F["key"], 4)), np.nan)
+    scores["english"] = english
+    in_random = pool.contains(ids, F["keep_fraction"])
+    table = pd.DataFrame({"id": ids, **{a: scores[a] for a in ("clip", "classifier") if a in scores},
+                          "english": scores["english"], "random": in_random})
+    table.to_parquet(out_dir / "scores" / f"shard_{index:05d}.parquet", index=False)
+    candidates = {}
+    for arm in (a for a in SCORED_ARMS if a in F["arms"]):
+        ok = ~np.isnan(scores[arm])
+        candidates[arm] = shard_top_k(ids[ok], scores[arm][ok], k)
+    return candidates, ids[in_random]
+
+
+def shard_counts(world, shard, arms: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One shard's additive account counts: every pair's truth against each arm's sorted kept ids."""
+    ids = shard_ids(shard)
+    return acc.count_table(acc.labels(world, truth(world, ids)), {a: member(ids, kept) for a, kept in arms.items()})
+
+
+def filter_k(pool, F: dict) -> int:
+    """k: the size of the random arm, the nested random subset of filter.keep_fraction."""
+    return int(pool.counts(F["keep_fraction"]).sum())
+
+
 def _filter_synthetic(p, world, pool, scorers, render, out_dir: Path, log) -> dict:
     F = p["filter"]
-    k = int(pool.counts(F["keep_fraction"]).sum())
-    en = world.stratum_of("en")
-    english_key = derive_key(F["key"], 4)
+    k = filter_k(pool, F)
     shards = pool_shards(pool.sizes, F["shard_size"])
     candidates = {arm: [] for arm in SCORED_ARMS if arm in F["arms"]}
     random_parts, t0, done = [], time.perf_counter(), 0
     for i, shard in enumerate(shards):
-        ids = shard_ids(shard)
-        gt, scores = score_synthetic(world, ids, scorers, render)
-        scores["english"] = np.where(gt["stratum"] == en, keyed_scores(ids, english_key), np.nan)
-        in_random = pool.contains(ids, F["keep_fraction"])
-        random_parts.append(ids[in_random])
-        table = pd.DataFrame({"id": ids, **{a: scores[a] for a in ("clip", "classifier") if a in scores},
-                              "english": scores["english"], "random": in_random})
-        table.to_parquet(out_dir / "scores" / f"shard_{i:05d}.parquet", index=False)
-        for arm in candidates:
-            s = scores[arm]
-            ok = ~np.isnan(s)
-            candidates[arm].append(shard_top_k(ids[ok], s[ok], k))
-        done += len(ids)
+        best, random_ids = score_shard(world, pool, scorers, render, F, i, shard, k, out_dir)
+        random_parts.append(random_ids)
+        for arm, c in best.items():
+            candidates[arm].append(c)
+        done += shard[2] - shard[1]
         if (i + 1) % max(1, len(shards) // 10) == 0 or i + 1 == len(shards):
             log(f"scored {i + 1}/{len(shards)} shards, {done:,} pairs, {done / (time.perf_counter() - t0):,.0f} pairs/s")
     arms = {arm: _merge(arm, c, k) for arm, c in candidates.items()}
     if "random" in F["arms"]:
         arms["random"] = np.sort(np.concatenate(random_parts))
+    arms = {a: arms[a] for a in F["arms"]}
     # the account: every pool pair's truth, shard by shard, against each arm's membership
-    tables = []
-    for shard in shards:
-        ids = shard_ids(shard)
-        gt = truth(world, ids)
-        tables.append(acc.count_table(acc.labels(world, gt), {a: member(ids, arms[a]) for a in F["arms"]}))
-    return _write_arms(F, arms, acc.finish(acc.add_counts(tables)), out_dir, k, log,
-                       pool_pairs=int(pool.sizes.sum()), shards=len(shards))
+    account = acc.finish(acc.add_counts([shard_counts(world, shard, arms) for shard in shards]))
+    return _write_arms(F, arms, account, out_dir, k, log, pool_pairs=int(pool.sizes.sum()), shards=len(shards))
+
+
+def _filter_synthetic_beam(p, pool, models, head, out_dir: Path, sample_dir, log) -> dict:
+    """`_filter_synthetic` on Beam (vlscale.beam.filter): the same scores, arms and account."""
+    from vlscale.beam.filter import filter_synthetic
+    from vlscale.data.tokenizer import TOKENIZER_PATH
+
+    F = p["filter"]
+    k = filter_k(pool, F)
+    shards = pool_shards(pool.sizes, F["shard_size"])
+    checkpoints = {name: {"checkpoint": models[name]["checkpoint"]} for name in ("scorer", "classifier") if name in models}
+    arms, counts, counters = filter_synthetic(p, shards, k, checkpoints, head, out_dir, sample_dir, TOKENIZER_PATH, log)
+    return _write_arms(F, arms, acc.finish(counts), out_dir, k, log, pool_pairs=int(pool.sizes.sum()),
+                       shards=len(shards), beam={"runner": p["beam"]["runner"], "counters": counters})
 
 
 def _filter_real(p, world, records: pd.DataFrame, scorers, render, out_dir: Path, log) -> dict:
