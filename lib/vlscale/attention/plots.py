@@ -16,7 +16,8 @@ METRIC_LABELS = {"energy": "attention mass on the object", "lift": "lift over a 
                  "hit": "pointing game: peak on the object"}
 
 
-def attention_grid(images: np.ndarray, masks: np.ndarray, meta: pd.DataFrame, columns: list[tuple[str, np.ndarray]]):
+def attention_grid(images: np.ndarray, masks: np.ndarray, meta: pd.DataFrame, columns: list[tuple[str, np.ndarray]],
+                   title: str | None = None):
     """One row per image (its concept, country, caption and group), the image, then one column per model with
     its attention (bilinear from the patch grid) over the image and the object's outline.
 
@@ -25,7 +26,8 @@ def attention_grid(images: np.ndarray, masks: np.ndarray, meta: pd.DataFrame, co
     rows, cols = len(images), 1 + len(columns)
     heats = [upsample(maps, images.shape[1]) for _, maps in columns]
     vmax = max(float(np.percentile(h, 99.5)) for h in heats) if heats else 1.0
-    fig, axes = plt.subplots(rows, cols + 1, figsize=(2.9 + 1.35 * cols, 1.35 * rows),
+    height = 1.35 * rows + (0.55 if title else 0.3)  # inches; the top strip holds the title and column names
+    fig, axes = plt.subplots(rows, cols + 1, figsize=(2.9 + 1.35 * cols, height),
                              gridspec_kw={"width_ratios": [2.2] + [1] * cols}, squeeze=False)
     for i in range(rows):
         m = meta.iloc[i]
@@ -48,7 +50,10 @@ def attention_grid(images: np.ndarray, masks: np.ndarray, meta: pd.DataFrame, co
                 ax.contour(masks[i], levels=[0.5], colors="cyan", linewidths=0.7)
             if i == 0:
                 ax.set_title("image" if j == 0 else columns[j - 1][0], fontsize=8)
-    fig.subplots_adjust(left=0.01, right=0.9, top=0.96, bottom=0.01, wspace=0.05, hspace=0.08)
+    fig.subplots_adjust(left=0.01, right=0.9, top=1 - (0.5 if title else 0.25) / height, bottom=0.01, wspace=0.05,
+                        hspace=0.08)
+    if title:
+        fig.suptitle(title, fontsize=9, x=0.6, y=1 - 0.08 / height, va="top")
     if heats:
         bar = fig.colorbar(shown, cax=fig.add_axes([0.915, 0.3, 0.012, 0.4]))
         bar.set_label("attention / uniform", fontsize=7)

@@ -308,8 +308,7 @@ def write_figures(p: dict, summary: dict, results_dir: str | Path = OUT_DIR,
         seen = max(set.intersection(*natural.groupby("data_pct")["examples_seen"].apply(set)))
         cols = [(f"{scale_label(r.data_pct)} data", z[f"{r.run}@{r.examples_seen}"])
                 for r in natural[natural["examples_seen"] == seen].sort_values("data_pct").itertuples()]
-        fig = plots.attention_grid(images, masks, meta.iloc[rows], cols)
-        fig.suptitle(f"MAP-head attention at {seen:,} examples seen", fontsize=9, x=0.6)
+        fig = plots.attention_grid(images, masks, meta.iloc[rows], cols, f"MAP-head attention at {seen:,} examples seen")
         written.append(save(fig, fig_dir / "table6.png"))
         written.append(save(plots.focus_by_scale(means), fig_dir / "focus.png"))
     curated = ckpts[ckpts["curation"] != "natural"]
@@ -317,7 +316,7 @@ def write_figures(p: dict, summary: dict, results_dir: str | Path = OUT_DIR,
         seen = int(curated["examples_seen"].max())
         at = ckpts[ckpts["examples_seen"] == seen].sort_values(["curation", "data_pct"])
         cols = [(f"{r.run}", z[f"{r.run}@{r.examples_seen}"]) for r in at.itertuples()]
-        fig = plots.attention_grid(images, masks, meta.iloc[rows], cols)
-        fig.suptitle(f"MAP-head attention of every run at {seen:,} examples seen", fontsize=9, x=0.6)
+        fig = plots.attention_grid(images, masks, meta.iloc[rows], cols,
+                                   f"MAP-head attention of every run at {seen:,} examples seen")
         written.append(save(fig, fig_dir / "curation.png"))
     return written
