@@ -148,3 +148,39 @@ def test_the_filter_stage_on_beam_writes_the_local_scores_arms_and_account(filte
     assert counters["shards_scored"] == manifest["shards"] > 2
     assert 1 <= counters["model_loads"] <= ENGINES[engine]["options"]["direct_num_workers"] < manifest["shards"]
     assert any("model loads" in m for m in logged)
+
+
+# ------------------------------------------------------------------------------------------ the sample stage
+
+def run_sample_stage(folder, shards, engine: str):
+    """The sample stage's notebook (papermill, as `dvc repro` runs it) on real shards, in `folder`."""
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT
+
+    folder.mkdir()
+    shutil.copytree(ROOT / "notebooks", folder / "notebooks")
+    shutil.copy(ROOT / "dvc.yaml", folder)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw |= {"profile": "smoke", "engine": engine, "beam": ENGINES["processes"]}
+    raw["sample"] |= {"source": "webdataset", "shards": shards}
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "sample"], cwd=folder, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return folder / "data/sample"
+
+
+def test_the_sample_stage_on_beam_writes_the_local_scan_account_and_uid_lists(tmp_path):
+    shards = many_shards(tmp_path)
+    local = run_sample_stage(tmp_path / "local", shards, "local")
+    on_beam = run_sample_stage(tmp_path / "beam", shards, "beam")
+    assert json.loads((on_beam / "scan_report.json").read_text()) == json.loads((local / "scan_report.json").read_text())
+    index = {d: json.loads((d / "subsets.json").read_text()) for d in (local, on_beam)}
+    for label, entry in index[local]["subsets"].items():
+        assert index[on_beam]["subsets"][label] == entry, label
+        assert sha(on_beam / entry["ids_file"]) == sha(local / entry["ids_file"]), label
+    assert index[on_beam]["provenance"]["params"]["engine"] == "beam"

@@ -113,8 +113,8 @@ class CountShard(beam.DoFn):
         yield shard_counts(self.world, item[1], arms)
 
 
-def filter_synthetic(p: dict, shards: list, k: int, models: dict, head, out_dir: Path, sample_dir, tokenizer_path,
-                     log_fn=print) -> tuple[dict, pd.DataFrame, dict]:
+def filter_synthetic(p: dict, shards: list, k: int, models: dict, head, out_dir: Path, sample_dir,
+                     tokenizer_path) -> tuple[dict, pd.DataFrame, dict]:
     """(arms {arm: sorted ids}, the shards' summed account counts, Beam's counters) of a synthetic pool on Beam; the scores
     go to out_dir/scores as the local loop writes them. models: {"scorer"|"classifier": {"checkpoint": ...}}."""
     F = p["filter"]
@@ -139,8 +139,7 @@ def filter_synthetic(p: dict, shards: list, k: int, models: dict, head, out_dir:
          | "write counts" >> beam.Map(_write_counts, str(stage / "counts.parquet")))
     result = p_beam.result
     counters = {r.key.metric.name: r.committed for r in result.metrics().query()["counters"]}
-    log_fn(f"Beam scored {counters.get('shards_scored', len(shards))} shards in {time.perf_counter() - t0:.1f} s "
-           f"({counters.get('model_loads', '?')} model loads)")
+    counters["seconds"] = time.perf_counter() - t0
     with np.load(stage / "arms.npz") as z:
         arms = {a: z[a] for a in F["arms"]}
     counts = pd.read_parquet(stage / "counts.parquet")

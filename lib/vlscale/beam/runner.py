@@ -1,7 +1,13 @@
 """Beam pipelines from the `beam` block of params.yaml: the runner and its options."""
 from __future__ import annotations
 
+import importlib
 import logging
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 IN_PROCESS = "in_process"
 
@@ -55,3 +61,39 @@ def pipeline(beam_params: dict, job: str = "vlscale"):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         return beam.Pipeline(runner=FnApiRunner(), options=options)
     return beam.Pipeline(runner=runner, options=options)
+
+
+def outside_ipython(fn, **kwargs):
+    """fn(**kwargs), here, or inside an IPython kernel (a stage notebook) in a fresh Python process.
+
+    In a kernel Beam enters its interactive mode, which imports apache_beam.dataframe, and that does not import
+    with pandas 3 (Beam 2.77 supports pandas < 3). The job's arguments and result travel as pickles; its log
+    goes to this process's stderr; a failure raises RuntimeError with the job's last output.
+    """
+    try:
+        from IPython import get_ipython
+        in_kernel = get_ipython() is not None
+    except ImportError:
+        in_kernel = False
+    if not in_kernel:
+        return fn(**kwargs)
+    with tempfile.TemporaryDirectory(prefix="vlscale-beam-") as tmp:
+        job = Path(tmp) / "job.pkl"
+        job.write_bytes(pickle.dumps((fn.__module__, fn.__qualname__, kwargs)))
+        r = subprocess.run([sys.executable, "-m", "vlscale.beam.runner", str(job)], capture_output=True, text=True)
+        sys.stderr.write(r.stderr[-20000:])
+        if r.returncode:
+            raise RuntimeError(f"the Beam job {fn.__module__}.{fn.__qualname__} failed (exit {r.returncode}):\n"
+                               f"{r.stderr[-4000:]}")
+        return pickle.loads((Path(tmp) / "result.pkl").read_bytes())
+
+
+def _run_job(job: Path):
+    module, name, kwargs = pickle.loads(job.read_bytes())
+    result = getattr(importlib.import_module(module), name)(**kwargs)
+    (job.parent / "result.pkl").write_bytes(pickle.dumps(result))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _run_job(Path(sys.argv[1]))

@@ -107,12 +107,13 @@ def coverage_table(world, counts_by_fraction: dict, ks) -> pd.DataFrame:
 
 
 def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_ids_max: int, meta: dict,
-                  records: pd.DataFrame | None = None) -> dict:
+                  records: pd.DataFrame | None = None, uid_lists: dict | None = None) -> dict:
     """Write every subset's counts, mixture and id list; returns the index also written as subsets.json.
 
     The id list (the DataComp contract) is written when the subset has at most `write_ids_max`
     examples: sorted int64 global ids (`ids_<label>.npy`) for the synthetic pool, or, for a real pool
     (`records` given), the records sorted by uid (`uids_<label>.parquet`: uid, language, shard, member).
+    uid_lists: {label: file name or None} of lists already in `out_dir` (vlscale.beam.sample.subset_uid_lists).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +124,9 @@ def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_id
         entry = {"fraction": f, "examples": int(counts.sum()),
                  "counts": {n: int(c) for n, c in zip(subsets.names, counts)},
                  "mixture": mixes[f].as_dict(), "ids_file": None}
-        if counts.sum() <= write_ids_max:
+        if uid_lists is not None:  # a real pool's lists, already written (by the Beam pipeline)
+            entry["ids_file"] = uid_lists.get(label)
+        elif counts.sum() <= write_ids_max:
             if records is None:
                 entry["ids_file"] = f"ids_{label}.npy"
                 np.save(out_dir / entry["ids_file"], subsets.ids(f))

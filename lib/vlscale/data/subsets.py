@@ -475,3 +475,20 @@ class UidSubsets:
         """Sorted record indices of the whole subset (int64, shape (counts(fraction).sum(),))."""
         counts = self.counts(fraction)
         return np.flatnonzero(self.ranks < counts[self.strata]).astype(np.int64)
+
+
+class StrataCounts:
+    """The nested subsets of a pool known only by its strata's sizes: their counts, floor(f * N_s) per stratum,
+    for the mixtures and the index, when a Beam pipeline writes the id lists (vlscale.beam.sample)."""
+
+    def __init__(self, sizes: dict[str, int], key: int):
+        self.key = as_key(key, "key")
+        self.names = sorted(sizes)
+        self.sizes = np.array([int(sizes[n]) for n in self.names], np.int64)
+
+    def __repr__(self):
+        return f"StrataCounts({int(self.sizes.sum())} records, {self.sizes.size} strata, key={self.key:#x})"
+
+    def counts(self, fraction) -> np.ndarray:
+        """Records per stratum in the subset: floor(fraction * sizes), exactly (int64, shape (S,))."""
+        return subset_counts(self.sizes, fraction)

@@ -256,13 +256,17 @@ def _filter_synthetic(p, world, pool, scorers, render, out_dir: Path, log) -> di
 def _filter_synthetic_beam(p, pool, models, head, out_dir: Path, sample_dir, log) -> dict:
     """`_filter_synthetic` on Beam (vlscale.beam.filter): the same scores, arms and account."""
     from vlscale.beam.filter import filter_synthetic
+    from vlscale.beam.runner import outside_ipython
     from vlscale.data.tokenizer import TOKENIZER_PATH
 
     F = p["filter"]
     k = filter_k(pool, F)
     shards = pool_shards(pool.sizes, F["shard_size"])
     checkpoints = {name: {"checkpoint": models[name]["checkpoint"]} for name in ("scorer", "classifier") if name in models}
-    arms, counts, counters = filter_synthetic(p, shards, k, checkpoints, head, out_dir, sample_dir, TOKENIZER_PATH, log)
+    arms, counts, counters = outside_ipython(filter_synthetic, p=p, shards=shards, k=k, models=checkpoints, head=head,
+                                             out_dir=out_dir, sample_dir=sample_dir, tokenizer_path=TOKENIZER_PATH)
+    log(f"Beam ({p['beam']['runner']}) scored {counters.get('shards_scored', '?')} shards in {counters['seconds']:.1f} s, "
+        f"{counters.get('model_loads', '?')} model loads")
     return _write_arms(F, arms, acc.finish(counts), out_dir, k, log, pool_pairs=int(pool.sizes.sum()),
                        shards=len(shards), beam={"runner": p["beam"]["runner"], "counters": counters})
 
