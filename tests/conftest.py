@@ -141,3 +141,27 @@ def filter_workdir(tmp_path_factory):
         _, err = proc.communicate()
         assert proc.returncode == 0, err[-3000:]
     return path
+
+
+# --- training on the smoke profile (tests/test_trainer.py, tests/test_multihost.py) ----------------
+
+
+@pytest.fixture(scope="session")
+def train_workdir(tmp_path_factory):
+    """A folder with params.yaml (smoke profile) and the sample and tokenizer stages' outputs."""
+    path = tmp_path_factory.mktemp("train")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = "smoke"
+    (path / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = validate(raw)
+    S, W = p["sample"], build_world(p["world"])
+    subsets = sampling.synthetic_subsets(W, S["pool_size"], S["key"])
+    with pytest.warns(UserWarning, match="no examples"):  # the smoke 1% subset lacks some languages
+        mixes = sampling.mixtures(subsets, S["fractions"], S["rebalance_targets"], S["key"])
+    sampling.write_subsets(path / "data/sample", subsets, S["fractions"], mixes, S["write_ids_max"],
+                           meta={"source": "synthetic", "world_fingerprint": W.fingerprint(),
+                                 "provenance": provenance("smoke", p)})
+    K = p["tokenizer"]
+    captions = balanced_caption_sample(W, subsets, 1.0, K["per_language"], K["key"])
+    train_tokenizer(captions, K["vocab_size"], path / "data/tokenizer/spm.model", per_language=K["per_language"])
+    return path

@@ -3,7 +3,6 @@ nested subsets' uid lists, and the filter arms, whatever the number of workers o
 in-process (its FnApiRunner: threads or worker processes on this machine), never a runner that downloads."""
 import hashlib
 import json
-import tarfile
 
 import numpy as np
 import pandas as pd

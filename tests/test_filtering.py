@@ -18,11 +18,8 @@ import yaml
 
 from vlscale import siglip
 from vlscale.config import ParamsError, validate
-from vlscale.data import sampling
 from vlscale.data.ids import CLASSIFIER_BIT, HELDOUT_BIT, LOCAL_BITS, SCORER_BIT, TOKENIZER_BIT
 from vlscale.data.input import IdSource, read_sample
-from vlscale.data.shards import scan_shards
-from vlscale.data.tokenizer import balanced_caption_sample, train_tokenizer
 from vlscale.evals.embedder import Embedder
 from vlscale.filtering import account as acc
 from vlscale.filtering.classifier import AlignmentHead, auc
@@ -30,7 +27,6 @@ from vlscale.filtering.manifest import read_arm
 from vlscale.filtering.score import Scorers, pool_shards, score_records, shard_ids
 from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k, top_k
 from vlscale.filtering.stage import run_filter, scorer_ids, web_ids
-from vlscale.provenance import provenance
 from vlscale.world.spec import build_world
 from vlscale.world.truth import truth
 

@@ -17,37 +17,19 @@ import pytest
 import yaml
 
 from vlscale.config import validate
-from vlscale.data import sampling
-from vlscale.data.tokenizer import balanced_caption_sample, train_tokenizer
-from vlscale.provenance import provenance
+from vlscale.data.tokenizer import train_tokenizer
 from vlscale.siglip import read_orbax_params
 from vlscale.training.mesh import param_spec
 from vlscale.training.run import fingerprint, read_log, read_probes
 from vlscale.training.trainer import Plan, cooldown_label, plan_of, schedule_of
-from vlscale.world.spec import build_world
 
 from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A folder with params.yaml (smoke profile) and the sample and tokenizer stages' outputs."""
-    path = tmp_path_factory.mktemp("train")
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["profile"] = "smoke"
-    (path / "params.yaml").write_text(yaml.safe_dump(raw))
-    p = validate(raw)
-    S, W = p["sample"], build_world(p["world"])
-    subsets = sampling.synthetic_subsets(W, S["pool_size"], S["key"])
-    with pytest.warns(UserWarning, match="no examples"):  # the smoke 1% subset lacks some languages
-        mixes = sampling.mixtures(subsets, S["fractions"], S["rebalance_targets"], S["key"])
-    sampling.write_subsets(path / "data/sample", subsets, S["fractions"], mixes, S["write_ids_max"],
-                           meta={"source": "synthetic", "world_fingerprint": W.fingerprint(),
-                                 "provenance": provenance("smoke", p)})
-    K = p["tokenizer"]
-    captions = balanced_caption_sample(W, subsets, 1.0, K["per_language"], K["key"])
-    train_tokenizer(captions, K["vocab_size"], path / "data/tokenizer/spm.model", per_language=K["per_language"])
-    return path
+def workdir(train_workdir):
+    """conftest.train_workdir: params.yaml (smoke) and the sample and tokenizer stages' outputs."""
+    return train_workdir
 
 
 def _command(runs_dir, *args):

@@ -61,9 +61,16 @@ class Inputs:
         per_process = batch_size // jax.process_count()
         self.stream = train_stream(source, tokenizer, per_process, examples, seed, max_len, num_workers=workers)
 
+    # Where each process appends the ids of every batch it reads (None: nowhere); `--record-inputs DIR` sets it.
+    record_to: Path | None = None
+
     def iterator(self, state: dict | None = None):
         """A batch iterator from the start, or resumed at `state` (an earlier iterator's get_state())."""
-        it = _StepFields(iter(self.stream))
+        record = None
+        if self.record_to is not None:
+            self.record_to.mkdir(parents=True, exist_ok=True)
+            record = self.record_to / f"process_{jax.process_index()}.jsonl"
+        it = _StepFields(iter(self.stream), record)
         if state is not None:
             it.set_state(state)
         return it
@@ -80,11 +87,16 @@ class Inputs:
 class _StepFields:
     """A Grain iterator yielding only the fields the step reads."""
 
-    def __init__(self, it):
-        self.it = it
+    def __init__(self, it, record: Path | None = None):
+        self.it, self.record = it, record
 
     def __next__(self):
-        return {k: v for k, v in next(self.it).items() if k in STEP_FIELDS}
+        batch = {k: v for k, v in next(self.it).items() if k in STEP_FIELDS}
+        if self.record is not None:  # this process's part of the global batch, by example id
+            ids = (batch["id_hi"].astype(np.uint64) << np.uint64(32)) | batch["id_lo"].astype(np.uint64)
+            with open(self.record, "a") as f:
+                f.write(json.dumps({"ids": ids.tolist()}) + "\n")
+        return batch
 
     def get_state(self) -> dict:
         return self.it.get_state()
@@ -341,11 +353,22 @@ def main(argv=None):
     parser.add_argument("--records-dir", default=".",
                         help="where metrics/train and plots/train go (default: here, as the DVC stage expects)")
     parser.add_argument("--stop-at-step", type=int)
-    parser.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() first (on a TPU pod or a SLURM/Kubernetes GPU "
+                             "cluster it finds its peers itself; elsewhere give the three options below)")
+    parser.add_argument("--coordinator", help="with --distributed: process 0's address, host:port")
+    parser.add_argument("--num-processes", type=int, help="with --distributed: how many processes take part")
+    parser.add_argument("--process-id", type=int, help="with --distributed: this process's index, 0 .. n-1")
+    parser.add_argument("--record-inputs", metavar="DIR",
+                        help="append the example ids of every batch this process reads to DIR/process_<i>.jsonl")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.distributed:
-        jax.distributed.initialize()
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    elif any(v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
+        raise SystemExit("error: --coordinator, --num-processes and --process-id need --distributed")
+    if args.record_inputs:
+        Inputs.record_to = Path(args.record_inputs)
     try:
         raw = load_params(args.params)
         if args.profile:
