@@ -253,3 +253,21 @@ def test_a_run_with_its_own_model_trains_that_model_and_fingerprints_apart(workd
 
 def _params_of(directory: Path) -> dict:
     return validate(yaml.safe_load((directory / "params.yaml").read_text()))
+
+
+def test_the_time_left_counts_the_main_run_and_every_cool_down_branch(workdir):
+    """What the Colab notebook prints: examples planned (main run and branches), done so far from the log, and
+    the time left at a measured rate; a run stopped at step 12 has done 12 batches."""
+    from vlscale.training.run import examples_done, measured_rate, planned_examples, time_left
+
+    p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    plan = plan_of(p["train"])
+    assert planned_examples(p, "s10") == (plan.main_steps + len(plan.budget_steps) * plan.cooldown_steps) * 32
+    assert examples_done(workdir / "eta/s10") == 0
+    _train(workdir, workdir / "eta", "--stop-at-step", "12")
+    assert examples_done(workdir / "eta/s10") == 12 * 32
+    rate = measured_rate(workdir / "eta/s10")
+    assert rate > 0
+    left = time_left(p, ["s10", "s1"], workdir / "eta", rate)
+    assert left["examples"] == planned_examples(p, "s10") + planned_examples(p, "s1") and left["done"] == 12 * 32
+    assert left["left_s"] == pytest.approx((left["examples"] - 12 * 32) / rate)

@@ -326,6 +326,44 @@ def read_probes(path: str | Path) -> pd.DataFrame:
     return probes.sort_values(["phase", "step"]).reset_index(drop=True)
 
 
+def planned_examples(p: dict, name: str) -> int:
+    """Examples run `name` trains in all: its main run and every cool-down branch (train.cooldown_budgets)."""
+    plan = plan_of(run_train(p, name))
+    return plan.total_steps * plan.batch_size
+
+
+def examples_done(run_dir: str | Path) -> int:
+    """Examples a run has trained so far, from its log: the main run's last logged step, and every step of the
+    cool-down branches (which log each step); 0 before its log exists."""
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        return 0
+    log = read_log(path)
+    if log.empty:
+        return 0
+    last = log.loc[log["step"].idxmax()]
+    batch = round(last["examples_seen"] / last["step"])  # every record's examples_seen is step × batch
+    main = log[log["phase"] == "main"]
+    steps = (int(main["step"].max()) if len(main) else 0) + int((log["phase"] != "main").sum())
+    return steps * batch
+
+
+def measured_rate(run_dir: str | Path, skip: int = 2) -> float:
+    """Examples/s of a run's main phase as logged, the median after the first `skip` records (compilation)."""
+    log = read_log(Path(run_dir) / "log.jsonl")
+    rates = log.loc[log["phase"] == "main", "examples_per_s"].dropna().to_numpy()[skip:]
+    if not len(rates):
+        raise ValueError(f"{run_dir}/log.jsonl: no examples/s logged yet after the first {skip} records")
+    return float(np.median(rates))
+
+
+def time_left(p: dict, names: list[str], runs_dir: str | Path, examples_per_s: float) -> dict:
+    """{"examples": planned, "done": trained, "left_s": seconds at `examples_per_s`} over the runs `names`."""
+    planned = sum(planned_examples(p, n) for n in names)
+    done = sum(min(examples_done(Path(runs_dir) / n), planned_examples(p, n)) for n in names)
+    return {"examples": planned, "done": done, "left_s": (planned - done) / examples_per_s}
+
+
 def _json(o):
     if isinstance(o, (np.integer, np.floating)):
         return o.item()
