@@ -264,6 +264,8 @@ def test_the_time_left_counts_the_main_run_and_every_cool_down_branch(workdir):
     plan = plan_of(p["train"])
     assert planned_examples(p, "s10") == (plan.main_steps + len(plan.budget_steps) * plan.cooldown_steps) * 32
     assert examples_done(workdir / "eta/s10") == 0
+    with pytest.raises(ValueError, match="no log yet"):
+        measured_rate(workdir / "eta/s10")
     _train(workdir, workdir / "eta", "--stop-at-step", "12")
     assert examples_done(workdir / "eta/s10") == 12 * 32
     rate = measured_rate(workdir / "eta/s10")

@@ -350,7 +350,10 @@ def examples_done(run_dir: str | Path) -> int:
 
 def measured_rate(run_dir: str | Path, skip: int = 2) -> float:
     """Examples/s of a run's main phase as logged, the median after the first `skip` records (compilation)."""
-    log = read_log(Path(run_dir) / "log.jsonl")
+    path = Path(run_dir) / "log.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{path}: no log yet (the run has not started)")
+    log = read_log(path)
     rates = log.loc[log["phase"] == "main", "examples_per_s"].dropna().to_numpy()[skip:]
     if not len(rates):
         raise ValueError(f"{run_dir}/log.jsonl: no examples/s logged yet after the first {skip} records")
