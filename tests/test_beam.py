@@ -2,6 +2,8 @@
 nested subsets' uid lists, and the filter arms, whatever the number of workers or bundles. Beam runs
 in-process (its FnApiRunner: threads or worker processes on this machine), never a runner that downloads."""
 import hashlib
+import io
+import tarfile
 import json
 
 import numpy as np
@@ -183,3 +185,42 @@ def test_the_sample_stage_on_beam_writes_the_local_scan_account_and_uid_lists(tm
         assert index[on_beam]["subsets"][label] == entry, label
         assert sha(on_beam / entry["ids_file"]) == sha(local / entry["ids_file"]), label
     assert index[on_beam]["provenance"]["params"]["engine"] == "beam"
+
+
+def test_a_real_pool_is_filtered_on_beam_as_on_the_local_engine(filter_workdir, real_sample, tmp_path, monkeypatch):
+    """A real pool's CLIP-score, English and random arms (the smoke scorer as filter.scorer.checkpoint), with
+    one record gone bad on disk: the same arms, account, scores and bad-record counts on either engine."""
+    import shutil
+
+    import yaml
+
+    from vlscale.config import validate
+    from vlscale.filtering.stage import run_filter
+
+    p = validate(yaml.safe_load((filter_workdir / "params.yaml").read_text()))
+    ckpt = filter_workdir / json.loads((filter_workdir / "data/filter/manifest.json").read_text())["models"]["scorer"]["checkpoint"]
+    shutil.copytree(real_sample, tmp_path / "data/sample")
+    shutil.copytree(filter_workdir / "data/tokenizer", tmp_path / "data/tokenizer")
+    records = pd.read_parquet(tmp_path / "data/sample/uids_100pct.parquet")
+    shard = records["shard"].iloc[0]
+    with tarfile.open(shard) as tar:  # one image goes bad after the scan
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w") as tar:
+        for m, data in members:
+            data = b"not a png" if m.name == "0007.png" else data
+            m.size = len(data)
+            tar.addfile(m, io.BytesIO(data))
+    monkeypatch.chdir(tmp_path)
+    real = {**p, "sample": {**p["sample"], "source": "webdataset"}, "beam": ENGINES["processes"],
+            "filter": {**p["filter"], "arms": ["clip", "english", "random"], "keep_fraction": 0.25,
+                       "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    local = run_filter(real, "data/filter", progress=False, log=lambda m: None)
+    on_beam = run_filter({**real, "engine": "beam"}, "data/filter_beam", progress=False, log=lambda m: None)
+    assert on_beam["bad_records"] == local["bad_records"] == {"corrupt_image": 1}
+    for arm in ("clip", "english", "random"):
+        assert on_beam["arms"][arm]["sha256"] == local["arms"][arm]["sha256"], arm
+        assert sha(f"data/filter_beam/{arm}_uids.parquet") == sha(f"data/filter/{arm}_uids.parquet"), arm
+    assert sha("data/filter_beam/account.parquet") == sha("data/filter/account.parquet")
+    for f in sorted((tmp_path / "data/filter/scores").glob("*.parquet")):
+        pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(tmp_path / "data/filter_beam/scores" / f.name))
+    assert on_beam["beam"]["counters"]["model_loads"] >= 1

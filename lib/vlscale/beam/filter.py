@@ -8,6 +8,7 @@ shards meet in bundles or workers; the account adds the shards' count tables (`s
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -169,3 +170,90 @@ def _atomic(path: Path, write):
     with open(tmp, "wb") as f:
         write(f)
     os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------- a real pool
+
+
+class _RealScorer:
+    """What a worker needs to score a real pool's shard files: the CLIP-score arm's scorer checkpoint
+    (filter.scorer.checkpoint), loaded once per worker."""
+
+    def __init__(self, p: dict, tokenizer_path: str, random_rows: np.ndarray, k: int, out_dir: str):
+        self.p, self.tokenizer_path, self.random_rows, self.k, self.out_dir = p, tokenizer_path, random_rows, k, out_dir
+
+    def load(self):
+        from vlscale.data.tokenizer import Tokenizer
+        from vlscale.filtering.score import Scorers
+        from vlscale.filtering.stage import load_scorer
+
+        clip = "clip" in self.p["filter"]["arms"]
+        self.scorers = Scorers(clip=load_scorer(self.p, Tokenizer(self.tokenizer_path)) if clip else None)
+
+
+class ScoreRealShard(beam.DoFn):
+    """Scores a real pool's shard files with the scorer, loaded once per worker (setup)."""
+
+    def __init__(self, scorer: _RealScorer):
+        self.scorer = scorer
+        self.loads = beam.metrics.Metrics.counter("vlscale.filter", "model_loads")
+        self.shards = beam.metrics.Metrics.counter("vlscale.filter", "shards_scored")
+
+    def setup(self):
+        self.scorer.load()
+
+    def process(self, item):
+        from vlscale.filtering.stage import score_real_shard
+
+        if not getattr(self, "_counted", False):
+            self.loads.inc()
+            self._counted = True
+        index, records_of_shard, positions = item
+        s = self.scorer
+        best, bad = score_real_shard(records_of_shard, positions, s.scorers, s.p["train"]["image_px"], s.p["filter"],
+                                     s.random_rows, s.k, index, Path(s.out_dir))
+        self.shards.inc()
+        log.info("scored shard file %d: %d records, %d bad", index, len(positions), sum(bad.values()))
+        for arm, candidates in best.items():
+            yield beam.pvalue.TaggedOutput("best", (arm, candidates))
+        yield beam.pvalue.TaggedOutput("bad", dict(bad))
+
+
+def _sum_bad(counts: list) -> dict:
+    total = {}
+    for c in counts:
+        for reason, n in c.items():
+            total[reason] = total.get(reason, 0) + n
+    return dict(sorted(total.items()))
+
+
+def filter_real(p: dict, records: pd.DataFrame, random_rows: np.ndarray, k: int, out_dir: Path,
+                tokenizer_path) -> tuple[dict, dict, dict]:
+    """({scored arm: sorted record rows}, bad records by reason, Beam's counters) of a real pool on Beam, one
+    element per shard file (its records travel with it); the scores go to out_dir/scores as the local loop
+    writes them."""
+    from vlscale.filtering.score import record_shards
+    from vlscale.filtering.stage import real_arms
+
+    arms = real_arms(p["filter"])
+    items = [(i, records.iloc[pos], pos) for i, (_, pos) in enumerate(record_shards(records))]
+    scorer = _RealScorer(p, str(Path(tokenizer_path).resolve()), random_rows, k, str(Path(out_dir).resolve()))
+    stage = Path(out_dir) / "beam"
+    stage.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    p_beam = pipeline(p["beam"], "vlscale-filter-real")
+    with p_beam as pl:
+        scored = (pl | "shard files" >> beam.Create(items) | "spread" >> beam.Reshuffle()
+                  | "score" >> beam.ParDo(ScoreRealShard(scorer)).with_outputs("best", "bad"))
+        best = scored.best | "top k" >> beam.CombinePerKey(TopK(k))
+        (best | beam.combiners.ToDict() | beam.Map(_arms_in_order, arms)
+         | "write arms" >> beam.Map(_write_arms_npz, str(stage / "arms.npz")))
+        (scored.bad | beam.combiners.ToList() | beam.Map(_sum_bad)
+         | "write bad" >> beam.Map(lambda d: _atomic(stage / "bad.json", lambda f: f.write(json.dumps(d).encode()))))
+    counters = {r.key.metric.name: r.committed for r in p_beam.result.metrics().query()["counters"]}
+    counters["seconds"] = time.perf_counter() - t0
+    with np.load(stage / "arms.npz") as z:
+        found = {a: z[a] for a in arms}
+    bad = json.loads((stage / "bad.json").read_text())
+    shutil.rmtree(stage)
+    return found, bad, counters

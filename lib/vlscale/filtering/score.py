@@ -67,38 +67,49 @@ def score_synthetic(world, ids: np.ndarray, scorers: Scorers, render) -> tuple[d
     return gt, scorers.score(lambda a, b: pixels[a:b], len(ids), captions(world, ids, gt))
 
 
+def score_record_shard(rows: pd.DataFrame, positions: np.ndarray, scorers: Scorers,
+                       px: int) -> tuple[pd.DataFrame, Counter]:
+    """One shard file's records (uid, language, shard, member; `positions`: their rows in the pool's records):
+    (scores table [row, uid, language, clip?, classifier?], bad records by reason). A record that cannot be
+    re-read is counted ("corrupt_image" when its image does not decode, else "missing_image") and scored NaN."""
+    images, texts, ok, bad = [], [], [], Counter()
+    for rec in rows.itertuples(index=False):
+        try:
+            image, caption = load_example(rec._asdict())
+        except (ValueError, OSError, KeyError) as e:
+            bad["corrupt_image" if "does not decode" in str(e) else "missing_image"] += 1
+            ok.append(False)
+            continue
+        images.append(center_crop_resize(image, px).astype(np.float32) / 127.5 - 1.0)
+        texts.append(caption)
+        ok.append(True)
+    ok = np.array(ok, bool)
+    table = pd.DataFrame({"row": positions, "uid": rows["uid"].to_numpy(), "language": rows["language"].to_numpy()})
+    if ok.any():
+        pixels = np.stack(images)
+        got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts)
+        for name, v in got.items():
+            full = np.full(len(table), np.nan)
+            full[ok] = v
+            table[name] = full
+    return table, bad
+
+
+def record_shards(records: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """(shard file, positions of its records in `records`) in order of first appearance (a shard's records
+    need not be contiguous)."""
+    return [(shard, np.asarray(pos)) for shard, pos in records.groupby("shard", sort=False).indices.items()]
+
+
 def score_records(records: pd.DataFrame, scorers: Scorers, px: int,
                   progress: Callable = print) -> Iterator[tuple[str, pd.DataFrame, Counter]]:
     """Stream a real pool's records (uid, language, shard, member), shard file by shard file:
-    yields (shard, scores table [row, uid, language, clip?, classifier?], bad records by reason), `row` the
-    record's position in `records` (a shard's records need not be contiguous). A record
-    that cannot be re-read is counted ("corrupt_image" when its image does not decode, else
-    "missing_image") and scored NaN."""
+    yields (shard, scores table, bad records by reason) of `score_record_shard`, with progress."""
     t0, done = time.perf_counter(), 0
-    files = list(dict.fromkeys(records["shard"]))
-    for i, (shard, positions) in enumerate(records.groupby("shard", sort=False).indices.items()):
-        rows = records.iloc[positions]
-        images, texts, ok, bad = [], [], [], Counter()
-        for rec in rows.itertuples(index=False):
-            try:
-                image, caption = load_example(rec._asdict())
-            except (ValueError, OSError, KeyError) as e:
-                bad["corrupt_image" if "does not decode" in str(e) else "missing_image"] += 1
-                ok.append(False)
-                continue
-            images.append(center_crop_resize(image, px).astype(np.float32) / 127.5 - 1.0)
-            texts.append(caption)
-            ok.append(True)
-        ok = np.array(ok, bool)
-        table = pd.DataFrame({"row": positions, "uid": rows["uid"].to_numpy(), "language": rows["language"].to_numpy()})
-        if ok.any():
-            pixels = np.stack(images)
-            got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts)
-            for name, v in got.items():
-                full = np.full(len(table), np.nan)
-                full[ok] = v
-                table[name] = full
-        done += len(rows)
-        progress(f"scored shard {i + 1}/{len(files)} ({shard}): {done:,} records, {sum(bad.values())} bad here, "
+    shards = record_shards(records)
+    for i, (shard, positions) in enumerate(shards):
+        table, bad = score_record_shard(records.iloc[positions], positions, scorers, px)
+        done += len(positions)
+        progress(f"scored shard {i + 1}/{len(shards)} ({shard}): {done:,} records, {sum(bad.values())} bad here, "
                  f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} pairs/s")
         yield shard, table, bad

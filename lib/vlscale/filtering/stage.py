@@ -30,7 +30,7 @@ from vlscale.data.subsets import derive_key
 from vlscale.filtering import account as acc
 from vlscale.filtering.manifest import FILTER_DIR, arm_path, sha256_of
 from vlscale.filtering.classifier import AlignmentHead, auc, features
-from vlscale.filtering.score import Scorers, pool_shards, score_records, score_synthetic, shard_ids
+from vlscale.filtering.score import Scorers, pool_shards, record_shards, score_record_shard, score_synthetic, shard_ids
 from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k
 from vlscale.world.truth import truth
 
@@ -148,9 +148,6 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     if "clip" in F["arms"] and not synthetic and not F["scorer"]["checkpoint"]:
         raise ParamsError("params.yaml: filter.scorer.checkpoint = None: a real pool's CLIP-score arm needs a "
                           "scorer checkpoint (any vlscale.siglip.load reads)")
-    if p.get("engine", "local") == "beam" and not synthetic:
-        raise ParamsError("params.yaml: engine = 'beam': the filter stage scores a real pool on the local engine "
-                          "only (the sample stage's scan and subsets of it run on Beam); set engine: local")
     scorer = load_scorer(p, tokenizer) if "clip" in F["arms"] and F["scorer"]["checkpoint"] else None
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "scores").mkdir(parents=True)
@@ -182,7 +179,8 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
 
     t2 = time.perf_counter()
     if p.get("engine", "local") == "beam":
-        manifest = _filter_synthetic_beam(p, pool, models, head, out_dir, sample_dir, log)
+        manifest = (_filter_synthetic_beam(p, pool, models, head, out_dir, sample_dir, log) if synthetic
+                    else _filter_real_beam(p, pool, out_dir, log))
     else:
         manifest = (_filter_synthetic if synthetic else _filter_real)(p, world, pool, scorers, render, out_dir, log)
     times["scoring_s"] = time.perf_counter() - t2
@@ -271,36 +269,84 @@ def _filter_synthetic_beam(p, pool, models, head, out_dir: Path, sample_dir, log
                        shards=len(shards), beam={"runner": p["beam"]["runner"], "counters": counters})
 
 
-def _filter_real(p, world, records: pd.DataFrame, scorers, render, out_dir: Path, log) -> dict:
+def real_arms(F: dict) -> list[str]:
+    """The scored arms a real pool has (the classifier needs world truth)."""
+    return [arm for arm in ("clip", "english") if arm in F["arms"]]
+
+
+def score_real_shard(records_of_shard: pd.DataFrame, positions: np.ndarray, scorers, px: int, F: dict,
+                     random_rows: np.ndarray, k: int, index: int, out_dir: Path) -> tuple[dict, Counter]:
+    """One shard file of a real pool: its records scored, the scores written (scores/shard_<index>.parquet), and
+    ({scored arm: the shard's best k (rows, scores)}, bad records by reason). The local loop and the Beam
+    pipeline both call it."""
+    table, bad = score_record_shard(records_of_shard, positions, scorers, px)
+    here = table["row"].to_numpy()
+    table["english"] = np.where(table["language"] == "en", keyed_scores(here, derive_key(F["key"], 4)), np.nan)
+    table["random"] = np.isin(here, random_rows)
+    table.to_parquet(out_dir / "scores" / f"shard_{index:05d}.parquet", index=False)
+    best = {}
+    for arm in real_arms(F):
+        s = table[arm].to_numpy(float)
+        ok = ~np.isnan(s)
+        best[arm] = shard_top_k(here[ok], s[ok], k)
+    return best, bad
+
+
+def real_random_rows(p: dict, records: pd.DataFrame) -> np.ndarray:
+    """The random arm of a real pool: its nested random subset of filter.keep_fraction (record rows)."""
     from vlscale.data.sampling import real_subsets
 
+    return real_subsets(records, p["sample"]["key"]).ids(p["filter"]["keep_fraction"])
+
+
+def _filter_real(p, world, records: pd.DataFrame, scorers, render, out_dir: Path, log) -> dict:
     F = p["filter"]
-    subsets = real_subsets(records, p["sample"]["key"])
-    random_rows = subsets.ids(F["keep_fraction"])
-    k = len(random_rows)
-    rows = np.arange(len(records))
     records = records.reset_index(drop=True)
-    english_key = derive_key(F["key"], 4)
-    candidates = {arm: [] for arm in ("clip", "english") if arm in F["arms"]}
-    bad = Counter()
-    for i, (shard, table, bad_here) in enumerate(score_records(records, scorers, p["train"]["image_px"], log)):
-        here = table["row"].to_numpy()
-        table["english"] = np.where(table["language"] == "en", keyed_scores(here, english_key), np.nan)
-        table["random"] = np.isin(here, random_rows)
-        table.to_parquet(out_dir / "scores" / f"shard_{i:05d}.parquet", index=False)
+    random_rows = real_random_rows(p, records)
+    k = len(random_rows)
+    candidates = {arm: [] for arm in real_arms(F)}
+    bad, t0, done = Counter(), time.perf_counter(), 0
+    shards = record_shards(records)
+    for i, (shard, positions) in enumerate(shards):
+        best, bad_here = score_real_shard(records.iloc[positions], positions, scorers, p["train"]["image_px"], F,
+                                          random_rows, k, i, out_dir)
         bad += bad_here
-        for arm in candidates:
-            s = table[arm].to_numpy(float)
-            ok = ~np.isnan(s)
-            candidates[arm].append(shard_top_k(here[ok], s[ok], k))
+        for arm, c in best.items():
+            candidates[arm].append(c)
+        done += len(positions)
+        log(f"scored shard {i + 1}/{len(shards)} ({shard}): {done:,} records, {sum(bad_here.values())} bad here, "
+            f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} pairs/s")
     arms = {arm: _merge(arm, c, k) for arm, c in candidates.items()}
+    return _finish_real(F, records, arms, random_rows, bad, out_dir, k, log)
+
+
+def _finish_real(F, records, arms, random_rows, bad, out_dir, k, log, **extra) -> dict:
     if "random" in F["arms"]:
         arms["random"] = np.sort(random_rows)
+    rows = np.arange(len(records))
     groups = {"language": records["language"].to_numpy(str)}
     account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in F["arms"]}))
     for arm, ids in arms.items():  # a real arm's members are record rows; their uids go beside them
         pd.DataFrame({"uid": records["uid"].to_numpy()[ids]}).to_parquet(out_dir / f"{arm}_uids.parquet", index=False)
-    return _write_arms(F, arms, account, out_dir, k, log, pool_pairs=len(records), bad_records=dict(bad))
+    return _write_arms(F, arms, account, out_dir, k, log, pool_pairs=len(records), bad_records=dict(bad), **extra)
+
+
+def _filter_real_beam(p, records: pd.DataFrame, out_dir: Path, log) -> dict:
+    """`_filter_real` on Beam (vlscale.beam.filter.filter_real): the same scores, arms, account and bad records."""
+    from vlscale.beam.filter import filter_real
+    from vlscale.beam.runner import outside_ipython
+    from vlscale.data.tokenizer import TOKENIZER_PATH
+
+    F = p["filter"]
+    records = records.reset_index(drop=True)
+    random_rows = real_random_rows(p, records)
+    k = len(random_rows)
+    arms, bad, counters = outside_ipython(filter_real, p=p, records=records, random_rows=random_rows, k=k,
+                                          out_dir=out_dir, tokenizer_path=TOKENIZER_PATH)
+    log(f"Beam ({p['beam']['runner']}) scored {counters.get('shards_scored', '?')} shard files in "
+        f"{counters['seconds']:.1f} s, {counters.get('model_loads', '?')} model loads")
+    return _finish_real(F, records, arms, random_rows, bad, out_dir, k, log,
+                        beam={"runner": p["beam"]["runner"], "counters": counters})
 
 
 def member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
