@@ -165,3 +165,14 @@ def train_workdir(tmp_path_factory):
     captions = balanced_caption_sample(W, subsets, 1.0, K["per_language"], K["key"])
     train_tokenizer(captions, K["vocab_size"], path / "data/tokenizer/spm.model", per_language=K["per_language"])
     return path
+
+
+def spoil_member(shard, name: str, data: bytes = b"not a png"):
+    """Rewrite tar `shard` with member `name`'s bytes replaced (an image gone bad on disk after the scan)."""
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w") as tar:
+        for m, content in members:
+            content = data if m.name == name else content
+            m.size = len(content)
+            tar.addfile(m, io.BytesIO(content))

@@ -2,8 +2,6 @@
 nested subsets' uid lists, and the filter arms, whatever the number of workers or bundles. Beam runs
 in-process (its FnApiRunner: threads or worker processes on this machine), never a runner that downloads."""
 import hashlib
-import io
-import tarfile
 import json
 
 import numpy as np
@@ -17,6 +15,7 @@ from vlscale.beam import sample as beam_sample  # noqa: E402
 from vlscale.data import sampling  # noqa: E402
 from vlscale.data.shards import scan_shards  # noqa: E402
 
+from conftest import spoil_member  # noqa: E402
 from test_shards import GARBAGE, JPEG, PNG, LANGUAGES, example, pool, write_parquet, write_tar  # noqa: E402,F401
 
 # bundles in one thread, in two threads, and in two worker processes (pickled DoFns, separate interpreters)
@@ -203,13 +202,7 @@ def test_a_real_pool_is_filtered_on_beam_as_on_the_local_engine(filter_workdir, 
     shutil.copytree(filter_workdir / "data/tokenizer", tmp_path / "data/tokenizer")
     records = pd.read_parquet(tmp_path / "data/sample/uids_100pct.parquet")
     shard = records["shard"].iloc[0]
-    with tarfile.open(shard) as tar:  # one image goes bad after the scan
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    with tarfile.open(shard, "w") as tar:
-        for m, data in members:
-            data = b"not a png" if m.name == "0007.png" else data
-            m.size = len(data)
-            tar.addfile(m, io.BytesIO(data))
+    spoil_member(shard, "0007.png")  # one image goes bad after the scan
     monkeypatch.chdir(tmp_path)
     real = {**p, "sample": {**p["sample"], "source": "webdataset"}, "beam": ENGINES["processes"],
             "filter": {**p["filter"], "arms": ["clip", "english", "random"], "keep_fraction": 0.25,

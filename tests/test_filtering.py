@@ -4,11 +4,9 @@ an account that adds up and reports planted removals exactly; errors before any 
 The stage itself runs twice on the smoke profile, in two processes, in a work folder that holds what the
 sample and tokenizer stages write.
 """
-import io
 import json
 import subprocess
 import sys
-import tarfile
 
 import jax
 import numpy as np
@@ -30,7 +28,7 @@ from vlscale.filtering.stage import run_filter, scorer_ids, web_ids
 from vlscale.world.spec import build_world
 from vlscale.world.truth import truth
 
-from conftest import ROOT
+from conftest import ROOT, spoil_member
 
 ARMS = ("clip", "classifier", "english", "random")
 
@@ -256,13 +254,7 @@ def test_a_real_pool_is_scored_shard_by_shard_and_bad_records_are_counted_not_fa
                                            for t in texts], np.int32), batch_size=8)
     shard = records["shard"].iloc[0]
     # after the scan, one image goes bad on disk and one record points at a member that is not there
-    with tarfile.open(shard) as tar:
-        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
-    with tarfile.open(shard, "w") as tar:
-        for m, data in members:
-            data = b"not a png" if m.name == "0003.png" else data
-            m.size = len(data)
-            tar.addfile(m, io.BytesIO(data))
+    spoil_member(shard, "0003.png")
     records = records.copy()
     records.loc[records.index[5], "member"] = "9999.png"
     logged = []

@@ -71,10 +71,11 @@ class _Scorer:
         log.info("worker loaded the world and %d filter models in %.1f s", len(emb), time.perf_counter() - t0)
 
 
-class ScoreShard(beam.DoFn):
-    """Scores shards with the filter models, loaded once per worker (setup)."""
+class _ModelShards(beam.DoFn):
+    """A DoFn whose worker state (`scorer.load()`: the models) is made once per worker, in setup; the Beam
+    counters model_loads and shards_scored say how many times each happened."""
 
-    def __init__(self, scorer: _Scorer):
+    def __init__(self, scorer):
         self.scorer = scorer
         self.loads = beam.metrics.Metrics.counter("vlscale.filter", "model_loads")
         self.shards = beam.metrics.Metrics.counter("vlscale.filter", "shards_scored")
@@ -82,12 +83,19 @@ class ScoreShard(beam.DoFn):
     def setup(self):
         self.scorer.load()
 
-    def process(self, item):
-        from vlscale.filtering.stage import score_shard
-
+    def count_load(self):
         if not getattr(self, "_counted", False):  # one load per DoFn instance, counted where metrics count
             self.loads.inc()
             self._counted = True
+
+
+class ScoreShard(_ModelShards):
+    """Scores a synthetic pool's shards with the filter models."""
+
+    def process(self, item):
+        from vlscale.filtering.stage import score_shard
+
+        self.count_load()
         index, shard = item
         s = self.scorer
         best, random_ids = score_shard(s.world, s.pool, s.scorers, s.render, s.p["filter"], index, shard, s.k,
@@ -191,23 +199,13 @@ class _RealScorer:
         self.scorers = Scorers(clip=load_scorer(self.p, Tokenizer(self.tokenizer_path)) if clip else None)
 
 
-class ScoreRealShard(beam.DoFn):
-    """Scores a real pool's shard files with the scorer, loaded once per worker (setup)."""
-
-    def __init__(self, scorer: _RealScorer):
-        self.scorer = scorer
-        self.loads = beam.metrics.Metrics.counter("vlscale.filter", "model_loads")
-        self.shards = beam.metrics.Metrics.counter("vlscale.filter", "shards_scored")
-
-    def setup(self):
-        self.scorer.load()
+class ScoreRealShard(_ModelShards):
+    """Scores a real pool's shard files with the scorer."""
 
     def process(self, item):
         from vlscale.filtering.stage import score_real_shard
 
-        if not getattr(self, "_counted", False):
-            self.loads.inc()
-            self._counted = True
+        self.count_load()
         index, records_of_shard, positions = item
         s = self.scorer
         best, bad = score_real_shard(records_of_shard, positions, s.scorers, s.p["train"]["image_px"], s.p["filter"],
