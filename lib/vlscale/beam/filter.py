@@ -1,5 +1,6 @@
 """The filter stage's per-pair work on Beam: every pool pair scored shard by shard, each arm's exact top k, and
-the account, for a synthetic pool (the filter models are trained first, as on the local engine).
+the account, for a synthetic pool (the filter models are trained first, as on the local engine) and for a real
+one (`filter_real`: one shard file per element, the scorer checkpoint loaded once per worker).
 
 Workers load the world, the tokenizer and the filter models once, in `DoFn.setup` (not per shard), and
 call `vlscale.filtering.stage.score_shard`, the local loop's own per-shard function; each arm's k best are
