@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from vlscale.beam.runner import pipeline
+from vlscale.beam.sample import _atomic_write
 from vlscale.filtering.select import merge_top_k, shard_top_k
 
 log = logging.getLogger("vlscale.beam")
@@ -166,19 +166,16 @@ def _arms_in_order(found: dict, arms: list) -> dict:
 
 
 def _write_arms_npz(arms: dict, path: str):
-    _atomic(Path(path), lambda f: np.savez(f, **arms))
+    def save(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+            np.savez(f, **arms)
+
+    _atomic_write(Path(path), save)
 
 
 def _write_counts(tables: list, path: str):
     from vlscale.filtering import account as acc
-    _atomic(Path(path), lambda f: acc.add_counts(tables).to_parquet(f, index=False))
-
-
-def _atomic(path: Path, write):
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    _atomic_write(Path(path), lambda tmp: acc.add_counts(tables).to_parquet(tmp, index=False))
 
 
 # ------------------------------------------------------------------------------------------- a real pool
@@ -248,7 +245,7 @@ def filter_real(p: dict, records: pd.DataFrame, random_rows: np.ndarray, k: int,
         (best | beam.combiners.ToDict() | beam.Map(_arms_in_order, arms)
          | "write arms" >> beam.Map(_write_arms_npz, str(stage / "arms.npz")))
         (scored.bad | beam.combiners.ToList() | beam.Map(_sum_bad)
-         | "write bad" >> beam.Map(lambda d: _atomic(stage / "bad.json", lambda f: f.write(json.dumps(d).encode()))))
+         | "write bad" >> beam.Map(lambda d: _atomic_write(stage / "bad.json", lambda tmp: tmp.write_text(json.dumps(d)))))
     counters = {r.key.metric.name: r.committed for r in p_beam.result.metrics().query()["counters"]}
     counters["seconds"] = time.perf_counter() - t0
     with np.load(stage / "arms.npz") as z:
