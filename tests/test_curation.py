@@ -1,11 +1,14 @@
 """The curation study's tables from results whose answer is known: per-image outcomes planted for filter arms,
 the random control, a rebalanced run and its natural counterpart; the differences, their paired intervals,
 the training-noise null and what is left out when a run is missing."""
+import zlib
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from vlscale.analysis import curation, report, results
+from vlscale.analysis import curation, report, results, uncertainty
+from vlscale.analysis import study as study_lib
 from vlscale.evals import groups
 
 N = 400  # test images per task
@@ -28,7 +31,7 @@ def planted(runs: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name, (cur, pct, seed, correct) in runs.items():
         for seen in SEEN + ((200_000,) if cur == "natural" else ()):
             for j, task in enumerate(TASKS):
-                v = _outcomes(correct.get(task, 100), hash((name, task)) % 2**32)
+                v = _outcomes(correct.get(task, 100), zlib.crc32(f"{name}/{task}".encode()))
                 rows.append({"run": name, "seed": seed, "fraction": pct / 100, "data_pct": float(pct),
                              "curation": cur, "examples_seen": seen, "budget": 1.0, "checkpoint": "c",
                              "profile": "test", "model": "cpu", "benchmark": task.split("/")[0], "source": "analog",
@@ -61,8 +64,8 @@ def study():
 
 def test_the_filter_arms_are_their_runs_and_the_random_arm_is_the_random_run(study):
     c, _ = study
-    assert c.filter_runs == {"random": "f_random", "english": "f_english", "clip": "f_clip",
-                             "classifier": "f_classifier"}
+    assert c.filter_runs == {"random": ["s10", "f_random"], "english": ["f_english"], "clip": ["f_clip"],
+                             "classifier": ["f_classifier"]}  # the natural 10% run trains on the random arm's data
     assert sorted(c.filter_curves["examples_seen"].unique()) == list(SEEN)  # not the natural run's 200k
 
 
@@ -78,9 +81,26 @@ def test_differences_are_the_planted_ones_with_paired_intervals(study):
     assert d.loc[("classifier", "english", 66_000, "culture"), "diff"] == pytest.approx(100 * 100 / N / 2, abs=1e-4)
     same = d.loc[("english", "random", 66_000, "culture")]  # equal outcomes' counts, different images
     assert same["diff"] == pytest.approx(0, abs=1e-4) and same["lo"] < 0 < same["hi"]
-    # the training-noise null: the two runs on the random data (f_random and the natural 10% run)
-    null = d.loc[("random:s10", "random:f_random", 66_000, "western")]
-    assert null["diff"] == pytest.approx(-100 * (200 - 210) / N / 2, abs=1e-4)
+    # the random arm is the mean of its two runs (s10, f_random: +10 imagenet images)
+    assert d.loc[("english", "random", 66_000, "western"), "diff"] == pytest.approx(100 * 5 / N / 2, abs=1e-4)
+    assert d.loc[("english", "random", 66_000, "western"), "n_b"] == 2
+
+
+def test_seed_replicates_of_an_arm_are_averaged_with_their_spread_not_dropped():
+    tidy, items = planted({**RUNS, "f_clip_seed1": ("filter/clip", 10, 1, {**BASE, "imagenet/0shot": 240})})
+    c = curation.build_curation(tidy, items, keep_fraction=0.1, n_boot=200)
+    assert c.filter_runs["clip"] == ["f_clip", "f_clip_seed1"]
+    curve = c.filter_curves.set_index(["arm", "examples_seen", "group"]).loc[("clip", 66_000, "western")]
+    one, two = 100 * (1 - (280 + 200) / N / 2), 100 * (1 - (240 + 200) / N / 2)  # each run's western error
+    assert curve["error_pct"] == pytest.approx((one + two) / 2, abs=1e-4)
+    assert curve["n_seeds"] == 2 and curve["seed_sd"] == pytest.approx(abs(one - two) / np.sqrt(2), abs=1e-4)
+    # the difference's interval carries the seed variance the clip replicates add (40 imagenet images apart, against
+    # the random runs' 10): wider than without them
+    d = c.filter_diffs.set_index(["arm", "against", "examples_seen", "group"]).loc[("clip", "english", 66_000, "western")]
+    assert d["diff"] == pytest.approx((one + two) / 2 - 100 * (1 - 200 / N), abs=1e-4) and d["n_a"] == 2
+    images_only = curation.build_curation(*planted(RUNS), keep_fraction=0.1, n_boot=200).filter_diffs.set_index(
+        ["arm", "against", "examples_seen", "group"]).loc[("clip", "english", 66_000, "western")]
+    assert d["hi"] - d["lo"] > 1.5 * (images_only["hi"] - images_only["lo"])
 
 
 def test_rebalancing_is_read_at_the_rebalanced_runs_examples_seen(study):
@@ -100,7 +120,7 @@ def test_rebalancing_is_read_at_the_rebalanced_runs_examples_seen(study):
 def test_missing_runs_are_named_not_filled_in():
     tidy, items = planted({k: RUNS[k] for k in ("s10", "f_clip")})
     c = curation.build_curation(tidy, items, keep_fraction=0.1, n_boot=50)
-    assert c.filter_runs == {"clip": "f_clip", "random": "s10"}  # the natural 10% run is the random arm
+    assert c.filter_runs == {"clip": ["f_clip"], "random": ["s10"]}  # the natural 10% run is the random arm
     assert any("one run on the random data" in n for n in c.notes)
     assert any("no rebalanced runs" in n for n in c.notes) and c.rebalance.empty and c.table14.empty
     none = curation.build_curation(*planted({"s10": RUNS["s10"]}), keep_fraction=0.1, n_boot=50)
@@ -114,7 +134,7 @@ def test_the_main_report_leaves_curated_runs_out_and_writes_the_curation_outputs
     written = {p.name for p in report.write_report(r, tmp_path)}
     assert {"fig4_filters.png", "fig5_rebalancing.png", "table13.tex", "table14.tex", "fig4.csv", "fig5.csv"} <= written
     summary = report.summary(r)["curation"]
-    assert summary["filter_runs"]["clip"] == "f_clip" and "100%" in summary["rebalancing"]
+    assert summary["filter_runs"]["clip"] == ["f_clip"] and "100%" in summary["rebalancing"]
     assert "\\begin{tabular}" in (tmp_path / "paper/tables/table13.tex").read_text()
 
 
@@ -131,3 +151,48 @@ def test_a_second_model_goes_to_figure6_and_the_single_model_tables_keep_the_one
     assert "fig6_models.png" in {p.name for p in report.write_report(r, tmp_path)}
     with pytest.raises(ValueError, match="no natural runs of model 'H/14'"):
         report.build_report(tidy, items, n_boot=20, model="H/14")
+
+
+# ------------------------------------------------------------------------------------ the study's comparisons
+
+def _study(extra: dict, n_boot: int = 200) -> dict:
+    tidy, items = planted({**RUNS, **extra})
+    est = uncertainty.estimate(tidy, items, n_boot=n_boot)
+    return {r["name"]: r for r in study_lib.comparisons(est, 10.0, {"analogs": {"xm3600": {"images": 600}}}, [], 0)}
+
+
+def test_the_random_arms_runs_are_runs_of_the_natural_configuration_of_its_data():
+    tidy, items = planted(RUNS)
+    runs = study_lib.configurations(uncertainty.estimate(tidy, items, n_boot=20), 10.0)
+    assert runs.loc["f_random", "config"] == runs.loc["s10", "config"] == "natural@10%"
+    assert runs.loc["f_clip", "config"] == "filter/clip@10%" and runs.loc["r100", "config"] == "rebalanced@100%"
+
+
+def test_the_negative_control_splits_the_random_data_by_seed_and_finds_a_planted_difference_between_halves():
+    same = _study({"s10_seed1": ("natural", 10, 3, BASE)})
+    neg = same["control/negative/western"]
+    assert neg["runs_a"] == ["s10", "f_random"] and neg["runs_b"] == ["s10_seed1"]  # by seed: 0, 1 | 3
+    assert neg["lo"] <= 0 <= neg["hi"]
+    # a difference planted between the halves (not between seeds of one half) is found: the control can fail
+    replicates = {"f_clip_seed1": ("filter/clip", 10, 1, {**BASE, "imagenet/0shot": 270, "geode/0shot": 120}),
+                  "f_english_seed1": ("filter/english", 10, 1, {**BASE, "imagenet/0shot": 195})}
+    apart = _study({**replicates, "s10_seed1": ("natural", 10, 3, {**BASE, "imagenet/0shot": 330, "coco/i2t": 330})})
+    neg = apart["control/negative/western"]
+    # the seed variance: within each half (s10 vs f_random) and within the other replicated arms, never between halves
+    assert neg["lo"] > 0 and neg["seed_df"] == 3
+
+
+def test_the_positive_control_is_the_planted_arm_against_random_on_culture():
+    recs = _study({"f_planted": ("filter/planted", 10, 0, {**BASE, "dollarstreet/0shot": 100, "geode/0shot": 100})})
+    pos = recs["control/positive/culture"]
+    assert pos["a"] == "filter/planted@10%" and pos["b"] == "natural@10%" and pos["effect"] > 0
+    assert "control/positive/culture" not in _study({})
+
+
+def test_levels_are_read_against_chance_with_only_their_own_seeds_as_training_noise():
+    recs = _study({"s100_seed1": ("natural", 100, 1, BASE)})
+    lr = recs["level/multilingual_low_resource/100%"]
+    assert lr["reference"] == pytest.approx(100 * (1 - 1 / 600)) and lr["n_a"] == 2
+    assert lr["value"] == pytest.approx(50.0) and lr["value_hi"] > lr["value"]
+    gain = recs["gain/western/10_to_100"]
+    assert gain["runs_a"] == ["s10"] and gain["runs_b"] == ["s100", "s100_seed1"] and gain["separable"]

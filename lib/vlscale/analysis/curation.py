@@ -2,17 +2,16 @@
 filters) and Figure 5 / Table 14 (language rebalancing), with paired-bootstrap intervals.
 
 Runs say what they are in the tidy table's `curation` column: "natural", "rebalanced" or "filter/<arm>".
-- Filters: each arm's run against examples seen; the random arm is a run "filter/random" or, failing one,
-  the natural run whose data share is the arm's (filter.keep_fraction of the pool, at random: the same
-  data), at the checkpoints the filter runs have. Differences are taken against the English baseline
-  (the paper's Baseline (en)) and against random, at equal examples seen.
-- Rebalancing: each rebalanced run against the natural run of the same data scale and seed at the
-  rebalanced run's last checkpoint (equal examples seen): "before" and "after".
-A difference's interval and p-value come from the same image resamples for both runs (uncertainty.py's
-pairing), so they are the intervals of the difference; p is the two-sided bootstrap p of "no difference".
-A paired-bootstrap interval covers test-set sampling only. Training noise is measured where two runs see
-the same random data (the random arm's run and the natural run of its share, different seeds and data
-orders): their difference (`filter_diffs` rows "random:<run>") is what a difference of arms must exceed.
+An arm is a configuration (analysis/study.py) and its runs are seed replicates: every value is their mean, with
+the spread over seeds beside it.
+- Filters: each arm against examples seen; the random arm is the natural runs of filter.keep_fraction and the
+  runs of "filter/random" (the same random data), at the checkpoints the filter runs have. Differences are
+  taken against the English baseline (the paper's Baseline (en)) and against random, at equal examples seen.
+- Rebalancing: each rebalanced configuration against the natural one of the same data scale at the rebalanced
+  runs' last checkpoint (equal examples seen): "before" and "after".
+Every difference is study.Study.compare's: its interval counts training noise (the seed variance pooled over the
+configurations with replicates at that checkpoint) and test-image noise (paired resamples), so two arms whose
+difference is within what another seed gives are not called different.
 """
 from __future__ import annotations
 
@@ -21,11 +20,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from vlscale.analysis import results, uncertainty
+from vlscale.analysis import results, study, uncertainty
 from vlscale.evals import groups
 
-FILTER_ARMS = ("random", "english", "clip", "classifier")  # the order of Figure 4's lines
-ARM_LABELS = {"random": "Random (control)", "english": "Baseline (en)", "clip": "CLIP score", "classifier": "Classifier"}
+FILTER_ARMS = ("random", "english", "clip", "clip_multilingual", "classifier", "planted")  # Figure 4's lines
+ARM_LABELS = {"random": "Random (control)", "english": "Baseline (en)", "clip": "CLIP score (English)",
+              "clip_multilingual": "CLIP score (all languages)", "classifier": "Classifier",
+              "planted": "Planted: no cultural concepts (positive control)"}
 FILTER_GROUPS = ("western", "culture", "fairness")
 REBALANCE_GROUPS = ("multilingual_low_resource", "multilingual_high_resource", "multilingual", "western",
                     "culture", "fairness")
@@ -48,10 +49,11 @@ GROUP_LABELS = {"western": "Average Western", "culture": "Average Culture Divers
 
 @dataclass
 class Curation:
-    """The curation tables; empty frames where the runs they need are absent (notes say which)."""
-    filter_runs: dict[str, str]          # arm -> run
-    filter_curves: pd.DataFrame          # arm, run, examples_seen, group, error_pct, lo, hi
-    filter_diffs: pd.DataFrame           # arm, against, examples_seen, group, diff, lo, hi, p
+    """The curation tables; empty frames where the runs they need are absent (notes say which). Every value is the
+    mean over an arm's seed replicates; every difference is analysis/study.py's, with training noise in it."""
+    filter_runs: dict[str, list[str]]    # arm -> its runs (seed replicates)
+    filter_curves: pd.DataFrame          # arm, runs, examples_seen, group, error_pct, lo, hi, n_seeds, seed_sd
+    filter_diffs: pd.DataFrame           # arm, against, examples_seen, group, diff, lo, hi, p, n_a, n_b
     table13: pd.DataFrame                # rows (label, task) + groups; columns (arm, examples_seen) -> value/lo/hi
     rebalance: pd.DataFrame              # data_pct, before_run, after_run, examples_seen, group, before, after, diff, lo, hi, p
     table14: pd.DataFrame                # rows (label, task); columns ("1%" ..., before|after)
@@ -59,148 +61,131 @@ class Curation:
     notes: list[str] = field(default_factory=list)
 
 
-def _diff_row(a_draws, b_draws, a_val, b_val, level) -> dict:
-    diff = a_draws - b_draws
-    lo, hi = uncertainty.interval(diff, level)
-    return {"diff": a_val - b_val, "lo": lo[0], "hi": hi[0], "p": uncertainty.p_two_sided(diff)}
+DIFF_COLUMNS = ["arm", "against", "examples_seen", "group", "diff", "lo", "hi", "p", "n_a", "n_b"]
 
 
-def _task_cells(est, run: str, seen: int) -> dict:
-    """task -> row of est.cells of run's error (%) results at `seen` examples."""
-    c = est.cells
-    sel = c[(c["run"] == run) & (c["examples_seen"] == seen) & (c["metric"] == "error_pct")]
-    return dict(zip(sel["task"], sel.index))
+def _diff(rec: dict) -> dict:
+    return {"diff": rec["effect"], "lo": rec["lo"], "hi": rec["hi"], "p": rec["p"], "n_a": rec["n_a"],
+            "n_b": rec["n_b"]}
 
 
 def build_curation(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
-                   keep_fraction: float | None = None, n_boot: int = 1000, seed: int = 0) -> Curation:
-    """The curation study from the tidy results of every run (results.read_results) and their items."""
+                   keep_fraction: float | None = None, n_boot: int = 1000, seed: int = 0,
+                   est: uncertainty.Estimates | None = None) -> Curation:
+    """The curation study from the tidy results of every run (results.read_results) and their items; `est`: the
+    figures stage's estimates of these runs when it has them (the same image resamples)."""
     d = results.select_source(tidy, source)
     if "curation" not in d:
         d = d.assign(curation="natural")
     notes = []
-    est = uncertainty.estimate(d, items, n_boot=n_boot, seed=seed)
-    g, gd = est.groups, est.group_draws
-    runs = d.groupby("run").agg(curation=("curation", "first"), data_pct=("data_pct", "first"),
-                                seed=("seed", "first"), last=("examples_seen", "max"))
+    est = est if est is not None else uncertainty.estimate(d, items, n_boot=n_boot, seed=seed)
+    pct = 100.0 * keep_fraction if keep_fraction is not None else None
+    st = study.Study(est, pct)
+    runs = st.runs
 
     # -------------------------------------------------------------------------------- filters
-    filter_runs = {r.curation.split("/", 1)[1]: name for name, r in runs.sort_index(ascending=False).iterrows()
-                   if r.curation.startswith("filter/")}
-    # every run on a random keep_fraction of the pool: the random arm's runs, and the natural run of that share
-    pct = 100.0 * keep_fraction if keep_fraction is not None else -1.0
-    randoms = [n for n, r in runs.iterrows() if r.curation == "filter/random"]
-    randoms += list(runs[(runs["curation"] == "natural") & np.isclose(runs["data_pct"], pct)].sort_values("seed").index)
-    if filter_runs and "random" not in filter_runs:
-        if randoms:
-            filter_runs["random"] = randoms[0]
-        else:
-            notes.append(f"no random arm: no run 'filter/random' and no natural run of {pct:g}% of the pool")
-    if not filter_runs:
+    configs = st.arm_configs()
+    random = f"natural@{results.scale_label(pct)}" if pct is not None else None
+    if configs and random and (runs["config"] == random).any():
+        configs["random"] = random
+    elif configs:
+        notes.append(f"no random arm: no run 'filter/random' and no natural run of {pct}% of the pool")
+    if not configs:
         notes.append("no filter runs (runs with `filter`): Figure 4 and Table 13 are empty")
-    seen_of = {arm: set(g.loc[g["run"] == run, "examples_seen"]) for arm, run in filter_runs.items()}
-    curated = [a for a in filter_runs if a != "random"]
+    filter_runs = {a: list(runs.index[runs["config"] == c]) for a, c in configs.items()}
+    curated = [a for a in configs if a not in ("random", "planted")]
+    seen_of = {a: {s for r in filter_runs[a] for s in st.checkpoints(r)} for a in configs}
     common = sorted(set.intersection(*[seen_of[a] for a in curated])) if curated else []
-    if "random" in filter_runs and curated:
+    if "random" in configs and curated:
         missing = [s for s in common if s not in seen_of["random"]]
         if missing:
-            notes.append(f"the random arm's run {filter_runs['random']} has no checkpoint at {missing} examples seen")
+            notes.append(f"the random arm's runs {filter_runs['random']} have no checkpoint at {missing} examples seen")
     curves, diffs = [], []
-    for arm in [a for a in FILTER_ARMS if a in filter_runs]:
-        sel = g[(g["run"] == filter_runs[arm]) & g["examples_seen"].isin(common) & g["group"].isin(FILTER_GROUPS)]
-        curves.append(sel.assign(arm=arm)[["arm", "run", "examples_seen", "group", "error_pct", "lo", "hi"]])
-    curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
-        columns=["arm", "run", "examples_seen", "group", "error_pct", "lo", "hi"])
-    index = {(r.run, r.examples_seen, r.group): i for i, r in zip(g.index, g.itertuples())}
+    for arm in [a for a in FILTER_ARMS if a in configs]:
+        for s in common:
+            for group in FILTER_GROUPS:
+                m = st.mean(configs[arm], s, study.QUANTITIES[group])
+                if m:
+                    curves.append({"arm": arm, "examples_seen": s, "group": group, "error_pct": m.pop("value"), **m})
+    curves = pd.DataFrame(curves, columns=["arm", "examples_seen", "group", "error_pct", "lo", "hi", "runs",
+                                           "n_seeds", "seed_sd", "seed_min", "seed_max"])
     for against in ("english", "random"):
-        if against not in filter_runs:
+        if against not in configs:
             continue
         # against English: the filters (the paper's comparison); against random: every other arm
-        others = [a for a in FILTER_ARMS if a in filter_runs and a != against and not (against == "english" and a == "random")]
+        others = [a for a in FILTER_ARMS if a in configs and a != against and not (against == "english" and a == "random")]
         for arm in others:
-            for seen in common:
+            for s in common:
                 for group in FILTER_GROUPS:
-                    ia = index.get((filter_runs[arm], seen, group))
-                    ib = index.get((filter_runs[against], seen, group))
-                    if ia is None or ib is None:
-                        continue
-                    diffs.append({"arm": arm, "against": against, "examples_seen": seen, "group": group,
-                                  **_diff_row(gd[ia], gd[ib], g.at[ia, "error_pct"], g.at[ib, "error_pct"], est.level)})
-    # the training-noise null: two runs on the same random data (different seed and data order) differ by this
-    if len(randoms) >= 2:
-        for seen in common:
-            for group in FILTER_GROUPS:
-                ia, ib = index.get((randoms[1], seen, group)), index.get((randoms[0], seen, group))
-                if ia is not None and ib is not None:
-                    diffs.append({"arm": f"random:{randoms[1]}", "against": f"random:{randoms[0]}",
-                                  "examples_seen": seen, "group": group,
-                                  **_diff_row(gd[ia], gd[ib], g.at[ia, "error_pct"], g.at[ib, "error_pct"], est.level)})
-    else:
+                    rec = st.compare(f"{arm}-{against}", configs[arm], configs[against], s, group)
+                    if rec:
+                        diffs.append({"arm": arm, "against": against, "examples_seen": s, "group": group, **_diff(rec)})
+    if "random" in configs and len(filter_runs["random"]) < 2:
         notes.append("one run on the random data: the seed-to-seed difference of equal data is not measured")
-    diffs = pd.DataFrame(diffs, columns=["arm", "against", "examples_seen", "group", "diff", "lo", "hi", "p"])
-    table13 = _table(est, [(arm, filter_runs[arm], s) for arm in FILTER_ARMS if arm in filter_runs for s in common],
+    diffs = pd.DataFrame(diffs, columns=DIFF_COLUMNS)
+    table13 = _table(est, [(arm, filter_runs[arm], s) for arm in FILTER_ARMS if arm in configs for s in common],
                      list(FILTER_GROUPS) + ["multilingual_low_resource", "multilingual_high_resource"])
 
     # ----------------------------------------------------------------------------- rebalancing
     rebalance, lang_rows, columns = [], [], []
-    for name, r in runs[runs["curation"] == "rebalanced"].sort_values("data_pct").iterrows():
-        before = runs[(runs["curation"] == "natural") & np.isclose(runs["data_pct"], r.data_pct)]
-        before = before[before["seed"] == r.seed] if (before["seed"] == r.seed).any() else before
-        seen = int(r["last"])
-        cand = [b for b in before.index if ((g["run"] == b) & (g["examples_seen"] == seen)).any()]
-        if not cand:
-            notes.append(f"rebalanced run {name}: no natural run of {r.data_pct:g}% has a checkpoint at {seen} examples")
+    for rpct in sorted(runs.loc[runs["curation"] == "rebalanced", "data_pct"].unique()):
+        after_cfg, before_cfg = f"rebalanced@{results.scale_label(rpct)}", f"natural@{results.scale_label(rpct)}"
+        after_runs = list(runs.index[runs["config"] == after_cfg])
+        seen = max(max(st.checkpoints(r)) for r in after_runs)
+        before_runs = st.runs_of(before_cfg, seen)
+        if not before_runs:
+            notes.append(f"rebalanced runs {after_runs}: no natural run of {rpct:g}% has a checkpoint at {seen} examples")
             continue
-        b = cand[0]
-        columns += [((results.scale_label(r.data_pct), "before"), b, seen),
-                    ((results.scale_label(r.data_pct), "after"), name, seen)]
+        after_runs = st.runs_of(after_cfg, seen)
+        label = results.scale_label(rpct)
+        columns += [((label, "before"), before_runs, seen), ((label, "after"), after_runs, seen)]
         for group in REBALANCE_GROUPS:
-            ia, ib = index.get((name, seen, group)), index.get((b, seen, group))
-            if ia is None or ib is None:
-                continue
-            rebalance.append({"data_pct": r.data_pct, "before_run": b, "after_run": name, "examples_seen": seen,
-                              "group": group, "before": g.at[ib, "error_pct"], "after": g.at[ia, "error_pct"],
-                              # positive: rebalancing lowers the error
-                              **_diff_row(gd[ib], gd[ia], g.at[ib, "error_pct"], g.at[ia, "error_pct"], est.level)})
-        ta, tb = _task_cells(est, name, seen), _task_cells(est, b, seen)
+            rec = st.compare(f"rebalance/{group}", before_cfg, after_cfg, seen, group)  # positive: lower error after
+            if rec:
+                rebalance.append({"data_pct": rpct, "before_run": "+".join(before_runs), "after_run": "+".join(after_runs),
+                                  "examples_seen": seen, "group": group, "before": rec["a_value"],
+                                  "after": rec["b_value"], **_diff(rec)})
         for lang in groups.LOW_RESOURCE:
             for direction in ("i2t", "t2i"):
                 t = groups.xm3600_task(direction, lang)
-                if t in ta and t in tb:
-                    lang_rows.append({"data_pct": r.data_pct, "language": lang, "direction": direction,
-                                      "before": est.cells.at[tb[t], "value"], "after": est.cells.at[ta[t], "value"],
-                                      **_diff_row(est.draws[tb[t]], est.draws[ta[t]], est.cells.at[tb[t], "value"],
-                                                  est.cells.at[ta[t], "value"], est.level)})
+                rec = st.compare(t, before_cfg, after_cfg, seen, study.tasks_of({t: 1.0}, "error_pct"))
+                if rec:
+                    lang_rows.append({"data_pct": rpct, "language": lang, "direction": direction,
+                                      "before": rec["a_value"], "after": rec["b_value"], **_diff(rec)})
     if not columns:
         notes.append("no rebalanced runs with a natural counterpart: Figure 5 and Table 14 are empty")
     rebalance = pd.DataFrame(rebalance, columns=["data_pct", "before_run", "after_run", "examples_seen", "group",
-                                                 "before", "after", "diff", "lo", "hi", "p"])
-    table14 = _table(est, [(c, run, s) for c, run, s in columns], list(REBALANCE_GROUPS))
+                                                 "before", "after", "diff", "lo", "hi", "p", "n_a", "n_b"])
+    table14 = _table(est, columns, list(REBALANCE_GROUPS))
     languages = pd.DataFrame(lang_rows, columns=["data_pct", "language", "direction", "before", "after", "diff",
-                                                 "lo", "hi", "p"])
+                                                 "lo", "hi", "p", "n_a", "n_b"])
     return Curation(filter_runs, curves, diffs, table13, rebalance, table14, languages, notes)
 
 
 def _table(est, columns: list[tuple], group_rows: list[str]) -> pd.DataFrame:
     """Rows: TASK_ROWS present, then the group averages; columns: (column label..., quantity) for
-    `columns` = [(label, run, examples_seen)]: error (%) value, lo, hi."""
+    `columns` = [(label, runs, examples_seen)]: error (%) value, lo, hi, the mean over the runs (seed replicates)
+    with the interval of that mean over the image resamples."""
     if not columns:
         return pd.DataFrame()
     c, g = est.cells, est.groups
     data = {}
-    for label, run, seen in columns:
+    for label, runs, seen in columns:
         label = label if isinstance(label, tuple) else (label, seen)
-        here = c[(c["run"] == run) & (c["examples_seen"] == seen) & (c["metric"] == "error_pct")].set_index("task")
-        gh = g[(g["run"] == run) & (g["examples_seen"] == seen)].set_index("group")
-        for q, src in (("value", "value"), ("lo", "lo"), ("hi", "hi")):
-            col = {}
-            for name, task in TASK_ROWS:
-                if task in here.index:
-                    col[(name, task)] = here.at[task, src]
-            for group in group_rows:
-                if group in gh.index:
-                    col[(GROUP_LABELS[group], group)] = gh.at[group, "error_pct" if q == "value" else q]
-            data[(*label, q)] = col
+        col = {q: {} for q in ("value", "lo", "hi")}
+        rows = [(name, task, c.index[(c["run"].isin(runs)) & (c["examples_seen"] == seen) & (c["metric"] == "error_pct")
+                                     & (c["task"] == task)], c, est.draws, "value") for name, task in TASK_ROWS]
+        rows += [(GROUP_LABELS[group], group, g.index[(g["run"].isin(runs)) & (g["examples_seen"] == seen)
+                                                      & (g["group"] == group)], g, est.group_draws, "error_pct")
+                 for group in group_rows]
+        for name, key, idx, table, draws, value in rows:
+            if not len(idx):
+                continue
+            lo, hi = uncertainty.interval(draws[idx].mean(axis=0))
+            col["value"][(name, key)] = float(table.loc[idx, value].mean())
+            col["lo"][(name, key)], col["hi"][(name, key)] = lo[0], hi[0]
+        for q, v in col.items():
+            data[(*label, q)] = v
     t = pd.DataFrame(data)
     t.index = pd.MultiIndex.from_tuples(t.index, names=["metric", "task"])
     t.columns = pd.MultiIndex.from_tuples(t.columns)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlscale.analysis import curation as curation_lib, figures, latex, plots, results, scaling, uncertainty
+from vlscale.analysis import curation as curation_lib, figures, latex, plots, results, scaling, study, uncertainty
 from vlscale.analysis.results import scale_label
 from vlscale.evals import groups
 
@@ -53,6 +53,7 @@ class Report:
     figures: dict = field(default_factory=dict)
     curation: curation_lib.Curation | None = None  # Figures 4, 5 and Tables 13, 14 (curated runs)
     model: str = ""  # the model of the paper's single-model tables (the one with the most natural runs)
+    evidence: list[dict] = field(default_factory=list)  # analysis/study.py: every comparison with seeds and images
     models: pd.DataFrame = field(default_factory=pd.DataFrame)  # Figure 6: group averages of every model's runs
 
     @property
@@ -93,6 +94,11 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
     # Figure 6 (data x model x compute): every natural run of every model, on the same image resamples
     every = est if len(runs_per_model) == 1 else uncertainty.estimate(natural, items, n_boot=n_boot, seed=seed)
     models = every.groups[every.groups["group"].isin(plots.FIG6_GROUPS)].reset_index(drop=True)
+    # every run of the model, natural and curated, on the same image resamples: the study's comparisons
+    of_model = results.select_source(tidy, source)
+    of_model = of_model[of_model["model"] == model].reset_index(drop=True)
+    est_all = uncertainty.estimate(of_model, items, n_boot=n_boot, seed=seed, extra_groups=extra)
+    keep_pct = 100.0 * keep_fraction if keep_fraction is not None else None
     return Report(
         source=source, tidy=d, est=est, missing=results.missing_tasks(d), gains=all_gains[(from_pct, to_pct)],
         all_gains=all_gains, fits=fits, fig1=results.figure1_data(est.by_scale),
@@ -102,8 +108,9 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
         wilcoxon={name: uncertainty.wilcoxon_scales(est.by_scale, groups.AVERAGES[name], from_pct, to_pct)
                   for name in ("western", "culture")},
         from_pct=from_pct, to_pct=to_pct, english_like=tuple(english_like), facts=facts,
-        curation=curation_lib.build_curation(tidy, items, source, keep_fraction, n_boot, seed),
+        curation=curation_lib.build_curation(of_model, items, source, keep_fraction, n_boot, seed, est=est_all),
         model=model, models=models,
+        evidence=study.comparisons(est_all, keep_pct, facts, list(results.TABLE1_TASKS), seed),
     )
 
 
@@ -194,6 +201,8 @@ def summary(report: Report) -> dict:
                       for m, gm in report.models.groupby("model")} if len(report.models) else {}
     if report.curation is not None:
         out["curation"] = curation_summary(report.curation)
+    out["evidence"] = {r["name"]: r for r in report.evidence}
+    out["evidence_note"] = study.__doc__.split("\n\n")[0]
     return _clean(out)
 
 

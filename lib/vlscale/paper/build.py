@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vlscale.analysis import evidence as ev
+
 REFERENCE = Path(__file__).parent / "reference.json"
 GENERATED = Path("paper/generated")
 MINUS = "\u2212"
@@ -82,87 +84,179 @@ def _scales(fig: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ findings
+# Each finding is a claim made of parts; each part is one comparison of the study (metrics/figures.json and
+# metrics/attention.json `evidence`: analysis/study.py, attention/stage.py) judged by one rule of
+# analysis/evidence.py, with the paper's effect (reference.json `effects`, in the claim's direction) and the
+# margins of params.yaml `verdicts`, fixed before any data was seen.
 
-def _gain(fig, key, group):
-    g = fig.get(key, {}).get(group)
-    return (g["gain"], g["ci95"]) if g else (np.nan, None)
-
-
-def _f1(fig, att, filt):
-    gain, ci = _gain(fig, "gains_10_to_100", "western")
-    p = fig["wilcoxon"]["western"]["p_value"]
-    flat = ci is not None and ci[0] <= 0 <= ci[1]
-    ours = (f"Average Western error falls by {fmt_ci(gain, ci)} pp from 10% to 100% data "
-            f"(Wilcoxon p = {fmt(p, 3)} over {fig['wilcoxon']['western']['n_pairs']} tasks).")
-    return ours, ("reproduces" if flat else "does not reproduce"), \
-        "reproduces when the 10% → 100% gain's interval contains zero"
+def _difference(rec: dict) -> ev.Difference:
+    fields = {f: rec.get(f) for f in ev.Difference.__dataclass_fields__}
+    return ev.Difference(**{k: (np.nan if v is None else v) for k, v in fields.items()})
 
 
-def _f2(fig, att, filt):
-    gain, ci = _gain(fig, "gains_10_to_100", "culture")
-    p = fig["wilcoxon"]["culture"]["p_value"]
-    ours = (f"Average Culture error falls by {fmt_ci(gain, ci)} pp from 10% to 100% data "
-            f"(Wilcoxon p = {fmt(p, 3)} over {fig['wilcoxon']['culture']['n_pairs']} tasks).")
-    return ours, ("reproduces" if ci and ci[0] > 0 else "does not reproduce"), \
-        "reproduces when the 10% → 100% gain's interval lies above zero"
+def _part(label: str, rec: dict | None, verdict: ev.Verdict | None, paper: float | None, unit: str = "pp",
+          power: float = 0.8) -> dict:
+    """One part of a finding: what was compared, its effect, interval, seeds and minimal detectable effect, and its
+    verdict (None: not tested, the comparison's runs are absent)."""
+    if rec is None or verdict is None:
+        v = ev.Verdict(ev.NOT_TESTED, "the runs it compares were not trained", "")
+        return {"label": label, **v.record(), "paper_effect": paper, "unit": unit}
+    d = _difference(rec)
+    return {"label": label, **verdict.record(), "effect": d.effect, "ci95": [d.lo, d.hi], "n_seeds": [d.n_a, d.n_b],
+            "seed_sd": d.seed_sd, "seed_df": d.seed_df, "image_se": d.image_se, "mde": d.mde(power),
+            "paper_effect": paper, "unit": unit, "runs": [rec.get("runs_a"), rec.get("runs_b")],
+            "examples_seen": rec.get("examples_seen")}
 
 
-def _f3(fig, att, filt):
-    lo, lci = _gain(fig, "gains_10_to_100", "multilingual_low_resource")
-    hi, hci = _gain(fig, "gains_10_to_100", "multilingual_high_resource")
-    err = fig["group_averages_by_scale"][_scales(fig)[-1]]["multilingual_low_resource"]["error_pct"]
-    ours = (f"From 10% to 100% data the low-resource XM3600 error falls by {fmt_ci(lo, lci)} pp, the high-resource "
-            f"by {fmt_ci(hi, hci)} pp; the low-resource error at 100% is {fmt(err)}%.")
-    ok = lci is not None and lci[0] > 0 and lo > hi
-    return ours, ("reproduces" if ok else "does not reproduce"), \
-        "reproduces when the low-resource gain lies above zero and exceeds the high-resource gain"
+class Judge:
+    """Applies the rules of analysis/evidence.py to the study's evidence with the `verdicts` params."""
+
+    def __init__(self, fig: dict, att: dict, V: dict, effects: dict):
+        self.ev = {**fig.get("evidence", {}), **att.get("evidence", {})}
+        self.V, self.effects = V, effects
+        self.power = V["power"]
+
+    def rec(self, name: str) -> dict | None:
+        return self.ev.get(name)
+
+    def directional(self, label: str, name: str, sign: int, effect_key: str | None, unit: str = "pp",
+                    floor: tuple[str, str] | None = None) -> dict:
+        """A part claiming sign(A - B) = sign; `floor`: (level record, what) that must lie off its chance floor."""
+        rec, paper = self.rec(name), self.effects.get(effect_key) if effect_key else None
+        if rec is None:
+            return _part(label, None, None, paper, unit)
+        verdict = ev.directional(_difference(rec), sign, paper, self.power)
+        if floor is not None:
+            verdict = self._floor(verdict, *floor)
+        return _part(label, rec, verdict, paper, unit, self.power)
+
+    def no_change(self, label: str, name: str, margin_key: str, unit: str = "pp",
+                  floors: tuple[tuple[str, str], ...] = ()) -> dict:
+        rec, margin = self.rec(name), self.V["margins"][margin_key]
+        if rec is None:
+            return _part(label, None, None, 0.0, unit)
+        verdict = ev.no_change(_difference(rec), margin, self.power)
+        for floor in floors:
+            verdict = self._floor(verdict, *floor)
+        return _part(label, rec, verdict, 0.0, unit, self.power) | {"margin": margin}
+
+    def _floor(self, verdict: ev.Verdict, level_name: str, what: str) -> ev.Verdict:
+        """Inconclusive when the level the part needs sits at its chance floor (or was not measured)."""
+        lv = self.rec(level_name)
+        if lv is None:
+            return ev.Verdict(ev.INCONCLUSIVE, f"{what}: its distance from chance was not measured", verdict.rule)
+        if not ev.off_floor(lv["value_hi"], lv["reference"], self.V["chance_floor_pp"]):
+            return ev.Verdict(ev.INCONCLUSIVE, f"{what} is at its chance floor ({fmt(lv['value'])}%, interval up to "
+                              f"{fmt(lv['value_hi'])}%, chance {fmt(lv['reference'])}%): no change can be seen",
+                              verdict.rule + f"; needs {what} at least {fmt(self.V['chance_floor_pp'])} pp below chance")
+        return verdict
 
 
-def _f4(fig, att, filt):
-    d = fig["disparity"].get("geode/disparity_region", {})
-    s = _scales(fig)
-    a, b = d.get(s[-2], {}), d.get(s[-1], {})
-    rb = fig["representation_bias"]
-    ours = (f"GeoDE regional disparity {fmt_ci(a.get('gap_pct'), a.get('ci95'))} pp at {s[-2]} and "
-            f"{fmt_ci(b.get('gap_pct'), b.get('ci95'))} pp at {s[-1]} (noise alone: {fmt(b.get('noise_null_p95'))} pp, "
-            f"95th percentile); male preference {' / '.join(fmt(rb[k]['male_preference_pct']) for k in s)}% "
-            f"at {' / '.join(s)}.")
-    narrows = b.get("ci95") is not None and a.get("gap_pct") is not None and b["ci95"][1] < a["gap_pct"]
-    return ours, ("reproduces" if narrows else "does not reproduce"), \
-        "reproduces when the disparity at 100% lies below the 10% value, its interval included"
+def _gain(j: Judge, q: str, a="10", b="100") -> str:
+    return f"gain/{q}/{a}_to_{b}"
 
 
-def _f5(fig, att, filt):
-    return ("vlscale trains no generative VLM on its towers.", "not tested", "needs a PaliGemma-style transfer")
+def _f1(j: Judge) -> list[dict]:
+    return [j.no_change("Western error, 10% → 100% data (gain)", _gain(j, "western"), "western_gain_pp")]
 
 
-def _f6(fig, att, filt):
-    c = fig.get("curation", {}).get("filter_differences", {}).get("clip_minus_english")
-    if not c:
-        return ("The filter arms were not trained.", "not tested", "needs the clip and english filter runs")
-    seen = max(c, key=int)
-    w, cu, fa = (c[seen][g] for g in ("western", "culture", "fairness"))
-    ours = (f"CLIP filter minus English baseline at {int(seen):,} examples seen: Western {fmt_ci(w['diff'], w['ci95'], sign=True)}, "
-            f"Culture {fmt_ci(cu['diff'], cu['ci95'], sign=True)}, Fairness {fmt_ci(fa['diff'], fa['ci95'], sign=True)} pp "
-            "of error (negative: the filter does better).")
-    ok = w["ci95"][1] < 0 and cu["ci95"][0] > 0
-    return ours, ("reproduces" if ok else "does not reproduce"), \
-        "reproduces when the CLIP filter's Western difference lies below zero and its Culture difference above"
+def _f2(j: Judge) -> list[dict]:
+    return [j.directional("Culture error gain, 10% → 100% data", _gain(j, "culture"), +1, "culture_gain"),
+            j.directional("Culture gain minus Western gain", _gain(j, "culture_minus_western"), +1,
+                          "culture_minus_western_gain")]
 
 
-def _f7(fig, att, filt):
-    r = fig.get("curation", {}).get("rebalancing", {})
-    if not r:
-        return ("No rebalanced run was trained.", "not tested", "needs the rebalanced runs")
-    parts, ok = [], True
-    for pct, g in r.items():
-        lr = g["multilingual_low_resource"]
-        parts.append(f"{pct}: {fmt(lr['before'])} → {fmt(lr['after'])} [{fmt(lr['ci95'][0], sign=True)}, "
-                     f"{fmt(lr['ci95'][1], sign=True)}]")
-        ok &= lr["ci95"][0] > 0
-    ours = "Low-resource XM3600 error before → after rebalancing (interval of the reduction, pp): " + "; ".join(parts) + "."
-    return ours, ("reproduces" if ok else "does not reproduce"), \
-        "reproduces when the reduction's interval lies above zero at every data scale"
+def _f3(j: Judge) -> list[dict]:
+    return [j.directional("Low-resource minus high-resource XM3600 gain, 10% → 100%",
+                          _gain(j, "low_minus_high_resource"), +1, "low_minus_high_gain",
+                          floor=("level/multilingual_low_resource/100%", "the low-resource retrieval error at 100%"))]
+
+
+def _f4(j: Judge) -> list[dict]:
+    gender = (("level/perceived_gender_error/10%", "perceived-gender error at 10%"),
+              ("level/perceived_gender_error/100%", "perceived-gender error at 100%"))
+    return [j.directional("GeoDE regional disparity narrows, 10% → 100%", "change/geode_region_gap/10_to_100", +1,
+                          "geode_gap_narrowing"),
+            j.directional("Dollar Street income disparity narrows, 10% → 100%",
+                          "change/dollarstreet_income_gap/10_to_100", +1, "income_gap_narrowing"),
+            j.no_change("Representation bias (% preferring male) unchanged", "change/male_preference/10_to_100",
+                        "male_preference_pp", floors=gender),
+            j.no_change("Association bias unchanged", "change/association_bias/10_to_100", "association_bias_pp",
+                        floors=gender)]
+
+
+def _f6(j: Judge) -> list[dict]:
+    return [j.directional("CLIP minus English, Western error", "filter/clip_minus_english/western", -1,
+                          "clip_western_gain"),
+            j.directional("CLIP minus English, Culture error", "filter/clip_minus_english/culture", +1,
+                          "clip_culture_loss"),
+            j.directional("CLIP minus English, Fairness error", "filter/clip_minus_english/fairness", +1,
+                          "clip_fairness_loss"),
+            j.directional("Classifier minus English, Culture error", "filter/classifier_minus_english/culture", +1,
+                          "classifier_culture_loss"),
+            j.directional("Classifier minus English, Fairness error", "filter/classifier_minus_english/fairness", +1,
+                          "classifier_fairness_loss")]
+
+
+def _f7(j: Judge) -> list[dict]:
+    pcts = sorted({r["data_pct"] for n, r in j.ev.items() if n.startswith("rebalance/low_minus_high_resource/")})
+    return [j.directional(f"Low-resource reduction minus high-resource, {fmt(p, 0)}% data",
+                          f"rebalance/low_minus_high_resource/{fmt(p, 0)}%", +1, f"rebalance_contrast_{fmt(p, 0)}",
+                          floor=(f"level/multilingual_low_resource/rebalanced@{fmt(p, 0)}%",
+                                 f"the rebalanced low-resource error at {fmt(p, 0)}%"))
+            for p in pcts] or [_part("rebalanced runs", None, None, None)]
+
+
+def _f8(j: Judge) -> list[dict]:
+    att = [n for n in j.ev if n.startswith("attention/")]
+    if not att:
+        return [_part("attention maps of two data scales", None, None, None)]
+    parts = []
+    for name in sorted(att):
+        rec = j.rec(name)
+        label = rec.get("label", name)
+        parts.append(j.directional(label, name, +1, None, unit=rec.get("unit", "pp")))
+    return parts
+
+
+def _f9(j: Judge, fig: dict) -> list[dict]:
+    models = fig.get("figure6", {})
+    if len(models) < 2:
+        return [{"label": f"model sizes: {', '.join(models) or 'none'}", "verdict": ev.NOT_TESTED,
+                 "reason": "the profile trains one model size (the gpu and tpu profiles' model axis)", "rule": ""}]
+    return [{"label": f"model sizes: {', '.join(models)}", "verdict": ev.INCONCLUSIVE,
+             "reason": "read from Figure 6: no rule tests the model axis yet", "rule": ""}]
+
+
+def _f10(j: Judge) -> list[dict]:
+    return [j.no_change("Spearman correlation of error level at 10% and gain to 100%, over tasks",
+                        "correlation/level_vs_gain/10_to_100", "correlation", unit="")]
+
+
+def _describe(p: dict) -> str:
+    """One part as the text prints it."""
+    if "effect" not in p:
+        return f"{p['label']}: {p['reason']}."
+    u = p["unit"]
+    n = "/".join(str(x) for x in p["n_seeds"])
+    paper = f"; paper {fmt(p['paper_effect'], 2, sign=True)}" if _finite(p.get("paper_effect")) else ""
+    return (f"{p['label']}: {fmt(p['effect'], 2, sign=True)} [{fmt(p['ci95'][0], 2, sign=True)}, "
+            f"{fmt(p['ci95'][1], 2, sign=True)}]{' ' + u if u else ''} (seeds {n}; minimal detectable effect "
+            f"{fmt(p['mde'], 2)}{paper}): {p['verdict']}, {p['reason']}.")
+
+
+def _scope(parts: list[dict]) -> str:
+    """What this profile can and cannot test of the finding, and why, from its parts."""
+    measured = [p for p in parts if "effect" in p]
+    if not measured:
+        return "This profile cannot test it: " + "; ".join(p["reason"] for p in parts) + "."
+    seeds = sorted({x for p in measured for x in p["n_seeds"]})
+    blocked = [p for p in measured if p["verdict"] == ev.INCONCLUSIVE and ("floor" in p["reason"] or "seed" in p["reason"])]
+    text = (f"This profile measures it with {'–'.join(map(str, [seeds[0], seeds[-1]])) if len(seeds) > 1 else seeds[0]} "
+            f"seed(s) per configuration.")
+    if blocked:
+        text += " It cannot decide " + "; ".join(f"{p['label'].lower()} ({p['reason']})" for p in blocked) + "."
+    return text
 
 
 def _finite(x) -> bool:
@@ -170,64 +264,61 @@ def _finite(x) -> bool:
     return x is not None and bool(np.isfinite(x))
 
 
-def _f8(fig, att, filt):
-    v = att.get("finding8", {})
-    if not v.get("tested"):
-        return ("Fewer than two data scales were mapped.", "not tested", "needs two natural runs")
-    e, h = v["energy"]["all"], v["hit"]["all"]
-
-    def steps(x):
-        return ", ".join(f"{fmt(s['from_pct'], 0)}% → {fmt(s['to_pct'], 0)}%: {fmt(100 * s['diff'], 1, True)} "
-                         f"[{fmt(100 * s['lo'], 1, True)}, {fmt(100 * s['hi'], 1, True)}]" for s in x["steps"])
-
-    null = (f"Two runs on the same data differ by up to {fmt(100 * e['seed_null_abs_diff'], 1)} pp (mass) and "
-            f"{fmt(100 * h['seed_null_abs_diff'], 1)} pp (hit)." if _finite(e.get("seed_null_abs_diff"))
-            else "No two runs share their data, so training noise is not measured.")
-    ours = (f"Attention mass on the object, change per tenfold data (pp): {steps(e)}; pointing-game hit rate: "
-            f"{steps(h)}. {null} The long tail's 1% → 100% gain minus the "
-            f"head's: {fmt(100 * v['hit']['more_on_cultural']['diff'], 1, True)} "
-            f"[{fmt(100 * v['hit']['more_on_cultural']['lo'], 1, True)}, {fmt(100 * v['hit']['more_on_cultural']['hi'], 1, True)}] pp (hit).")
-    full = all(x["each_step_significant"] and x["each_step_beyond_seed_null"] for x in (e, h))
-    some = any(x["steps"] and x["steps"][-1]["lo"] > 0 for x in (e, h))
-    verdict = "reproduces" if full else "partly reproduces" if some else "does not reproduce"
-    return ours, verdict, ("reproduces when both scores rise at every tenfold step, beyond their intervals and the "
-                           "seed null; partly when the last step does")
+RULES = {1: _f1, 2: _f2, 3: _f3, 4: _f4, 6: _f6, 7: _f7, 8: _f8, 10: _f10}
 
 
-def _f9(fig, att, filt):
-    models = fig.get("figure6", {})
-    if len(models) < 2:
-        return (f"The profile trains one model size ({', '.join(models) or 'none'}).", "not tested",
-                "needs two model sizes (the gpu and tpu profiles' model axis)")
-    return (f"Models compared: {', '.join(models)} (Figure 6 analog).", "see figure", "read from the figure")
-
-
-def _f10(fig, att, filt):
-    from scipy.stats import spearmanr
-
-    s = _scales(fig)
-    rows = [(v[s[-2]]["error_pct"], v[s[-2]]["error_pct"] - v[s[-1]]["error_pct"]) for v in fig["table1"].values()
-            if s[-2] in v and s[-1] in v]
-    if len(rows) < 4:
-        return ("Too few tasks for a correlation.", "not tested", "needs four tasks")
-    level, gain = np.array(rows).T
-    rho, p = spearmanr(level, gain)
-    ours = f"Spearman correlation of a task's error at {s[-2]} and its gain to {s[-1]}: {fmt(rho, 2)} (p = {fmt(p, 3)}, {len(rows)} tasks)."
-    return ours, ("reproduces" if p > 0.05 else "does not reproduce"), \
-        "reproduces when the correlation is not significant (p > 0.05)"
-
-
-OURS = {1: _f1, 2: _f2, 3: _f3, 4: _f4, 5: _f5, 6: _f6, 7: _f7, 8: _f8, 9: _f9, 10: _f10}
-
-
-def findings(fig: dict, att: dict, filt: dict) -> list[dict]:
-    ref = json.loads(REFERENCE.read_text())["findings"]
+def findings(fig: dict, att: dict, filt: dict, V: dict) -> list[dict]:
+    """Per finding of the paper: its parts (each a judged comparison), the combined verdict, the rule, what this
+    profile can test, and the figures and tables shown with it."""
+    ref = json.loads(REFERENCE.read_text())
+    j = Judge(fig, att, V, ref["effects"])
     out = []
-    for f in ref:
-        ours, verdict, rule = OURS[f["id"]](fig, att, filt)
-        out.append({**f, "ours": ours, "verdict": verdict, "rule": rule,
+    for f in ref["findings"]:
+        if f["id"] == 5:
+            parts = [{"label": "a generative VLM on the runs' towers", "verdict": ev.NOT_TESTED,
+                      "reason": "vlscale trains no PaliGemma-style transfer yet", "rule": ""}]
+        elif f["id"] == 9:
+            parts = _f9(j, fig)
+        else:
+            parts = RULES[f["id"]](j)
+        combined = ev.combine({p["label"]: ev.Verdict(p["verdict"], p["reason"], p.get("rule", "")) for p in parts})
+        rules = sorted({p["rule"] for p in parts if p.get("rule")})
+        primary = next((p for p in parts if "effect" in p), None)
+        out.append({**f, "parts": parts, "ours": " ".join(_describe(p) for p in parts), "verdict": combined.verdict,
+                    "reason": combined.reason, "rule": " ".join(rules + [combined.rule]) if len(parts) > 1 else
+                    (rules[0] if rules else combined.rule), "scope": _scope(parts),
+                    "effect": primary["effect"] if primary else None, "ci95": primary["ci95"] if primary else None,
+                    "n_seeds": primary["n_seeds"] if primary else None, "mde": primary["mde"] if primary else None,
                     "figures": [k for k, (_, n) in FIGURES.items() if n == f["id"]],
                     "tables": [k for k, n in TABLES.items() if n == f["id"]]})
+    return out
+
+
+def controls(fig: dict, V: dict) -> list[dict]:
+    """The negative control (two halves of the random data's seeds, compared as two arms: must show no difference)
+    and the positive control (the planted arm against random: must come out worse on Culture), each through the
+    rule a finding's comparison goes through."""
+    e, out = fig.get("evidence", {}), []
+    neg = {k.rsplit("/", 1)[1]: v for k, v in e.items() if k.startswith("control/negative/")}
+    if neg:
+        judged = {g: (ev.directional(_difference(r), +1, None, V["power"]),
+                      ev.directional(_difference(r), -1, None, V["power"])) for g, r in neg.items()}
+        found = [g for g, vs in judged.items() if any(v.verdict == ev.REPRODUCES for v in vs)]
+        out.append({"control": "negative", "expect": "no difference", "passed": not found,
+                    "outcome": ("a difference on " + ", ".join(found)) if found else "no difference",
+                    "parts": [_part(f"{g}: seeds {'+'.join(map(str, r['runs_a']))} vs {'+'.join(map(str, r['runs_b']))}",
+                                    r, judged[g][0], None, power=V["power"]) for g, r in neg.items()]})
+    else:
+        out.append({"control": "negative", "expect": "no difference", "passed": None,
+                    "outcome": "not run: fewer than two runs on the random data", "parts": []})
+    pos = e.get("control/positive/culture")
+    if pos:
+        v = ev.directional(_difference(pos), +1, None, V["power"])
+        out.append({"control": "positive", "expect": "planted arm worse on Culture", "passed": v.verdict == ev.REPRODUCES,
+                    "outcome": v.reason, "parts": [_part("Culture error, planted minus random", pos, v, None, power=V["power"])]})
+    else:
+        out.append({"control": "positive", "expect": "planted arm worse on Culture", "passed": None,
+                    "outcome": "not run: no run on the planted arm", "parts": []})
     return out
 
 
@@ -346,22 +437,56 @@ def table_list(root: Path) -> list[dict]:
     return out
 
 
-def write_generated(root: str | Path = ".", out_dir: str | Path | None = None) -> dict:
+def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_dir: str | Path | None = None) -> dict:
+    """paper/generated/ (see the module docstring); `verdicts`: params.yaml's `verdicts` block (power, margins,
+    chance floor) the rules read."""
     root = Path(root)
+    if verdicts is None:
+        raise ValueError("write_generated needs params.yaml's `verdicts` block (power, margins, chance_floor_pp)")
     out = Path(out_dir) if out_dir else root / GENERATED
     out.mkdir(parents=True, exist_ok=True)
     fig, att, filt = (_read(root, f"metrics/{n}.json") for n in ("figures", "attention", "filter"))
-    found = findings(fig, att, filt)
+    found = findings(fig, att, filt, verdicts)
+    ctrl = controls(fig, verdicts)
     counts = pd.Series([f["verdict"] for f in found]).value_counts().to_dict()
     v = values(root, fig, att, filt)
     v.update({f"verdict_{k.replace(' ', '_')}": str(n) for k, n in counts.items()})
     v["findings_total"] = str(len(found))
+    v |= control_values(ctrl, verdicts)
+    v["replicated"] = replicated(fig, att)
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
-    files = {"values.json": v, "findings.json": found, "figures.json": figure_list(root),
+    files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root),
              "tables.json": table_list(root), "captions.json": captions}
     for name, data in files.items():
         (out / name).write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str))
     return files
+
+
+def replicated(fig: dict, att: dict) -> str:
+    """The configurations trained with more than one seed, as the text names them: '10% (2 seeds at 199,936
+    examples seen), ...' ('none' without replicates)."""
+    seen = {}
+    for r in {**fig.get("evidence", {}), **att.get("evidence", {})}.values():
+        for side in ("a", "b"):
+            name, n = r.get(side), r.get(f"n_{side}", 0)
+            if n and n >= 2 and "@" in str(name) and not r["name"].startswith("control/"):
+                seen[(name, r["examples_seen"])] = max(n, seen.get((name, r["examples_seen"]), 0))
+    if not seen:
+        return "none"
+    label = lambda c: c.replace("natural@", "").replace("filter/", "").replace("rebalanced@", "rebalanced ")  # noqa: E731
+    return ", ".join(f"{label(c)} ({n} seeds at {s:,} examples seen)" for (c, s), n in sorted(seen.items(), key=lambda x: (x[0][1], x[0][0])))
+
+
+def control_values(ctrl: list[dict], V: dict) -> dict:
+    """The controls and the rules' settings as the text prints them; `controls_failed` names any control that
+    failed (the report says so at the top)."""
+    failed = [c["control"] for c in ctrl if c["passed"] is False]
+    unrun = [c["control"] for c in ctrl if c["passed"] is None]
+    return {"controls_failed": ", ".join(failed), "controls_unrun": ", ".join(unrun),
+            "level_pct": fmt(100 * ev.LEVEL, 0), "power_pct": fmt(100 * V["power"], 0),
+            "equivalence_level_pct": fmt(100 * (1 - 2 * (1 - ev.LEVEL)), 0),
+            "chance_floor_pp": fmt(V["chance_floor_pp"]),
+            "margins": "; ".join(f"{k.replace('_', ' ')} ±{fmt(m, 2)}" for k, m in V["margins"].items())}
 
 
 def compile_pdf(main: str | Path = "paper/main.typ", output: str | Path = "paper/main.pdf",
@@ -406,19 +531,22 @@ def read_pdf(path: str | Path, render_dir: str | Path | None = None, scale: floa
     return pages
 
 
-def build(root: str | Path = ".", timestamp: int = 0) -> dict:
+def build(root: str | Path = ".", verdicts: dict | None = None, timestamp: int = 0) -> dict:
     """The paper stage: generated inputs, the PDF, and its record (pages, images, timings, sha256)."""
     import hashlib
     import time
 
     root = Path(root)
     t0 = time.perf_counter()
-    files = write_generated(root)
+    files = write_generated(root, verdicts)
     t1 = time.perf_counter()
     pdf = compile_pdf(root / "paper/main.typ", root / "paper/main.pdf", timestamp)
     t2 = time.perf_counter()
     pages = read_pdf(pdf)
     return {"pages": len(pages), "images": sum(p["images"] for p in pages), "figures": len(files["figures.json"]),
             "tables": len(files["tables.json"]), "findings": {f["id"]: f["verdict"] for f in files["findings.json"]},
+            "verdicts": [{k: f[k] for k in ("id", "title", "verdict", "reason", "rule", "effect", "ci95", "n_seeds",
+                                           "mde", "scope", "parts")} for f in files["findings.json"]],
+            "controls": files["controls.json"],
             "bytes": pdf.stat().st_size, "sha256": hashlib.sha256(pdf.read_bytes()).hexdigest(),
             "generate_s": t1 - t0, "typeset_s": t2 - t1}
