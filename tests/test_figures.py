@@ -378,7 +378,9 @@ def test_the_report_writes_every_figure_table_plot_and_metric(tmp_path):
     assert set(m["group_averages_by_scale"]) == {"1%", "10%", "100%"}
     assert m["group_averages_by_scale"]["10%"]["culture"]["n_seeds"] == 1
     assert {"gains_1_to_10", "gains_10_to_100"} <= set(m)
-    assert set(m["gains_10_to_100"]["culture"]) == {"gain", "ci95", "seed_sd", "seed_range", "n_seeds"}
+    assert set(m["gains_10_to_100"]["culture"]) == {"gain", "ci95", "seed_sd", "seed_range", "n_seeds", "interval"}
+    assert m["gains_10_to_100"]["culture"]["interval"] == "images"  # one seed per scale: no training noise measured
+    assert "gain/culture/10_to_100" in m["evidence"] and m["evidence"]["gain/culture/10_to_100"]["n_a"] == 1
     assert set(m["table1"]["imagenet/0shot"]) == {"1%", "10%", "100%"}
     assert m["disparity"]["geode/disparity_region"]["100%"]["null"] == "binomial"
     assert m["wilcoxon"]["culture"]["n_pairs"] == 6 and m["wilcoxon"]["western"]["n_pairs"] == 10

@@ -1,5 +1,8 @@
 """The paper stage's parts: the fonts cover every script the world writes, the LaTeX tables parse into the
-typesetter's rows, and no figure or table can be left out of the paper unnoticed."""
+typesetter's rows, no figure or table can be left out of the paper unnoticed, and every finding's rule reaches its
+verdicts on planted comparisons."""
+import dataclasses
+
 import numpy as np
 import pytest
 from fontTools.ttLib import TTFont
@@ -7,7 +10,9 @@ from fontTools.ttLib import TTFont
 from vlscale.analysis.fonts import FAMILIES, font_files
 from vlscale.analysis.latex import ci, tabular, tex
 from vlscale.data.ids import make_ids
-from vlscale.paper.build import FIGURES, TABLES, figure_list, fmt, parse_latex_table, table_list
+from vlscale.analysis import evidence as ev
+from vlscale.paper.build import (FIGURES, TABLES, control_values, controls, figure_list, findings, fmt,
+                                 parse_latex_table, table_list)
 from vlscale.world.captions import captions
 
 
@@ -62,3 +67,81 @@ def test_a_figure_or_table_the_paper_does_not_place_fails_the_build(tmp_path):
 def test_numbers_print_with_a_true_minus_sign_and_missing_values_as_a_dash():
     assert fmt(-1.25, 1) == "\u22121.2" and fmt(0.5, 2, sign=True) == "+0.50"
     assert fmt(float("nan")) == "--" and fmt(None) == "--"
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+
+V = {"power": 0.8, "margins": {"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0,
+                                "correlation": 0.5}, "chance_floor_pp": 2.0}
+
+
+def rec(effect: float, se: float, n=(2, 2), df: float = 8.0, **extra) -> dict:
+    """A comparison's record as analysis/study.py writes it, with the effect and spread a test plants."""
+    d = ev.Difference(effect=effect, lo=np.nan, hi=np.nan, se=se, df=df, image_se=se / 2, seed_sd=se,
+                      seed_df=int(df), n_a=n[0], n_b=n[1], p=np.nan, seeds_measured=True, separable=max(n) >= 2)
+    lo, hi = d.bounds(0.95)
+    return {**dataclasses.replace(d, lo=lo, hi=hi).record(), "runs_a": ["a"], "runs_b": ["b"],
+            "examples_seen": 100, **extra}
+
+
+def verdict_of(finding: int, evidence: dict, att: dict | None = None) -> dict:
+    found = findings({"evidence": evidence}, {"evidence": att or {}}, {}, V)
+    return next(f for f in found if f["id"] == finding)
+
+
+def test_a_claim_of_no_change_reproduces_only_by_equivalence_within_the_params_margin():
+    assert verdict_of(1, {"gain/western/10_to_100": rec(0.1, 0.2)})["verdict"] == ev.REPRODUCES
+    assert verdict_of(1, {"gain/western/10_to_100": rec(6.0, 0.3)})["verdict"] == ev.DOES_NOT
+    wide = verdict_of(1, {"gain/western/10_to_100": rec(0.2, 2.0)})  # contains zero: the old rule's "reproduces"
+    assert wide["verdict"] == ev.INCONCLUSIVE and wide["mde"] > 1.0
+    assert verdict_of(1, {})["verdict"] == ev.NOT_TESTED
+
+
+def test_the_culture_finding_is_judged_on_its_contrast_with_western_not_on_culture_alone():
+    culture_only = {"gain/culture/10_to_100": rec(3.0, 0.3), "gain/culture_minus_western/10_to_100": rec(-3.0, 0.3)}
+    f = verdict_of(2, culture_only)  # culture gains, but less than western: the paper's claim fails
+    assert f["verdict"] == ev.DOES_NOT and "Culture gain minus Western gain" in f["reason"]
+    both = {"gain/culture/10_to_100": rec(3.0, 0.3), "gain/culture_minus_western/10_to_100": rec(2.0, 0.3)}
+    assert verdict_of(2, both)["verdict"] == ev.REPRODUCES
+
+
+def test_a_multilingual_gain_at_the_chance_floor_is_inconclusive_not_a_failure():
+    contrast = {"gain/low_minus_high_resource/10_to_100": rec(-2.0, 0.3)}
+    floor = {"level/multilingual_low_resource/100%": {"value": 98.9, "value_hi": 99.3, "reference": 99.83}}
+    f = verdict_of(3, {**contrast, **floor})
+    assert f["verdict"] == ev.INCONCLUSIVE and "chance floor" in f["reason"] + f["parts"][0]["reason"]
+    off = {"level/multilingual_low_resource/100%": {"value": 80.0, "value_hi": 82.0, "reference": 99.83}}
+    assert verdict_of(3, {**contrast, **off})["verdict"] == ev.DOES_NOT
+
+
+def test_one_seed_a_side_never_reproduces_and_one_failing_part_fails_the_finding():
+    one = verdict_of(6, {"filter/clip_minus_english/culture": rec(5.0, 0.3, n=(1, 1))})
+    assert one["parts"][1]["verdict"] == ev.INCONCLUSIVE and "one seed" in one["parts"][1]["reason"]
+    parts = {"filter/clip_minus_english/western": rec(-2.0, 0.3), "filter/clip_minus_english/culture": rec(5.0, 0.3),
+             "filter/clip_minus_english/fairness": rec(-3.0, 0.3),  # fairness better with the filter: opposite
+             "filter/classifier_minus_english/culture": rec(9.0, 0.5),
+             "filter/classifier_minus_english/fairness": rec(2.0, 0.3)}
+    f = verdict_of(6, parts)
+    assert f["verdict"] == ev.DOES_NOT and "Fairness" in f["reason"]
+    assert f["effect"] == -2.0 and f["n_seeds"] == [2, 2] and f["mde"] > 0
+
+
+def test_the_biases_are_not_judged_when_the_model_cannot_see_perceived_gender():
+    ev_ = {"change/male_preference/10_to_100": rec(0.1, 0.3), "change/association_bias/10_to_100": rec(0.0, 0.3),
+           "level/perceived_gender_error/10%": {"value": 49.5, "value_hi": 51.0, "reference": 50.0},
+           "level/perceived_gender_error/100%": {"value": 30.0, "value_hi": 32.0, "reference": 50.0}}
+    parts = {p["label"]: p for p in verdict_of(4, ev_)["parts"]}
+    bias = parts["Representation bias (% preferring male) unchanged"]
+    assert bias["verdict"] == ev.INCONCLUSIVE and "perceived-gender error at 10%" in bias["reason"]
+
+
+def test_a_failed_control_is_named_at_the_top_of_the_report():
+    neg = {f"control/negative/{g}": rec(4.0 if g == "culture" else 0.1, 0.5, control="negative")
+           for g in ("western", "culture", "fairness")}
+    pos = {"control/positive/culture": rec(3.0, 0.5, control="positive")}
+    ctrl = controls({"evidence": {**neg, **pos}}, V)
+    assert [c["passed"] for c in ctrl] == [False, True] and "culture" in ctrl[0]["outcome"]
+    assert control_values(ctrl, V)["controls_failed"] == "negative"
+    quiet = {k: rec(0.1, 0.5, control="negative") for k in neg}
+    assert [c["passed"] for c in controls({"evidence": {**quiet, **pos}}, V)] == [True, True]
+    assert [c["passed"] for c in controls({"evidence": {}}, V)] == [None, None]

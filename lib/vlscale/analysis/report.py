@@ -99,6 +99,8 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
     of_model = of_model[of_model["model"] == model].reset_index(drop=True)
     est_all = uncertainty.estimate(of_model, items, n_boot=n_boot, seed=seed, extra_groups=extra)
     keep_pct = 100.0 * keep_fraction if keep_fraction is not None else None
+    evidence = study.comparisons(est_all, keep_pct, facts, list(results.TABLE1_TASKS), seed)
+    all_gains = {p: with_training_noise(g, evidence, model) for p, g in all_gains.items()}
     return Report(
         source=source, tidy=d, est=est, missing=results.missing_tasks(d), gains=all_gains[(from_pct, to_pct)],
         all_gains=all_gains, fits=fits, fig1=results.figure1_data(est.by_scale),
@@ -110,8 +112,22 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
         from_pct=from_pct, to_pct=to_pct, english_like=tuple(english_like), facts=facts,
         curation=curation_lib.build_curation(of_model, items, source, keep_fraction, n_boot, seed, est=est_all),
         model=model, models=models,
-        evidence=study.comparisons(est_all, keep_pct, facts, list(results.TABLE1_TASKS), seed),
+        evidence=evidence,
     )
+
+
+def with_training_noise(gains: pd.DataFrame, evidence: list[dict], model: str) -> pd.DataFrame:
+    """Estimates.gains with each interval replaced by the study's (analysis/study.py: seeds and test images) where
+    the study has the comparison; `interval` says which the row carries ("seeds+images" or "images")."""
+    by_name = {r["name"]: r for r in evidence}
+    out = gains.assign(interval="images", n_seeds_from=np.nan, n_seeds_to=np.nan)
+    for i, row in out.iterrows():
+        r = by_name.get(f"gain/{row['group']}/{row['from_pct']:g}_to_{row['to_pct']:g}")
+        if r is None or row["model"] != model:
+            continue
+        out.loc[i, ["lo", "hi", "n_seeds_from", "n_seeds_to"]] = [r["lo"], r["hi"], r["n_a"], r["n_b"]]
+        out.loc[i, "interval"] = "seeds+images" if r["seeds_measured"] else "images"
+    return out
 
 
 def draw(report: Report) -> dict:
@@ -174,7 +190,8 @@ def summary(report: Report) -> dict:
             for pct, g in est.scale_groups.groupby("data_pct")},
     }
     for (a, b), g in report.all_gains.items():
-        out[f"gains_{a:g}_to_{b:g}"] = {r["group"]: {"gain": r["gain"], "ci95": [r["lo"], r["hi"]], **_spread(r)}
+        out[f"gains_{a:g}_to_{b:g}"] = {r["group"]: {"gain": r["gain"], "ci95": [r["lo"], r["hi"]], **_spread(r),
+                                                     "interval": r["interval"]}
                                         for _, r in g.iterrows()}
     out["table1"] = {task: {scale_label(r["data_pct"]): {"error_pct": r["value"], "ci95": [r["lo"], r["hi"]],
                                                          **_spread(r)} for _, r in g.iterrows()}
