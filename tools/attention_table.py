@@ -1,4 +1,5 @@
-"""Print the attention stage's focus table (Table 7's measured analog) and its test of finding 8, as markdown.
+"""Print the attention stage's focus table (Table 6's measured analog, with the blind maps' scores) and its
+evidence for finding 8, as markdown.
 
     python tools/attention_table.py [metrics/attention.json]
 
@@ -7,38 +8,64 @@ Reads what the attention stage wrote (metrics/attention.json, or a reference cop
 import json
 import sys
 
-from vlscale.attention.tables import focus_latex
+from vlscale.analysis.results import scale_label
+from vlscale.attention.tables import focus_latex, focus_table
 from vlscale.paper.build import parse_latex_table
 
 
 def pct(x, sign=False):
-    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+    return "n/a" if x is None else f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+
+
+def markdown(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
+def shuffled_rows(summary):
+    """Per group, each scale's image-shuffled mass and hit (its own maps of other images)."""
+    t = focus_table(summary)
+    scales = sorted({k[0] for k in t.columns if isinstance(k, tuple)})
+    header = ["group"] + [f"{scale_label(s)} shuffled {m}" for m in ("mass", "hit") for s in scales]
+    rows = [[r["pool"]] + [pct(r[(s, f"shuffled_{m}")][0]) for m in ("energy", "hit") for s in scales]
+            for _, r in t.iterrows()]
+    return header, rows
+
+
+def evidence_rows(evidence, groups=("all", "cultural", "head")):
+    """One row per comparison of `groups`: what is compared, the effect and its 95% interval (pp), the seeds."""
+    rows = []
+    for d in evidence.values():
+        if d["group"] not in groups:
+            continue
+        what = (f"{d['from_pct']:g}% → {d['to_pct']:g}%" if d["from_pct"] is not None
+                else f"{d['data_pct']:g}% minus {d['baseline'].replace('_', ' ')}")
+        rows.append(["claim" if d["claim"] else "context", d["comparison"], d["score"], d["group"], what,
+                     f"{d['effect']:+.1f}", f"[{d['lo']:+.1f}, {d['hi']:+.1f}]", f"{d['n_a']}/{d['n_b']}",
+                     "yes" if d["seeds_measured"] else "no"])
+    return ["role", "comparison", "score", "group", "what", "effect (pp)", "95% interval (pp)", "seeds a/b",
+            "training noise measured"], rows
 
 
 def main(path="metrics/attention.json"):
     summary = json.load(open(path))
     table = parse_latex_table(focus_latex(summary), path)
-    print("| " + " | ".join(table["header"]) + " |")
-    print("|" + "---|" * len(table["header"]))
-    for row in table["rows"]:
-        if isinstance(row, list):
-            print("| " + " | ".join(row) + " |")
-    f8 = summary["finding8"]
-    if not f8.get("tested"):
-        print("\nfinding 8: not tested (fewer than two natural data scales)")
+    markdown(table["header"], [r for r in table["rows"] if isinstance(r, list)])
+    print()
+    markdown(*shuffled_rows(summary))
+    evidence, setup = summary.get("evidence"), summary.get("evidence_setup", {})
+    if not evidence:
+        print("\nfinding 8: not tested (no evidence: fewer than two natural data scales, or an older summary)")
         return
-    print("\n| score, pool | each tenfold step (pp, 95% interval) | seed null (pp) | long tail minus head, 1% → 100% (pp) |")
-    print("|---|---|---:|---|")
-    for metric in ("energy", "hit"):
-        for pool in ("all", "cultural", "head"):
-            x = f8[metric][pool]
-            steps = "; ".join(f"{s['from_pct']:g}% → {s['to_pct']:g}%: {pct(s['diff'], True)} "
-                              f"[{pct(s['lo'], True)}, {pct(s['hi'], True)}]" for s in x["steps"])
-            null = x["seed_null_abs_diff"]
-            c = f8[metric].get("more_on_cultural", {})
-            contrast = (f"{pct(c['diff'], True)} [{pct(c['lo'], True)}, {pct(c['hi'], True)}]"
-                        if pool == "all" and c else "")
-            print(f"| {metric}, {pool} | {steps} | {pct(null) if null == null else 'n/a'} | {contrast} |")
+    for model, m in setup.get("models", {}).items():
+        print(f"\nfinding 8, {model} at {m['examples_seen']:,} examples seen; seeds per configuration: "
+              + ", ".join(f"{c['name']}: {c['n_seeds']}" for c in m["configurations"]))
+    for note in setup.get("notes", []):
+        print(f"- {note}")
+    print()
+    markdown(*evidence_rows(evidence))
 
 
 if __name__ == "__main__":

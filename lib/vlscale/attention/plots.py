@@ -62,32 +62,33 @@ def attention_grid(images: np.ndarray, masks: np.ndarray, meta: pd.DataFrame, co
 
 
 def focus_by_scale(means: pd.DataFrame, metrics=("energy", "hit")):
-    """Each group's mean focus (95% interval) against data scale, natural runs; the uniform map's energy and
-    the pointing game's chance as dashed lines."""
+    """Each group's mean focus (95% interval) against data scale, natural runs (the first seed of each scale);
+    dotted: a uniform map's energy and a random peak's hit rate; dash-dotted: the centre prior's (the best fixed
+    map, chosen on other images)."""
     d = means[means["curation"] == "natural"]
     seen = d.groupby("data_pct")["examples_seen"].apply(set)
     shared = max(set.intersection(*seen)) if len(seen) else None
     d = d[d["examples_seen"] == shared]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
-    baseline = {"energy": "area", "hit": "hit_chance", "lift": None}
+    blind = {"energy": (("area", ":"), ("prior_energy", "-.")), "hit": (("hit_chance", ":"), ("prior_hit", "-."))}
     for ax, metric in zip(axes[0], metrics):
         for k, pool in enumerate([*GROUPS]):
-            g = d[(d["pool"] == pool) & (d["metric"] == metric)].sort_values("data_pct")
+            g = d[(d["pool"] == pool) & (d["metric"] == metric)].sort_values(["data_pct", "seed"])
             g = g.groupby("data_pct", as_index=False).first()
             color = f"C{k}"
             ax.errorbar(g["data_pct"], g["value"], yerr=[g["value"] - g["lo"], g["hi"] - g["value"]], marker="o",
                         ms=4, capsize=2, color=color, label=GROUP_LABELS[pool])
-            base = baseline.get(metric)
-            if base:
+            for base, style in blind.get(metric, ()):
                 b = d[(d["pool"] == pool) & (d["metric"] == base)]["value"]
                 if len(b):
-                    ax.axhline(float(b.iloc[0]), color=color, ls=":", lw=0.8)
+                    ax.axhline(float(b.iloc[0]), color=color, ls=style, lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("data scale (% of the pool)")
         ax.set_title(METRIC_LABELS[metric], fontsize=10)
-    axes[0][0].legend(frameon=False, fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=7)
     if shared is not None:
         fig.suptitle(f"Focus of the MAP-head attention at {shared:,} examples seen "
-                     "(dotted: a uniform map / a random peak)", fontsize=9)
-    fig.tight_layout()
+                     "(dotted: uniform map / random peak; dash-dotted: centre prior)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig

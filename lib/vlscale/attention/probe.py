@@ -10,6 +10,10 @@ A concept belongs to the first of these groups it qualifies for. Images are held
 page-language stratum (the benchmark analogs' draw, `evals.analogs.draw_ids`, under the analog name
 "attention"), so no model trained on them. Pictures with a person are left out: the figure is a second
 foreground object the mask does not cover, and a map that points at it would be scored a miss.
+
+The centre prior (attention/baselines.py) is chosen on a second draw of the same size, groups and key from the
+other half of the draw's counter (split "train"): held-out ids as well, disjoint from the probe images by
+construction (one keyed permutation per stratum, two disjoint ranges of its positions).
 """
 from __future__ import annotations
 
@@ -41,10 +45,14 @@ def concept_groups(world) -> np.ndarray:
     return group
 
 
-def probe_set(world, per_group: int, key: int) -> Probe:
-    """`per_group` held-out images of each group of GROUPS, without a person, from every stratum equally."""
+PROBE_SPLIT, PRIOR_SPLIT = "test", "train"  # the scored images; the images the centre prior is chosen on
+
+
+def probe_set(world, per_group: int, key: int, split: str = PROBE_SPLIT) -> Probe:
+    """`per_group` held-out images of each group of GROUPS, without a person, from every stratum equally, from
+    the draw's `split` (PROBE_SPLIT: the probe images; PRIOR_SPLIT: the centre prior's, disjoint from them)."""
     group_of = concept_groups(world)
-    ids = draw_ids(world, "attention", key, "test", list(range(len(world.strata))),
+    ids = draw_ids(world, "attention", key, split, list(range(len(world.strata))),
                    even_quotas(per_group * len(GROUPS), len(GROUPS)),
                    lambda gt: np.where(gt["has_person"], -1, group_of[gt["concept"]]))
     gt = truth(world, ids)

@@ -3,19 +3,22 @@
 For each run of `runs` (the data scales, and the curation arms when present) the stage reads the final
 cool-down checkpoint and, for a natural run, also the checkpoint at the examples seen where a curated run
 ends, so that every comparison is at equal examples seen. Per image and checkpoint it scores the map
-(attention/focus.py). Then, as a reviewer would:
-- per group (attention/probe.py GROUPS, the pooled long tail "cultural", and "all"): the mean of each score,
-  with a bootstrap interval over the probe images; the resamples are drawn once per group and shared by all
-  checkpoints, so differences between models are paired;
-- finding 8 (PAPER.md §5): does focus rise from 1% to 10% to 100% data, at equal examples seen, and more on
-  the long-tail groups than on the head? The differences of consecutive scales, the gain 1% -> 100%, and its
-  excess over the head's (a difference in differences), each with a paired interval and p-value;
-- the training-noise null: runs on the same data with another seed (the random filter arm and the natural
-  run of keep_fraction, or seed replicates) give the difference expected from training noise alone;
+(attention/focus.py) and what blind maps score on that image (attention/baselines.py): uniform, a random peak,
+the centre prior (chosen on a disjoint draw of images) and the model's own map of another image of the group
+(image-shuffled). Then, as a reviewer would:
+- per group (attention/groups.py GROUPS, the pooled long tail "cultural", and "all"): the mean of each score
+  and baseline, with a bootstrap interval over the probe images; the resamples are drawn once per group and
+  shared by all checkpoints, so differences between models are paired;
+- finding 8 (PAPER.md §5), attention/finding8.py: each tenfold data step, each scale against the centre prior
+  and its own shuffled maps, and the long tail's gain against the head's, each a difference with training noise
+  (the seed variance pooled over the configurations with two seeds at the same examples seen) and test-image
+  noise (vlscale.analysis.evidence);
 - registers: the share of images whose peak is the model's most common peak patch (Darcet et al. 2024).
 
-Writes results/attention/ (probe.parquet, focus.parquet, maps.npz: the figure rows' patch maps) and returns
-the summary the notebook writes to metrics/attention.json.
+Writes results/attention/ (probe.parquet; focus.parquet: per checkpoint and image the scores, the baselines'
+scores and the shuffled partner; baselines.npz: per grid the probe and prior images' cell covers and cell hits,
+the prior's ids and cells and the partners, enough to re-score any blind map; maps.npz: the figure rows' patch
+maps) and returns the summary the notebook writes to metrics/attention.json.
 """
 from __future__ import annotations
 
@@ -28,28 +31,32 @@ import numpy as np
 import pandas as pd
 
 from vlscale.analysis import uncertainty
-from vlscale.attention.focus import focus_scores, head_mean, peak_concentration
-from vlscale.attention.groups import CULTURAL, GROUPS, METRICS, POOLS
-from vlscale.attention.probe import probe_masks, probe_set
+from vlscale.attention import finding8
+from vlscale.attention.baselines import centre_prior, derangement, prior_scores, shuffled_scores
+from vlscale.attention.focus import focus_scores, head_mean, mask_geometry, peak_concentration
+from vlscale.attention.groups import BASELINES, GROUPS, METRICS, POOLS
+from vlscale.attention.probe import PRIOR_SPLIT, probe_masks, probe_set
 OUT_DIR = Path("results/attention")
 
 
 def checkpoints_to_map(p: dict, runs_dir: Path) -> pd.DataFrame:
-    """One row per (run, examples_seen) to map: run, examples_seen, checkpoint, data_pct, curation, seed."""
+    """One row per (run, examples_seen) to map: run, examples_seen, checkpoint, model (config.model_name),
+    data_pct, curation, seed."""
+    from vlscale.config import model_name, run_model
     from vlscale.evals.stage import checkpoints, run_curation, run_seed
 
     rows = []
     for name in p["runs"]:
         fraction, curation = run_curation(p, name)
         found = dict(checkpoints(runs_dir / name))
-        rows.append(dict(run=name, data_pct=100 * fraction, curation=curation, seed=run_seed(p, name),
-                         found=found, last=max(found)))
+        rows.append(dict(run=name, model=model_name(run_model(p, name)), data_pct=100 * fraction,
+                         curation=curation, seed=run_seed(p, name), found=found, last=max(found)))
     runs = pd.DataFrame(rows)
     ends = set(runs.loc[runs["curation"] != "natural", "last"])
     out = []
     for r in runs.itertuples():
         wanted = {r.last} | ({s for s in ends if s in r.found} if r.curation == "natural" else set())
-        out += [dict(run=r.run, examples_seen=s, checkpoint=str(r.found[s]), data_pct=r.data_pct,
+        out += [dict(run=r.run, examples_seen=s, checkpoint=str(r.found[s]), model=r.model, data_pct=r.data_pct,
                      curation=r.curation, seed=r.seed) for s in sorted(wanted)]
     return pd.DataFrame(out)
 
@@ -92,6 +99,44 @@ def figure_rows(probe_meta: pd.DataFrame, per_group: int) -> np.ndarray:
     return np.concatenate([np.flatnonzero(probe_meta["group"].to_numpy() == g)[:per_group] for g in GROUPS])
 
 
+class Blind:
+    """What the blind baselines need for the probe masks on one grid: their Geometry (`geo`), the prior images'
+    ids and Geometry, the CentrePrior chosen on those, and its per-image scores on the probe images."""
+
+    def __init__(self, world, per_group: int, key: int, px: int, masks: np.ndarray, grid: tuple[int, int],
+                 radius: float):
+        self.prior_ids = probe_set(world, per_group, key, PRIOR_SPLIT).ids
+        self.prior_geo = mask_geometry(probe_masks(world, self.prior_ids, px), grid, radius)
+        self.geo = mask_geometry(masks, grid, radius)
+        self.prior = centre_prior(self.prior_geo)
+        self.prior_energy, self.prior_hit = prior_scores(self.prior, self.geo)
+
+    def arrays(self, label: str) -> dict[str, np.ndarray]:
+        """baselines.npz's arrays for this grid, named <label>/<array>."""
+        return {f"{label}/probe_cover": self.geo.cover, f"{label}/probe_near": self.geo.near,
+                f"{label}/prior_cover": self.prior_geo.cover, f"{label}/prior_near": self.prior_geo.near,
+                f"{label}/prior_ids": self.prior_ids,
+                f"{label}/prior_cells": np.array([self.prior.energy_cell, self.prior.hit_cell])}
+
+
+def score_checkpoint(maps: np.ndarray, masks: np.ndarray, radius: float, blind: Blind,
+                     partner: np.ndarray) -> pd.DataFrame:
+    """focus_scores of one checkpoint's maps, with the blind baselines' scores on each image and its partner."""
+    s = focus_scores(maps, masks, radius, blind.geo)
+    s["shuffled_energy"], s["shuffled_hit"] = shuffled_scores(maps, blind.geo, partner)
+    s["prior_energy"], s["prior_hit"] = blind.prior_energy, blind.prior_hit
+    s["partner"] = partner
+    return s
+
+
+def _label_rows(s: pd.DataFrame, r, groups: np.ndarray) -> pd.DataFrame:
+    s.insert(0, "image", np.arange(len(s)))
+    for col in ("seed", "curation", "data_pct", "model", "examples_seen", "run"):
+        s.insert(0, col, getattr(r, col))
+    s["group"] = groups
+    return s
+
+
 def run_attention(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR,
                   progress=print) -> dict:
     """Map, score and summarise (module docstring); writes <out_dir> and returns the summary."""
@@ -111,63 +156,93 @@ def run_attention(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = 
     masks = probe_masks(world, probe.ids, px)
     images = render_padded(render_jax(world, px), probe.ids, E["batch_size"])
     radius = A["pointing_radius"] * px
+    groups = probe.meta["group"].to_numpy()
+    partner = derangement(groups, uncertainty._rng(A["seed"], "attention", "shuffle"))
     todo = checkpoints_to_map(p, runs_dir)
     vocab = Tokenizer(TOKENIZER_PATH).vocab_size
     rows = figure_rows(probe.meta, A["figure_rows_per_group"])
     setup_s = time.perf_counter() - t0
     progress(f"{len(probe.ids)} probe images ({A['images_per_group']} per group), {len(todo)} checkpoints to map")
-    scores, figure_maps = [], {}
+    scores, figure_maps, blind = [], {}, {}
     for i, r in enumerate(todo.itertuples()):
         model, params = siglip.load(Path(r.checkpoint), _model_config(p, r.run, vocab), image_size_px=px,
                                     text_len=p["tokenizer"]["max_len"])
         maps = attention_fn(model, params, E["batch_size"])(images)
-        s = focus_scores(maps, masks, radius)
-        s.insert(0, "image", np.arange(len(s)))
-        for col in ("seed", "curation", "data_pct", "examples_seen", "run"):
-            s.insert(0, col, getattr(r, col))
-        s.insert(len(s.columns) - 1, "group", probe.meta["group"].to_numpy())
+        grid = "x".join(map(str, maps.shape[1:]))
+        if grid not in blind:
+            blind[grid] = Blind(world, A["images_per_group"], key, px, masks, maps.shape[1:], radius)
+        s = _label_rows(score_checkpoint(maps, masks, radius, blind[grid], partner), r, groups)
         scores.append(s)
         figure_maps[f"{r.run}@{r.examples_seen}"] = maps[rows]
         progress(f"[{i + 1}/{len(todo)}] {r.run} at {r.examples_seen:,} seen: energy {s['energy'].mean():.3f} "
-                 f"(uniform {s['area'].mean():.3f}), pointing {s['hit'].mean():.3f}")
+                 f"(uniform {s['area'].mean():.3f}, centre prior {s['prior_energy'].mean():.3f}, shuffled "
+                 f"{s['shuffled_energy'].mean():.3f}), pointing {s['hit'].mean():.3f} (centre prior "
+                 f"{s['prior_hit'].mean():.3f}, shuffled {s['shuffled_hit'].mean():.3f})")
     focus = pd.concat(scores, ignore_index=True)
     probe.meta.to_parquet(out_dir / "probe.parquet", index=False)
     focus.to_parquet(out_dir / "focus.parquet", index=False)
     np.savez_compressed(out_dir / "maps.npz", rows=rows, masks=masks[rows], **figure_maps)
-    summary = summarise(focus, int(np.prod(maps.shape[1:])), A["bootstrap"], A["seed"])
+    np.savez_compressed(out_dir / "baselines.npz", probe_ids=probe.ids, partner=partner,
+                        **{k: v for g, b in blind.items() for k, v in b.arrays(g).items()})
+    keep_pct = 100 * p["filter"]["keep_fraction"] if p.get("filter") else None
+    summary = summarise(focus, int(np.prod(maps.shape[1:])), A["bootstrap"], A["seed"], keep_pct=keep_pct)
     summary.update(images=int(len(probe.ids)), per_group=A["images_per_group"], key=key, key_use=E["use_key"],
                    image_px=px, pointing_radius_px=radius, grid=list(maps.shape[1:]),
-                   setup_s=setup_s, wall_s=time.perf_counter() - t0)
+                   baselines=_baselines_record(blind, key), setup_s=setup_s, wall_s=time.perf_counter() - t0)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
 
 
+def _baselines_record(blind: dict[str, Blind], key: int) -> dict:
+    """The summary's record of the blind baselines: per grid the centre prior's cells and what chose them."""
+    return {"centre_prior": {g: {**b.prior.record(), "draw": f"analog 'attention', key {key}, split {PRIOR_SPLIT!r}"}
+                             for g, b in blind.items()},
+            "shuffled": "each image scored with the same model's map of another image of its group (a fixed random "
+                        "cycle per group, focus.parquet `partner`, the same for every run)"}
+
+
 # ------------------------------------------------------------------------------------------------ summary
 
+POOLED = (*METRICS, *BASELINES)  # the focus columns averaged per pool
+
+
 def _pool_draws(focus: pd.DataFrame, n_boot: int, seed: int) -> tuple[pd.DataFrame, dict]:
-    """Means per (checkpoint, pool, metric) and their bootstrap draws [n_boot], the image resamples drawn once
-    per group (stratified: a pool resamples each of its groups) and shared by every checkpoint."""
+    """Means per (checkpoint, pool, column of POOLED) and their bootstrap draws [n_boot], the image resamples
+    drawn once per group (stratified: a pool resamples each of its groups) and shared by every checkpoint."""
     keys = ["run", "examples_seen"]
-    first = focus.groupby(keys, sort=False).ngroup() == 0
-    base = focus[first]
-    counts = {g: _resample(int((base["group"] == g).sum()), n_boot, uncertainty._rng(seed, "attention", g))
-              for g in GROUPS}
+    base = focus[focus.groupby(keys, sort=False).ngroup() == 0]
+    images = {g: base.loc[base["group"] == g, "image"].to_numpy() for g in GROUPS}
+    counts = {g: _resample(len(images[g]), n_boot, uncertainty._rng(seed, "attention", g)) for g in GROUPS}
     rows, draws = [], {}
     for (run, seen), d in focus.groupby(keys, sort=False):
         info = d.iloc[0]
+        sums, reps = _group_sums(d, images, counts, f"{run} at {seen:,} seen")
         for pool, members in POOLS.items():
-            for metric in (*METRICS, "area", "hit_chance", "oracle_energy"):
-                total, dr, n = 0.0, np.zeros(n_boot), 0
-                for g in members:
-                    v = d.loc[d["group"] == g, metric].to_numpy(dtype=float)
-                    total += v.sum()
-                    dr += counts[g] @ v
-                    n += len(v)
-                rows.append(dict(run=run, examples_seen=int(seen), data_pct=float(info["data_pct"]),
-                                 curation=info["curation"], seed=int(info["seed"]), pool=pool, metric=metric,
-                                 value=total / n, n=n))
-                draws[(run, int(seen), pool, metric)] = dr / n
+            n = sum(len(images[g]) for g in members)
+            value = sum(sums[g] for g in members) / n
+            rep = sum(reps[g] for g in members) / n  # [n_boot, metrics]
+            for j, metric in enumerate(POOLED):
+                draws[(run, int(seen), pool, metric)] = rep[:, j]
+                rows.append(dict(run=run, examples_seen=int(seen), model=info["model"],
+                                 data_pct=float(info["data_pct"]), curation=info["curation"], seed=int(info["seed"]),
+                                 pool=pool, metric=metric, value=float(value[j]), n=n))
     return pd.DataFrame(rows), draws
+
+
+def _group_sums(d: pd.DataFrame, images: dict, counts: dict, name: str) -> tuple[dict, dict]:
+    """Per group of one checkpoint's rows: the sums of the POOLED columns [metrics] and their resampled sums
+    [n_boot, metrics]; refuses a checkpoint whose images differ from the first checkpoint's."""
+    group = d["group"].to_numpy()
+    values = d[list(POOLED)].to_numpy(dtype=np.float64)
+    sums, reps = {}, {}
+    for g in GROUPS:
+        rows = group == g
+        if not np.array_equal(d["image"].to_numpy()[rows], images[g]):
+            raise ValueError(f"{name}: its {g!r} images differ from the first checkpoint's; paired resamples need "
+                             "the same images in the same order")
+        sums[g] = values[rows].sum(axis=0)
+        reps[g] = counts[g].astype(np.float64) @ values[rows]
+    return sums, reps
 
 
 def _resample(n: int, n_boot: int, rng) -> np.ndarray:
@@ -175,109 +250,24 @@ def _resample(n: int, n_boot: int, rng) -> np.ndarray:
     return uncertainty.resample_counts(n, n_boot, rng) if n_boot else np.zeros((0, n), np.float32)
 
 
-def _diff(draws: dict, a: tuple, b: tuple, va: float, vb: float, level: float = 0.95) -> dict:
-    d = draws[a] - draws[b]
-    lo, hi = uncertainty.interval(d, level)
-    return {"diff": va - vb, "lo": float(lo[0]), "hi": float(hi[0]), "p": uncertainty.p_two_sided(d)}
-
-
-def summarise(focus: pd.DataFrame, n_cells: int, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """The module docstring's tables from focus.parquet's rows (maps of `n_cells` patches); JSON-ready."""
+def summarise(focus: pd.DataFrame, n_cells: int, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+              keep_pct: float | None = None) -> dict:
+    """From focus.parquet's rows (maps of `n_cells` patches), JSON-ready: `means` (per checkpoint, pool and
+    column of POOLED, with a bootstrap interval over the probe images), `evidence` and `evidence_setup`
+    (finding8.evidence; the random filter arm's runs count as natural runs of keep_pct, the data they train on),
+    `peaks` (register-like peaks per checkpoint)."""
     means, draws = _pool_draws(focus, n_boot, seed)
     lo, hi = uncertainty.interval(np.stack([draws[(r.run, r.examples_seen, r.pool, r.metric)]
                                             for r in means.itertuples()]), level)
     means["lo"], means["hi"] = lo, hi
     val = {(r.run, r.examples_seen, r.pool, r.metric): r.value for r in means.itertuples()}
-    natural = means[(means["curation"] == "natural")][["run", "examples_seen", "data_pct", "seed"]].drop_duplicates()
-    # the scale comparison: the natural runs' largest checkpoint that every data scale has
-    by_scale = natural.groupby("data_pct")["examples_seen"].apply(set)
-    shared = set.intersection(*by_scale) if len(by_scale) else set()
-    scale_rows, contrast_rows, notes = [], [], []
-    if len(by_scale) >= 2 and shared:
-        seen = max(shared)
-        at = natural[natural["examples_seen"] == seen].sort_values(["data_pct", "seed"])
-        pick = at.groupby("data_pct").first()["run"]  # one run per scale (the first seed) for paired differences
-        if at.groupby("data_pct").size().max() > 1:
-            notes.append("several seeds at one data scale: the differences use each scale's first seed; the "
-                         "seed null below measures the rest")
-        scales = list(pick.index)
-        pairs = list(zip(scales[:-1], scales[1:])) + ([(scales[0], scales[-1])] if len(scales) > 2 else [])
-        for metric in METRICS:
-            for pool in POOLS:
-                for a, b in pairs:
-                    ka, kb = (pick[b], seen, pool, metric), (pick[a], seen, pool, metric)
-                    scale_rows.append(dict(pool=pool, metric=metric, examples_seen=seen, from_pct=a, to_pct=b,
-                                           before=val[kb], after=val[ka], **_diff(draws, ka, kb, val[ka], val[kb])))
-            a, b = scales[0], scales[-1]
-            head = (pick[b], seen, "head", metric), (pick[a], seen, "head", metric)
-            for pool in (*CULTURAL, "cultural"):
-                ka, kb = (pick[b], seen, pool, metric), (pick[a], seen, pool, metric)
-                gain = draws[ka] - draws[kb] - (draws[head[0]] - draws[head[1]])
-                glo, ghi = uncertainty.interval(gain, level)
-                contrast_rows.append(dict(pool=pool, metric=metric, examples_seen=seen, from_pct=a, to_pct=b,
-                                          gain=val[ka] - val[kb], head_gain=val[head[0]] - val[head[1]],
-                                          diff=val[ka] - val[kb] - val[head[0]] + val[head[1]],
-                                          lo=float(glo[0]), hi=float(ghi[0]), p=uncertainty.p_two_sided(gain)))
-    else:
-        notes.append("fewer than two natural data scales share a checkpoint: no scale comparison")
-    scale = pd.DataFrame(scale_rows)
-    contrast = pd.DataFrame(contrast_rows)
-    null = _seed_null(means, draws, val, level)
-    peaks = []
-    for (run, seen), d in focus.groupby(["run", "examples_seen"], sort=False):
-        peaks.append(dict(run=run, examples_seen=int(seen), peak_mode_share=peak_concentration(d["peak"], n_cells),
-                          object_mode_share=peak_concentration(d["object_peak"], n_cells)))
-    return dict(means=means.to_dict("records"), scale=scale.to_dict("records"),
-                contrast=contrast.to_dict("records"), seed_null=null.to_dict("records"), peaks=peaks,
-                finding8=_verdict(scale, contrast, null), bootstrap=n_boot, level=level, notes=notes)
-
-
-def _seed_null(means: pd.DataFrame, draws: dict, val: dict, level: float) -> pd.DataFrame:
-    """Differences between runs trained on the same data with other seeds: the random filter arm against the
-    natural run of its share, and seed replicates of one natural scale, at each checkpoint both have."""
-    runs = means[["run", "examples_seen", "data_pct", "curation", "seed"]].drop_duplicates()
-    data = np.where(runs["curation"].isin(["natural", "filter/random"]), "natural", runs["curation"])
-    runs = runs.assign(data=data, pct=runs["data_pct"].round(1))
-    rows = []
-    for (_, _, seen), d in runs.groupby(["data", "pct", "examples_seen"]):
-        names = list(d.assign(other=d["curation"] != "natural").sort_values(["other", "seed"])["run"])  # natural first
-        for other in names[1:]:
-            for metric in METRICS:
-                for pool in POOLS:
-                    ka, kb = (other, int(seen), pool, metric), (names[0], int(seen), pool, metric)
-                    rows.append(dict(run=other, against=names[0], examples_seen=int(seen), pool=pool, metric=metric,
-                                     **_diff(draws, ka, kb, val[ka], val[kb], level)))
-    return pd.DataFrame(rows, columns=["run", "against", "examples_seen", "pool", "metric", "diff", "lo", "hi", "p"])
-
-
-def _verdict(scale: pd.DataFrame, contrast: pd.DataFrame, null: pd.DataFrame) -> dict:
-    """Finding 8 per score (energy, pointing), in words a reader can check against the tables: each tenfold
-    step of data, whether it is positive, outside its test-image interval, and larger than the largest
-    difference two runs on the same data show (the seed null)."""
-    if scale.empty:
-        return {"tested": False}
-    out = {"tested": True}
-    for metric in ("energy", "hit"):
-        e = scale[scale["metric"] == metric]
-        steps = e[(e["to_pct"] / e["from_pct"]).round() == 10]
-        n = null[null["metric"] == metric]
-        res = {}
-        for pool in ("cultural", "head", "all"):
-            s = steps[steps["pool"] == pool]
-            noise = float(n.loc[n["pool"] == pool, "diff"].abs().max()) if len(n) else float("nan")
-            res[pool] = {"rises_each_step": bool((s["diff"] > 0).all()),
-                         "each_step_significant": bool((s["lo"] > 0).all()),
-                         "each_step_beyond_seed_null": bool((s["diff"] > noise).all()) if np.isfinite(noise) else None,
-                         "seed_null_abs_diff": noise,
-                         "steps": [{"from_pct": r.from_pct, "to_pct": r.to_pct, "diff": r.diff, "lo": r.lo,
-                                    "hi": r.hi} for r in s.itertuples()]}
-        c = contrast[(contrast["metric"] == metric) & (contrast["pool"] == "cultural")]
-        if len(c):
-            r = c.iloc[0]
-            res["more_on_cultural"] = {"diff": r["diff"], "lo": r["lo"], "hi": r["hi"], "p": r["p"],
-                                       "significant": bool(r["lo"] > 0 or r["hi"] < 0)}
-        out[metric] = res
-    return out
+    ckpts = means[["run", "examples_seen", "model", "data_pct", "curation", "seed"]].drop_duplicates()
+    evidence, setup = finding8.evidence(ckpts, val, draws, level, keep_pct)
+    peaks = [dict(run=run, examples_seen=int(seen), peak_mode_share=peak_concentration(d["peak"], n_cells),
+                  object_mode_share=peak_concentration(d["object_peak"], n_cells))
+             for (run, seen), d in focus.groupby(["run", "examples_seen"], sort=False)]
+    return dict(means=means.to_dict("records"), evidence=evidence, evidence_setup=setup, peaks=peaks,
+                bootstrap=n_boot, level=level, notes=setup["notes"])
 
 
 # ------------------------------------------------------------------------------------------------ outputs

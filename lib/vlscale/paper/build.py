@@ -208,14 +208,25 @@ def _f7(j: Judge) -> list[dict]:
 
 
 def _f8(j: Judge) -> list[dict]:
-    att = [n for n in j.ev if n.startswith("attention/")]
-    if not att:
+    """Attention focuses more with more data: each tenfold step of both scores on all probe images and the step to
+    100% on the cultural long tail, and the largest scale's maps beating the blind centre prior and their own
+    image-shuffled maps (attention/finding8.py's records; every interval counts seeds and probe images)."""
+    steps = sorted({n.rsplit("/", 1)[1] for n in j.ev if n.startswith("attention/step/hit/all/")},
+                   key=lambda x: float(x.split("_to_")[0]))
+    if not steps:
         return [_part("attention maps of two data scales", None, None, None)]
+    top = steps[-1].split("_to_")[1]
     parts = []
-    for name in sorted(att):
-        rec = j.rec(name)
-        label = rec.get("label", name)
-        parts.append(j.directional(label, name, +1, None, unit=rec.get("unit", "pp")))
+    for score, name in (("energy", "mass on the object"), ("hit", "pointing-game hit")):
+        for step in steps:
+            lo, hi = step.split("_to_")
+            parts.append(j.directional(f"Attention {name}, {lo}% → {hi}% data", f"attention/step/{score}/all/{step}",
+                                       +1, None))
+        for base, what in (("centre_prior", "the blind centre prior"), ("shuffled", "its image-shuffled maps")):
+            parts.append(j.directional(f"Attention {name} at {top}% minus {what}",
+                                       f"attention_context/{base}/{score}/all/{top}%", +1, None))
+    parts.append(j.directional(f"Pointing-game hit on the cultural long tail, {steps[-1].replace('_to_', '% → ')}%",
+                               f"attention/step/hit/cultural/{steps[-1]}", +1, None))
     return parts
 
 
@@ -300,7 +311,10 @@ def controls(fig: dict, V: dict) -> list[dict]:
     rule a finding's comparison goes through."""
     e, out = fig.get("evidence", {}), []
     neg = {k.rsplit("/", 1)[1]: v for k, v in e.items() if k.startswith("control/negative/")}
-    if neg:
+    if neg and not all(r["separable"] for r in neg.values()):
+        out.append({"control": "negative", "expect": "no difference", "passed": None,
+                    "outcome": "not judged: the training noise of its halves is not measured", "parts": []})
+    elif neg:
         judged = {g: (ev.directional(_difference(r), +1, None, V["power"]),
                       ev.directional(_difference(r), -1, None, V["power"])) for g, r in neg.items()}
         found = [g for g, vs in judged.items() if any(v.verdict == ev.REPRODUCES for v in vs)]
