@@ -3,6 +3,7 @@ nested subsets' uid lists, and the filter arms, whatever the number of workers o
 in-process (its FnApiRunner: threads or worker processes on this machine), never a runner that downloads."""
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,6 +151,40 @@ def test_the_filter_stage_on_beam_writes_the_local_scores_arms_and_account(filte
     assert any("model loads" in m for m in logged)
 
 
+def test_the_clip_multilingual_and_planted_arms_on_beam_write_the_local_bytes(filter_workdir, tmp_path, monkeypatch):
+    """The clip (English captions), clip_multilingual, english, planted and random arms, the scorer the smoke run's
+    checkpoint (nothing trained), on either engine: the same arms, account and scores."""
+    import shutil
+
+    import yaml
+
+    from vlscale.config import validate
+    from vlscale.filtering.stage import run_filter
+
+    p = validate(yaml.safe_load((filter_workdir / "params.yaml").read_text()))
+    models = json.loads((filter_workdir / "data/filter/manifest.json").read_text())["models"]
+    ckpt = filter_workdir / models["scorer"]["checkpoint"]
+    for d in ("data/sample", "data/tokenizer"):
+        shutil.copytree(filter_workdir / d, tmp_path / d)
+    monkeypatch.chdir(tmp_path)
+    arms = ["clip", "clip_multilingual", "english", "planted", "random"]
+    p = {**p, "beam": ENGINES["processes"], "filter": {**p["filter"], "arms": arms,
+                                                       "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    local = run_filter(p, "data/filter", progress=False, log=lambda m: None)
+    on_beam = run_filter({**p, "engine": "beam", "filter": {**p["filter"], "shard_size": 4096}}, "data/filter_beam",
+                         progress=False, log=lambda m: None)
+    assert list(on_beam["arms"]) == arms and on_beam["k"] == local["k"]
+    for arm in arms:
+        assert sha(f"data/filter_beam/{arm}.npy") == sha(f"data/filter/{arm}.npy"), arm
+    assert sha("data/filter_beam/account.parquet") == sha("data/filter/account.parquet")
+    for name in ("english_caption_share", "culture_or_landmark_share"):
+        assert on_beam[name] == local[name], name
+    assert local["culture_or_landmark_share"]["planted"] == 0 and local["english_caption_share"]["clip"] == 1
+    scores = {d: pd.concat(pd.read_parquet(f) for f in sorted(Path(d, "scores").glob("*.parquet")))
+              .sort_values("id").reset_index(drop=True) for d in ("data/filter", "data/filter_beam")}
+    pd.testing.assert_frame_equal(scores["data/filter"], scores["data/filter_beam"])
+
+
 # ------------------------------------------------------------------------------------------ the sample stage
 
 def run_sample_stage(folder, shards, engine: str):
@@ -187,8 +222,9 @@ def test_the_sample_stage_on_beam_writes_the_local_scan_account_and_uid_lists(tm
 
 
 def test_a_real_pool_is_filtered_on_beam_as_on_the_local_engine(filter_workdir, real_sample, tmp_path, monkeypatch):
-    """A real pool's CLIP-score, English and random arms (the smoke scorer as filter.scorer.checkpoint), with
-    one record gone bad on disk: the same arms, account, scores and bad-record counts on either engine."""
+    """A real pool's CLIP-score (English and multilingual), English and random arms (the smoke scorer as
+    filter.scorer.checkpoint), with one record gone bad on disk: the same arms, account, scores and bad-record
+    counts on either engine, and the same error when k is more than the English records."""
     import shutil
 
     import yaml
@@ -204,16 +240,22 @@ def test_a_real_pool_is_filtered_on_beam_as_on_the_local_engine(filter_workdir, 
     shard = records["shard"].iloc[0]
     spoil_member(shard, "0007.png")  # one image goes bad after the scan
     monkeypatch.chdir(tmp_path)
+    arms = ["clip", "clip_multilingual", "english", "random"]
     real = {**p, "sample": {**p["sample"], "source": "webdataset"}, "beam": ENGINES["processes"],
-            "filter": {**p["filter"], "arms": ["clip", "english", "random"], "keep_fraction": 0.25,
+            "filter": {**p["filter"], "arms": arms, "keep_fraction": 0.25,
                        "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
     local = run_filter(real, "data/filter", progress=False, log=lambda m: None)
     on_beam = run_filter({**real, "engine": "beam"}, "data/filter_beam", progress=False, log=lambda m: None)
     assert on_beam["bad_records"] == local["bad_records"] == {"corrupt_image": 1}
-    for arm in ("clip", "english", "random"):
+    for arm in arms:
         assert on_beam["arms"][arm]["sha256"] == local["arms"][arm]["sha256"], arm
         assert sha(f"data/filter_beam/{arm}_uids.parquet") == sha(f"data/filter/{arm}_uids.parquet"), arm
     assert sha("data/filter_beam/account.parquet") == sha("data/filter/account.parquet")
     for f in sorted((tmp_path / "data/filter/scores").glob("*.parquet")):
         pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(tmp_path / "data/filter_beam/scores" / f.name))
     assert on_beam["beam"]["counters"]["model_loads"] >= 1
+    too_many = {**real, "filter": {**real["filter"], "keep_fraction": 0.5}}  # k = 12, 8 English records
+    for engine in ("local", "beam"):
+        with pytest.raises(Exception, match="filter arm 'clip' keeps k = 12 pairs, but the pool has only 8 pairs "
+                                            "with an English caption"):
+            run_filter({**too_many, "engine": engine}, f"data/too_many_{engine}", progress=False, log=lambda m: None)

@@ -1,5 +1,6 @@
-"""The filter stage: exact, deterministic, split-independent arms; filter models trained only on reserved ids;
-an account that adds up and reports planted removals exactly; errors before any work; real pools streamed.
+"""The filter stage: exact, deterministic, split-independent arms; the clip and english arms on English captions,
+the planted arm off place-bound concepts; filter models trained only on reserved ids; an
+account that adds up and reports planted removals exactly; errors before any work; real pools streamed.
 
 The stage itself runs twice on the smoke profile, in two processes, in a work folder that holds what the
 sample and tokenizer stages write.
@@ -15,14 +16,16 @@ import pytest
 import yaml
 
 from vlscale import siglip
-from vlscale.config import ParamsError, validate
+from vlscale.config import FILTER_ARMS, ParamsError, validate
 from vlscale.data.ids import CLASSIFIER_BIT, HELDOUT_BIT, LOCAL_BITS, SCORER_BIT, TOKENIZER_BIT
 from vlscale.data.input import IdSource, read_sample
+from vlscale.data.subsets import derive_key
 from vlscale.evals.embedder import Embedder
 from vlscale.filtering import account as acc
+from vlscale.filtering import arms as filter_arms
 from vlscale.filtering.classifier import AlignmentHead, auc
 from vlscale.filtering.manifest import read_arm
-from vlscale.filtering.score import Scorers, pool_shards, score_records, shard_ids
+from vlscale.filtering.score import Scorers, pool_shards, score_record_shard, score_records, shard_ids
 from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k, top_k
 from vlscale.filtering.stage import run_filter, scorer_ids, web_ids
 from vlscale.world.spec import build_world
@@ -30,7 +33,20 @@ from vlscale.world.truth import truth
 
 from conftest import ROOT, spoil_member
 
-ARMS = ("clip", "classifier", "english", "random")
+
+
+def pool_of(world, n: int, shard_size: int) -> tuple[list, np.ndarray, dict]:
+    """(shards, ids, truth) of a synthetic pool of n pairs cut into shards of shard_size."""
+    shards = pool_shards(world.pool_sizes(n), shard_size)
+    ids = np.concatenate([shard_ids(s) for s in shards])
+    return shards, ids, truth(world, ids)
+
+
+def excluded_by_planted(world, gt) -> np.ndarray:
+    """The pairs the planted arm must never keep, from the truth: a culture-specific concept, one with regional
+    variants, or a landmark."""
+    concept = gt["concept"]
+    return (world.culture_region[concept] >= 0) | world.has_variants[concept] | (concept >= world.landmark_start)
 
 
 # ------------------------------------------------------------------------------------------ selection
@@ -71,6 +87,77 @@ def test_keyed_scores_are_a_pure_function_of_id_and_key_in_another_process():
     assert not np.array_equal(here, keyed_scores(ids, 6))
 
 
+# ------------------------------------------------------------------------------------------ the arms' definitions
+
+def test_the_arm_names_are_the_params_arms():
+    assert set(filter_arms.SCORED_ARMS) | {"random"} == set(FILTER_ARMS)
+    assert set(filter_arms.SELECTION_COLUMN) == set(filter_arms.ELIGIBLE) == set(filter_arms.SCORED_ARMS)
+
+
+def select_arms(world, shards, ids, gt, cosine, key=0, k=1500):
+    """Every scored arm of a pool with scorer cosines `cosine`, per shard then merged, as the stage selects."""
+    candidates = {a: [] for a in filter_arms.SCORED_ARMS if a != "classifier"}
+    at = 0
+    for shard in shards:
+        here = slice(at, at + shard[2] - shard[1])
+        at = here.stop
+        g = {f: v[here] for f, v in gt.items()}
+        english = filter_arms.english_caption(world, g)
+        raw = {"clip": cosine[here]}
+        planted_ok = filter_arms.planted_eligible(world, g)
+        columns = raw | filter_arms.selection_scores(ids[here], raw, english, key, planted_ok)
+        for arm, c in filter_arms.shard_candidates(ids[here], columns, list(candidates), k).items():
+            candidates[arm].append(c)
+    return {arm: filter_arms.merge_arm(arm, c, k) for arm, c in candidates.items()}
+
+
+def test_clip_keeps_the_top_k_of_english_captions_and_english_draws_english_captions_not_pages(world):
+    shards, ids, gt = pool_of(world, 20000, 3000)
+    cosine = np.round(np.random.default_rng(0).random(len(ids)), 3)  # ties, and no preference for English
+    k = 1500
+    arms = select_arms(world, shards, ids, gt, cosine, k=k)
+    en = world.stratum_of("en")
+    english = gt["caption_language"] == en
+    assert np.array_equal(arms["clip"], top_k(ids[english], cosine[english], k))
+    assert (truth(world, arms["clip"])["caption_language"] == en).all()
+    old = top_k(ids, cosine, k)  # the top k of the whole multilingual pool: the clip_multilingual arm
+    assert np.array_equal(arms["clip_multilingual"], old) and not np.array_equal(arms["clip"], old)
+    assert (truth(world, old)["caption_language"] != en).mean() > 0.4
+    # english: a keyed draw among English captions, whatever the page's language
+    kept = truth(world, arms["english"])
+    assert len(arms["english"]) == k and (kept["caption_language"] == en).all()
+    assert (kept["stratum"] != en).sum() > 50  # English alt-text of other pages: the page definition would miss it
+    draw = keyed_scores(ids, derive_key(0, filter_arms.ENGLISH_KEY))
+    assert np.array_equal(arms["english"], top_k(ids[english], draw[english], k))
+
+
+def test_the_planted_arm_keeps_k_pairs_of_concepts_bound_to_no_place_at_random(world):
+    shards, ids, gt = pool_of(world, 20000, 3000)
+    cosine = np.zeros(len(ids))
+    arms = select_arms(world, shards, ids, gt, cosine)
+    excluded = excluded_by_planted(world, gt)
+    assert gt["is_landmark"].any() and (world.culture_region[gt["concept"]] >= 0).any()
+    assert world.has_variants[gt["concept"]].any() and not world.has_variants[gt["concept"][np.isin(ids, arms["planted"])]].any()
+    planted = arms["planted"]
+    assert len(planted) == 1500 and not excluded[np.isin(ids, planted)].any()
+    draw = keyed_scores(ids, derive_key(0, filter_arms.PLANTED_KEY))
+    assert np.array_equal(planted, top_k(ids[~excluded], draw[~excluded], 1500))  # a pure function of ids and key
+    other_split = pool_shards(world.pool_sizes(20000), 7000)
+    assert np.array_equal(planted, select_arms(world, other_split, ids, gt, cosine)["planted"])
+    assert not np.array_equal(planted, select_arms(world, shards, ids, gt, cosine, key=1)["planted"])
+    assert len(np.intersect1d(planted, arms["english"])) < 0.7 * 1500  # its own draw, not the English arm's
+
+
+def test_an_arm_with_fewer_eligible_pairs_than_k_names_the_arm_k_and_the_count(world):
+    shards, ids, gt = pool_of(world, 5000, 700)
+    n_english = int((gt["caption_language"] == world.stratum_of("en")).sum())
+    cosine = np.random.default_rng(1).random(len(ids))
+    with pytest.raises(ValueError, match=f"filter arm 'clip' keeps k = {n_english + 1:,} pairs, but the pool has "
+                                         f"only {n_english:,} pairs with an English caption"):
+        select_arms(world, shards, ids, gt, cosine, k=n_english + 1)
+    assert len(select_arms(world, shards, ids, gt, cosine, k=n_english)["clip"]) == n_english
+
+
 # ------------------------------------------------------------------------------------------ the account
 
 def test_a_planted_filter_is_accounted_exactly(world):
@@ -97,6 +184,34 @@ def test_a_planted_filter_is_accounted_exactly(world):
     noisy = int((gt["caption_kind"] != 0).sum())
     assert noise["recall"] == 1.0 and noise["noisy_removed"] == noisy
     assert noise["precision"] == pytest.approx(noisy / (len(ids) - k)) and noise["noise_share_kept"] == 0
+
+
+def test_the_account_groups_by_caption_language_and_it_adds_up(world):
+    _, ids, gt = pool_of(world, 20000, 4096)
+    english = gt["caption_language"] == world.stratum_of("en")
+    kept = {"english_only": english & (keyed_scores(ids, 2) < 0.5), "any": keyed_scores(ids, 3) < 0.2}
+    table = acc.finish(acc.count_table(acc.labels(world, gt), kept))
+    assert "caption_language" in acc.GROUPINGS and set(table["grouping"]) == set(acc.GROUPINGS)
+    for arm, mask in kept.items():
+        a = table[(table["arm"] == arm) & (table["grouping"] == "caption_language")].set_index("group")
+        want_pool = np.bincount(gt["caption_language"], minlength=len(world.strata))
+        want_kept = np.bincount(gt["caption_language"][mask], minlength=len(world.strata))
+        for lang in a.index:
+            assert a.loc[lang, "pool"] == want_pool[world.stratum_of(lang)], lang
+            assert a.loc[lang, "kept"] == want_kept[world.stratum_of(lang)], lang
+        assert a["pool"].sum() == len(ids) and a["kept"].sum() == mask.sum()
+        assert (a["kept"] + a["removed"] == a["pool"]).all()
+    # the caption language differs from the page language: English alt-text on other pages
+    lang = table[(table["arm"] == "any") & (table["grouping"] == "language")].set_index("group")
+    cap = table[(table["arm"] == "any") & (table["grouping"] == "caption_language")].set_index("group")
+    assert cap.loc["en", "pool"] > lang.loc["en", "pool"]
+    shares = acc.shares(table)
+    assert shares["english_caption_share"]["english_only"] == 1.0
+    assert shares["english_caption_share"]["pool"] == pytest.approx(english.mean())
+    assert shares["english_caption_share"]["any"] == pytest.approx(english[kept["any"]].mean())
+    culture_or_landmark = (world.culture_region[gt["concept"]] >= 0) | (gt["concept"] >= world.landmark_start)
+    assert shares["culture_or_landmark_share"]["pool"] == pytest.approx(culture_or_landmark.mean())
+    assert shares["culture_or_landmark_share"]["any"] == pytest.approx(culture_or_landmark[kept["any"]].mean())
 
 
 def test_shards_counts_add_up_to_the_whole_account(world):
@@ -165,41 +280,160 @@ def workdir(filter_workdir):
     return filter_workdir
 
 
+def stage_scores(out_dir) -> pd.DataFrame:
+    """Every pool pair's scores the filter stage wrote to out_dir/scores, one parquet per shard."""
+    return pd.concat(pd.read_parquet(f) for f in sorted((out_dir / "scores").glob("*.parquet")))
+
+
 def test_every_arm_keeps_exactly_k_and_is_the_same_in_two_processes(workdir):
     manifest = json.loads((workdir / "data/filter/manifest.json").read_text())
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    arms = p["filter"]["arms"]
     _, _, pool = read_sample(build_world(p["world"]), workdir / "data/sample", None)
     k = int(pool.counts(p["filter"]["keep_fraction"]).sum())
-    assert manifest["k"] == k and set(manifest["arms"]) == set(ARMS)
-    for arm in ARMS:
+    assert manifest["k"] == k and list(manifest["arms"]) == arms
+    for arm in arms:
         ids, entry = read_arm(arm, workdir / "data/filter")
         again, _ = read_arm(arm, workdir / "data/filter_again")
         assert len(ids) == k and np.all(np.diff(ids) > 0) and np.array_equal(ids, again), arm
         assert pool.contains(ids, 1.0).all()  # every kept pair is a pool pair
     random, _ = read_arm("random", workdir / "data/filter")
     assert np.array_equal(random, pool.ids(p["filter"]["keep_fraction"]))  # the natural 10% subset itself
-    english, _ = read_arm("english", workdir / "data/filter")
-    world = build_world(p["world"])
-    assert (truth(world, english)["stratum"] == world.stratum_of("en")).all()
     # the scores behind the arms, one parquet per shard, as DataComp writes them
-    scores = pd.concat(pd.read_parquet(f) for f in sorted((workdir / "data/filter/scores").glob("*.parquet")))
+    scores = stage_scores(workdir / "data/filter")
     assert len(scores) == pool.sizes.sum() and scores["id"].is_unique
-    for arm in ("clip", "classifier"):
+    for arm in (a for a in arms if a != "random"):
         ids, _ = read_arm(arm, workdir / "data/filter")
-        assert np.array_equal(ids, top_k(scores["id"].to_numpy(), scores[arm].to_numpy(), k))
+        column = filter_arms.SELECTION_COLUMN[arm]
+        assert np.array_equal(ids, top_k(scores["id"].to_numpy(), scores[column].to_numpy(), k)), arm
+
+
+def test_the_stored_scores_are_what_the_saved_scorer_gives_those_pairs(workdir):
+    """The arms are top-k of the stored scores; those scores must be the scorer's own of each pair, recomputed
+    here from the saved model and freshly rendered images and captions, not only a column that agrees with
+    itself."""
+    from vlscale.data.tokenizer import Tokenizer
+    from vlscale.filtering.score import Scorers, score_synthetic
+    from vlscale.filtering.stage import _embedder
+    from vlscale.world.render import render_jax
+
+    p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    world = build_world(p["world"])
+    manifest = json.loads((workdir / "data/filter/manifest.json").read_text())
+    tokenizer = Tokenizer(workdir / "data/tokenizer/spm.model")
+    scorer = _embedder(p, tokenizer, workdir / manifest["models"]["scorer"]["checkpoint"])
+    scores = stage_scores(workdir / "data/filter").sample(48, random_state=0)
+    ids = scores["id"].to_numpy()
+    _, fresh = score_synthetic(world, ids, Scorers(clip=scorer), render_jax(world, p["train"]["image_px"]))
+    assert np.allclose(fresh["clip"], scores["clip"].to_numpy(), atol=1e-4)
+    assert np.std(fresh["clip"]) > 1e-3  # the pairs are told apart
+
+
+def test_the_clip_and_english_arms_keep_english_captions_clip_the_best_scored_of_them(workdir):
+    """clip: the top k by scorer cosine of the English-caption pairs, not of the whole pool; english: English
+    captions at random, whatever the page's language. The scores table keeps every pair's raw cosine."""
+    p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    world, k = build_world(p["world"]), json.loads((workdir / "data/filter/manifest.json").read_text())["k"]
+    scores = stage_scores(workdir / "data/filter")
+    ids, cosine = scores["id"].to_numpy(), scores["clip"].to_numpy()
+    en = world.stratum_of("en")
+    english = truth(world, ids)["caption_language"] == en
+    assert np.array_equal(scores["caption_en"].to_numpy(), english) and not np.isnan(cosine).any()
+    assert np.array_equal(np.isnan(scores["clip_en"].to_numpy()), ~english)
+    clip, _ = read_arm("clip", workdir / "data/filter")
+    assert np.array_equal(clip, top_k(ids[english], cosine[english], k))
+    assert (truth(world, clip)["caption_language"] == en).all()
+    assert not np.array_equal(clip, top_k(ids, cosine, k))  # the old definition: the whole multilingual pool
+    kept = truth(world, read_arm("english", workdir / "data/filter")[0])
+    assert (kept["caption_language"] == en).all() and (kept["stratum"] != en).any()  # caption, not page, language
 
 
 def test_the_stage_account_adds_up_for_every_arm_and_the_random_arm_keeps_proportions(workdir):
     account = pd.read_parquet(workdir / "data/filter/account.parquet")
     acc.check_identity(account)
     manifest = json.loads((workdir / "data/filter/manifest.json").read_text())
-    assert set(account["arm"]) == set(ARMS) and set(account["grouping"]) == set(acc.GROUPINGS)
+    assert set(account["arm"]) == set(manifest["arms"]) and set(account["grouping"]) == set(acc.GROUPINGS)
     for arm, a in account.groupby("arm"):
         assert (a.groupby("grouping")["kept"].sum() == manifest["k"]).all()
-    en = account[(account["arm"] == "english") & (account["grouping"] == "language")].set_index("group")
-    assert en.loc["en", "kept"] == manifest["k"] and en.drop("en")["kept"].sum() == 0
+    for arm in ("english", "clip"):  # every pair either keeps has an English caption
+        en = account[(account["arm"] == arm) & (account["grouping"] == "caption_language")].set_index("group")
+        assert en.loc["en", "kept"] == manifest["k"] and en.drop("en")["kept"].sum() == 0, arm
+        assert manifest["english_caption_share"][arm] == 1.0
+    assert 0 < manifest["english_caption_share"]["pool"] < 1
+    page = account[(account["arm"] == "english") & (account["grouping"] == "language")].set_index("group")
+    assert 0 < page.loc["en", "kept"] < manifest["k"]  # English alt-text on pages of other languages is kept too
+    for name in ("english_caption_share", "culture_or_landmark_share"):  # the random arm keeps the pool's mix
+        assert manifest[name]["random"] == pytest.approx(manifest[name]["pool"], abs=0.03), name
     head = manifest["models"]["classifier"]["head"]
-    assert head["labelled"] == head["train"] + head["holdout"] and 0 <= head["holdout_auc"] <= 1
+    assert head["labelled"] == head["train"] + head["holdout"]
+    assert head["holdout_auc"] > 0.55  # the head tells held-out clean captions from noisy ones better than chance
+
+
+PLANTED_ARMS = ["clip", "clip_multilingual", "english", "planted", "random"]
+
+
+@pytest.fixture(scope="module")
+def planted_run(workdir, tmp_path_factory):
+    """(folder, params) of the smoke filter stage with PLANTED_ARMS, its scorer the workdir run's checkpoint (so
+    nothing is trained), run in a folder of its own holding the workdir's sample and tokenizer."""
+    import os
+    import shutil
+
+    path = tmp_path_factory.mktemp("planted")
+    for d in ("data/sample", "data/tokenizer"):
+        shutil.copytree(workdir / d, path / d)
+    p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    ckpt = workdir / json.loads((workdir / "data/filter/manifest.json").read_text())["models"]["scorer"]["checkpoint"]
+    p = {**p, "filter": {**p["filter"], "arms": PLANTED_ARMS,
+                         "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    here = os.getcwd()
+    os.chdir(path)
+    try:
+        run_filter(p, "data/filter", progress=False, log=lambda m: None)
+    finally:
+        os.chdir(here)
+    return path, p
+
+
+def test_the_planted_arm_excludes_every_place_bound_pair_and_keeps_k_at_random(planted_run, workdir):
+    path, p = planted_run
+    world, out = build_world(p["world"]), path / "data/filter"
+    manifest = json.loads((out / "manifest.json").read_text())
+    k = manifest["k"]
+    assert list(manifest["arms"]) == PLANTED_ARMS and "classifier" not in manifest["models"]
+    scores = stage_scores(out)
+    ids = scores["id"].to_numpy()
+    excluded = excluded_by_planted(world, truth(world, ids))
+    assert excluded.sum() > 100
+    planted, _ = read_arm("planted", out)
+    assert len(planted) == k and not excluded[np.isin(ids, planted)].any()
+    draw = keyed_scores(ids, derive_key(p["filter"]["key"], filter_arms.PLANTED_KEY))
+    assert np.array_equal(planted, top_k(ids[~excluded], draw[~excluded], k))  # a pure function of ids and filter.key
+    assert np.array_equal(np.isnan(scores["planted"].to_numpy()), excluded)
+    shares = manifest["culture_or_landmark_share"]
+    cultural = (world.culture_region[truth(world, ids)["concept"]] >= 0) | (truth(world, ids)["is_landmark"])
+    assert shares["planted"] == 0 and shares["pool"] == pytest.approx(cultural.mean())
+    assert shares["random"] == pytest.approx(cultural[scores["random"].to_numpy()].mean()) and shares["random"] > 0.03
+    account = pd.read_parquet(out / "account.parquet")
+    acc.check_identity(account)
+    groups = account[(account["arm"] == "planted") & (account["grouping"] == "concept_group")].set_index("group")
+    assert groups.loc[["culture_specific", "landmark"], "kept"].sum() == 0
+    assert groups.loc[["culture_specific", "landmark"], "removal_rate"].eq(1.0).all()
+
+
+def test_clip_multilingual_is_the_old_clip_arm_and_clip_the_same_with_the_same_scorer(planted_run, workdir):
+    path, _ = planted_run
+    out = path / "data/filter"
+    k = json.loads((out / "manifest.json").read_text())["k"]
+    scores = stage_scores(out)
+    before = stage_scores(workdir / "data/filter")
+    np.testing.assert_array_equal(scores["clip"].to_numpy(), before["clip"].to_numpy())  # one scorer, one cosine
+    multilingual, _ = read_arm("clip_multilingual", out)
+    assert np.array_equal(multilingual, top_k(scores["id"].to_numpy(), scores["clip"].to_numpy(), k))
+    for arm in ("clip", "english", "random"):
+        assert np.array_equal(read_arm(arm, out)[0], read_arm(arm, workdir / "data/filter")[0]), arm
+    shares = json.loads((out / "manifest.json").read_text())["english_caption_share"]
+    assert shares["clip"] == 1.0 and 0 < shares["clip_multilingual"] < 1.0  # the whole pool's top k: every language
 
 
 def test_a_bad_scorer_checkpoint_fails_before_any_work_naming_the_key(workdir, tmp_path):
@@ -264,12 +498,16 @@ def test_a_real_pool_is_scored_shard_by_shard_and_bad_records_are_counted_not_fa
     assert dict(bad) == {"corrupt_image": 1, "missing_image": 1}
     assert len(table) == 24 and table["clip"].isna().sum() == 2 and table["clip"].notna().sum() == 22
     assert table.loc[table["uid"] == records.iloc[5]["uid"], "clip"].isna().all()
+    gone = records.assign(member="9999.png")  # a shard file none of whose records can be read: NaN, not missing
+    table, bad = score_record_shard(gone, np.arange(len(gone)), Scorers(clip=emb), 16)
+    assert dict(bad) == {"missing_image": 24} and table["clip"].isna().all()
 
 
 def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_records(workdir, real_sample, tmp_path,
                                                                                           monkeypatch):
     """On real shards: the scorer is a checkpoint (here the smoke scorer), the arms are record rows with their
-    uids beside them, and a filter run's source is those records' pixels."""
+    uids beside them, clip and english keep records of language "en" only, the classifier and planted arms are
+    refused by name, and a filter run's source is those records' pixels."""
     import shutil
 
     from vlscale.training.run import run_source
@@ -279,21 +517,34 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     shutil.copytree(real_sample, tmp_path / "data/sample")
     shutil.copytree(workdir / "data/tokenizer", tmp_path / "data/tokenizer")
     monkeypatch.chdir(tmp_path)
+    arms = ["clip", "clip_multilingual", "english", "random"]
     real = {**p, "sample": {**p["sample"], "source": "webdataset"},
-            "filter": {**p["filter"], "arms": ["clip", "english", "random"], "keep_fraction": 0.25,
+            "filter": {**p["filter"], "arms": arms, "keep_fraction": 0.25,
                        "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
-    with pytest.raises(ParamsError, match="filter.arms includes 'classifier'"):
-        run_filter({**real, "filter": {**real["filter"], "arms": ["classifier"]}}, progress=False, log=lambda m: None)
+    for refused in (["classifier"], ["random", "planted"]):
+        with pytest.raises(ParamsError, match=f"filter.arms includes '{refused[-1]}': .*synthetic world's truth"):
+            run_filter({**real, "filter": {**real["filter"], "arms": refused}}, progress=False, log=lambda m: None)
+    assert not (tmp_path / "data/filter").exists()  # refused before any work
+    with pytest.raises(ValueError, match="filter arm 'clip' keeps k = 12 pairs, but the pool has only 8 pairs with an "
+                                         "English caption"):
+        run_filter({**real, "filter": {**real["filter"], "keep_fraction": 0.5}}, progress=False, log=lambda m: None)
     manifest = run_filter(real, progress=False, log=lambda m: None)
     assert manifest["source"] == "real" and manifest["pool_pairs"] == 24 and manifest["bad_records"] == {}
     k = manifest["k"]
     _, _, records = read_sample(build_world(p["world"]), "data/sample", None)
-    for arm in ("clip", "english", "random"):
+    for arm in arms:
         rows, _ = read_arm(arm)
         uids = pd.read_parquet(f"data/filter/{arm}_uids.parquet")["uid"]
         assert len(rows) == k and uids.tolist() == records["uid"].to_numpy()[rows].tolist()
-    english, _ = read_arm("english")
-    assert k == 6 and set(records["language"].to_numpy()[english]) == {"en"}  # 2 of each language's 8, 6 of 8 en
+    language = records["language"].to_numpy()
+    for arm in ("english", "clip"):  # 2 of each language's 8 in the random arm, 6 of 8 en in these
+        assert k == 6 and set(language[read_arm(arm)[0]]) == {"en"}, arm
+    scores = stage_scores(tmp_path / "data/filter").set_index("row").sort_index()
+    en = language == "en"
+    assert np.array_equal(read_arm("clip")[0], top_k(np.flatnonzero(en), scores["clip"].to_numpy()[en], k))
+    assert np.array_equal(read_arm("clip_multilingual")[0], top_k(scores.index.to_numpy(), scores["clip"].to_numpy(), k))
+    assert manifest["english_caption_share"] == {"pool": 1 / 3, "clip": 1.0, "clip_multilingual": pytest.approx(
+        np.mean(en[read_arm("clip_multilingual")[0]])), "english": 1.0, "random": 1 / 3}
     source = run_source(build_world(p["world"]), {"filter": "clip"}, 16)
     fields, texts = source.read(np.arange(len(source)))
     assert len(source) == k and fields["image"].shape == (k, 16, 16, 3)

@@ -337,7 +337,9 @@ class EvaluateParams(_Block):
         return v
 
 
-FILTER_ARMS = ("clip", "classifier", "english", "random")
+# the filter stage's arms (vlscale.filtering.arms): clip keeps the best-scored English-caption pairs (the paper's
+# CLIP filter), clip_multilingual the best-scored of the whole pool; planted is a positive control (synthetic only)
+FILTER_ARMS = ("clip", "clip_multilingual", "classifier", "english", "planted", "random")
 
 
 class ScorerParams(_Block):
@@ -359,7 +361,7 @@ class FilterParams(_Block):
     """The filter stage: quality-filter arms of the pool, each keeping the same number of pairs (PAPER.md §5.1)."""
     keep_fraction: float = Field(gt=0, le=1)  # k = the size of the pool's random subset of this fraction
     arms: list[str] = Field(min_length=1)
-    key: int = Field(ge=0, lt=2**63)  # the English and random arms' draws, the labelled sample
+    key: int = Field(ge=0, lt=2**63)  # the English, planted and random arms' draws, the labelled sample
     shard_size: int = Field(gt=0)  # pool pairs per scoring shard (the output does not depend on it)
     scorer: ScorerParams
     classifier: ClassifierParams
@@ -392,6 +394,21 @@ class AttentionParams(_Block):
     seed: int = Field(ge=0)
 
 
+class MarginParams(_Block):
+    """Equivalence margins of the claims of no change (analysis/evidence.no_change), fixed before any data."""
+    western_gain_pp: float = Field(gt=0)  # finding 1: Western error change, 10% -> 100% data
+    male_preference_pp: float = Field(gt=0)  # finding 4: representation bias change
+    association_bias_pp: float = Field(gt=0)  # finding 4: association bias change
+    correlation: float = Field(gt=0, le=1)  # finding 10: |Spearman correlation| of error level and gain
+
+
+class VerdictsParams(_Block):
+    """How the paper stage judges each finding (analysis/evidence.py)."""
+    power: float = Field(gt=0, lt=1)  # the minimal detectable effect is found with this probability
+    margins: MarginParams
+    chance_floor_pp: float = Field(ge=0)  # a level this far below chance (its interval's upper end) can show a change
+
+
 class EngineParams(RootModel[Literal["local", "beam"]]):
     """Where the data stages' per-shard work runs: local loops, or Apache Beam pipelines (the `beam` block)."""
 
@@ -405,7 +422,7 @@ class BeamParams(_Block):
 BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,
           "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams,
           "evaluate": EvaluateParams, "filter": FilterParams, "figures": FiguresParams,
-          "attention": AttentionParams, "engine": EngineParams, "beam": BeamParams}
+          "attention": AttentionParams, "verdicts": VerdictsParams, "engine": EngineParams, "beam": BeamParams}
 
 
 def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:

@@ -5,7 +5,9 @@ one (`filter_real`: one shard file per element, the scorer checkpoint loaded onc
 Workers load the world, the tokenizer and the filter models once, in `DoFn.setup` (not per shard), and
 call `vlscale.filtering.stage.score_shard`, the local loop's own per-shard function; each arm's k best are
 kept by a combiner (`TopK`) whose accumulators are per-shard candidates, so the arms do not depend on how
-shards meet in bundles or workers; the account adds the shards' count tables (`shard_counts`).
+shards meet in bundles or workers, and selected as the local loop selects them (`arms.merge_arm`: exactly k,
+or the error naming the arm, k and its eligible pairs); the account adds the shards' count tables
+(`shard_counts`).
 """
 from __future__ import annotations
 
@@ -21,14 +23,16 @@ import pandas as pd
 
 from vlscale.beam.runner import pipeline
 from vlscale.beam.sample import _atomic_write
-from vlscale.filtering.select import merge_top_k, shard_top_k
+from vlscale.filtering.arms import merge_arm, needs_scorer
+from vlscale.filtering.select import shard_top_k
 
 log = logging.getLogger("vlscale.beam")
 
 
 class TopK(beam.CombineFn):
     """The k best (id, score) pairs, best first, ties to the smaller id: `select.shard_top_k` of the union of
-    whatever it is given, so any order of inputs and merges gives one answer."""
+    whatever it is given, so any order of inputs and merges gives one answer. Its output is those candidates
+    (all of them when there are fewer than k); `select_arm` makes them an arm."""
 
     def __init__(self, k: int):
         self.k = k
@@ -44,7 +48,13 @@ class TopK(beam.CombineFn):
         return shard_top_k(np.concatenate([a[0] for a in accs]), np.concatenate([a[1] for a in accs]), self.k)
 
     def extract_output(self, acc):
-        return merge_top_k([acc], self.k)  # fewer than k candidates: ValueError naming both
+        return acc
+
+
+def select_arm(item: tuple, k: int) -> tuple[str, np.ndarray]:
+    """(arm, its sorted k ids) from (arm, TopK's candidates): `arms.merge_arm`, as the local loop selects."""
+    arm, candidates = item
+    return arm, merge_arm(arm, [candidates], k)
 
 
 class _Scorer:
@@ -138,7 +148,7 @@ def filter_synthetic(p: dict, shards: list, k: int, models: dict, head, out_dir:
     with p_beam as pl:
         indexed = pl | "shards" >> beam.Create(list(enumerate(shards))) | "spread" >> beam.Reshuffle()
         scored = indexed | "score" >> beam.ParDo(ScoreShard(scorer)).with_outputs("best", "random")
-        arms = scored.best | "top k" >> beam.CombinePerKey(TopK(k))
+        arms = scored.best | "top k" >> beam.CombinePerKey(TopK(k)) | "select" >> beam.Map(select_arm, k)
         random = (scored.random | "random ids" >> beam.combiners.ToList()
                   | beam.Map(lambda parts: ("random", np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64))))
         all_arms = ((arms, random) | beam.Flatten() | beam.combiners.ToDict()
@@ -182,7 +192,7 @@ def _write_counts(tables: list, path: str):
 
 
 class _RealScorer:
-    """What a worker needs to score a real pool's shard files: the CLIP-score arm's scorer checkpoint
+    """What a worker needs to score a real pool's shard files: the CLIP-score arms' scorer checkpoint
     (filter.scorer.checkpoint), loaded once per worker."""
 
     def __init__(self, p: dict, tokenizer_path: str, random_rows: np.ndarray, k: int, out_dir: str):
@@ -193,7 +203,7 @@ class _RealScorer:
         from vlscale.filtering.score import Scorers
         from vlscale.filtering.stage import load_scorer
 
-        clip = "clip" in self.p["filter"]["arms"]
+        clip = needs_scorer(self.p["filter"]["arms"])
         self.scorers = Scorers(clip=load_scorer(self.p, Tokenizer(self.tokenizer_path)) if clip else None)
 
 
@@ -241,7 +251,7 @@ def filter_real(p: dict, records: pd.DataFrame, random_rows: np.ndarray, k: int,
     with p_beam as pl:
         scored = (pl | "shard files" >> beam.Create(items) | "spread" >> beam.Reshuffle()
                   | "score" >> beam.ParDo(ScoreRealShard(scorer)).with_outputs("best", "bad"))
-        best = scored.best | "top k" >> beam.CombinePerKey(TopK(k))
+        best = scored.best | "top k" >> beam.CombinePerKey(TopK(k)) | "select" >> beam.Map(select_arm, k)
         (best | beam.combiners.ToDict() | beam.Map(_arms_in_order, arms)
          | "write arms" >> beam.Map(_write_arms_npz, str(stage / "arms.npz")))
         (scored.bad | beam.combiners.ToList() | beam.Map(_sum_bad)

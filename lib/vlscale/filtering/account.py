@@ -1,13 +1,16 @@
 """The exact account of what a filter arm removed: every pool pair's truth is known, so nothing is estimated.
 
-For each grouping of the pool's pairs (page language, language group, region, income group, concept
-group, caption kind) and each group g, with pool_g pairs of which kept_g are kept:
+For each grouping of the pool's pairs (page language, caption language, language group, region, income
+group, concept group, caption kind) and each group g, with pool_g pairs of which kept_g are kept:
 - removed_g = pool_g - kept_g (the identity pool = kept + removed is checked, per group and in total);
 - removal_rate = removed_g / pool_g;
 - pool_share, kept_share: g's share of the pool and of the kept set;
 - representation_ratio = kept_share / pool_share (< 1: the filter under-represents g; Hong et al. 2024).
 Noise removal is a detection problem: a pair is noise when its caption is misaligned or vague, and
-precision = noisy removed / removed, recall = noisy removed / noisy in the pool.
+precision = noisy removed / removed, recall = noisy removed / noisy in the pool. `shares` reads the
+headline mixes off an account: the share of each arm's kept set (and of the pool) with an English caption,
+and with a culture-specific or landmark concept (the planted arm excludes these and the concepts with regional
+variants).
 """
 from __future__ import annotations
 
@@ -19,7 +22,9 @@ from vlscale.config import REGIONS
 INCOME_GROUPS = ("0-200", "200-685", "685-1998", ">1998")  # Dollar Street's, $ per month (groups.INCOME)
 CAPTION_KINDS = ("clean", "misaligned", "vague")
 CONCEPT_GROUPS = ("western_head", "tail", "culture_specific", "landmark")
-GROUPINGS = ("language", "language_group", "region", "income", "concept_group", "caption_kind")
+GROUPINGS = ("language", "caption_language", "language_group", "region", "income", "concept_group", "caption_kind")
+SHARES = {"english_caption_share": ("caption_language", ("en",)),
+          "culture_or_landmark_share": ("concept_group", ("culture_specific", "landmark"))}
 
 
 def concept_group(world, concept: np.ndarray) -> np.ndarray:
@@ -33,9 +38,11 @@ def concept_group(world, concept: np.ndarray) -> np.ndarray:
 
 
 def labels(world, gt: dict) -> dict[str, np.ndarray]:
-    """Each pair's group in every grouping (string arrays), from its ground truth (world.truth.truth)."""
+    """Each pair's group in every grouping (string arrays), from its ground truth (world.truth.truth): language
+    is the page's (its stratum), caption_language the caption's."""
     return {
         "language": np.asarray(world.strata)[gt["stratum"]],
+        "caption_language": np.asarray(world.strata)[gt["caption_language"]],
         "language_group": np.asarray(world.resource_group)[gt["stratum"]],
         "region": np.asarray(REGIONS)[gt["region"]],
         "income": np.asarray(INCOME_GROUPS)[gt["income"]],
@@ -98,6 +105,26 @@ def check_identity(table: pd.DataFrame) -> None:
         sums = a.groupby("grouping")[["pool", "kept"]].sum()
         if sums["pool"].nunique() != 1 or sums["kept"].nunique() != 1:
             raise AssertionError(f"arm {arm!r}: the groupings add up to different totals:\n{sums}")
+
+
+def share(table: pd.DataFrame, grouping: str, groups) -> dict[str, float]:
+    """{"pool": the pool's share in `groups` of `grouping`, arm: the share of the arm's kept set in them} from an
+    account; {} when the account has no such grouping (a real pool has no concept groups)."""
+    rows = table[table["grouping"] == grouping]
+    if rows.empty:
+        return {}
+    rows = rows.assign(inside=rows["group"].isin(list(groups)))
+    first = rows[rows["arm"] == rows["arm"].iloc[0]]  # every arm's rows hold the same pool
+    out = {"pool": float(first.loc[first["inside"], "pool"].sum() / first["pool"].sum())}
+    for arm, a in rows.groupby("arm", sort=False):
+        kept = a["kept"].sum()
+        out[arm] = float(a.loc[a["inside"], "kept"].sum() / kept) if kept else float("nan")
+    return out
+
+
+def shares(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each of SHARES that the account's groupings give: {name: share(table, grouping, groups)}."""
+    return {name: s for name, (grouping, groups) in SHARES.items() if (s := share(table, grouping, groups))}
 
 
 def noise_from_account(table: pd.DataFrame) -> dict[str, dict]:

@@ -33,6 +33,11 @@ class Scorers:
     classifier: Embedder | None = None
     head: AlignmentHead | None = None
 
+    @property
+    def names(self) -> list[str]:
+        """The scores these models give: "clip" (with a scorer), "classifier" (with a classifier)."""
+        return [name for name, emb in (("clip", self.clip), ("classifier", self.classifier)) if emb is not None]
+
     def score(self, make_images: Callable, count: int, texts: list[str]) -> dict[str, np.ndarray]:
         """{"clip": cosine, "classifier": P(aligned)} of `count` pairs (images from make_images(a, b))."""
         out = {}
@@ -70,8 +75,9 @@ def score_synthetic(world, ids: np.ndarray, scorers: Scorers, render) -> tuple[d
 def score_record_shard(rows: pd.DataFrame, positions: np.ndarray, scorers: Scorers,
                        px: int) -> tuple[pd.DataFrame, Counter]:
     """One shard file's records (uid, language, shard, member; `positions`: their rows in the pool's records):
-    (scores table [row, uid, language, clip?, classifier?], bad records by reason). A record that cannot be
-    re-read is counted ("corrupt_image" when its image does not decode, else "missing_image") and scored NaN."""
+    (scores table [row, uid, language, and clip / classifier for each model `scorers` has], bad records by
+    reason). A record that cannot be re-read is counted ("corrupt_image" when its image does not decode, else
+    "missing_image") and scored NaN."""
     images, texts, ok, bad = [], [], [], Counter()
     for rec in rows.itertuples(index=False):
         try:
@@ -85,13 +91,15 @@ def score_record_shard(rows: pd.DataFrame, positions: np.ndarray, scorers: Score
         ok.append(True)
     ok = np.array(ok, bool)
     table = pd.DataFrame({"row": positions, "uid": rows["uid"].to_numpy(), "language": rows["language"].to_numpy()})
+    got = {}
     if ok.any():
         pixels = np.stack(images)
         got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts)
-        for name, v in got.items():
-            full = np.full(len(table), np.nan)
-            full[ok] = v
-            table[name] = full
+    for name in scorers.names:  # a shard of unreadable records only: every score NaN
+        full = np.full(len(table), np.nan)
+        if name in got:
+            full[ok] = got[name]
+        table[name] = full
     return table, bad
 
 

@@ -2,9 +2,11 @@
 
 `run_filter(p)` writes to data/filter/ (`out_dir`):
     <arm>.npy                 the arm's kept ids, sorted (int64; the DataComp contract)
-    scores/<shard>.parquet    every pool pair's id and scores: clip (scorer cosine), classifier
-                              (P(aligned)), english (the English arm's keyed draw, NaN off English pages),
-                              random (member of the random arm)
+    scores/<shard>.parquet    every pool pair's id, caption_en (its caption is English), its raw scores:
+                              clip (scorer cosine), classifier (P(aligned)); the arms' selection scores
+                              (arms.SELECTION_COLUMN; NaN: not eligible): clip_en (the cosine of an
+                              English-caption pair), english (the English arm's keyed draw), planted (the
+                              planted arm's keyed draw); random (member of the random arm)
     account.parquet           per (arm, grouping, group): pool, kept, removed and their shares
     models/scorer, models/classifier   the filter models the stage trained (checkpoints, log)
     manifest.json             k, the arms' sizes and sha256, the filter models' records, timings, provenance
@@ -28,13 +30,14 @@ from vlscale.data.ids import CLASSIFIER_BIT, LOCAL_BITS, SCORER_BIT, make_ids
 from vlscale.data.input import IdSource, read_sample
 from vlscale.data.subsets import derive_key
 from vlscale.filtering import account as acc
-from vlscale.filtering.manifest import FILTER_DIR, arm_path, sha256_of
+from vlscale.filtering.arms import (CLIP_ARMS, REAL_ARMS, SCORED_ARMS, SYNTHETIC_ONLY, english_caption, merge_arm,
+                                    needs_scorer, planted_eligible, selection_scores, shard_candidates)
 from vlscale.filtering.classifier import AlignmentHead, auc, features
+from vlscale.filtering.manifest import FILTER_DIR, arm_path, sha256_of
 from vlscale.filtering.score import Scorers, pool_shards, record_shards, score_record_shard, score_synthetic, shard_ids
-from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k
+from vlscale.filtering.select import keyed_scores
 from vlscale.world.truth import truth
 
-SCORED_ARMS = ("clip", "classifier", "english")  # arms chosen by a top-k of a score
 _SCORER_STRATUM = 1 << (SCORER_BIT - LOCAL_BITS)
 _CLASSIFIER_STRATUM = 1 << (CLASSIFIER_BIT - LOCAL_BITS)
 _LABELLED_OFFSET = 1 << (LOCAL_BITS - 1)  # the labelled pairs' local indices, apart from the web source's
@@ -142,19 +145,14 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     tokenizer = Tokenizer(TOKENIZER_PATH)
     label, entry, pool = read_sample(world, sample_dir, None)  # the largest subset: the pool
     synthetic = not isinstance(pool, pd.DataFrame)
-    if not synthetic and "classifier" in F["arms"]:
-        raise ParamsError("params.yaml: filter.arms includes 'classifier': its labels come from the synthetic world's "
-                          "truth, which a real pool does not have; drop it from filter.arms")
-    if "clip" in F["arms"] and not synthetic and not F["scorer"]["checkpoint"]:
-        raise ParamsError("params.yaml: filter.scorer.checkpoint = None: a real pool's CLIP-score arm needs a "
-                          "scorer checkpoint (any vlscale.siglip.load reads)")
-    scorer = load_scorer(p, tokenizer) if "clip" in F["arms"] and F["scorer"]["checkpoint"] else None
+    check_arms(F, synthetic)
+    scorer = load_scorer(p, tokenizer) if needs_scorer(F["arms"]) and F["scorer"]["checkpoint"] else None
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "scores").mkdir(parents=True)
     times, models = {}, {}
     t0 = time.perf_counter()
     render = render_jax(world, p["train"]["image_px"]) if synthetic else None
-    if "clip" in F["arms"] and scorer is None:
+    if needs_scorer(F["arms"]) and scorer is None:
         log(f"training the scorer on {F['scorer']['examples']:,} curated English pairs")
         models["scorer"] = train_model(p, world, tokenizer, scorer_ids(world, F["scorer"]["examples"]),
                                        F["scorer"]["budget"], out_dir / "models/scorer",
@@ -192,6 +190,22 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     return manifest
 
 
+def check_arms(F: dict, synthetic: bool) -> None:
+    """ParamsError naming the arm when filter.arms asks a real pool for a synthetic-only arm (SYNTHETIC_ONLY), or
+    for a CLIP-score arm without filter.scorer.checkpoint (a real pool's scorer is not trained here)."""
+    if synthetic:
+        return
+    synthetic_only = [a for a in F["arms"] if a in SYNTHETIC_ONLY]
+    if synthetic_only:
+        why = "; ".join(f"filter.arms includes {a!r}: {SYNTHETIC_ONLY[a]}" for a in synthetic_only)
+        raise ParamsError(f"params.yaml: {why}; a real pool does not have that truth: drop {synthetic_only} from "
+                          "filter.arms")
+    clip = [a for a in F["arms"] if a in CLIP_ARMS]
+    if clip and not F["scorer"]["checkpoint"]:
+        raise ParamsError(f"params.yaml: filter.scorer.checkpoint = None: a real pool's CLIP-score arms {clip} need "
+                          "a scorer checkpoint (any vlscale.siglip.load reads)")
+
+
 def _json(o):
     if isinstance(o, (np.integer, np.floating)):
         return o.item()
@@ -200,21 +214,26 @@ def _json(o):
 
 def score_shard(world, pool, scorers, render, F: dict, index: int, shard, k: int, out_dir: Path) -> tuple[dict, np.ndarray]:
     """One shard of the synthetic pool: every pair scored, the scores written (scores/shard_<index>.parquet),
-    and ({scored arm: the shard's best k (ids, scores)}, the shard's random-arm ids). A pure function of the
-    shard: the local loop and the Beam pipeline both call it."""
+    and ({scored arm: the shard's best k eligible (ids, selection scores)}, the shard's random-arm ids). A pure
+    function of the shard: the local loop and the Beam pipeline both call it."""
     ids = shard_ids(shard)
-    gt, scores = score_synthetic(world, ids, scorers, render)
-    english = np.where(gt["stratum"] == world.stratum_of("en"), keyed_scores(ids, derive_key(F["key"], 4)), np.nan)
-    scores["english"] = english
+    gt, raw = score_synthetic(world, ids, scorers, render)
+    english = english_caption(world, gt)
+    columns = {"caption_en": english, **raw,
+               **selection_scores(ids, raw, english, F["key"], planted_eligible(world, gt))}
     in_random = pool.contains(ids, F["keep_fraction"])
-    table = pd.DataFrame({"id": ids, **{a: scores[a] for a in ("clip", "classifier") if a in scores},
-                          "english": scores["english"], "random": in_random})
+    write_scores(out_dir, index, {"id": ids, **columns, "random": in_random})
+    return shard_candidates(ids, columns, F["arms"], k), ids[in_random]
+
+
+SCORES_ORDER = ("id", "row", "uid", "language", "caption_en", "clip", "clip_en", "classifier", "english", "planted",
+                "random")  # the columns of a scores table, in this order (those a pool has)
+
+
+def write_scores(out_dir: Path, index: int, columns: dict) -> None:
+    """Write one shard's scores table (scores/shard_<index>.parquet): the columns it has, in SCORES_ORDER."""
+    table = pd.DataFrame({c: columns[c] for c in SCORES_ORDER if c in columns})
     table.to_parquet(out_dir / "scores" / f"shard_{index:05d}.parquet", index=False)
-    candidates = {}
-    for arm in (a for a in SCORED_ARMS if a in F["arms"]):
-        ok = ~np.isnan(scores[arm])
-        candidates[arm] = shard_top_k(ids[ok], scores[arm][ok], k)
-    return candidates, ids[in_random]
 
 
 def shard_counts(world, shard, arms: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -242,7 +261,7 @@ def _filter_synthetic(p, world, pool, scorers, render, out_dir: Path, log) -> di
         done += shard[2] - shard[1]
         if (i + 1) % max(1, len(shards) // 10) == 0 or i + 1 == len(shards):
             log(f"scored {i + 1}/{len(shards)} shards, {done:,} pairs, {done / (time.perf_counter() - t0):,.0f} pairs/s")
-    arms = {arm: _merge(arm, c, k) for arm, c in candidates.items()}
+    arms = {arm: merge_arm(arm, c, k) for arm, c in candidates.items()}
     if "random" in F["arms"]:
         arms["random"] = np.sort(np.concatenate(random_parts))
     arms = {a: arms[a] for a in F["arms"]}
@@ -270,8 +289,8 @@ def _filter_synthetic_beam(p, pool, models, head, out_dir: Path, sample_dir, log
 
 
 def real_arms(F: dict) -> list[str]:
-    """The scored arms a real pool has (the classifier needs world truth)."""
-    return [arm for arm in ("clip", "english") if arm in F["arms"]]
+    """The scored arms of filter.arms a real pool has (REAL_ARMS: the classifier and planted need world truth)."""
+    return [arm for arm in REAL_ARMS if arm in F["arms"]]
 
 
 def score_real_shard(records_of_shard: pd.DataFrame, positions: np.ndarray, scorers, px: int, F: dict,
@@ -281,15 +300,12 @@ def score_real_shard(records_of_shard: pd.DataFrame, positions: np.ndarray, scor
     pipeline both call it."""
     table, bad = score_record_shard(records_of_shard, positions, scorers, px)
     here = table["row"].to_numpy()
-    table["english"] = np.where(table["language"] == "en", keyed_scores(here, derive_key(F["key"], 4)), np.nan)
-    table["random"] = np.isin(here, random_rows)
-    table.to_parquet(out_dir / "scores" / f"shard_{index:05d}.parquet", index=False)
-    best = {}
-    for arm in real_arms(F):
-        s = table[arm].to_numpy(float)
-        ok = ~np.isnan(s)
-        best[arm] = shard_top_k(here[ok], s[ok], k)
-    return best, bad
+    english = table["language"].to_numpy() == "en"
+    columns = {c: table[c].to_numpy() for c in table.columns} | {"caption_en": english}
+    raw = {c: columns[c] for c in scorers.names}
+    columns |= selection_scores(here, raw, english, F["key"]) | {"random": np.isin(here, random_rows)}
+    write_scores(out_dir, index, columns)
+    return shard_candidates(here, columns, real_arms(F), k), bad
 
 
 def real_random_rows(p: dict, records: pd.DataFrame) -> np.ndarray:
@@ -316,7 +332,7 @@ def _filter_real(p, world, records: pd.DataFrame, scorers, render, out_dir: Path
         done += len(positions)
         log(f"scored shard {i + 1}/{len(shards)} ({shard}): {done:,} records, {sum(bad_here.values())} bad here, "
             f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} pairs/s")
-    arms = {arm: _merge(arm, c, k) for arm, c in candidates.items()}
+    arms = {arm: merge_arm(arm, c, k) for arm, c in candidates.items()}
     return _finish_real(F, records, arms, random_rows, bad, out_dir, k, log)
 
 
@@ -324,7 +340,8 @@ def _finish_real(F, records, arms, random_rows, bad, out_dir, k, log, **extra) -
     if "random" in F["arms"]:
         arms["random"] = np.sort(random_rows)
     rows = np.arange(len(records))
-    groups = {"language": records["language"].to_numpy(str)}
+    language = records["language"].to_numpy(str)  # a record has one language: its page's and its caption's
+    groups = {"language": language, "caption_language": language}
     account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in F["arms"]}))
     for arm, ids in arms.items():  # a real arm's members are record rows; their uids go beside them
         pd.DataFrame({"uid": records["uid"].to_numpy()[ids]}).to_parquet(out_dir / f"{arm}_uids.parquet", index=False)
@@ -355,13 +372,6 @@ def member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
     return (sorted_ids[at] == ids) if len(sorted_ids) else np.zeros(len(ids), bool)
 
 
-def _merge(arm: str, candidates, k: int) -> np.ndarray:
-    try:
-        return merge_top_k(candidates, k)
-    except ValueError as e:
-        raise ValueError(f"filter arm {arm!r}: {e} (filter.keep_fraction is too large for it)") from e
-
-
 def _write_arms(F, arms, account, out_dir, k, log, **extra) -> dict:
     entries = {}
     for arm in F["arms"]:
@@ -372,4 +382,4 @@ def _write_arms(F, arms, account, out_dir, k, log, **extra) -> dict:
         entries[arm] = {"kept": int(len(ids)), "sha256": sha256_of(ids), "file": arm_path(arm, out_dir).name}
         log(f"arm {arm}: {len(ids):,} pairs kept")
     account.to_parquet(out_dir / "account.parquet", index=False)
-    return {"k": k, "arms": entries, "noise_removal": acc.noise_from_account(account), **extra}
+    return {"k": k, "arms": entries, "noise_removal": acc.noise_from_account(account), **acc.shares(account), **extra}
