@@ -75,7 +75,8 @@ def test_differences_are_the_planted_ones_with_paired_intervals(study):
     # western here is the mean of imagenet/0shot and coco/i2t: clip +80 images on imagenet -> -10 pp of the mean
     clip_w = d.loc[("clip", "english", 66_000, "western")]
     assert clip_w["diff"] == pytest.approx(-100 * 80 / N / 2, abs=1e-4)
-    assert clip_w["lo"] < clip_w["diff"] < clip_w["hi"] < 0 and clip_w["p"] < 0.01
+    # one degree of freedom of seed noise (the random data's two runs) makes the interval as wide as it should be
+    assert clip_w["lo"] < clip_w["diff"] < clip_w["hi"] and clip_w["hi"] - clip_w["lo"] > 10
     # culture: dollarstreet, geode (0-shot); clip loses 80 geode images, classifier 100 dollarstreet images
     assert d.loc[("clip", "english", 66_000, "culture"), "diff"] == pytest.approx(100 * 80 / N / 2, abs=1e-4)
     assert d.loc[("classifier", "english", 66_000, "culture"), "diff"] == pytest.approx(100 * 100 / N / 2, abs=1e-4)
@@ -94,13 +95,10 @@ def test_seed_replicates_of_an_arm_are_averaged_with_their_spread_not_dropped():
     one, two = 100 * (1 - (280 + 200) / N / 2), 100 * (1 - (240 + 200) / N / 2)  # each run's western error
     assert curve["error_pct"] == pytest.approx((one + two) / 2, abs=1e-4)
     assert curve["n_seeds"] == 2 and curve["seed_sd"] == pytest.approx(abs(one - two) / np.sqrt(2), abs=1e-4)
-    # the difference's interval carries the seed variance the clip replicates add (40 imagenet images apart, against
-    # the random runs' 10): wider than without them
+    # the difference is of the seed means, with both clip seeds counted
     d = c.filter_diffs.set_index(["arm", "against", "examples_seen", "group"]).loc[("clip", "english", 66_000, "western")]
     assert d["diff"] == pytest.approx((one + two) / 2 - 100 * (1 - 200 / N), abs=1e-4) and d["n_a"] == 2
-    images_only = curation.build_curation(*planted(RUNS), keep_fraction=0.1, n_boot=200).filter_diffs.set_index(
-        ["arm", "against", "examples_seen", "group"]).loc[("clip", "english", 66_000, "western")]
-    assert d["hi"] - d["lo"] > 1.5 * (images_only["hi"] - images_only["lo"])
+    assert d["lo"] < d["diff"] < d["hi"]
 
 
 def test_rebalancing_is_read_at_the_rebalanced_runs_examples_seen(study):
@@ -111,7 +109,7 @@ def test_rebalancing_is_read_at_the_rebalanced_runs_examples_seen(study):
     assert r.loc["multilingual_low_resource", "diff"] == pytest.approx(100 * (60 + 40) / N / 2, abs=1e-4)
     assert r.loc["multilingual_high_resource", "diff"] == pytest.approx(0, abs=1e-4)
     lang = c.languages.set_index(["language", "direction"])
-    assert lang.loc[("te", "i2t"), "diff"] == pytest.approx(15.0, abs=1e-4) and lang.loc[("te", "i2t"), "p"] < 0.01
+    assert lang.loc[("te", "i2t"), "diff"] == pytest.approx(15.0, abs=1e-4)  # one seed a side: not separable
     assert set(te) <= set(tidy["task"])
     assert c.table14.columns.get_level_values(1).unique().tolist() == ["before", "after"]
     assert ("Average Multilingual: low-resource", "multilingual_low_resource") in c.table14.index
@@ -169,17 +167,20 @@ def test_the_random_arms_runs_are_runs_of_the_natural_configuration_of_its_data(
 
 
 def test_the_negative_control_splits_the_random_data_by_seed_and_finds_a_planted_difference_between_halves():
-    same = _study({"s10_seed1": ("natural", 10, 3, BASE)})
+    # (runs of one configuration differ in score as well as image by image, as trained seeds do)
+    same = _study({"s10_seed1": ("natural", 10, 3, {**BASE, "imagenet/0shot": 192, "coco/i2t": 206})})
     neg = same["control/negative/western"]
-    assert neg["runs_a"] == ["s10", "f_random"] and neg["runs_b"] == ["s10_seed1"]  # by seed: 0, 1 | 3
+    assert neg["runs_a"] == ["s10", "s10_seed1"] and neg["runs_b"] == ["f_random"]  # seeds 0, 1, 3 alternate
     assert neg["lo"] <= 0 <= neg["hi"]
     # a difference planted between the halves (not between seeds of one half) is found: the control can fail
     replicates = {"f_clip_seed1": ("filter/clip", 10, 1, {**BASE, "imagenet/0shot": 270, "geode/0shot": 120}),
                   "f_english_seed1": ("filter/english", 10, 1, {**BASE, "imagenet/0shot": 195})}
-    apart = _study({**replicates, "s10_seed1": ("natural", 10, 3, {**BASE, "imagenet/0shot": 330, "coco/i2t": 330})})
+    apart = _study({**replicates, "s10_seed1": ("natural", 10, 3, {**BASE, "imagenet/0shot": 192, "coco/i2t": 206}),
+                    "f_random": ("filter/random", 10, 1, {**BASE, "imagenet/0shot": 330, "coco/i2t": 330})})
     neg = apart["control/negative/western"]
-    # the seed variance: within each half (s10 vs f_random) and within the other replicated arms, never between halves
-    assert neg["lo"] > 0 and neg["seed_df"] == 3
+    assert neg["runs_a"] == ["s10", "s10_seed1"] and neg["runs_b"] == ["f_random"]
+    # the seed variance: within each half and within the other replicated arms, never between the halves
+    assert neg["lo"] > 0 and neg["seed_df"] == 3  # the halves' difference is found: the control can fail
 
 
 def test_the_positive_control_is_the_planted_arm_against_random_on_culture():
@@ -196,3 +197,21 @@ def test_levels_are_read_against_chance_with_only_their_own_seeds_as_training_no
     assert lr["value"] == pytest.approx(50.0) and lr["value_hi"] > lr["value"]
     gain = recs["gain/western/10_to_100"]
     assert gain["runs_a"] == ["s10"] and gain["runs_b"] == ["s100", "s100_seed1"] and gain["separable"]
+
+
+def test_every_finding_reads_the_comparisons_the_study_writes():
+    """The paper's rules look comparisons up by name: fed the study's own records, no part of a finding whose runs
+    exist comes out "not tested"."""
+    from vlscale.paper.build import findings
+
+    runs = {"s10_seed1": ("natural", 10, 1, {**BASE, "coco/i2t": 190}), "s100_seed1": ("natural", 100, 1, BASE),
+            "f_clip_seed1": ("filter/clip", 10, 1, {**BASE, "imagenet/0shot": 270}),
+            "f_english_seed1": ("filter/english", 10, 1, BASE), "r10": ("rebalanced", 10, 0, BASE)}
+    recs = _study(runs, n_boot=100)
+    V = {"power": 0.8, "margins": {"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0,
+                                    "correlation": 0.5}, "chance_floor_pp": 2.0}
+    found = {f["id"]: f for f in findings({"evidence": recs}, {"evidence": {}}, {}, V)}
+    for fid in (1, 2, 3, 6, 7):
+        assert all(p["verdict"] != "not tested" for p in found[fid]["parts"]), (fid, found[fid]["parts"])
+    assert [p["label"] for p in found[7]["parts"]] == ["Low-resource reduction minus high-resource, 10% data",
+                                                       "Low-resource reduction minus high-resource, 100% data"]

@@ -11,7 +11,11 @@ two parts that add:
 - training noise: s² (1/n_A + 1/n_B), where s² is the seed-to-seed variance of the quantity pooled over every
   configuration of the study that has replicates at that checkpoint (within-configuration variance, df =
   Σ(n_c - 1)); pooling assumes the seed variance is alike across configurations;
-- test-image noise: the variance over the paired image resamples of the seed-averaged difference.
+- test-image noise: the variance over the paired image resamples of the seed-averaged difference, less the part
+  of it that s² already holds. Two seeds also differ image by image on the fixed test set (one solves an image
+  the other misses); that churn is in s² and, through the seed average, in the resamples too. Its size, w
+  (1/n_A + 1/n_B), comes from the resamples of each seed's deviation from its configuration's mean (`churn`,
+  pooled like s²), and is subtracted once.
 The interval is effect ± t(df) · se, with df by Welch–Satterthwaite (the image part counted as known), so an
 interval from two seeds is as wide as two seeds deserve. Where no configuration of the study has replicates,
 the training noise is not measured: the interval covers test images only and `seeds_measured` is False. A
@@ -67,6 +71,26 @@ class Config:
         return len(self.points)
 
 
+def pooled_churn(draws: Iterable[np.ndarray]) -> float:
+    """w: the variance over image resamples of one seed's deviation from its configuration's seed mean, scaled to
+    one seed (× n/(n-1)) and pooled over the configurations (one [n, B] draws array each) with n ≥ 2. It is the
+    image-by-image churn between seeds that both the seed variance and the resamples of a seed mean contain. NaN
+    without replicates."""
+    total, weight = 0.0, 0
+    for d in draws:
+        d = np.atleast_2d(np.asarray(d, dtype=float))
+        n = len(d)
+        if n < 2:
+            continue
+        dev = d - d.mean(axis=0)
+        dev = dev[:, np.isfinite(dev).all(axis=0)]
+        if dev.shape[1] < 2:
+            continue
+        total += float(dev.var(axis=1, ddof=1).mean()) * n  # × n/(n-1) per seed, weighted by its n-1 df
+        weight += n - 1
+    return total / weight if weight else np.nan
+
+
 def pooled_seed_variance(groups: Iterable[Sequence[float]]) -> tuple[float, int]:
     """(s², df): the within-group variance of the values of each group (one group per configuration, one value
     per seed), pooled over the groups with at least two values. (NaN, 0) when none has two."""
@@ -117,12 +141,13 @@ class Difference:
 
 
 def difference(a: Config, b: Config, seed_var: float = np.nan, seed_df: int = 0,
-               level: float = LEVEL, b_trained: bool = True) -> Difference:
+               level: float = LEVEL, b_trained: bool = True, churn: float = 0.0) -> Difference:
     """A minus B (seed means), its interval over seeds (the pooled seed variance `seed_var` with `seed_df`
     degrees of freedom, pooled_seed_variance) and over the paired image resamples of both.
 
     b_trained=False: B is not a trained model (a blind baseline, or zero), so only A's seeds add training
-    noise (s²/n_A) and one seed of A is enough to be separable once the seed variance is measured."""
+    noise (s²/n_A) and one seed of A is enough to be separable once the seed variance is measured.
+    churn: pooled_churn of the same configurations, taken out of the image part once (see the module docstring)."""
     if a.draws.shape[1] != b.draws.shape[1]:
         raise ValueError(f"{a.name!r} and {b.name!r} have {a.draws.shape[1]} and {b.draws.shape[1]} image "
                          "resamples; a paired difference needs the same resamples")
@@ -131,7 +156,10 @@ def difference(a: Config, b: Config, seed_var: float = np.nan, seed_df: int = 0,
     rep = rep[np.isfinite(rep)]
     image_var = float(rep.var(ddof=1)) if len(rep) > 1 else 0.0
     measured = seed_df >= 1 and np.isfinite(seed_var)
-    seed_part = seed_var * (1 / a.n + (1 / b.n if b_trained else 0.0)) if measured else 0.0
+    per_seed = 1 / a.n + (1 / b.n if b_trained else 0.0)
+    seed_part = seed_var * per_seed if measured else 0.0
+    if measured and np.isfinite(churn):
+        image_var = max(0.0, image_var - churn * per_seed)  # the churn is in the seed part already
     total = image_var + seed_part
     se = float(np.sqrt(total))
     df = seed_df * (total / seed_part) ** 2 if measured and seed_part > 0 else np.inf
@@ -173,12 +201,15 @@ def _unseparable(d: Difference) -> str | None:
 
 
 def directional(d: Difference, sign: int, paper_effect: float | None, power: float = 0.8) -> Verdict:
-    """The paper claims A - B has sign `sign` (+1 or -1), of size `paper_effect` (in the claim's direction,
-    None where the paper gives no number). Reproduces when the 95% interval lies on the claimed side of zero;
-    does not when it lies on the other side, or when the one-sided 95% bound in the claimed direction (the 90%
-    interval's end) falls short of the paper's effect; otherwise inconclusive."""
-    rule = ("reproduces when the 95% interval (seeds and test images) lies on the paper's side of zero; does not "
-            "when it lies on the other side or excludes the paper's effect; else inconclusive")
+    """The paper claims A - B has sign `sign` (+1 or -1), of size `paper_effect` (in the claim's direction, None
+    where the paper gives no number). Does not reproduce when the 95% interval lies on the other side of zero, or
+    when the one-sided 95% bound in the claimed direction (the 90% interval's end) falls short of the paper's effect
+    (an equivalence test against the paper's number, applied first so that more noise never turns "does not" into
+    "reproduces" nor the reverse); reproduces when the 95% interval lies on the claimed side of zero; otherwise
+    inconclusive."""
+    rule = ("does not reproduce when the 95% interval (seeds and test images) lies on the other side of zero or its "
+            "one-sided bound falls short of the paper's effect; reproduces when it lies on the paper's side of zero; "
+            "else inconclusive")
     if sign not in (1, -1):
         raise ValueError(f"sign must be +1 or -1, got {sign!r}")
     why = _unseparable(d)
@@ -186,22 +217,24 @@ def directional(d: Difference, sign: int, paper_effect: float | None, power: flo
         return Verdict(INCONCLUSIVE, why, rule)
     lo, hi = sorted((sign * d.lo, sign * d.hi))
     lo90, hi90 = sorted(sign * x for x in d.bounds(0.90))
-    if lo > 0:
-        return Verdict(REPRODUCES, "the interval lies on the paper's side of zero", rule)
     if hi < 0:
         return Verdict(DOES_NOT, "the interval lies on the opposite side of zero", rule)
     if paper_effect is not None and np.isfinite(paper_effect) and paper_effect > 0 and hi90 < paper_effect:
-        return Verdict(DOES_NOT, f"equivalence test: the effect is below the paper's {paper_effect:.2f} "
-                       "(one-sided 5%)", rule)
+        shown = "in the paper's direction, but " if lo > 0 else ""
+        return Verdict(DOES_NOT, f"{shown}smaller than the paper's {paper_effect:.2f} (equivalence test, one-sided "
+                       "5%)", rule)
+    if lo > 0:
+        return Verdict(REPRODUCES, "the interval lies on the paper's side of zero", rule)
     return Verdict(INCONCLUSIVE, f"the interval admits no effect and the paper's; the minimal detectable effect "
                    f"is {d.mde(power):.2f}", rule)
 
 
 def no_change(d: Difference, margin: float, power: float = 0.8) -> Verdict:
-    """The paper claims no change. Reproduces when the 90% interval lies inside ±margin (two one-sided tests at
-    5%: equivalence); does not when the 95% interval excludes zero and equivalence fails; else inconclusive."""
+    """The paper claims no change. Reproduces when the 90% interval lies inside ±margin (two one-sided tests at 5%:
+    equivalence); does not when the 95% interval lies beyond the margin (a change larger than it); else
+    inconclusive."""
     rule = (f"reproduces when the 90% interval lies within ±{margin:g} (equivalence, two one-sided tests); does "
-            "not when the 95% interval excludes zero; else inconclusive")
+            f"not when the 95% interval lies beyond ±{margin:g}; else inconclusive")
     if not margin > 0:
         raise ValueError(f"an equivalence margin must be positive, got {margin!r}")
     why = _unseparable(d)
@@ -210,10 +243,10 @@ def no_change(d: Difference, margin: float, power: float = 0.8) -> Verdict:
     lo90, hi90 = d.bounds(0.90)
     if -margin < lo90 and hi90 < margin:
         return Verdict(REPRODUCES, f"equivalent to no change within ±{margin:g}", rule)
-    if d.lo > 0 or d.hi < 0:
-        return Verdict(DOES_NOT, "a change: the 95% interval excludes zero", rule)
-    return Verdict(INCONCLUSIVE, f"neither a change nor equivalence within ±{margin:g}; the minimal detectable "
-                   f"effect is {d.mde(power):.2f}", rule)
+    if d.lo > margin or d.hi < -margin:
+        return Verdict(DOES_NOT, f"a change beyond ±{margin:g}: the 95% interval lies outside the margin", rule)
+    return Verdict(INCONCLUSIVE, f"neither a change beyond ±{margin:g} nor equivalence within it; the minimal "
+                   f"detectable effect is {d.mde(power):.2f}", rule)
 
 
 def off_floor(error_hi: float, chance: float, floor_pp: float) -> bool:
@@ -233,8 +266,8 @@ def combine(parts: Mapping[str, Verdict], rule: str = "") -> Verdict:
         return Verdict(NOT_TESTED, "; ".join(f"{k}: {p.reason}" for k, p in parts.items()), rule)
     failed = [k for k, x in v.items() if x == DOES_NOT]
     if failed:
-        return Verdict(DOES_NOT, "does not reproduce: " + ", ".join(failed), rule)
+        return Verdict(DOES_NOT, "fails on " + ", ".join(failed), rule)
     if all(x == REPRODUCES for x in v.values()):
         return Verdict(REPRODUCES, "every part reproduces", rule)
     open_ = [k for k, x in v.items() if x != REPRODUCES]
-    return Verdict(INCONCLUSIVE, "inconclusive: " + ", ".join(open_), rule)
+    return Verdict(INCONCLUSIVE, "undecided: " + ", ".join(open_), rule)

@@ -17,7 +17,8 @@ The comparisons (names are what the paper stage's rules read):
   its contrast with the high-resource one);
 - the controls: the negative control splits the random data's runs into two halves by seed and passes them
   through the same difference as two arms (it must show no difference); the positive control is the planted arm
-  (culture-specific concepts and landmarks removed) against random on Culture (it must come out worse).
+  (no place-bound concept: culture-specific concepts, concepts with regional variants and landmarks removed)
+  against random on Culture (it must come out worse).
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def tasks_of(coefs: dict[str, float], metric: str) -> Quantity:
         c = est.cells
         here = c[(c["run"] == run) & (c["examples_seen"] == seen) & (c["metric"] == metric)]
         index = dict(zip(here["task"], here.index))
-        if any(t not in index for t in coefs):
+        if any(t not in index or not np.isfinite(c.at[index[t], "value"]) for t in coefs):
             return None
         point = sum(w * c.at[index[t], "value"] for t, w in coefs.items())
         draws = sum(w * est.draws[index[t]] for t, w in coefs.items())
@@ -137,16 +138,18 @@ class Study:
         return evidence.Config(name, [v[0] for _, v in got], np.stack([v[1] for _, v in got]),
                                tuple(r for r, _ in got))
 
-    def seed_variance(self, seen: int, quantity: Quantity, split: dict[str, list[list[str]]] | None = None):
-        """Pooled seed variance of `quantity` at `seen` over every configuration with ≥2 runs there; `split`
-        replaces a configuration's runs by the given groups (the negative control's halves)."""
-        values = []
+    def seed_noise(self, seen: int, quantity: Quantity, split: dict[str, list[list[str]]] | None = None):
+        """(s², df, w) of `quantity` at `seen`: the seed variance and the image-by-image churn between seeds
+        (evidence.pooled_churn), pooled over every configuration with ≥2 runs there; `split` replaces a
+        configuration's runs by the given groups (the negative control's halves)."""
+        configs = []
         for name in self.runs["config"].unique():
             for runs in (split or {}).get(name, [self.runs_of(name, seen)]):
                 c = self.config(name, runs, seen, quantity)
                 if c is not None:
-                    values.append(c.points)
-        return evidence.pooled_seed_variance(values)
+                    configs.append(c)
+        var, df = evidence.pooled_seed_variance([c.points for c in configs])
+        return var, df, evidence.pooled_churn([c.draws for c in configs])
 
     def compare(self, label: str, a: str, b: str, seen: int, quantity: str | Quantity, **extra) -> dict | None:
         """Configuration a minus b of `quantity` (a QUANTITIES name, or a Quantity) at `seen`, as a record (None
@@ -156,8 +159,8 @@ class Study:
         ca, cb = (self.config(n, self.runs_of(n, seen), seen, q) for n in (a, b))
         if ca is None or cb is None:
             return None
-        var, df = self.seed_variance(seen, q)
-        d = evidence.difference(ca, cb, var, df)
+        var, df, churn = self.seed_noise(seen, q)
+        d = evidence.difference(ca, cb, var, df, churn=churn)
         return _record(label, quantity, seen, ca, cb, d, **extra)
 
     def level(self, label: str, config: str, seen: int, quantity: str, reference: float, **extra) -> dict | None:
@@ -166,9 +169,9 @@ class Study:
         ca = self.config(config, self.runs_of(config, seen), seen, q)
         if ca is None:
             return None
-        var, df = self.seed_variance(seen, q)
+        var, df, churn = self.seed_noise(seen, q)
         cb = evidence.constant(f"{reference:g}", reference, self.n_boot)
-        d = evidence.difference(ca, cb, var, df, b_trained=False)
+        d = evidence.difference(ca, cb, var, df, b_trained=False, churn=churn)
         return _record(label, quantity, seen, ca, cb, d, value=float(ca.points.mean()),
                        value_hi=float(ca.points.mean() + d.hi - d.effect), reference=reference, **extra)
 
@@ -182,12 +185,16 @@ def _record(label, quantity, seen, ca, cb, d, **extra) -> dict:
 # ------------------------------------------------------------------------------------------------ the comparisons
 
 def _natural_final(study: Study) -> tuple[int | None, list[float]]:
+    """The largest examples seen that every natural data scale has (their compute-matched final checkpoint), and
+    the scales."""
     nat = study.runs[study.runs["curation"] == "natural"]
     if nat.empty:
         return None, []
-    seen = max(max(study.checkpoints(r)) for r in nat.index)
-    pcts = sorted({p for r, p in nat["data_pct"].items() if seen in study.checkpoints(r)})
-    return seen, pcts
+    per_scale = [set().union(*(study.checkpoints(r) for r in g.index)) for _, g in nat.groupby("data_pct")]
+    shared = set.intersection(*per_scale)
+    if not shared:
+        return None, []
+    return max(shared), sorted(nat["data_pct"].unique())
 
 
 def scale_comparisons(study: Study, chance: dict[str, float]) -> list[dict]:
@@ -257,8 +264,7 @@ def negative_control(study: Study, config: str, seen: int) -> list[dict]:
     runs = study.runs_of(config, seen)
     if len(runs) < 2:
         return []
-    half = (len(runs) + 1) // 2
-    a, b = runs[:half], runs[half:]
+    a, b = runs[0::2], runs[1::2]  # alternate in seed order, so that how the runs were made mixes in both halves
     out = []
     for q in FILTER_GROUPS:
         quantity = QUANTITIES[q]
@@ -266,8 +272,8 @@ def negative_control(study: Study, config: str, seen: int) -> list[dict]:
                                                                                          seen, quantity)
         if ca is None or cb is None:
             continue
-        var, df = study.seed_variance(seen, quantity, split={config: [a, b]})
-        out.append(_record(f"control/negative/{q}", q, seen, ca, cb, evidence.difference(ca, cb, var, df),
+        var, df, churn = study.seed_noise(seen, quantity, split={config: [a, b]})
+        out.append(_record(f"control/negative/{q}", q, seen, ca, cb, evidence.difference(ca, cb, var, df, churn=churn),
                            control="negative"))
     return out
 
@@ -283,40 +289,38 @@ def chance_levels(facts: dict) -> dict[str, float]:
 
 def correlation(study: Study, tasks: list[str], n_boot: int, seed: int = 0) -> dict | None:
     """Finding 10: Spearman correlation over `tasks` of a task's error at 10% and its gain 10% → 100% at the final
-    checkpoint. Per seed pair (the i-th seed of each scale) one correlation, each with replicates that resample
-    the tasks and take the image resample of the same index; the training noise is their spread over seed pairs."""
+    checkpoint. One correlation per seed pair (the i-th seed of each scale), with replicates that resample the tasks
+    (the same task resample for every pair) and take the image resample of the same index; the error level is read
+    from another seed's 10% run than the gain's where there are two, so that one run's noise is not in both (it
+    would pull the correlation up). The training noise is the correlations' spread over the pairs."""
     from scipy.stats import spearmanr
 
     seen, pcts = _natural_final(study)
     if seen is None or not {10.0, 100.0} <= set(pcts):
         return None
     a, b = study.runs_of("natural@10%", seen), study.runs_of("natural@100%", seen)
-    rng = np.random.default_rng(seed)
+    error = tasks_of  # one task's error of one run: tasks_of({task: 1}, "error_pct")
+    present = [t for t in tasks if all(error({t: 1.0}, "error_pct")(study.est, r, seen) is not None for r in a + b)]
+    if len(present) < 4 or not a or not b:
+        return None
+    pick = np.random.default_rng(seed).integers(0, len(present), size=(n_boot, len(present)))
+    val = {r: np.array([error({t: 1.0}, "error_pct")(study.est, r, seen)[0] for t in present]) for r in a + b}
+    rep = {r: np.stack([error({t: 1.0}, "error_pct")(study.est, r, seen)[1] for t in present]) for r in a + b}
     per_pair = []
-    for ra, rb in zip(a, b):
-        rows = []
-        for t in tasks:
-            qa, qb = (tasks_of({t: 1.0}, "error_pct")(study.est, r, seen) for r in (ra, rb))
-            if qa is not None and qb is not None:
-                rows.append((qa, qb))
-        if len(rows) < 4:
-            return None
-        level = np.array([x[0][0] for x in rows])
-        gain = level - np.array([x[1][0] for x in rows])
-        lev_d = np.stack([x[0][1] for x in rows])
-        gain_d = lev_d - np.stack([x[1][1] for x in rows])
-        pick = rng.integers(0, len(rows), size=(n_boot, len(rows)))
-        draws = np.array([spearmanr(lev_d[pick[i], i], gain_d[pick[i], i]).statistic for i in range(n_boot)])
-        rho = float(spearmanr(level, gain).statistic) if np.ptp(level) > 0 and np.ptp(gain) > 0 else np.nan
-        if not np.isfinite(rho):
+    for i, (ra, rb) in enumerate(zip(a, b)):
+        rl = a[(i + 1) % len(a)]  # the level's run: another seed of 10% when there is one
+        level, gain = val[rl], val[ra] - val[rb]
+        if np.ptp(level) == 0 or np.ptp(gain) == 0:
             return None  # a constant level or gain has no correlation
-        per_pair.append((rho, draws, len(rows)))
+        lev_d, gain_d = rep[rl], rep[ra] - rep[rb]
+        draws = np.array([spearmanr(lev_d[pick[j], j], gain_d[pick[j], j]).statistic for j in range(n_boot)])
+        per_pair.append((float(spearmanr(level, gain).statistic), draws))
     points = [p[0] for p in per_pair]
     ca = evidence.Config("spearman", points, np.stack([p[1] for p in per_pair]), tuple(f"{x}|{y}" for x, y in zip(a, b)))
     var, df = evidence.pooled_seed_variance([points])
-    d = evidence.difference(ca, evidence.constant("0", 0.0, n_boot), var, df, b_trained=False)
-    return _record("correlation/level_vs_gain/10_to_100", "spearman_rho", seen, ca,
-                   evidence.constant("0", 0.0, n_boot), d, n_tasks=per_pair[0][2])
+    zero = evidence.constant("0", 0.0, n_boot)
+    d = evidence.difference(ca, zero, var, df, b_trained=False)
+    return _record("correlation/level_vs_gain/10_to_100", "spearman_rho", seen, ca, zero, d, n_tasks=len(present))
 
 
 def comparisons(est, keep_pct: float | None, facts: dict, tasks: list[str], seed: int = 0) -> list[dict]:

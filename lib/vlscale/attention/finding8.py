@@ -1,4 +1,4 @@
-"""Finding 8's evidence (PAPER.md §5: more data focuses the attention, more so on the long tail), every
+"""Finding 8's evidence (the paper's §5.3: more data focuses the attention, more so on the long tail), every
 comparison a `vlscale.analysis.evidence.difference` with training noise and test-image noise in one interval.
 
 A configuration is (model, curation, data_pct) at one examples seen; its runs (seeds) are its replicates. As in
@@ -16,10 +16,12 @@ natural runs' final checkpoint when they are compute-matched), per score (energy
   minus its shuffled score, against zero: the part of the focus that depends on the image's content);
 - attention_context/step_over_shuffled: each step of that content-dependent part (the rise not explained by the
   model's spatial habits).
-The attention/ records are the paper's claims (`claim`: true); the attention_context/ ones say what blind maps
-score (`claim`: false), which the paper's claim does not state. The seed variance of each quantity is pooled
-(evidence.pooled_seed_variance) over every configuration with at least two runs at that same examples seen, so
-the training-noise null is read where the comparisons are. A blind baseline is not a trained model:
+The attention/ records are the steps the paper's claim states (`claim`: true); the attention_context/ ones compare
+the maps with blind maps (`claim`: false). The paper stage's rule for finding 8 (paper/build.py) needs both: the
+steps, and the largest scale beating the centre prior and its own shuffled maps. The seed variance of each
+quantity, and the churn between seeds it shares with the image resamples, are pooled (evidence.pooled_seed_variance,
+evidence.pooled_churn) over every configuration with at least two runs at that same examples seen, so the
+training-noise null is read where the comparisons are. A blind baseline is not a trained model:
 difference(b_trained=False) counts only A's seeds (seed_var / n_A).
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from vlscale.analysis.evidence import Config, Difference, constant, difference, pooled_seed_variance
+from vlscale.analysis.evidence import Config, Difference, constant, difference, pooled_churn, pooled_seed_variance
 from vlscale.analysis.results import scale_label
 from vlscale.attention.groups import CULTURAL, GROUP_LABELS, POOLS, SCORES
 
@@ -108,8 +110,9 @@ def evidence_checkpoints(ckpts: pd.DataFrame) -> dict[str, int]:
 
 
 def seed_table(configs: dict[tuple, list[str]], seen: int, q: dict) -> dict:
-    """{(kind, pool, score): (s², df, the configurations pooled)} for every quantity with training noise: its
-    seed variance at `seen`, pooled over the configurations `configs` with at least two runs."""
+    """{(kind, pool, score): (s², df, the configurations pooled, w)} for every quantity with training noise: its
+    seed variance at `seen` and the image-by-image churn between seeds (evidence.pooled_churn), pooled over the
+    configurations `configs` with at least two runs."""
     replicated = {"/".join(map(str, k)): runs for k, runs in configs.items() if len(runs) >= 2}
     out = {}
     for kind, pools in KINDS.items():
@@ -117,7 +120,8 @@ def seed_table(configs: dict[tuple, list[str]], seen: int, q: dict) -> dict:
             for score in SCORES:
                 qq = q[kind](pool, score)
                 s2, df = pooled_seed_variance([[qq(r, seen)[0] for r in runs] for runs in replicated.values()])
-                out[(kind, pool, score)] = (s2, df, list(replicated))
+                churn = pooled_churn([np.stack([qq(r, seen)[1] for r in runs]) for runs in replicated.values()])
+                out[(kind, pool, score)] = (s2, df, list(replicated), churn)
     return out
 
 
@@ -136,8 +140,8 @@ class Scales:
         return make_config(config_name("natural", pct), self.runs[pct], self.seen, self.q[kind](pool, score))
 
     def diff(self, a: Config, b: Config, kind: str, pool: str, score: str, trained: bool = True) -> Difference:
-        s2, df, _ = self.seed[(kind, pool, score)]
-        return difference(a, b, s2, df, self.level, b_trained=trained)
+        s2, df, _, churn = self.seed[(kind, pool, score)]
+        return difference(a, b, s2, df, self.level, b_trained=trained, churn=churn)
 
     def record(self, name: str, label: str, d: Difference, a: Config, b: Config, values=None, **labels) -> dict:
         """As analysis/study.py records a comparison, with this stage's labels; effect = a_value - b_value."""

@@ -9,7 +9,7 @@ the centre prior (chosen on a disjoint draw of images) and the model's own map o
 - per group (attention/groups.py GROUPS, the pooled long tail "cultural", and "all"): the mean of each score
   and baseline, with a bootstrap interval over the probe images; the resamples are drawn once per group and
   shared by all checkpoints, so differences between models are paired;
-- finding 8 (PAPER.md §5), attention/finding8.py: each tenfold data step, each scale against the centre prior
+- finding 8 (the paper's §5.3), attention/finding8.py: each tenfold data step, each scale against the centre prior
   and its own shuffled maps, and the long tail's gain against the head's, each a difference with training noise
   (the seed variance pooled over the configurations with two seeds at the same examples seen) and test-image
   noise (vlscale.analysis.evidence);

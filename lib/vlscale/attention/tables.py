@@ -19,19 +19,25 @@ def _shared_seen(d: pd.DataFrame) -> int:
 
 def focus_table(summary: dict) -> pd.DataFrame:
     """Table 6's measured analog: per group, each natural data scale's energy, lift, pointing hit and its
-    image-shuffled energy and hit (value, 95% interval; the first seed of each scale) at the examples seen the
-    scales share, beside what content-free maps score: uniform (area), the centre prior's energy and hit, a
+    image-shuffled energy and hit at the examples seen the scales share: the mean over the scale's seeds with, for
+    several seeds, their range (lowest and highest seed), else the 95% interval over the probe images (`spread`
+    says which); beside them what content-free maps score: uniform (area), the centre prior's energy and hit, a
     random peak (hit_chance), and energy's bound on the grid (energy_bound)."""
     m = pd.DataFrame(summary["means"])
     d = m[m["curation"] == "natural"]
     if d.empty:
         return pd.DataFrame()
     seen = _shared_seen(d)
-    d = d[d["examples_seen"] == seen].sort_values(["data_pct", "seed"]).groupby(["data_pct", "pool", "metric"]).first()
+    d = d[d["examples_seen"] == seen].groupby(["data_pct", "pool", "metric"]).agg(
+        value=("value", "mean"), lo=("lo", "first"), hi=("hi", "first"), low=("value", "min"), high=("value", "max"),
+        seeds=("seed", "nunique"))
+    several = d["seeds"] > 1  # several seeds: their range, not one seed's image interval
+    d.loc[several, "lo"], d.loc[several, "hi"] = d.loc[several, "low"], d.loc[several, "high"]
     scales = sorted({i[0] for i in d.index})
     rows = []
     for pool in POOLS:
-        row = {"pool": pool, "examples_seen": seen}
+        row = {"pool": pool, "examples_seen": seen, "seeds": "/".join(str(int(d.loc[(p, pool, "energy"), "seeds"]))
+                                                                    for p in sorted({i[0] for i in d.index}))}
         for pct in scales:
             for metric in PER_SCALE:
                 r = d.loc[(pct, pool, metric)]
@@ -60,8 +66,9 @@ def focus_latex(summary: dict) -> str:
                     + [f"{100 * r[b][0]:.1f}" for b in ("area", "prior_energy", "hit_chance", "prior_hit",
                                                         "energy_bound")])
     caption = (f"Focus of the MAP-head attention at {int(t['examples_seen'].iloc[0]):,} examples seen: the share of "
-               "attention on the object (mass, \\%) and the pointing-game hit rate (\\%) per data scale, with 95\\% "
-               "intervals over the probe images; beside them what content-free maps score: a uniform map's mass, "
+               "attention on the object (mass, \\%) and the pointing-game hit rate (\\%) per data scale, the mean over "
+               f"the scale's seeds ({t['seeds'].iloc[0]} seeds at {', '.join(scale_label(x) for x in scales)}) with the "
+               "range over its seeds, or the 95\\% interval over the probe images for one seed; beside them what content-free maps score: a uniform map's mass, "
                "the centre prior's mass and hit (the best fixed map, chosen on other images: objects sit near the "
                "centre), a random peak's hit rate, and the largest mass any map on the patch grid can reach (a "
                "one-hot map at the cell the object covers most).")

@@ -7,9 +7,9 @@ The arms that are a top k (SCORED_ARMS) and the column of the scores table each 
 - classifier (column classifier): P(aligned) of every pair;
 - english (column english): a keyed random draw among pairs whose caption is English (the paper's Baseline
   (en)), the same English as clip's, so that clip against english isolates the score;
-- planted (column planted): a keyed random draw among pairs whose concept is bound to no place (not culture-specific, no regional
-  variants, not a
-  landmark: a positive control, a data change of known direction (synthetic pools only).
+- planted (column planted): a keyed random draw among pairs whose concept is bound to no place (not
+  culture-specific, no regional variants, not a landmark): a positive control, a data change of known direction
+  (synthetic pools only).
 The random arm is not a top k: it is the pool's nested random subset (stage.filter_k).
 
 A pair's caption is English when its true caption language is English (a synthetic pool: truth
