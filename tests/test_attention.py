@@ -269,14 +269,14 @@ def test_the_evidence_interval_covers_zero_at_the_nominal_rate_where_nothing_was
     """Training noise (a per-run offset) larger than the test images' noise: an interval over the images alone
     would cover zero about 60% of the time; with the seed variance it covers at about 95%."""
     covered, effects = [], []
-    for rep in range(40):
+    for rep in range(80):
         s = summarise(_planted({g: 0.0 for g in GROUPS}, seeds=(0, 1, 2), n=30, seed=rep, seed_sd=0.02,
                                image_sd=0.01), 16, 100)
         (d,) = [x for x in _diffs(s, comparison="step", score="energy", group="all") if x["from_pct"] == 1.0]
         covered.append(d["lo"] <= 0 <= d["hi"])
         effects.append(d["effect"])
     assert np.all(np.abs(effects) > 0)  # noise is present: no difference is exactly zero
-    assert 0.85 <= np.mean(covered) <= 1.0
+    assert 0.88 <= np.mean(covered) <= 0.99, np.mean(covered)  # nominal 0.95; 80 repeats leave about ±0.05
     assert np.std(effects) > 1.0  # pp: the training noise shows in the effects, and the intervals carry it
 
 
