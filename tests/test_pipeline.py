@@ -134,7 +134,8 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
     # the curated runs: every filter arm against examples seen, every data scale before and after rebalancing
     curated = figures["curation"]
     # every arm's seed replicates; the random arm is the natural 10% runs and f_random (the same data)
-    assert curated["filter_runs"] == {"random": ["s10", "s10_seed1", "f_random"], "english": ["f_english", "f_english_seed1"],
+    assert curated["filter_runs"] == {"random": ["s10", "s10_seed1", "f_random", "s10_seed3"],
+                                      "english": ["f_english", "f_english_seed1"],
                                       "clip": ["f_clip", "f_clip_seed1"], "classifier": ["f_classifier"],
                                       "planted": ["f_planted"]}
     assert set(curated["rebalancing"]) == {"10%", "100%"} and not curated["notes"]
@@ -199,8 +200,8 @@ def test_the_paper_pdf_shows_every_figure_and_table_and_no_placeholder(repo, tmp
     verdicts = {v["id"]: v for v in record["verdicts"]}
     assert set(verdicts) == set(range(1, 11))
     assert {v["verdict"] for v in verdicts.values()} <= {"reproduces", "does not reproduce", "inconclusive", "not tested"}
-    judged = verdicts[2]  # the culture finding: its comparisons ran on two seeds of 10% and 100%
-    assert judged["n_seeds"] == [2, 2] and judged["ci95"][0] < judged["effect"] < judged["ci95"][1] and judged["mde"] > 0
+    judged = verdicts[2]  # the culture finding: its comparisons ran on three seeds of 10% and 100%
+    assert judged["n_seeds"] == [3, 3] and judged["ci95"][0] < judged["effect"] < judged["ci95"][1] and judged["mde"] > 0
     assert [c["control"] for c in record["controls"]] == ["negative", "positive"]
     assert all(c["passed"] in (True, False) for c in record["controls"])
     assert ("control failed" in text) == any(c["passed"] is False for c in record["controls"])

@@ -1,9 +1,13 @@
 """The paper stage: the reproduction report, every number from a file the pipeline wrote, typeset to a PDF.
 
-`write_generated(root)` reads the stages' records (metrics/*.json) and the paper's own numbers
-(paper/reference.json in this package, from PAPER.md §5) and writes paper/generated/:
+`write_generated(root, verdicts)` reads the stages' records (metrics/*.json), the paper's own numbers and effects
+(paper/reference.json in this package, each with where in the paper it comes from) and params.yaml's `verdicts`,
+and writes paper/generated/:
     values.json     every number and verdict the text prints, formatted (the text holds no typed number)
-    findings.json   per finding of the paper: its claim and numbers, ours, and the verdict with its rule
+    findings.json   per finding of the paper: its claim and numbers, its parts (each a comparison of the study with
+                    its effect, interval over seeds and test images, seeds, detectable effect and verdict), the
+                    finding's verdict, its rule, and what the profile can and cannot test
+    controls.json   the negative and positive controls, each with its comparisons and whether it passed
     figures.json    every figure the stages made (path, caption, the finding it belongs to)
     tables.json     every LaTeX table of paper/tables/, parsed into rows for the typesetter
     captions.json   one alt-text caption per language of the world (the 36 scripts the fonts must draw)
@@ -282,7 +286,7 @@ def _scope(parts: list[dict]) -> str:
     text = (f"This profile measures it with {'–'.join(map(str, [seeds[0], seeds[-1]])) if len(seeds) > 1 else seeds[0]} "
             f"seed(s) per configuration.")
     if blocked:
-        text += " It cannot decide " + "; ".join(f"{p['label'].lower()} ({p['reason']})" for p in blocked) + "."
+        text += " It cannot decide: " + "; ".join(f"{p['label']} ({p['reason']})" for p in blocked) + "."
     return text
 
 
@@ -314,8 +318,9 @@ def findings(fig: dict, att: dict, filt: dict, V: dict) -> list[dict]:
         rules = sorted({p["rule"] for p in parts if p.get("rule")})
         primary = next((p for p in parts if "effect" in p), None)
         out.append({**f, "parts": parts, "ours": " ".join(_describe(p) for p in parts), "verdict": combined.verdict,
-                    "reason": combined.reason, "rule": " ".join(rules + [combined.rule]) if len(parts) > 1 else
-                    (rules[0] if rules else combined.rule), "scope": _scope(parts),
+                    "reason": combined.reason, "rule": (f"each part {'; '.join(rules)}; the finding {combined.rule}"
+                                                        if len(parts) > 1 else (rules[0] if rules else combined.rule)),
+                    "scope": _scope(parts),
                     "effect": primary["effect"] if primary else None, "ci95": primary["ci95"] if primary else None,
                     "n_seeds": primary["n_seeds"] if primary else None, "mde": primary["mde"] if primary else None,
                     "figures": [k for k, (_, n) in FIGURES.items() if n == f["id"]],
