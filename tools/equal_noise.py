@@ -64,9 +64,14 @@ def compare(reference: Path, here: Path) -> str:
     for name in COMPARISONS:
         rows.append(f"| {name.removeprefix('filter/')} | {_cell(default.get(name))} | {_cell(equal.get(name))} |")
     culture = [d.get("filter/clip_minus_english/culture") for d in (default, equal)]
-    if all(culture) and culture[0]["effect"]:
-        rows.append(f"\nCLIP's Culture penalty left with equal noise: {100 * culture[1]['effect'] / culture[0]['effect']:.0f}% "
-                    "of the default world's (point estimates).")
+    if all(culture):
+        if culture[0]["lo"] <= 0 <= culture[0]["hi"]:
+            rows.append("\nIn the default world the CLIP arm's Culture penalty against English is not told apart from zero "
+                        f"({_cell(culture[0])}): there is no penalty for the noise rates to explain; with equal noise "
+                        f"it is {_cell(culture[1])}.")
+        else:
+            rows.append(f"\nCLIP's Culture penalty left with equal noise: {100 * culture[1]['effect'] / culture[0]['effect']:.0f}% "
+                        "of the default world's (point estimates; intervals above).")
     return "\n".join(rows)
 
 
