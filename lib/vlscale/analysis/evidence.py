@@ -104,6 +104,11 @@ def pooled_seed_variance(groups: Iterable[Sequence[float]]) -> tuple[float, int]
     return (ss / df if df else np.nan), df
 
 
+def _quantile(q: float, df: float) -> float:
+    """The q quantile of Student's t with df degrees of freedom (the normal's for df = inf)."""
+    return float(stats.t.ppf(q, df)) if np.isfinite(df) else float(stats.norm.ppf(q))
+
+
 @dataclass(frozen=True)
 class Difference:
     """A minus B with its interval over seeds and test images (see the module docstring)."""
@@ -122,8 +127,7 @@ class Difference:
     separable: bool     # training noise measured and some side replicated
 
     def quantile(self, level: float) -> float:
-        return float(stats.t.ppf((1 + level) / 2, self.df)) if np.isfinite(self.df) else float(
-            stats.norm.ppf((1 + level) / 2))
+        return _quantile((1 + level) / 2, self.df)
 
     def bounds(self, level: float) -> tuple[float, float]:
         q = self.quantile(level)
@@ -131,8 +135,7 @@ class Difference:
 
     def mde(self, power: float = 0.8, level: float = LEVEL) -> float:
         """The smallest true |difference| this comparison detects with probability `power`."""
-        beta = float(stats.t.ppf(power, self.df)) if np.isfinite(self.df) else float(stats.norm.ppf(power))
-        return (self.quantile(level) + beta) * self.se
+        return (self.quantile(level) + _quantile(power, self.df)) * self.se
 
     def record(self, power: float = 0.8) -> dict:
         """JSON-ready: every field, the 95% interval, and the minimal detectable effect."""
@@ -163,16 +166,15 @@ def difference(a: Config, b: Config, seed_var: float = np.nan, seed_df: int = 0,
     total = image_var + seed_part
     se = float(np.sqrt(total))
     df = seed_df * (total / seed_part) ** 2 if measured and seed_part > 0 else np.inf
-    d = Difference(effect=effect, lo=np.nan, hi=np.nan, se=se, df=float(df), image_se=float(np.sqrt(image_var)),
-                   seed_sd=float(np.sqrt(seed_var)) if measured else np.nan, seed_df=int(seed_df) if measured else 0,
-                   n_a=a.n, n_b=b.n, p=np.nan, seeds_measured=bool(measured),
-                   separable=bool(measured and (max(a.n, b.n) >= 2 or not b_trained)))
-    lo, hi = d.bounds(level)
+    half = _quantile((1 + level) / 2, df) * se
     if se > 0:
         p = float(2 * (stats.t.sf(abs(effect) / se, df) if np.isfinite(df) else stats.norm.sf(abs(effect) / se)))
     else:
         p = 1.0 if effect == 0 else 0.0
-    return Difference(**{**asdict(d), "lo": float(lo), "hi": float(hi), "p": p})
+    return Difference(effect=effect, lo=effect - half, hi=effect + half, se=se, df=float(df),
+                      image_se=float(np.sqrt(image_var)), seed_sd=float(np.sqrt(seed_var)) if measured else np.nan,
+                      seed_df=int(seed_df) if measured else 0, n_a=a.n, n_b=b.n, p=p, seeds_measured=bool(measured),
+                      separable=bool(measured and (max(a.n, b.n) >= 2 or not b_trained)))
 
 
 # ------------------------------------------------------------------------------------------------ verdicts

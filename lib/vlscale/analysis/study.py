@@ -29,6 +29,7 @@ import pandas as pd
 
 from vlscale.analysis import evidence
 from vlscale.analysis.results import scale_label
+from vlscale.analysis.uncertainty import interval, seed_spread
 from vlscale.config import OCCUPATION_PAIRS
 
 Quantity = Callable[[object, str, int], "tuple[float, np.ndarray] | None"]
@@ -84,6 +85,16 @@ QUANTITIES: dict[str, Quantity] = {
 
 # ------------------------------------------------------------------------------------------------ configurations
 
+def join_random_arm(table: pd.DataFrame, keep_pct: float | None) -> pd.DataFrame:
+    """`table` (curation and data_pct columns) with the random filter arm's runs as runs of the natural
+    configuration of keep_pct, the data they train on; unchanged when keep_pct is None."""
+    if keep_pct is None:
+        return table
+    random = (table["curation"] == "filter/random").to_numpy()
+    return table.assign(curation=np.where(random, "natural", table["curation"]),
+                        data_pct=np.where(random, float(keep_pct), table["data_pct"]))
+
+
 def configurations(est, keep_pct: float | None) -> pd.DataFrame:
     """One row per run: its seed and configuration (curation, data_pct); the random arm's runs join the natural
     runs of keep_pct, whose data they train on."""
@@ -91,9 +102,7 @@ def configurations(est, keep_pct: float | None) -> pd.DataFrame:
     if "curation" not in c:
         c = c.assign(curation="natural")
     runs = c.groupby("run").agg(seed=("seed", "first"), data_pct=("data_pct", "first"), curation=("curation", "first"))
-    random = runs["curation"] == "filter/random"
-    if keep_pct is not None:
-        runs.loc[random, ["curation", "data_pct"]] = ["natural", keep_pct]
+    runs = join_random_arm(runs, keep_pct)
     runs["config"] = [f"{cur}@{scale_label(pct)}" for cur, pct in zip(runs["curation"], runs["data_pct"])]
     return runs.sort_values(["config", "seed"])
 
@@ -124,8 +133,6 @@ class Study:
         c = self.config(config, self.runs_of(config, seen), seen, quantity)
         if c is None:
             return None
-        from vlscale.analysis.uncertainty import interval, seed_spread
-
         lo, hi = interval(c.draws.mean(axis=0), level)
         return {"value": float(c.points.mean()), "lo": float(lo[0]), "hi": float(hi[0]), "runs": "+".join(c.runs),
                 **seed_spread(c.points)}
@@ -299,13 +306,13 @@ def correlation(study: Study, tasks: list[str], n_boot: int, seed: int = 0) -> d
     if seen is None or not {10.0, 100.0} <= set(pcts):
         return None
     a, b = study.runs_of("natural@10%", seen), study.runs_of("natural@100%", seen)
-    error = tasks_of  # one task's error of one run: tasks_of({task: 1}, "error_pct")
-    present = [t for t in tasks if all(error({t: 1.0}, "error_pct")(study.est, r, seen) is not None for r in a + b)]
+    got = {(t, r): tasks_of({t: 1.0}, "error_pct")(study.est, r, seen) for t in tasks for r in a + b}
+    present = [t for t in tasks if all(got[(t, r)] is not None for r in a + b)]
     if len(present) < 4 or not a or not b:
         return None
     pick = np.random.default_rng(seed).integers(0, len(present), size=(n_boot, len(present)))
-    val = {r: np.array([error({t: 1.0}, "error_pct")(study.est, r, seen)[0] for t in present]) for r in a + b}
-    rep = {r: np.stack([error({t: 1.0}, "error_pct")(study.est, r, seen)[1] for t in present]) for r in a + b}
+    val = {r: np.array([got[(t, r)][0] for t in present]) for r in a + b}
+    rep = {r: np.stack([got[(t, r)][1] for t in present]) for r in a + b}
     per_pair = []
     for i, (ra, rb) in enumerate(zip(a, b)):
         rl = a[(i + 1) % len(a)]  # the level's run: another seed of 10% when there is one

@@ -33,6 +33,7 @@ import pandas as pd
 
 from vlscale.analysis.evidence import Config, Difference, constant, difference, pooled_churn, pooled_seed_variance
 from vlscale.analysis.results import scale_label
+from vlscale.analysis.study import join_random_arm
 from vlscale.attention.groups import CULTURAL, GROUP_LABELS, POOLS, SCORES
 
 Quantity = Callable[[str, int], tuple[float, np.ndarray]]  # (run, examples seen) -> (point, draws [B]), in pp
@@ -63,16 +64,6 @@ def quantities(val: dict, draws: dict) -> dict[str, Callable[..., Quantity]]:
 def config_key(model: str, curation: str, data_pct: float) -> tuple:
     """A checkpoint's configuration: (model, curation, data_pct to 1e-6)."""
     return model, curation, round(float(data_pct), 6)
-
-
-def join_random_arm(ckpts: pd.DataFrame, keep_pct: float | None) -> pd.DataFrame:
-    """The checkpoints with the random filter arm's runs as runs of the natural configuration of keep_pct (the
-    data they train on); unchanged when keep_pct is None."""
-    if keep_pct is None:
-        return ckpts
-    random = (ckpts["curation"] == "filter/random").to_numpy()
-    return ckpts.assign(curation=np.where(random, "natural", ckpts["curation"]),
-                        data_pct=np.where(random, float(keep_pct), ckpts["data_pct"]))
 
 
 def configurations(ckpts: pd.DataFrame, seen: int) -> dict[tuple, list[str]]:
