@@ -167,6 +167,29 @@ def train_workdir(tmp_path_factory):
     return path
 
 
+def repo_copy(dst: Path, edit=None) -> dict:
+    """A git repository at `dst` holding this checkout's files (tracked and untracked, not ignored; no dvc.lock), with
+    params.yaml passed through `edit(params) -> None` first; returns the environment to run dvc in."""
+    import os
+    import shutil
+
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file() and not f.startswith("dvc.lock"):
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dst / f)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    if edit is not None:
+        edit(params)
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dst, env=env, capture_output=True, check=True)
+    return env
+
+
 def spoil_member(shard, name: str, data: bytes = b"not a png"):
     """Rewrite tar `shard` with member `name`'s bytes replaced (an image gone bad on disk after the scan)."""
     with tarfile.open(shard) as tar:

@@ -203,6 +203,7 @@ def run_sample_stage(folder, shards, engine: str):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw |= {"profile": "smoke", "engine": engine, "beam": ENGINES["processes"]}
     raw["sample"] |= {"source": "webdataset", "shards": shards}
+    raw["figures"]["source"] = "analog"  # a real pool's report needs a real set; this test runs the sample stage only
     (folder / "params.yaml").write_text(yaml.safe_dump(raw))
     r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "sample"], cwd=folder, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]

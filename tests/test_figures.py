@@ -393,3 +393,18 @@ def test_table1_latex_marks_parameters_at_a_bound_of_the_fit():
     assert latex.bound_mark(0.0, 0, 5.0) == "$^\\dagger$" and latex.bound_mark(5.0, 0, 5.0) == "$^\\dagger$"
     assert latex.bound_mark(0.64, 0, 5.0) == "" and latex.bound_mark(float("nan"), 0, None) == ""
     assert latex.bound_mark(23.3, 0, None) == "" and latex.bound_mark(0.001, 0, None) == "$^\\dagger$"
+
+
+def test_a_real_xm3600s_chance_comes_from_its_own_size_not_the_analogs():
+    """On the real sets the low-resource floor is the real XM3600's Recall@1 chance (its images per language), and
+    no language is set apart as English-like (that share is known only of the analog's captions)."""
+    from vlscale.analysis import study
+
+    tidy = pd.DataFrame({"source": ["real", "real", "real", "analog"],
+                         "task": ["xm3600/i2t/te", "xm3600/i2t/en", "xm3600/t2i/te", "xm3600/i2t/te"],
+                         "n": [100, 120, 500, 5]})
+    facts = results.real_set_facts(tidy)
+    assert facts == {"analogs": {"xm3600": {"images": 110}}}
+    assert study.chance_levels(facts)["xm3600"] == pytest.approx(100 * (1 - 1 / 110))
+    assert results.english_like_languages(facts, 0.25) == []
+    assert results.real_set_facts(tidy[tidy["source"] == "analog"]) == {}

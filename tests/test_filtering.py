@@ -507,7 +507,8 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
                                                                                           monkeypatch):
     """On real shards: the scorer is a checkpoint (here the smoke scorer), the arms are record rows with their
     uids beside them, clip and english keep records of language "en" only, the classifier and planted arms are
-    refused by name, and a filter run's source is those records' pixels."""
+    skipped with a note saying why (so are the CLIP-score arms without a scorer checkpoint), and a filter run's
+    source is those records' pixels."""
     import shutil
 
     from vlscale.training.run import run_source
@@ -521,10 +522,17 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     real = {**p, "sample": {**p["sample"], "source": "webdataset"},
             "filter": {**p["filter"], "arms": arms, "keep_fraction": 0.25,
                        "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
-    for refused in (["classifier"], ["random", "planted"]):
-        with pytest.raises(ParamsError, match=f"filter.arms includes '{refused[-1]}': .*synthetic world's truth"):
-            run_filter({**real, "filter": {**real["filter"], "arms": refused}}, progress=False, log=lambda m: None)
-    assert not (tmp_path / "data/filter").exists()  # refused before any work
+    for asked, gone, left in ((["classifier", "english"], "classifier", ["english"]),
+                              (["random", "planted"], "planted", ["random"])):  # skipped, with one line saying why
+        logged = []
+        skipped = run_filter({**real, "filter": {**real["filter"], "arms": asked}}, progress=False, log=logged.append)
+        assert list(skipped["arms"]) == left and list(skipped["skipped_arms"]) == [gone]
+        assert "synthetic world's truth" in skipped["skipped_arms"][gone]
+        assert logged[0].startswith(f"filter arm '{gone}' skipped: ")
+    no_scorer = {**real["filter"], "scorer": {**real["filter"]["scorer"], "checkpoint": None}}
+    skipped = run_filter({**real, "filter": no_scorer}, progress=False, log=lambda m: None)
+    assert set(skipped["skipped_arms"]) == {"clip", "clip_multilingual"} and list(skipped["arms"]) == ["english", "random"]
+    assert not (tmp_path / "data/filter/models").exists()  # no scorer was trained for them
     with pytest.raises(ValueError, match="filter arm 'clip' keeps k = 12 pairs, but the pool has only 8 pairs with an "
                                          "English caption"):
         run_filter({**real, "filter": {**real["filter"], "keep_fraction": 0.5}}, progress=False, log=lambda m: None)

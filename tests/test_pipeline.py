@@ -3,17 +3,14 @@
 Runs the real stages (papermill-executed notebooks) in a copy of the repository.
 """
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, repo_copy
 
 pytestmark = pytest.mark.pipeline
 
@@ -27,20 +24,7 @@ def _run(cmd, cwd, env):
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     dst = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file() and not f.startswith("dvc.lock"):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    params["profile"] = "smoke"
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    _run(["git", "init", "-q"], dst, env)
-    _run(["git", "add", "-A"], dst, env)
-    _run(["git", "commit", "-qm", "copy"], dst, env)
+    env = repo_copy(dst, lambda params: params.update(profile="smoke"))
     (dst / "repro.log").write_text(_run(["dvc", "repro"], dst, env))
     return dst, env
 

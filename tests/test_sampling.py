@@ -123,6 +123,7 @@ def test_the_sample_stage_runs_on_real_shards(shards, tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["profile"] = "smoke"
     params["sample"].update(source="webdataset", shards=[str(shards / "*.tar")])
+    params["evaluate"]["real_sets"]["imagenet"] = str(tmp_path / "imagenet")  # a real pool's report needs a real set
     (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
     r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "sample"], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -132,3 +133,9 @@ def test_the_sample_stage_runs_on_real_shards(shards, tmp_path):
     assert metrics["subsets"]["1pct"]["examples"] == 3 and metrics["subsets"]["100pct"]["examples"] == 300
     report = json.loads((repo / "data/sample/scan_report.json").read_text())
     assert report["identity_holds"]
+    # what the report says of the pool: its shards, its languages as tagged, the coverage of its page languages
+    assert metrics["shards"]["files"] == len(list(shards.glob("*.tar"))) and metrics["shards"]["formats"] == ["webdataset"]
+    assert sum(metrics["languages"].values()) == 300
+    coverage = pd.read_csv(repo / "plots/sample/coverage.csv")
+    assert set(coverage["kind"]) == {"page languages"} and set(coverage["subset"]) == {"1pct", "10pct", "100pct"}
+    assert coverage.loc[(coverage["subset"] == "100pct") & (coverage["k"] == 10), "covered"].item() == 1.0

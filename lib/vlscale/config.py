@@ -381,7 +381,7 @@ class FiguresParams(_Block):
     """The figures stage: scaling-law fits and the paper's tables from the evaluate stage's results."""
     bootstrap: int = Field(ge=0)  # paired-bootstrap resamples of the test images (95% intervals)
     seed: int = Field(ge=0)
-    source: Literal["analog", "real"]
+    source: Literal["auto", "analog", "real"]  # auto: the pool's (analog for a synthetic pool, real for real shards)
     english_like_share: float = Field(gt=0, le=1)  # XM3600 languages this English-like are set apart
 
 
@@ -539,7 +539,23 @@ def _cross_checks(p: dict, source: str) -> list[str]:
             if needed > first:
                 errors.append(f"{source}: runs.{name}.budget = {run['budget']}: its first cool-down ends at "
                               f"{first:.0f} examples, before train.warmup_examples + cooldown_examples = {needed}")
+    errors += _real_benchmarks_given(p, source)
     return errors
+
+
+def _real_benchmarks_given(p: dict, source: str) -> list[str]:
+    """A report of the real benchmarks (figures.source real, or auto on a real pool) needs at least one of them."""
+    figures, sample, evaluate = p.get("figures"), p.get("sample"), p.get("evaluate")
+    if figures is None or sample is None or evaluate is None:
+        return []
+    real = figures["source"] == "real" or (figures["source"] == "auto" and sample["source"] != "synthetic")
+    if not real or any(evaluate["real_sets"].values()):
+        return []
+    why = (f"sample.source is {sample['source']!r}, so the report is of the real benchmarks"
+           if figures["source"] == "auto" else "the report is of the real benchmarks")
+    return [f"{source}: evaluate.real_sets = {evaluate['real_sets']}: {why}, and none is given; set the folder of at "
+            "least one (e.g. imagenet: /data/imagenet/val), or figures.source: analog to report the synthetic "
+            "analogs instead"]
 
 
 def apply_sets(p: dict, sets) -> dict:

@@ -95,6 +95,22 @@ def notebook_parameters(params: dict, param_names: list[str], source: str = "par
     return out
 
 
+PLANNED_STAGES = ("filter", "train", "evaluate", "attention", "figures")
+
+
+def plan_notes(stage: str, params: dict) -> list[str]:
+    """What the stage skips on this pool (vlscale.plan), one line each, as `dvc repro` prints it before the stage runs:
+    the filter stage its arms, the stages that read the runs the runs on them too."""
+    if stage.partition("@")[0] not in PLANNED_STAGES:
+        return []
+    from vlscale.config import validate
+    from vlscale.plan import study_plan
+
+    plan = study_plan(validate(params))
+    notes = plan.notes()
+    return [n for n in notes if n.startswith("filter arm")] if stage == "filter" else notes
+
+
 def _ipc_kernel_manager():
     """A Jupyter kernel manager that talks to the kernel over IPC sockets in the temp folder, not TCP:
     nothing on the network, and no "Kernel is running over TCP without encryption" warning per stage."""
@@ -122,6 +138,8 @@ def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml"
 
     params = load_params(params_file)  # fails before any work, naming the bad key
     spec = stage_spec(stage, dvc_file)
+    for line in plan_notes(stage, params):
+        print(f"{stage}: {line}", file=sys.stderr, flush=True)
     parameters = notebook_parameters(params, spec["param_names"], params_file)
     notebook = Path(spec["notebook"])
     suffix = f"_{spec['item']}" if spec["item"] else ""

@@ -123,6 +123,13 @@ def read_analog_facts(directory: str | Path, runs=None) -> dict:
     return first
 
 
+def real_set_facts(tidy: pd.DataFrame) -> dict:
+    """For the real sets, the one fact of read_analog_facts' the study reads: XM3600's images per language (its
+    Recall@1 chance, as the median over the i2t tasks); no English-equal shares, so no language is set apart."""
+    n = tidy.loc[(tidy["source"] == "real") & tidy["task"].str.startswith("xm3600/i2t/"), "n"]
+    return {"analogs": {"xm3600": {"images": int(n.median())}}} if len(n) else {}
+
+
 def english_like_languages(facts: dict, share: float) -> list[str]:
     """XM3600 caption languages (groups' codes) other than English whose captions equal the English
     caption of the same image for at least `share` of the images (analogs.json's english_equal_share)."""

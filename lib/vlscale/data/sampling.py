@@ -106,6 +106,19 @@ def coverage_table(world, counts_by_fraction: dict, ks) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def language_coverage(subsets, fractions, ks) -> pd.DataFrame:
+    """Fraction of the pool's page languages (those with an example in the whole pool) with at least k examples,
+    per subset fraction and k: a real pool's long-tail coverage, as its records carry a language and no concept."""
+    present = subsets.counts(max(fractions)) > 0
+    rows = []
+    for f in fractions:
+        counts = subsets.counts(f)
+        for k in ks:
+            rows.append(dict(fraction=f, subset=fraction_label(f), kind="page languages", k=k,
+                             n_concepts=int(present.sum()), covered=float(np.mean(counts[present] >= k))))
+    return pd.DataFrame(rows)
+
+
 def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_ids_max: int, meta: dict,
                   records: pd.DataFrame | None = None, uid_lists: dict | None = None) -> dict:
     """Write every subset's counts, mixture and id list; returns the index also written as subsets.json.

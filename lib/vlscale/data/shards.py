@@ -363,6 +363,16 @@ def _expand_shard_paths(paths):
     return list(shards)
 
 
+def shard_summary(paths) -> dict:
+    """What sample.shards names, as the report describes the pool: the patterns given, the shard files they match
+    (count, total bytes, the first and last file name) and each file's format."""
+    files = _expand_shard_paths(paths)
+    return {"patterns": [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)],
+            "files": len(files), "bytes": int(sum(os.path.getsize(f) for f in files)),
+            "first": os.path.basename(files[0]), "last": os.path.basename(files[-1]),
+            "formats": sorted({"webdataset" if f.endswith(".tar") else "parquet" for f in files})}
+
+
 def concat_records(frames):
     """The scan's records: the kept shards' frames in scan order (empty RECORD_COLUMNS when none)."""
     if not frames:

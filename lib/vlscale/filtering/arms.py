@@ -23,17 +23,15 @@ import numpy as np
 
 from vlscale.data.subsets import derive_key
 from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k
+from vlscale.plan import CLIP_ARMS
 
 SCORED_ARMS = ("clip", "clip_multilingual", "classifier", "english", "planted")
-CLIP_ARMS = ("clip", "clip_multilingual")  # the arms that need the scorer
 REAL_ARMS = ("clip", "clip_multilingual", "english")  # the scored arms a real pool can have
 SELECTION_COLUMN = {"clip": "clip_en", "clip_multilingual": "clip", "classifier": "classifier", "english": "english",
                     "planted": "planted"}
 ELIGIBLE = {"clip": "pairs with an English caption (and a scorer cosine)", "clip_multilingual": "scored pairs",
             "classifier": "scored pairs", "english": "pairs with an English caption",
             "planted": "pairs whose concept is bound to no place (not culture-specific, no regional variants, not a landmark)"}
-SYNTHETIC_ONLY = {"classifier": "its labels come from the synthetic world's truth",
-                  "planted": "it excludes pairs by their concept, which only the synthetic world's truth knows"}
 ENGLISH_KEY, PLANTED_KEY = 4, 6  # parts of filter.key (derive_key) of the english and planted arms' draws
 
 

@@ -30,7 +30,7 @@ from vlscale.data.ids import CLASSIFIER_BIT, LOCAL_BITS, SCORER_BIT, make_ids
 from vlscale.data.input import IdSource, read_sample
 from vlscale.data.subsets import derive_key
 from vlscale.filtering import account as acc
-from vlscale.filtering.arms import (CLIP_ARMS, REAL_ARMS, SCORED_ARMS, SYNTHETIC_ONLY, english_caption, merge_arm,
+from vlscale.filtering.arms import (REAL_ARMS, SCORED_ARMS, english_caption, merge_arm,
                                     needs_scorer, planted_eligible, selection_scores, shard_candidates)
 from vlscale.filtering.classifier import AlignmentHead, auc, features
 from vlscale.filtering.manifest import FILTER_DIR, arm_path, sha256_of
@@ -145,7 +145,9 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     tokenizer = Tokenizer(TOKENIZER_PATH)
     label, entry, pool = read_sample(world, sample_dir, None)  # the largest subset: the pool
     synthetic = not isinstance(pool, pd.DataFrame)
-    check_arms(F, synthetic)
+    skipped = skipped_arms(F, synthetic, log)
+    F = {**F, "arms": [a for a in F["arms"] if a not in skipped]}
+    p = {**p, "filter": F}
     scorer = load_scorer(p, tokenizer) if needs_scorer(F["arms"]) and F["scorer"]["checkpoint"] else None
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "scores").mkdir(parents=True)
@@ -184,26 +186,22 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     times["scoring_s"] = time.perf_counter() - t2
     manifest |= {"pool_label": label, "keep_fraction": F["keep_fraction"], "key": F["key"],
                  "world_fingerprint": world.fingerprint(), "source": "synthetic" if synthetic else "real",
-                 "models": models, "engine": p.get("engine", "local"), "seconds": {**times, "total_s": time.perf_counter() - t0},
+                 "skipped_arms": skipped, "models": models, "engine": p.get("engine", "local"), "seconds": {**times, "total_s": time.perf_counter() - t0},
                  "devices": jax.device_count(), "provenance": provenance(p["profile"], p)}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json))
     return manifest
 
 
-def check_arms(F: dict, synthetic: bool) -> None:
-    """ParamsError naming the arm when filter.arms asks a real pool for a synthetic-only arm (SYNTHETIC_ONLY), or
-    for a CLIP-score arm without filter.scorer.checkpoint (a real pool's scorer is not trained here)."""
-    if synthetic:
-        return
-    synthetic_only = [a for a in F["arms"] if a in SYNTHETIC_ONLY]
-    if synthetic_only:
-        why = "; ".join(f"filter.arms includes {a!r}: {SYNTHETIC_ONLY[a]}" for a in synthetic_only)
-        raise ParamsError(f"params.yaml: {why}; a real pool does not have that truth: drop {synthetic_only} from "
-                          "filter.arms")
-    clip = [a for a in F["arms"] if a in CLIP_ARMS]
-    if clip and not F["scorer"]["checkpoint"]:
-        raise ParamsError(f"params.yaml: filter.scorer.checkpoint = None: a real pool's CLIP-score arms {clip} need "
-                          "a scorer checkpoint (any vlscale.siglip.load reads)")
+def skipped_arms(F: dict, synthetic: bool, log=print) -> dict[str, str]:
+    """The arms of filter.arms this pool cannot have, each with why (vlscale.plan.arm_skip_reason: a real pool has no
+    world truth, and no scorer unless filter.scorer.checkpoint names one), each logged on one line."""
+    from vlscale.plan import arm_skip_reason
+
+    pool = "synthetic" if synthetic else "real"
+    skipped = {a: why for a in F["arms"] if (why := arm_skip_reason(a, F, pool))}
+    for arm, why in skipped.items():
+        log(f"filter arm {arm!r} skipped: {why}")
+    return skipped
 
 
 def _json(o):

@@ -105,11 +105,11 @@ def _difference(rec: dict) -> ev.Difference:
 
 
 def _part(label: str, rec: dict | None, verdict: ev.Verdict | None, paper: float | None, unit: str = "pp",
-          power: float = 0.8) -> dict:
+          power: float = 0.8, absent: str = "the runs it compares were not trained") -> dict:
     """One part of a finding: what was compared, its effect, interval, seeds and minimal detectable effect, and its
-    verdict (None: not tested, the comparison's runs are absent)."""
+    verdict (None: not tested, for the reason `absent`)."""
     if rec is None or verdict is None:
-        v = ev.Verdict(ev.NOT_TESTED, "the runs it compares were not trained", "")
+        v = ev.Verdict(ev.NOT_TESTED, absent, "")
         return {"label": label, **v.record(), "paper_effect": paper, "unit": unit}
     d = _difference(rec)
     return {"label": label, **verdict.record(), "effect": d.effect, "ci95": [d.lo, d.hi], "n_seeds": [d.n_a, d.n_b],
@@ -125,6 +125,19 @@ class Judge:
         self.ev = {**fig.get("evidence", {}), **att.get("evidence", {})}
         self.V, self.effects = V, effects
         self.power = V["power"]
+        self.source, self.benchmarks = fig.get("source"), list(fig.get("benchmarks", {}))
+        self.skipped_arms = fig.get("plan", {}).get("skipped_arms", {})
+
+    def absent(self, name: str) -> str:
+        """Why the comparison `name` was not measured: its filter arm was skipped on this pool, no real benchmark
+        given measures it, or its runs were not trained."""
+        for arm, why in self.skipped_arms.items():
+            if f"/{arm}_minus_" in name or name.startswith(f"filter/{arm}/"):
+                return f"filter arm {arm} skipped on this pool ({why})"
+        if self.source == "real":
+            return (f"no real benchmark given measures it (evaluate.real_sets: "
+                    f"{', '.join(self.benchmarks) or 'none'})")
+        return "the runs it compares were not trained"
 
     def with_records(self, records: dict) -> "Judge":
         """This judge, reading `records` instead."""
@@ -140,7 +153,7 @@ class Judge:
         """A part claiming sign(A - B) = sign; `floor`: (level record, what) that must lie off its chance floor."""
         rec, paper = self.rec(name), self.effects.get(effect_key) if effect_key else None
         if rec is None:
-            return _part(label, None, None, paper, unit)
+            return _part(label, None, None, paper, unit, absent=self.absent(name))
         verdict = ev.directional(_difference(rec), sign, paper, self.power)
         if floor is not None:
             verdict = self._floor(verdict, *floor)
@@ -150,7 +163,7 @@ class Judge:
                   floors: tuple[tuple[str, str], ...] = ()) -> dict:
         rec, margin = self.rec(name), self.V["margins"][margin_key]
         if rec is None:
-            return _part(label, None, None, 0.0, unit)
+            return _part(label, None, None, 0.0, unit, absent=self.absent(name))
         verdict = ev.no_change(_difference(rec), margin, self.power)
         for floor in floors:
             verdict = self._floor(verdict, *floor)
@@ -220,13 +233,19 @@ def _f7(j: Judge) -> list[dict]:
                           f"rebalance/low_minus_high_resource/{scale_label(p)}", +1, f"rebalance_contrast_{p:g}",
                           floor=(f"level/multilingual_low_resource/rebalanced@{scale_label(p)}",
                                  f"the rebalanced low-resource error at {scale_label(p)}"))
-            for p in pcts] or [_part("rebalanced runs", None, None, None)]
+            for p in pcts] or [_part("rebalanced runs", None, None, None,
+                                     absent=j.absent("rebalance/low_minus_high_resource"))]
 
 
-def _f8(j: Judge, model: str = "") -> list[dict]:
+def _f8(j: Judge, model: str = "", pool: str = "synthetic") -> list[dict]:
     """Attention focuses more with more data: each tenfold step of both scores on all probe images and the step to
     100% on the cultural long tail, and the largest scale's maps beating the blind centre prior and their own
-    image-shuffled maps (attention/finding8.py's records; every interval counts seeds and probe images)."""
+    image-shuffled maps (attention/finding8.py's records; every interval counts seeds and probe images). Not tested
+    for a real pool: the probe images with object masks are the synthetic world's."""
+    if pool == "real":
+        return [_part("attention maps of two data scales", None, None, None,
+                      absent="the attention stage scores maps against the object masks of the synthetic world's probe "
+                             "images, which models trained on a real pool were not trained to see")]
     # with several models the attention stage writes attention/<model>/...: read the figures stage's model's
     prefix = f"{model}/" if any(n.startswith(f"attention/{model}/step/") for n in j.ev) else ""
     if prefix:
@@ -311,7 +330,7 @@ def findings(fig: dict, att: dict, filt: dict, V: dict) -> list[dict]:
         elif f["id"] == 9:
             parts = _f9(j, fig)
         elif f["id"] == 8:
-            parts = _f8(j, fig.get("model", ""))
+            parts = _f8(j, fig.get("model", ""), att.get("plan", {}).get("pool", "synthetic"))
         else:
             parts = RULES[f["id"]](j)
         combined = ev.combine({p["label"]: ev.Verdict(p["verdict"], p["reason"], p.get("rule", "")) for p in parts})
@@ -319,7 +338,8 @@ def findings(fig: dict, att: dict, filt: dict, V: dict) -> list[dict]:
         primary = next((p for p in parts if "effect" in p), None)
         out.append({**f, "parts": parts, "ours": " ".join(_describe(p) for p in parts), "verdict": combined.verdict,
                     "reason": combined.reason, "rule": (f"each part {'; '.join(rules)}; the finding {combined.rule}"
-                                                        if len(parts) > 1 else (rules[0] if rules else combined.rule)),
+                                                        if len(parts) > 1 and rules else
+                                                        (rules[0] if rules else combined.rule)),
                     "scope": _scope(parts),
                     "effect": primary["effect"] if primary else None, "ci95": primary["ci95"] if primary else None,
                     "n_seeds": primary["n_seeds"] if primary else None, "mde": primary["mde"] if primary else None,
@@ -331,8 +351,8 @@ def findings(fig: dict, att: dict, filt: dict, V: dict) -> list[dict]:
 def controls(fig: dict, V: dict) -> list[dict]:
     """The negative control (the random data's runs split by seed into two halves, compared as two arms: must show
     no difference) and the positive control (the planted arm against random: must come out worse on Culture), each
-    through the difference a finding's comparison goes through. The negative control tests three groups, so each
-    at 5%/3 (Bonferroni): the control's false alarm rate stays at 5%. A control whose training noise is not
+    through the difference a finding's comparison goes through. The negative control tests each group present (three
+    on the analogs) at 5% divided by their number (Bonferroni): the control's false alarm rate stays at 5%. A control whose training noise is not
     measured is not judged (passed: None)."""
     e, out = fig.get("evidence", {}), []
     neg = {k.rsplit("/", 1)[1]: v for k, v in e.items() if k.startswith("control/negative/")}
@@ -349,7 +369,7 @@ def controls(fig: dict, V: dict) -> list[dict]:
             parts.append(part | {"ci95": list(_difference(r).bounds(level)), "level": level})
         out.append({"control": "negative", "expect": "no difference", "passed": not found,
                     "outcome": (("a difference on " + ", ".join(found)) if found else "no difference") +
-                    f" (intervals at {fmt(100 * level, 1)}%: three groups, Bonferroni)", "parts": parts})
+                    f" (intervals at {fmt(100 * level, 1)}%: {len(neg)} group{'s' if len(neg) > 1 else ''}, Bonferroni)", "parts": parts})
     else:
         why = "training noise of its halves not measured" if neg else "fewer than two runs on the random data"
         out.append({"control": "negative", "expect": "no difference", "passed": None,
@@ -363,7 +383,9 @@ def controls(fig: dict, V: dict) -> list[dict]:
                     "outcome": v.reason, "parts": [_part("Culture error, planted minus random", pos, shown, None,
                                                          power=V["power"])]})
     else:
-        why = "its training noise is not measured" if pos else "no run on the planted arm"
+        skipped = fig.get("plan", {}).get("skipped_arms", {}).get("planted")
+        why = ("its training noise is not measured" if pos else
+               f"filter arm planted skipped on this pool ({skipped})" if skipped else "no run on the planted arm")
         out.append({"control": "positive", "expect": "planted arm worse on Culture", "passed": None,
                     "outcome": f"not judged: {why}", "parts": []})
     return out
@@ -411,7 +433,45 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
         "low_resource_count": str(len(LOW_RESOURCE)),
         "paper_params": REF_SCALE["params"], "paper_examples": REF_SCALE["examples"],
     }
+    return v | pool_values(sample, fig)
+
+
+def pool_values(sample: dict, fig: dict) -> dict:
+    """What the study ran on, as the setup prints it: the pool's kind, the benchmarks reported, what the pool could
+    not give (the plan's skipped arms and runs) and, for real shards, the shards, what the scan kept and rejected by
+    reason, the languages as tagged and the subsets' sizes (metrics/sample.json)."""
+    plan = fig.get("plan", {})
+    skipped = [f"filter arm {a} ({why})" for a, why in plan.get("skipped_arms", {}).items()]
+    runs = list(plan.get("skipped_runs", {}))
+    if runs:
+        skipped.append(f"the run{'s' if len(runs) > 1 else ''} on those arms ({', '.join(runs)})")
+    v = {"pool_kind": "synthetic" if sample["source"] == "synthetic" else "real",
+         "benchmark_source": "the synthetic analogs" if fig.get("source") == "analog" else "the real evaluation sets",
+         "benchmarks": ", ".join(f"{b} ({m['n']:,} test items)" for b, m in fig.get("benchmarks", {}).items()) or "none",
+         "skipped": "; ".join(skipped) or "nothing",
+         "subset_sizes": _and([f"{label.replace('pct', '%')}: {m['examples']:,}"
+                               for label, m in sample["subsets"].items()])}
+    if v["pool_kind"] == "real":
+        scan, shards, languages = sample["scan"], sample["shards"], sample["languages"]
+        n = shards["files"]
+        rejected = {k: c for k, c in scan["rejected"].items() if c}
+        order = sorted(languages, key=lambda c: (-languages[c], c))
+        low = [c for c in LOW_RESOURCE if c in languages]
+        v |= {"pool_shards": (f"{n:,} {' and '.join(shards['formats'])} shard{'s' if n > 1 else ''} "
+                              f"({shards['first']} to {shards['last']}, {shards['bytes'] / 1e6:,.1f} MB) matched by "
+                              f"{', '.join(shards['patterns'])}"),
+              "pool_read": f"{scan['examples_in']:,}", "pool_kept": f"{scan['kept']:,}",
+              "pool_rejected": f"{sum(scan['rejected'].values()):,}",
+              "pool_rejected_by_reason": _and([f"{c:,} {k.replace('_', ' ')}" for k, c in rejected.items()]) or "none",
+              "pool_languages": (f"{len(languages)} page languages as tagged (" +
+                                 ", ".join(f"{c} {languages[c]:,}" for c in order[:8]) +
+                                 (", ..." if len(order) > 8 else "") + "); the low-resource ones: " +
+                                 (", ".join(f"{c} {languages[c]:,}" for c in low) or "none"))}
     return v
+
+
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -458,7 +518,32 @@ def parse_latex_table(tex: str, source: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------ write
 
-def figure_list(root: Path) -> list[dict]:
+# What a figure shows when the study ran on real shards (the pool's kind; the benchmarks are the real sets).
+REAL_POOL_CAPTIONS = {
+    "sample/coverage": "Coverage of the pool's page languages: the share with at least k examples in the nested 1%, "
+                       "10% and 100% subsets.",
+    "train/probe_curves": "Held-out probe while training, on the synthetic world's analogs (development key): a "
+                          "check that training runs, not a benchmark of the real pool.",
+}
+
+
+def figure_caption(key: str, pool: str = "synthetic", source: str | None = "analog") -> str:
+    """A figure's caption for the pool's kind and the benchmarks reported: on real benchmarks the evaluation
+    figures are the paper's own, no longer analogs; on a real pool the attention maps are of the synthetic probe
+    images."""
+    caption = FIGURES[key][0]
+    if pool == "real":
+        caption = REAL_POOL_CAPTIONS.get(key, caption)
+        if key.startswith("attention/"):
+            caption = "On the synthetic world's probe images (not a test of a real pool): " + caption[0].lower() + caption[1:]
+    if source == "real" and key.startswith("eval/"):
+        caption = caption.replace(" analog:", " on the real benchmarks:")
+    return caption
+
+
+def figure_list(root: Path, pool: str = "synthetic", source: str | None = "analog") -> list[dict]:
+    """Every figure of paper/figures with its caption; on a real pool without the synthetic world's figures (the
+    pool is not drawn from it)."""
     found = sorted(p.relative_to(root / "paper/figures").with_suffix("").as_posix()
                    for p in (root / "paper/figures").glob("*/*.png"))
     unknown = [f for f in found if f not in FIGURES]
@@ -469,11 +554,14 @@ def figure_list(root: Path) -> list[dict]:
 
     out = []
     for k in found:
+        if pool == "real" and k.startswith("world/"):
+            continue
         with Image.open(root / "paper/figures" / f"{k}.png") as im:
             aspect = im.width / im.height
         # wide multi-panel figures take the text width; single plots and tall grids less, for legible text
         width = 100 if aspect > 2.2 else 80 if aspect > 1.4 else 62
-        out.append({"key": k, "path": f"figures/{k}.png", "caption": FIGURES[k][0], "finding": FIGURES[k][1],
+        out.append({"key": k, "path": f"figures/{k}.png", "caption": figure_caption(k, pool, source),
+                    "finding": FIGURES[k][1],
                     "width": width})
     return out
 
@@ -506,7 +594,7 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     v |= control_values(ctrl, verdicts)
     v["replicated"] = replicated(fig, att)
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
-    files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root),
+    files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get("source")),
              "tables.json": table_list(root), "captions.json": captions}
     for name, data in files.items():
         (out / name).write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str))

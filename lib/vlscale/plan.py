@@ -1,0 +1,95 @@
+"""What the study runs on its pool: the filter arms and runs the pool supports, the benchmarks it reports, and a
+one-line note for everything params.yaml asks for that the pool cannot give.
+
+A synthetic pool supports every arm and every run. A real pool (sample.source webdataset or parquet) has no world
+truth: the classifier arm's labels and the planted arm's concepts come from it, so both are skipped; the CLIP-score
+arms need a scorer, which is trained here only on the synthetic world's curated pairs, so they are skipped unless
+filter.scorer.checkpoint names one. A run that reads a skipped arm is skipped with it. Every stage applies the same
+plan (`apply`), so the filter stage writes exactly the arms the train stage trains on, and the figures and the paper
+report what was skipped and why.
+
+The figures' benchmark source follows the pool when figures.source is `auto`: the synthetic analogs for a synthetic
+pool, the real evaluation sets (evaluate.real_sets) for a real one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CLIP_ARMS = ("clip", "clip_multilingual")  # the filter arms that select by a scorer's image-text cosine
+# the filter arms only the synthetic world can make, and why
+SYNTHETIC_ONLY = {"classifier": "its labels come from the synthetic world's truth",
+                  "planted": "it excludes pairs by their concept, which only the synthetic world's truth knows"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    pool: str                                   # "synthetic" or "real"
+    arms: tuple[str, ...]                       # the filter arms the filter stage makes
+    runs: dict[str, dict]                       # the runs trained, evaluated and mapped
+    skipped_arms: dict[str, str] = field(default_factory=dict)   # arm -> why
+    skipped_runs: dict[str, str] = field(default_factory=dict)   # run -> why
+    source: str | None = None                   # the benchmarks the figures report ("analog" | "real")
+
+    def notes(self) -> list[str]:
+        """One line per skipped arm and run, as the stage logs print them."""
+        return ([f"filter arm {a!r} skipped: {why}" for a, why in self.skipped_arms.items()]
+                + [f"run {r!r} skipped: {why}" for r, why in self.skipped_runs.items()])
+
+    def record(self) -> dict:
+        return {"pool": self.pool, "source": self.source, "arms": list(self.arms), "runs": list(self.runs),
+                "skipped_arms": dict(self.skipped_arms), "skipped_runs": dict(self.skipped_runs)}
+
+
+def pool_kind(p: dict) -> str:
+    """"real" when sample.source names real shards, else "synthetic" (also when the block is absent)."""
+    return "synthetic" if p.get("sample", {}).get("source", "synthetic") == "synthetic" else "real"
+
+
+def benchmark_source(p: dict) -> str | None:
+    """figures.source with `auto` resolved by the pool (None when the params have no figures block)."""
+    source = p.get("figures", {}).get("source")
+    if source == "auto":
+        return "real" if pool_kind(p) == "real" else "analog"
+    return source
+
+
+def arm_skip_reason(arm: str, F: dict, pool: str) -> str | None:
+    """Why a pool of kind `pool` cannot have filter arm `arm` (None: it can)."""
+    if pool == "synthetic":
+        return None
+    if arm in SYNTHETIC_ONLY:
+        return f"{SYNTHETIC_ONLY[arm]}; a real pool has none"
+    if arm in CLIP_ARMS and not F.get("scorer", {}).get("checkpoint"):
+        return ("its scorer is trained here on the synthetic world's curated pairs only; set filter.scorer.checkpoint "
+                "to a model (any vlscale.siglip.load reads) to score a real pool")
+    return None
+
+
+def study_plan(p: dict) -> Plan:
+    """The plan of resolved params `p` (blocks sample, filter, runs and figures where present)."""
+    pool = pool_kind(p)
+    F = p.get("filter") or {}
+    skipped_arms = {a: why for a in F.get("arms", []) if (why := arm_skip_reason(a, F, pool))}
+    runs, skipped_runs = {}, {}
+    for name, run in (p.get("runs") or {}).items():
+        arm = run.get("filter")
+        if arm in skipped_arms:
+            skipped_runs[name] = f"it trains on filter arm {arm!r}, which is skipped"
+        else:
+            runs[name] = run
+    arms = tuple(a for a in F.get("arms", []) if a not in skipped_arms)
+    return Plan(pool, arms, runs, skipped_arms, skipped_runs, benchmark_source(p))
+
+
+def apply(p: dict, log=print) -> tuple[dict, Plan]:
+    """`p` as the stages run it: filter.arms and runs cut to the plan's (blocks absent from `p` stay absent), each
+    skipped arm and run logged on one line. Returns (params, plan)."""
+    plan = study_plan(p)
+    out = dict(p)
+    if "filter" in p:
+        out["filter"] = {**p["filter"], "arms": list(plan.arms)}
+    if "runs" in p:
+        out["runs"] = dict(plan.runs)
+    for line in plan.notes():
+        log(line)
+    return out, plan

@@ -1,0 +1,150 @@
+"""A real pool as a crawl delivers one, and real evaluation sets in their released layouts, for the tests of the
+whole path (tests/test_real_pool.py).
+
+The pool is webdataset tars of JPEG-encoded images with their alt-text and a JSON of uid and language tag: the
+pictures and captions of the synthetic world's examples (so a model trained on them learns something the real
+sets can measure), with the faults of a crawl planted among them: an image that does not decode, an empty
+caption, a record without an image, an untagged language and a duplicate uid. The ImageNet validation folder
+has class folders with a synset mapping file, COCO 2017 its val2017/ folder and captions_val2017.json, both
+drawn from held-out ids of the same world (never in the pool).
+
+    python tests/realpool.py OUT_DIR   # writes OUT_DIR/pool/*.tar, OUT_DIR/imagenet, OUT_DIR/coco
+"""
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vlscale.data.ids import make_ids
+from vlscale.world.captions import captions
+from vlscale.world.render import render_ids, to_uint8
+from vlscale.world.truth import truth
+
+PX = 48  # the stored pictures' side; training resizes them
+# The faults of a crawl: record index in the pool -> what is wrong with it, and the scan's reason for it.
+FAULTS = {7: ("undecodable image", "corrupt_image"), 19: ("empty caption", "empty_caption"),
+          31: ("no image member", "missing_image"), 43: ("language tag 'xx'", "unknown_language"),
+          55: ("uid of record 54", "duplicate_uid")}
+HELD_OUT_STREAM = 900  # the evaluation sets' ids: a stream no pool or analog draws
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def pool_examples(world, n: int) -> np.ndarray:
+    """n world ids spread over the page-language strata as the web's shares make them (the pool's records)."""
+    sizes = world.pool_sizes(n)
+    return np.concatenate([make_ids(s, np.arange(size)) for s, size in enumerate(sizes)])
+
+
+def write_pool(world, out: Path, n: int = 1200, shards: int = 4) -> dict:
+    """`shards` webdataset tars of about n records (FAULTS among them) in `out`; returns what was written:
+    {"shards": [...], "records": n, "faults": {reason: count}, "languages": {code: count of good records}}."""
+    out.mkdir(parents=True, exist_ok=True)
+    ids = pool_examples(world, n)
+    rng = np.random.default_rng(0)
+    ids = ids[rng.permutation(len(ids))]  # a crawl's shards mix languages
+    gt = truth(world, ids)
+    texts = captions(world, ids, gt)
+    pixels = to_uint8(render_ids(world, ids, PX))
+    paths, languages, faults = [], {}, {}
+    per_shard = -(-len(ids) // shards)
+    for s in range(shards):
+        path = out / f"{s:05d}.tar"
+        paths.append(str(path))
+        with tarfile.open(path, "w") as tar:
+            for i in range(s * per_shard, min(len(ids), (s + 1) * per_shard)):
+                key = f"{s:05d}{i:05d}"
+                language = world.strata[gt["stratum"][i]]
+                uid, image, caption = f"pool-{ids[i]:x}", _jpeg(pixels[i]), texts[i]
+                fault = FAULTS.get(i, (None, None))[1]
+                if fault == "corrupt_image":
+                    image = image[: len(image) // 3]  # a truncated download
+                elif fault == "empty_caption":
+                    caption = "  "
+                elif fault == "unknown_language":
+                    language = "xx"
+                elif fault == "duplicate_uid":
+                    uid = f"pool-{ids[i - 1]:x}"
+                if fault is not None:
+                    faults[fault] = faults.get(fault, 0) + 1
+                else:
+                    languages[language] = languages.get(language, 0) + 1
+                if fault != "missing_image":
+                    _add(tar, f"{key}.jpg", image)
+                _add(tar, f"{key}.txt", caption.encode())
+                _add(tar, f"{key}.json", json.dumps({"uid": uid, "language": language}).encode())
+    return {"shards": paths, "records": len(ids), "faults": faults, "languages": languages}
+
+
+def _held_out(world, n: int) -> tuple[np.ndarray, dict]:
+    ids = make_ids(HELD_OUT_STREAM, np.arange(n))
+    return ids, truth(world, ids)
+
+
+def write_imagenet(world, root: Path, classes: int = 10, per_class: int = 12) -> dict:
+    """ImageNet's validation layout: val/<wnid>/<name>.JPEG and LOC_synset_mapping.txt, one class per head concept
+    of the world (the most common, English names), its images the held-out examples that show it."""
+    ids, gt = _held_out(world, 20000)
+    head = [c for c in np.argsort(world.concept_rank) if world.is_head[c]][:classes]
+    lines = []
+    for k, concept in enumerate(head):
+        wnid = f"n{90000000 + k:08d}"
+        lines.append(f"{wnid} {world.concepts[concept]['en']}")
+        chosen = ids[gt["concept"] == concept][:per_class]
+        pixels = to_uint8(render_ids(world, chosen, PX))
+        folder = root / "val" / wnid
+        folder.mkdir(parents=True, exist_ok=True)
+        for j, p in enumerate(pixels):
+            (folder / f"ILSVRC2012_val_{k * per_class + j + 1:08d}.JPEG").write_bytes(_jpeg(p))
+    (root / "LOC_synset_mapping.txt").write_text("\n".join(lines) + "\n")
+    return {"classes": classes, "images": classes * per_class}
+
+
+def write_coco(world, root: Path, images: int = 60) -> dict:
+    """COCO 2017 as downloaded: val2017/<12-digit id>.jpg and annotations/captions_val2017.json, each image with
+    the English alt-text of its held-out example."""
+    ids, gt = _held_out(world, 40000)
+    english = world.strata.index("en")
+    chosen = ids[(gt["caption_language"] == english) & (gt["caption_kind"] == 0)][:images]
+    pixels = to_uint8(render_ids(world, chosen, PX))
+    texts = captions(world, chosen)
+    (root / "val2017").mkdir(parents=True, exist_ok=True)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    records, annotations = [], []
+    for j, (p, text) in enumerate(zip(pixels, texts)):
+        name = f"{j + 1:012d}.jpg"
+        (root / "val2017" / name).write_bytes(_jpeg(p))
+        records.append({"id": j + 1, "file_name": name, "height": PX, "width": PX})
+        annotations.append({"id": 1000 + j, "image_id": j + 1, "caption": text})
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps({"images": records, "annotations": annotations}))
+    return {"images": images}
+
+
+def write_all(world, out: Path) -> dict:
+    return {"pool": write_pool(world, out / "pool"), "imagenet": write_imagenet(world, out / "imagenet"),
+            "coco": write_coco(world, out / "coco")}
+
+
+if __name__ == "__main__":
+    from vlscale.config import load_params, validate
+    from vlscale.world.spec import build_world
+
+    root = Path(__file__).resolve().parents[1]
+    made = write_all(build_world(validate(load_params(root / "params.yaml"))["world"]), Path(sys.argv[1]))
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "shards"} for k, v in made.items()}, indent=1))
