@@ -135,8 +135,8 @@ class Judge:
             if f"/{arm}_minus_" in name or name.startswith(f"filter/{arm}/"):
                 return f"filter arm {arm} skipped on this pool ({why})"
         if self.source == "real":
-            return (f"no real benchmark given measures it (evaluate.real_sets: "
-                    f"{', '.join(self.benchmarks) or 'none'})")
+            return (f"not measured on the real sets given (evaluate.real_sets: {', '.join(self.benchmarks) or 'none'}): "
+                    "they lack the benchmark, the tasks or the runs it compares")
         return "the runs it compares were not trained"
 
     def with_records(self, records: dict) -> "Judge":
@@ -433,6 +433,7 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
         "low_resource_count": str(len(LOW_RESOURCE)),
         "paper_params": REF_SCALE["params"], "paper_examples": REF_SCALE["examples"],
     }
+    v["pool_epochs"] = fmt(biggest.get("epochs"), 1)  # how often the run on the whole pool sees each pair
     return v | pool_values(sample, fig)
 
 
@@ -535,7 +536,7 @@ def figure_caption(key: str, pool: str = "synthetic", source: str | None = "anal
     if pool == "real":
         caption = REAL_POOL_CAPTIONS.get(key, caption)
         if key.startswith("attention/"):
-            caption = "On the synthetic world's probe images (not a test of a real pool): " + caption[0].lower() + caption[1:]
+            caption = "On the synthetic world's probe images, not a test of a real pool. " + caption
     if source == "real" and key.startswith("eval/"):
         caption = caption.replace(" analog:", " on the real benchmarks:")
     return caption
