@@ -433,7 +433,8 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
         "low_resource_count": str(len(LOW_RESOURCE)),
         "paper_params": REF_SCALE["params"], "paper_examples": REF_SCALE["examples"],
     }
-    v["pool_epochs"] = fmt(biggest.get("epochs"), 1)  # how often the run on the whole pool sees each pair
+    whole = max(natural or trains.values(), key=lambda t: t.get("fraction", 0))  # the run on the whole pool
+    v["pool_epochs"] = fmt(whole.get("epochs"), 1)  # how often it sees each pair
     return v | pool_values(sample, fig)
 
 
