@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -55,6 +56,7 @@ class Report:
     model: str = ""  # the model of the paper's single-model tables (the one with the most natural runs)
     evidence: list[dict] = field(default_factory=list)  # analysis/study.py: every comparison with seeds and images
     models: pd.DataFrame = field(default_factory=pd.DataFrame)  # Figure 6: group averages of every model's runs
+    not_drawn: dict[str, str] = field(default_factory=dict)  # figures of real sets not given: key -> what they lack
 
     @property
     def means(self) -> pd.DataFrame:
@@ -131,6 +133,23 @@ def with_training_noise(gains: pd.DataFrame, evidence: list[dict], model: str) -
     return out
 
 
+MULTILINGUAL = ("multilingual_low_resource", "multilingual_high_resource")
+
+
+def unmeasured_figures(report: Report) -> dict[str, str]:
+    """The figures whose benchmarks the report has no result of (on the real sets, those not given): key -> what
+    the figure needs. They are left out rather than drawn as empty panels."""
+    out = {}
+    if not report.fig2["error_pct"].notna().any():
+        out["fig2_xm3600"] = "XM3600 retrieval"
+    if not len(report.association) or report.association.isna().all().all():
+        out["fig3_association_bias"] = "FairFace's occupation pairs"
+    cur = report.curation
+    if cur is not None and not cur.rebalance[cur.rebalance["group"].isin(MULTILINGUAL)]["diff"].notna().any():
+        out["fig5_rebalancing"] = "XM3600 retrieval of rebalanced runs"
+    return out
+
+
 def draw(report: Report) -> dict:
     """The stage's figures (matplotlib Figures by file stem); also kept on report.figures."""
     report.figures = {
@@ -145,6 +164,9 @@ def draw(report: Report) -> dict:
         report.figures["fig4_filters"] = plots.figure4(report.curation.filter_curves, curation_lib.ARM_LABELS)
         report.figures["fig5_rebalancing"] = plots.figure5(report.curation.rebalance)
     if report.source == "real":  # the paper's own benchmarks: the titles no longer say analog
+        report.not_drawn = unmeasured_figures(report)
+        for key in report.not_drawn:
+            plt.close(report.figures.pop(key))
         for fig in report.figures.values():
             for text in [fig._suptitle, *(ax.title for ax in fig.axes)]:
                 if text is not None:
@@ -193,6 +215,7 @@ def summary(report: Report) -> dict:
         "english_like_languages": list(report.english_like),
         "low_resource_without_english_like": [l for l in groups.LOW_RESOURCE if l not in report.english_like],
         "benchmarks": benchmarks_present(report.tidy),
+        "figures_not_drawn": report.not_drawn,
         "analogs": report.facts.get("analogs", {}),
         "analog_key": report.facts.get("key"), "analog_key_use": report.facts.get("key_use"),
         "group_averages": {run: {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]]}

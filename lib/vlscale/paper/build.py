@@ -28,6 +28,7 @@ import pandas as pd
 from vlscale.analysis import evidence as ev
 from vlscale.analysis.results import scale_label
 from vlscale.config import LOW_RESOURCE
+from vlscale.evals.groups import AVERAGES
 
 REFERENCE = Path(__file__).parent / "reference.json"
 REF_SCALE = json.loads(REFERENCE.read_text())["scale"]
@@ -99,6 +100,37 @@ def _scales(fig: dict) -> list[str]:
 # analysis/evidence.py, with the paper's effect (reference.json `effects`, in the claim's direction) and the
 # margins of params.yaml `verdicts`, fixed before any data was seen.
 
+# The benchmark tasks a quantity of the study's records reads, beyond the group averages its name spells (each a
+# prefix: any task present that starts with one measures it).
+QUANTITY_TASKS = {
+    "low_minus_high_resource": {"multilingual_low_resource": AVERAGES["multilingual_low_resource"],
+                                "multilingual_high_resource": AVERAGES["multilingual_high_resource"]},
+    "geode_region_gap": {"GeoDE's regional disparity": ("geode/disparity_region",)},
+    "dollarstreet_income_gap": {"Dollar Street's income disparity": ("dollarstreet/disparity_income",)},
+    "male_preference": {"representation bias": ("fairface/representation_bias",)},
+    "association_bias": {"association bias (FairFace)": ("fairface/association_bias/",)},
+    "perceived_gender_error": {"perceived gender (FairFace)": ("fairface/perceived_gender",)},
+}
+
+
+GROUP_NAMES = {"western": "a Western benchmark", "culture": "a cultural benchmark (Dollar Street, GeoDE, GLDv2)",
+               "fairness": "a fairness benchmark (Dollar Street, GeoDE, FairFace)",
+               "multilingual_low_resource": "XM3600's low-resource languages",
+               "multilingual_high_resource": "XM3600's high-resource languages"}
+
+
+def needed_tasks(name: str) -> dict[str, tuple[str, ...]]:
+    """What the comparison or level `name` (a record of the study) reads: {what, as the text names it: task
+    prefixes}."""
+    out = {}
+    for token in name.split("/"):
+        out |= {GROUP_NAMES.get(g, g): tasks for g, tasks in QUANTITY_TASKS.get(token, {}).items()}
+        for part in token.split("_minus_"):
+            if part in AVERAGES:
+                out[GROUP_NAMES.get(part, part)] = AVERAGES[part]
+    return out
+
+
 def _difference(rec: dict) -> ev.Difference:
     fields = {f: rec.get(f) for f in ev.Difference.__dataclass_fields__}
     return ev.Difference(**{k: (np.nan if v is None else v) for k, v in fields.items()})
@@ -126,6 +158,7 @@ class Judge:
         self.V, self.effects = V, effects
         self.power = V["power"]
         self.source, self.benchmarks = fig.get("source"), list(fig.get("benchmarks", {}))
+        self.tasks = sorted({t for b in fig.get("benchmarks", {}).values() for t in b["tasks"]})
         self.skipped_arms = fig.get("plan", {}).get("skipped_arms", {})
 
     def absent(self, name: str) -> str:
@@ -135,9 +168,20 @@ class Judge:
             if f"/{arm}_minus_" in name or name.startswith(f"filter/{arm}/"):
                 return f"filter arm {arm} skipped on this pool ({why})"
         if self.source == "real":
-            return (f"not measured on the real sets given (evaluate.real_sets: {', '.join(self.benchmarks) or 'none'}): "
-                    "they lack the benchmark, the tasks or the runs it compares")
+            lacking = self.unmeasured(name)
+            if lacking:
+                return (f"no real set given measures {' or '.join(lacking)} (evaluate.real_sets: "
+                        f"{', '.join(self.benchmarks) or 'none'})")
+            if name.startswith("correlation/"):
+                return "it needs at least four tasks measured at 10% and 100% data; the real sets given measure fewer"
+        if name.startswith("rebalance/"):
+            return "no rebalanced run was evaluated beside its natural run at the same examples seen"
         return "the runs it compares were not trained"
+
+    def unmeasured(self, name: str) -> list[str]:
+        """What `name` reads that no benchmark of the report measures."""
+        return [what for what, prefixes in needed_tasks(name).items()
+                if not any(t.startswith(p) for t in self.tasks for p in prefixes)]
 
     def with_records(self, records: dict) -> "Judge":
         """This judge, reading `records` instead."""
@@ -172,6 +216,8 @@ class Judge:
     def _floor(self, verdict: ev.Verdict, level_name: str, what: str) -> ev.Verdict:
         """Inconclusive when the level the part needs sits at its chance floor (or was not measured)."""
         lv = self.rec(level_name)
+        if lv is None and self.source == "real" and self.unmeasured(level_name):
+            return ev.Verdict(ev.NOT_TESTED, f"{what}: {self.absent(level_name)}", verdict.rule)
         if lv is None or not _finite(lv.get("value_hi")):
             return ev.Verdict(ev.INCONCLUSIVE, f"{what}: its distance from chance was not measured", verdict.rule)
         if not ev.off_floor(lv["value_hi"], lv["reference"], self.V["chance_floor_pp"]):
@@ -459,6 +505,7 @@ def pool_values(sample: dict, fig: dict) -> dict:
         rejected = {k: c for k, c in scan["rejected"].items() if c}
         order = sorted(languages, key=lambda c: (-languages[c], c))
         low = [c for c in LOW_RESOURCE if c in languages]
+        absent = [c for c in LOW_RESOURCE if c not in languages]
         v |= {"pool_shards": (f"{n:,} {' and '.join(shards['formats'])} shard{'s' if n > 1 else ''} "
                               f"({shards['first']} to {shards['last']}, {shards['bytes'] / 1e6:,.1f} MB) matched by "
                               f"{', '.join(shards['patterns'])}"),
@@ -468,7 +515,8 @@ def pool_values(sample: dict, fig: dict) -> dict:
               "pool_languages": (f"{len(languages)} page languages as tagged (" +
                                  ", ".join(f"{c} {languages[c]:,}" for c in order[:8]) +
                                  (", ..." if len(order) > 8 else "") + "); the low-resource ones: " +
-                                 (", ".join(f"{c} {languages[c]:,}" for c in low) or "none"))}
+                                 (", ".join(f"{c} {languages[c]:,}" for c in low) or "none") +
+                                 (f", and none of {', '.join(absent)}" if absent else ""))}
     return v
 
 
@@ -568,13 +616,15 @@ def figure_list(root: Path, pool: str = "synthetic", source: str | None = "analo
     return out
 
 
-def table_list(root: Path) -> list[dict]:
+def table_list(root: Path, pool: str = "synthetic") -> list[dict]:
     out = []
     for path in sorted((root / "paper/tables").glob("*.tex")):
         if path.stem not in TABLES:
             raise ValueError(f"{path}: a table the paper does not place; add it to vlscale.paper.build.TABLES")
-        out.append({"key": path.stem, "finding": TABLES[path.stem],
-                    **parse_latex_table(path.read_text(), str(path))})
+        table = parse_latex_table(path.read_text(), str(path))
+        if pool == "real" and path.stem.startswith("attention"):
+            table["caption"] = "On the synthetic world's probe images, not a test of a real pool. " + table["caption"]
+        out.append({"key": path.stem, "finding": TABLES[path.stem], **table})
     return out
 
 
@@ -597,7 +647,7 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     v["replicated"] = replicated(fig, att)
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
     files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get("source")),
-             "tables.json": table_list(root), "captions.json": captions}
+             "tables.json": table_list(root, v["pool_kind"]), "captions.json": captions}
     for name, data in files.items():
         (out / name).write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str))
     return files
