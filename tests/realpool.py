@@ -5,10 +5,11 @@ The pool is webdataset tars of JPEG-encoded images with their alt-text and a JSO
 pictures and captions of the synthetic world's examples (so a model trained on them learns something the real
 sets can measure), with the faults of a crawl planted among them: an image that does not decode, an empty
 caption, a record without an image, an untagged language and a duplicate uid. The ImageNet validation folder
-has class folders with a synset mapping file, COCO 2017 its val2017/ folder and captions_val2017.json, both
-drawn from held-out ids of the same world (never in the pool).
+has class folders with a synset mapping file, COCO 2017 its val2017/ folder and captions_val2017.json, Crossmodal-3600
+its images/ folder and captions.jsonl in five high- and the seven low-resource languages, all drawn from held-out
+ids of the same world (never in the pool).
 
-    python tests/realpool.py OUT_DIR   # writes OUT_DIR/pool/*.tar, OUT_DIR/imagenet, OUT_DIR/coco
+    python tests/realpool.py OUT_DIR   # writes OUT_DIR/pool/*.tar, OUT_DIR/imagenet, OUT_DIR/coco, OUT_DIR/xm3600
 """
 from __future__ import annotations
 
@@ -136,9 +137,32 @@ def write_coco(world, root: Path, images: int = 60) -> dict:
     return {"images": images}
 
 
+XM3600_SUBSET = ("en", "de", "es", "ja", "zh", "bn", "fil", "he", "hi", "mi", "sw", "te")  # 5 high-, 7 low-resource
+
+
+def write_xm3600(world, root: Path, images: int = 30) -> dict:
+    """Crossmodal-3600 as released: images/<key>.jpg and captions.jsonl, one line per image with its captions in
+    each language ({"image/key", "image/locale", "<lang>": {"caption": [...]}}); an image is a held-out example of
+    its own concept (no two alike), its caption in a language that concept's name there."""
+    ids, gt = _held_out(world, 20000)
+    _, first = np.unique(gt["concept"], return_index=True)
+    chosen = np.sort(first)[:images]
+    pixels = to_uint8(render_ids(world, ids[chosen], PX))
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for j, (i, p) in enumerate(zip(chosen, pixels)):
+        key = f"{j:016x}"
+        (root / "images" / f"{key}.jpg").write_bytes(_jpeg(p))
+        names = world.concepts[gt["concept"][i]]["names"]
+        lines.append({"image/key": key, "image/locale": "en",
+                      **{lang: {"caption": [names[lang]]} for lang in XM3600_SUBSET}})
+    (root / "captions.jsonl").write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
+    return {"images": images, "languages": list(XM3600_SUBSET)}
+
+
 def write_all(world, out: Path) -> dict:
     return {"pool": write_pool(world, out / "pool"), "imagenet": write_imagenet(world, out / "imagenet"),
-            "coco": write_coco(world, out / "coco")}
+            "coco": write_coco(world, out / "coco"), "xm3600": write_xm3600(world, out / "xm3600")}
 
 
 if __name__ == "__main__":

@@ -139,3 +139,36 @@ def test_the_sample_stage_runs_on_real_shards(shards, tmp_path):
     coverage = pd.read_csv(repo / "plots/sample/coverage.csv")
     assert set(coverage["kind"]) == {"page languages"} and set(coverage["subset"]) == {"1pct", "10pct", "100pct"}
     assert coverage.loc[(coverage["subset"] == "100pct") & (coverage["k"] == 10), "covered"].item() == 1.0
+
+
+def test_records_without_a_language_tag_are_kept_under_sample_untagged_language(tmp_path):
+    """A crawl without language tags (img2dataset of CC3M): rejected as unknown_language by default, kept as
+    untagged ("und") with sample.untagged_language: und; a value that is no page language is refused by name."""
+    from vlscale.config import ParamsError, validate
+
+    _write_shard(tmp_path / "a.tar", [(f"{i:04d}", {"png": _png(i), "txt": f"caption {i}".encode(),
+                                                     "json": json.dumps({"uid": f"u{i}"}).encode()})
+                                      for i in range(20)])
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["profile"] = "smoke"
+    params["sample"].update(source="webdataset", shards=[str(tmp_path / "a.tar")])
+    params["figures"]["source"] = "analog"  # this test runs the sample stage only
+    for untagged, kept in ((None, 0), ("und", 20)):
+        repo = tmp_path / f"repo_{untagged}"
+        (repo / "notebooks").mkdir(parents=True)
+        shutil.copy(ROOT / "dvc.yaml", repo)
+        shutil.copy(ROOT / "notebooks/02_sample.ipynb", repo / "notebooks")
+        params["sample"]["untagged_language"] = untagged
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+        r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "sample"], cwd=repo, capture_output=True,
+                           text=True)
+        if kept == 0:  # nothing left to sample: the stage says which reason took every record, and the fix
+            assert r.returncode != 0 and "kept none of its 20 records: rejected by reason {'unknown_language': 20}; " \
+                "a pool without language tags needs sample.untagged_language" in r.stderr, r.stderr[-2000:]
+            continue
+        assert r.returncode == 0, r.stderr[-3000:]
+        metrics = json.loads((repo / "metrics/sample.json").read_text())
+        assert metrics["scan"]["kept"] == kept and metrics["languages"] == {"und": kept}
+    params["sample"]["untagged_language"] = "klingon"
+    with pytest.raises(ParamsError, match="sample.untagged_language = 'klingon': 'klingon' is not a page language"):
+        validate(params)

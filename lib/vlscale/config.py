@@ -131,6 +131,19 @@ class SampleParams(_Block):
     shards: list[str]
     max_caption_chars: int = Field(gt=0)
     write_ids_max: int = Field(ge=0)
+    # the page language of a real record without a language tag; null: such a record is rejected (unknown_language)
+    untagged_language: str | None = None
+
+    @field_validator("untagged_language")
+    @classmethod
+    def _untagged(cls, v):
+        if v is None or v == "und":
+            return v
+        try:
+            return canonical_language(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a page language; allowed: null, 'und' (untagged) or one of "
+                             f"{', '.join(XM3600_LANGUAGES)}") from None
 
     @field_validator("fractions")
     @classmethod

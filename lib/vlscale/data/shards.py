@@ -88,6 +88,17 @@ class ShardScan:
                 f"rejected by reason: {r['rejected']}"
             )
 
+    def require_kept(self):
+        """Raise ValueError, with the reasons, when the scan kept no record: there is nothing to sample."""
+        r = self.report
+        if r["kept"]:
+            return
+        rejected = {k: v for k, v in r["rejected"].items() if v}
+        hint = ("; a pool without language tags needs sample.untagged_language (und keeps such records untagged)"
+                if rejected.get("unknown_language") else "")
+        raise ValueError(f"the scan of {r['shards']} shard(s) kept none of its {r['examples_in']} records: rejected "
+                         f"by reason {rejected}{hint}")
+
     def to_json(self, path):
         """Write the report as indented JSON to `path`."""
         Path(path).write_text(json.dumps(self.report, indent=2) + "\n")
