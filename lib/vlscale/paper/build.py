@@ -169,9 +169,8 @@ class Judge:
                 return f"filter arm {arm} skipped on this pool ({why})"
         if self.source == "real":
             lacking = self.unmeasured(name)
-            if lacking:
-                return (f"no real set given measures {' or '.join(lacking)} (evaluate.real_sets: "
-                        f"{', '.join(self.benchmarks) or 'none'})")
+            if lacking:  # the sets given are named once, in the setup
+                return f"no real set given measures {' or '.join(lacking)}"
             if name.startswith("correlation/"):
                 return "it needs at least four tasks measured at 10% and 100% data; the real sets given measure fewer"
         if name.startswith("rebalance/"):
