@@ -1,0 +1,50 @@
+"""The compute ladder (tools/ladder.py): a rung is the default profile with the pool, the examples seen and the
+schedule's lengths scaled by N alone, and its table reads every part of every finding from the rungs' records."""
+import json
+import shutil
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from vlscale.config import validate
+
+sys.path.insert(0, str(ROOT / "tools"))
+import ladder  # noqa: E402
+
+
+def test_a_rung_scales_pool_examples_and_schedule_by_n_and_nothing_else():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    rung = ladder.rung_params(raw, 800_000, key="report", seeds=3)
+    base, p = validate(raw), validate(rung)
+    assert p["sample"]["pool_size"] == p["train"]["examples_seen"] == 800_000  # the 100% run sees each pair once
+    for k in ladder.SCALED:
+        assert p["train"][k] == pytest.approx(4 * base["train"][k], abs=1), k
+    unscaled = set(base["train"]) - ladder.SCALED
+    assert {k: p["train"][k] for k in unscaled} == {k: base["train"][k] for k in unscaled}
+    assert p["model"] == base["model"] and p["world"] == base["world"] and p["tokenizer"] == base["tokenizer"]
+    assert set(p["runs"]) == {"s1", "s10", "s100", "s10_seed1", "s100_seed1", "s10_seed2", "s100_seed2"}
+    assert all(r["filter"] is None and not r["rebalanced"] for r in p["runs"].values())
+    assert p["filter"]["arms"] == ["random"] and p["evaluate"]["use_key"] == "report"
+    assert raw["runs"] == yaml.safe_load((ROOT / "params.yaml").read_text())["runs"]  # the caller's params untouched
+
+
+def test_the_table_reads_each_finding_at_each_rung(tmp_path):
+    """Two rungs made of a real paper stage record (results/reference/cpu_issue23): every part at both N."""
+    record = ROOT / "results/reference/cpu_issue23/paper.json"
+    for n in (200_000, 800_000):
+        rung = tmp_path / f"N{n}_dev"
+        rung.mkdir()
+        shutil.copy(record, rung / "paper.json")
+        (rung / "rung.json").write_text(json.dumps({"examples_seen": n}))
+    rows = ladder.table("dev", tmp_path)
+    parts = sum(len(f["parts"]) for f in json.loads(record.read_text())["verdicts"])
+    assert len(rows) == 2 * parts and {r["examples_seen"] for r in rows} == {200_000, 800_000}
+    path = ladder.write_table("dev", tmp_path)
+    text = path.read_text()
+    assert "N = 200,000" in text and "N = 800,000" in text
+    western = next(r for r in rows if r["finding"] == 1)
+    lo, hi = western["ci95"]
+    assert f"{western['effect']:+.2f} [{lo:+.2f}, {hi:+.2f}] {western['verdict']}" in text
+    assert ladder.table("report", tmp_path) == []

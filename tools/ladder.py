@@ -1,0 +1,170 @@
+"""The compute ladder: the natural 1% / 10% / 100% runs at examples seen N (pool = N, so the 100% run sees each pair
+once), with seed replicates, through the whole pipeline, and for each finding its effect, interval and verdict
+against N.
+
+A rung is the default profile (cpu) with four things scaled by N / 200,000 (the default's N): the pool, the examples
+seen, the inverse-sqrt timescale (the default keeps it at the run's length, so the rate stays high through the run)
+and the checkpoint and probe cadences; warm-up and cool-down stay the default's 3% of the run. Everything else (the
+model, batch, learning rate, image size, tokenizer size, world) is the default's, so the rungs differ in compute and
+data alone. Only the natural runs train (the filter stage makes the random arm alone, which needs no filter model);
+every rung is evaluated on `--key` (dev while designing, report at the end).
+
+    python tools/ladder.py run 800000 [--key dev] [--seeds 2] [--work ../ladder]   # a rung, in a scratch clone
+    python tools/ladder.py table [--key dev]       # results/reference/ladder/: the table of every rung there
+
+`run` makes <work>/N<N>_<key>/ (a copy of this checkout's files), trains and evaluates there with `dvc repro`
+(a finished run there is not trained again: a rung can be built up over sessions), and copies its records to
+results/reference/ladder/N<N>_<key>/: metrics/{paper,figures,attention,sample}.json, metrics/train/*.json and the
+stage times. `table` writes results/reference/ladder/ladder_<key>.md and .csv: per finding and part, its effect,
+95% interval, seeds and verdict at each N.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results/reference/ladder"
+BASE_N = 200_000  # the cpu profile's examples seen and pool
+SCALED = {  # train-block keys that follow N (the cpu profile's value times N / BASE_N)
+    "examples_seen", "warmup_examples", "cooldown_examples", "timescale_examples", "checkpoint_every_examples",
+    "probe_every_examples"}
+RECORDS = ("metrics/paper.json", "metrics/figures.json", "metrics/attention.json", "metrics/sample.json")
+
+
+def rung_runs(seeds: int) -> dict[str, dict]:
+    """The natural runs of a rung: each data scale with `seeds` seeds (the 1% one seed: it is the floor)."""
+    runs = {"s1": {"fraction": 0.01}, "s10": {"fraction": 0.1}, "s100": {"fraction": 1.0}}
+    for s in range(1, seeds):
+        runs[f"s10_seed{s}"] = {"fraction": 0.1, "seed": s}
+        runs[f"s100_seed{s}"] = {"fraction": 1.0, "seed": s}
+    return runs
+
+
+def rung_params(params: dict, n: int, key: str = "dev", seeds: int = 2) -> dict:
+    """params.yaml (as read) with the cpu profile at rung N: see the module docstring."""
+    p = json.loads(json.dumps(params))  # a deep copy
+    factor = n / BASE_N
+    p["profile"] = "cpu"
+    p["sample"]["pool_size"]["cpu"] = n
+    for k in SCALED:
+        p["train"][k]["cpu"] = int(round(p["train"][k]["cpu"] * factor))
+    p["runs"] = rung_runs(seeds)
+    p["filter"]["arms"] = ["random"]
+    p["evaluate"]["use_key"] = key
+    return p
+
+
+def copy_checkout(dst: Path):
+    """This checkout's files (tracked and untracked, not ignored) into dst, as a git repository."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file() and f != "dvc.lock":
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dst / f)
+    if not (dst / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+
+
+def run(n: int, key: str, seeds: int, work: Path, reuse: Path | None = None) -> Path:
+    """Train and evaluate rung N in <work>/N<N>_<key>; returns the folder its records were copied to. reuse: a
+    runs/ folder whose finished runs of the same params are taken instead of trained (a default repro's for
+    N = 200,000: the train stage keeps a run whose fingerprint matches)."""
+    from vlscale.config import validate
+
+    clone = work / f"N{n}_{key}"
+    clone.mkdir(parents=True, exist_ok=True)
+    copy_checkout(clone)
+    for name in rung_runs(seeds) if reuse else ():
+        if (reuse / name / "train.json").is_file() and not (clone / "runs" / name).exists():
+            shutil.copytree(reuse / name, clone / "runs" / name)
+    params = rung_params(yaml.safe_load((ROOT / "params.yaml").read_text()), n, key, seeds)
+    validate(params)  # a bad rung fails here, before any work
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    t0 = time.time()
+    log = clone / "ladder_repro.log"
+    with open(log, "w") as f:
+        r = subprocess.run(["dvc", "repro"], cwd=clone, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if r.returncode:
+        raise SystemExit(f"rung N={n}: dvc repro failed; see {log}")
+    out = OUT / clone.name
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    for rel in RECORDS:
+        shutil.copy2(clone / rel, out / Path(rel).name)
+    for f in sorted((clone / "metrics/train").glob("*.json")):
+        shutil.copy2(f, out / "train" / f.name)
+    (out / "rung.json").write_text(json.dumps({"examples_seen": n, "key": key, "seeds": seeds,
+                                               "wall_s": round(time.time() - t0, 1), "params": params}, indent=1))
+    return out
+
+
+def table(key: str, out: Path = OUT) -> list[dict]:
+    """Every part of every finding at every rung of `key` under `out` (results/reference/ladder/)."""
+    rows = []
+    for rung in sorted(out.glob(f"N*_{key}"), key=lambda p: int(p.name[1:].split("_")[0])):
+        n = json.loads((rung / "rung.json").read_text())["examples_seen"]
+        for f in json.loads((rung / "paper.json").read_text())["verdicts"]:
+            for part in f["parts"]:
+                rows.append({"examples_seen": n, "finding": f["id"], "part": part["label"], "verdict": part["verdict"],
+                             "effect": part.get("effect"), "ci95": part.get("ci95"), "n_seeds": part.get("n_seeds"),
+                             "mde": part.get("mde"), "finding_verdict": f["verdict"]})
+    return rows
+
+
+def write_table(key: str, out: Path = OUT) -> Path:
+    import pandas as pd
+
+    rows = table(key, out)
+    if not rows:
+        raise SystemExit(f"no rung of key {key!r} under {out}; run `python tools/ladder.py run N --key {key}` first")
+    d = pd.DataFrame(rows)
+    d.to_csv(out / f"ladder_{key}.csv", index=False)
+
+    def cell(r):
+        if r["effect"] is None or pd.isna(r["effect"]):
+            return r["verdict"]
+        lo, hi = r["ci95"]
+        return f"{r['effect']:+.2f} [{lo:+.2f}, {hi:+.2f}] {r['verdict']}"
+
+    d["cell"] = d.apply(cell, axis=1)
+    wide = d.pivot_table(index=["finding", "part"], columns="examples_seen", values="cell", aggfunc="first")
+    lines = [f"# The compute ladder ({key} key): each finding's parts against examples seen", "",
+             "| finding | part | " + " | ".join(f"N = {n:,}" for n in wide.columns) + " |",
+             "|---|---|" + "---|" * len(wide.columns)]
+    for (finding, part), row in wide.iterrows():
+        lines.append(f"| {finding} | {part} | " + " | ".join(str(v) for v in row.values) + " |")
+    path = out / f"ladder_{key}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("examples", type=int)
+    r.add_argument("--key", choices=("dev", "report"), default="dev")
+    r.add_argument("--seeds", type=int, default=2)
+    r.add_argument("--work", type=Path, default=ROOT.parent / "ladder")
+    r.add_argument("--reuse", type=Path, help="a runs/ folder whose finished runs of the same params are reused")
+    t = sub.add_parser("table")
+    t.add_argument("--key", choices=("dev", "report"), default="dev")
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        print(run(args.examples, args.key, args.seeds, args.work, args.reuse))
+    else:
+        print(write_table(args.key))
+
+
+if __name__ == "__main__":
+    main()
