@@ -293,3 +293,29 @@ def test_a_changed_run_alone_is_trained_and_evaluated_again(repo):
     after = pd.read_parquet(path / "results/evaluate/s10.parquet")
     assert (after["seed"] == 5).all() and not after["value"].equals(before["s10"]["value"])
     assert json.loads((path / "metrics/train/s10.json").read_text())["seed"] == 5
+
+
+def test_similarity_scaling_measures_each_head_concept_and_language_against_its_training_pairs(repo):
+    """tools/similarity.py on the repro: per head concept, accuracy over its analog images (weighted, the run's
+    ImageNet-like 0-shot accuracy) against its pairs in the run's subset (nested: never fewer at 100% than at 10%);
+    per language, XM3600 R@1 against the language's pairs."""
+    import sys
+
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import similarity
+
+    path, _ = repo
+    table = similarity.measure(path)
+    tidy = pd.read_parquet(path / "results/evaluate/s100.parquet")
+    final = tidy[(tidy["examples_seen"] == tidy["examples_seen"].max()) & (tidy["task"] == "imagenet/0shot")]
+    heads = table[(table["run"] == "s100") & (table["kind"] == "head concept")]
+    weighted = (heads["value"] * heads["n_test"]).sum() / heads["n_test"].sum()
+    assert weighted == pytest.approx(100 - final.loc[final["metric"] == "error_pct", "value"].item(), abs=1e-6)
+    pairs = table[table["kind"] == "head concept"].pivot_table(index="name", columns="run", values="pairs")
+    assert (pairs["s100"] >= pairs["s10"]).all() and (pairs["s10"] >= pairs["s1"]).all() and pairs["s100"].sum() > 0
+    languages = table[(table["run"] == "s100") & (table["kind"] == "language")]
+    assert len(languages) > 30 and languages["value"].between(0, 100).all()
+    curves = similarity.curves(table)
+    assert set(curves["kind"]) == {"head concept", "language"} and curves["points"].sum() == len(table)
