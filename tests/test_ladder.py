@@ -37,6 +37,7 @@ def test_the_table_reads_each_finding_at_each_rung(tmp_path):
         rung = tmp_path / f"N{n}_dev"
         rung.mkdir()
         shutil.copy(record, rung / "paper.json")
+        shutil.copy(record.with_name("figures.json"), rung / "figures.json")
         (rung / "rung.json").write_text(json.dumps({"examples_seen": n}))
     rows = ladder.table("dev", tmp_path)
     parts = sum(len(f["parts"]) for f in json.loads(record.read_text())["verdicts"])
@@ -48,3 +49,8 @@ def test_the_table_reads_each_finding_at_each_rung(tmp_path):
     lo, hi = western["ci95"]
     assert f"{western['effect']:+.2f} [{lo:+.2f}, {hi:+.2f}] {western['verdict']}" in text
     assert ladder.table("report", tmp_path) == []
+    # the study profile's targets at the 100% scale, read from the figures record
+    figures = json.loads(record.with_name("figures.json").read_text())
+    zero_shot = next(r for r in ladder.levels("dev", tmp_path) if r["target"] == "ImageNet-like 0-shot accuracy")
+    assert zero_shot["value"] == pytest.approx(100 - figures["table1"]["imagenet/0shot"]["100%"]["error_pct"])
+    assert f"| ImageNet-like 0-shot accuracy | {zero_shot['value']:.1f} | {zero_shot['value']:.1f} | ≥ 40 |" in text

@@ -121,6 +121,28 @@ def table(key: str, out: Path = OUT) -> list[dict]:
     return rows
 
 
+# The study profile's targets at its 100% run (accuracy or R@1, %), each read from a rung's figures record.
+TARGETS = {
+    "ImageNet-like 0-shot accuracy": (40, lambda f: 100 - f["table1"]["imagenet/0shot"]["100%"]["error_pct"]),
+    "ImageNet-like 10-shot accuracy": (50, lambda f: 100 - f["table1"]["imagenet/10shot"]["100%"]["error_pct"]),
+    "COCO-like image-to-text R@1": (40, lambda f: 100 - f["table1"]["coco/i2t"]["100%"]["error_pct"]),
+    "perceived gender accuracy": (85, lambda f: 100 - f["evidence"]["level/perceived_gender_error/100%"]["value"]),
+    "low-resource XM3600 R@1": (10, lambda f: 100 - f["group_averages_by_scale"]["100%"]["multilingual_low_resource"][
+        "error_pct"]),
+}
+
+
+def levels(key: str, out: Path = OUT) -> list[dict]:
+    """Each target's level at the 100% data scale (seed mean) at every rung of `key`."""
+    rows = []
+    for rung in sorted(out.glob(f"N*_{key}"), key=lambda p: int(p.name[1:].split("_")[0])):
+        n = json.loads((rung / "rung.json").read_text())["examples_seen"]
+        fig = json.loads((rung / "figures.json").read_text())
+        for name, (target, read) in TARGETS.items():
+            rows.append({"examples_seen": n, "target": name, "value": read(fig), "study_target": target})
+    return rows
+
+
 def write_table(key: str, out: Path = OUT) -> Path:
     import pandas as pd
 
@@ -143,6 +165,13 @@ def write_table(key: str, out: Path = OUT) -> Path:
              "|---|---|" + "---|" * len(wide.columns)]
     for (finding, part), row in wide.iterrows():
         lines.append(f"| {finding} | {part} | " + " | ".join(str(v) for v in row.values) + " |")
+    lv = pd.DataFrame(levels(key, out))
+    wide_levels = lv.pivot_table(index="target", columns="examples_seen", values="value", sort=False)
+    lines += ["", "Levels at the 100% data scale (seed mean), against the study profile's targets:", "",
+              "| level (%) | " + " | ".join(f"N = {n:,}" for n in wide_levels.columns) + " | study target |",
+              "|---|" + "---|" * (len(wide_levels.columns) + 1)]
+    for name, row in wide_levels.iterrows():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in row.values) + f" | ≥ {TARGETS[name][0]} |")
     path = out / f"ladder_{key}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
