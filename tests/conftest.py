@@ -171,14 +171,10 @@ def repo_copy(dst: Path, edit=None) -> dict:
     """A git repository at `dst` holding this checkout's files (tracked and untracked, not ignored; no dvc.lock), with
     params.yaml passed through `edit(params) -> None` first; returns the environment to run dvc in."""
     import os
-    import shutil
 
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file() and not f.startswith("dvc.lock"):
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)
+    from vlscale.pipeline import copy_checkout
+
+    copy_checkout(ROOT, dst)
     params = yaml.safe_load((dst / "params.yaml").read_text())
     if edit is not None:
         edit(params)

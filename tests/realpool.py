@@ -24,6 +24,7 @@ from PIL import Image
 
 from vlscale.data.ids import make_ids
 from vlscale.world.captions import captions
+from vlscale.world.describe import pool_ids
 from vlscale.world.render import render_ids, to_uint8
 from vlscale.world.truth import truth
 
@@ -47,17 +48,11 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes):
     tar.addfile(info, io.BytesIO(data))
 
 
-def pool_examples(world, n: int) -> np.ndarray:
-    """n world ids spread over the page-language strata as the web's shares make them (the pool's records)."""
-    sizes = world.pool_sizes(n)
-    return np.concatenate([make_ids(s, np.arange(size)) for s, size in enumerate(sizes)])
-
-
 def write_pool(world, out: Path, n: int = 1200, shards: int = 4) -> dict:
     """`shards` webdataset tars of about n records (FAULTS among them) in `out`; returns what was written:
     {"shards": [...], "records": n, "faults": {reason: count}, "languages": {code: count of good records}}."""
     out.mkdir(parents=True, exist_ok=True)
-    ids = pool_examples(world, n)
+    ids = pool_ids(world, n)  # spread over the page-language strata as the web's shares make them
     rng = np.random.default_rng(0)
     ids = ids[rng.permutation(len(ids))]  # a crawl's shards mix languages
     gt = truth(world, ids)

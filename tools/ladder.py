@@ -63,27 +63,18 @@ def rung_params(params: dict, n: int, key: str = "dev", seeds: int = 2) -> dict:
     return p
 
 
-def copy_checkout(dst: Path):
-    """This checkout's files (tracked and untracked, not ignored) into dst, as a git repository."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file() and f != "dvc.lock":
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dst / f)
-    if not (dst / ".git").exists():
-        subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
-
-
 def run(n: int, key: str, seeds: int, work: Path, reuse: Path | None = None) -> Path:
     """Train and evaluate rung N in <work>/N<N>_<key>; returns the folder its records were copied to. reuse: a
     runs/ folder whose finished runs of the same params are taken instead of trained (a default repro's for
     N = 200,000: the train stage keeps a run whose fingerprint matches)."""
     from vlscale.config import validate
+    from vlscale.pipeline import copy_checkout
 
     clone = work / f"N{n}_{key}"
     clone.mkdir(parents=True, exist_ok=True)
-    copy_checkout(clone)
+    copy_checkout(ROOT, clone)
+    if not (clone / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
     for name in rung_runs(seeds) if reuse else ():
         if (reuse / name / "train.json").is_file() and not (clone / "runs" / name).exists():
             shutil.copytree(reuse / name, clone / "runs" / name)

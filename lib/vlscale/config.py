@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator, model_validator
 
+from vlscale.plan import benchmark_source
+
 PROFILES = ("smoke", "cpu", "gpu", "tpu", "colab")
 REGIONS = ("Africa", "Americas", "EastAsia", "Europe", "SouthEastAsia", "WestAsia")
 XM3600_LANGUAGES = (
@@ -561,8 +563,7 @@ def _real_benchmarks_given(p: dict, source: str) -> list[str]:
     figures, sample, evaluate = p.get("figures"), p.get("sample"), p.get("evaluate")
     if figures is None or sample is None or evaluate is None:
         return []
-    real = figures["source"] == "real" or (figures["source"] == "auto" and sample["source"] != "synthetic")
-    if not real or any(evaluate["real_sets"].values()):
+    if benchmark_source(p) != "real" or any(evaluate["real_sets"].values()):
         return []
     why = (f"sample.source is {sample['source']!r}, so the report is of the real benchmarks"
            if figures["source"] == "auto" else "the report is of the real benchmarks")

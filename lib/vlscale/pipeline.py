@@ -30,6 +30,22 @@ def at_repo_root(start: str | Path = ".") -> Path:
     raise FileNotFoundError(f"no dvc.yaml in {here} or any parent: open the notebook inside the vlscale repository")
 
 
+def copy_checkout(src: str | Path, dst: str | Path) -> list[str]:
+    """The files of the checkout at `src` (tracked and untracked, not ignored), except dvc.lock, copied into `dst`
+    (a scratch clone to run `dvc repro` in with other params); returns their paths relative to `src`."""
+    import shutil
+    import subprocess
+
+    src, dst = Path(src), Path(dst)
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=src,
+                           capture_output=True, text=True, check=True).stdout.split()
+    files = [f for f in files if (src / f).is_file() and f != "dvc.lock"]
+    for f in files:
+        (dst / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / f, dst / f)
+    return files
+
+
 def stage_names(dvc_file: str | Path = "dvc.yaml", params_file: str | Path = "params.yaml") -> list[str]:
     """Every stage as DVC names it: a foreach stage `train` over params' `runs` gives train@s1, ..."""
     stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
@@ -103,12 +119,9 @@ def plan_notes(stage: str, params: dict) -> list[str]:
     the filter stage its arms, the stages that read the runs the runs on them too."""
     if stage.partition("@")[0] not in PLANNED_STAGES:
         return []
-    from vlscale.config import validate
     from vlscale.plan import study_plan
 
-    plan = study_plan(validate(params))
-    notes = plan.notes()
-    return [n for n in notes if n.startswith("filter arm")] if stage == "filter" else notes
+    return study_plan(params).notes(runs=stage != "filter")
 
 
 def _ipc_kernel_manager():

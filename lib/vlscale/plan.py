@@ -30,10 +30,10 @@ class Plan:
     skipped_runs: dict[str, str] = field(default_factory=dict)   # run -> why
     source: str | None = None                   # the benchmarks the figures report ("analog" | "real")
 
-    def notes(self) -> list[str]:
-        """One line per skipped arm and run, as the stage logs print them."""
+    def notes(self, runs: bool = True) -> list[str]:
+        """One line per skipped arm and (with `runs`) run, as the stage logs print them."""
         return ([f"filter arm {a!r} skipped: {why}" for a, why in self.skipped_arms.items()]
-                + [f"run {r!r} skipped: {why}" for r, why in self.skipped_runs.items()])
+                + [f"run {r!r} skipped: {why}" for r, why in self.skipped_runs.items() if runs])
 
     def record(self) -> dict:
         return {"pool": self.pool, "source": self.source, "arms": list(self.arms), "runs": list(self.runs),
@@ -65,20 +65,25 @@ def arm_skip_reason(arm: str, F: dict, pool: str) -> str | None:
     return None
 
 
+def skipped_arms(F: dict, pool: str) -> dict[str, str]:
+    """{arm: why} of the arms of the filter block `F` a pool of kind `pool` cannot have."""
+    return {a: why for a in F.get("arms", []) if (why := arm_skip_reason(a, F, pool))}
+
+
 def study_plan(p: dict) -> Plan:
-    """The plan of resolved params `p` (blocks sample, filter, runs and figures where present)."""
+    """The plan of params `p`, as read or resolved (blocks sample, filter, runs and figures where present)."""
     pool = pool_kind(p)
     F = p.get("filter") or {}
-    skipped_arms = {a: why for a in F.get("arms", []) if (why := arm_skip_reason(a, F, pool))}
+    skipped = skipped_arms(F, pool)
     runs, skipped_runs = {}, {}
     for name, run in (p.get("runs") or {}).items():
         arm = run.get("filter")
-        if arm in skipped_arms:
+        if arm in skipped:
             skipped_runs[name] = f"it trains on filter arm {arm!r}, which is skipped"
         else:
             runs[name] = run
-    arms = tuple(a for a in F.get("arms", []) if a not in skipped_arms)
-    return Plan(pool, arms, runs, skipped_arms, skipped_runs, benchmark_source(p))
+    arms = tuple(a for a in F.get("arms", []) if a not in skipped)
+    return Plan(pool, arms, runs, skipped, skipped_runs, benchmark_source(p))
 
 
 def apply(p: dict, log=print) -> tuple[dict, Plan]:

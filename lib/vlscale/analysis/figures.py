@@ -96,8 +96,9 @@ def rebalancing(lang: pd.DataFrame, subset: str):
     return fig
 
 
-def coverage(cov: pd.DataFrame):
-    """Fraction of concepts with at least k examples against subset size, one panel per k."""
+def coverage(cov: pd.DataFrame, unit: str = "concepts"):
+    """Fraction of `unit` (concepts, or a real pool's page languages) with at least k examples against subset size,
+    one panel per k."""
     ks = sorted(cov["k"].unique())
     fig, axes = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.5), squeeze=False)
     for ax, k in zip(axes[0], ks):
@@ -105,7 +106,7 @@ def coverage(cov: pd.DataFrame):
             ax.plot(100 * d["fraction"], 100 * d["covered"], marker="o", label=kind)
         ax.set_xscale("log")
         ax.set_xlabel("subset (% of pool)")
-        ax.set_ylabel(f"% of concepts with ≥{k} examples")
+        ax.set_ylabel(f"% of {unit} with ≥{k} examples")
         ax.set_ylim(-2, 102)
         ax.set_title(f"Long-tail coverage, k = {k}")
     axes[0][0].legend(frameon=False, fontsize=8)

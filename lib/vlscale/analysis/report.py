@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -152,25 +151,25 @@ def unmeasured_figures(report: Report) -> dict[str, str]:
 
 def draw(report: Report) -> dict:
     """The stage's figures (matplotlib Figures by file stem); also kept on report.figures."""
-    report.figures = {
-        "fig1_gains": plots.figure1_gains(report.gains),
-        "fig1_curves": plots.figure1_curves(report.fig1),
-        "fig2_xm3600": plots.figure2(report.fig2, report.from_pct, report.to_pct),
-        "fig3_association_bias": plots.figure3(report.association),
-        "learning_curves": plots.learning_curves(report.means),
-        "fig6_models": plots.figure6(report.models),
+    makers = {
+        "fig1_gains": lambda: plots.figure1_gains(report.gains),
+        "fig1_curves": lambda: plots.figure1_curves(report.fig1),
+        "fig2_xm3600": lambda: plots.figure2(report.fig2, report.from_pct, report.to_pct),
+        "fig3_association_bias": lambda: plots.figure3(report.association),
+        "learning_curves": lambda: plots.learning_curves(report.means),
+        "fig6_models": lambda: plots.figure6(report.models),
     }
     if report.curation is not None:
-        report.figures["fig4_filters"] = plots.figure4(report.curation.filter_curves, curation_lib.ARM_LABELS)
-        report.figures["fig5_rebalancing"] = plots.figure5(report.curation.rebalance)
-    if report.source == "real":  # the paper's own benchmarks: the titles no longer say analog
-        report.not_drawn = unmeasured_figures(report)
-        for key in report.not_drawn:
-            plt.close(report.figures.pop(key))
+        makers["fig4_filters"] = lambda: plots.figure4(report.curation.filter_curves, curation_lib.ARM_LABELS)
+        makers["fig5_rebalancing"] = lambda: plots.figure5(report.curation.rebalance)
+    real = report.source == "real"
+    report.not_drawn = unmeasured_figures(report) if real else {}
+    report.figures = {k: make() for k, make in makers.items() if k not in report.not_drawn}
+    if real:  # the paper's own benchmarks: the titles no longer say analog
         for fig in report.figures.values():
             for text in [fig._suptitle, *(ax.title for ax in fig.axes)]:
                 if text is not None:
-                    text.set_text(text.get_text().replace(" analog", " (real benchmarks)").replace("-like images", " images"))
+                    text.set_text(results.on_real_benchmarks(text.get_text()))
     return report.figures
 
 
@@ -326,7 +325,7 @@ def write_report(report: Report, root: str | Path = ".", provenance: dict | None
             "seven low-resource languages to 1% each, per data scale, at equal examples seen.", "tab:table14")
     for name, text in tables.items():
         if report.source == "real":  # the paper's own benchmarks, no longer their analogs
-            text = text.replace(" analog", " on the real benchmarks")
+            text = results.on_real_benchmarks(text)
         (tab_dir / name).write_text(text)
         written.append(tab_dir / name)
     csvs = {"fig1.csv": plots.figure1_csv(report.fig1), "fig2.csv": plots.figure2_csv(report.fig2),

@@ -123,6 +123,12 @@ def read_analog_facts(directory: str | Path, runs=None) -> dict:
     return first
 
 
+def on_real_benchmarks(text: str) -> str:
+    """A title or caption of an analog's table or figure, said of the real sets ("Table 3 analog" -> "Table 3 on the
+    real benchmarks", "FairFace-like images" -> "FairFace images")."""
+    return text.replace(" analog", " on the real benchmarks").replace("-like images", " images")
+
+
 def real_set_facts(tidy: pd.DataFrame) -> dict:
     """For the real sets, the one fact of read_analog_facts' the study reads: XM3600's images per language (its
     Recall@1 chance, as the median over the i2t tasks); no English-equal shares, so no language is set apart."""

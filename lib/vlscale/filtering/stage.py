@@ -193,12 +193,11 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
 
 
 def skipped_arms(F: dict, synthetic: bool, log=print) -> dict[str, str]:
-    """The arms of filter.arms this pool cannot have, each with why (vlscale.plan.arm_skip_reason: a real pool has no
+    """The arms of filter.arms this pool cannot have, each with why (vlscale.plan.skipped_arms: a real pool has no
     world truth, and no scorer unless filter.scorer.checkpoint names one), each logged on one line."""
-    from vlscale.plan import arm_skip_reason
+    from vlscale import plan
 
-    pool = "synthetic" if synthetic else "real"
-    skipped = {a: why for a in F["arms"] if (why := arm_skip_reason(a, F, pool))}
+    skipped = plan.skipped_arms(F, "synthetic" if synthetic else "real")
     for arm, why in skipped.items():
         log(f"filter arm {arm!r} skipped: {why}")
     return skipped

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from vlscale.analysis import evidence as ev
-from vlscale.analysis.results import scale_label
+from vlscale.analysis.results import on_real_benchmarks, scale_label
 from vlscale.config import LOW_RESOURCE
 from vlscale.evals.groups import AVERAGES
 
@@ -567,6 +567,7 @@ def parse_latex_table(tex: str, source: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------ write
 
+SYNTHETIC_PROBES = "On the synthetic world's probe images, not a test of a real pool. "  # attention, on a real pool
 # What a figure shows when the study ran on real shards (the pool's kind; the benchmarks are the real sets).
 REAL_POOL_CAPTIONS = {
     "sample/coverage": "Coverage of the pool's page languages: the share with at least k examples in the nested 1%, "
@@ -584,9 +585,9 @@ def figure_caption(key: str, pool: str = "synthetic", source: str | None = "anal
     if pool == "real":
         caption = REAL_POOL_CAPTIONS.get(key, caption)
         if key.startswith("attention/"):
-            caption = "On the synthetic world's probe images, not a test of a real pool. " + caption
+            caption = SYNTHETIC_PROBES + caption
     if source == "real" and key.startswith("eval/"):
-        caption = caption.replace(" analog:", " on the real benchmarks:")
+        caption = on_real_benchmarks(caption)
     return caption
 
 
@@ -622,7 +623,7 @@ def table_list(root: Path, pool: str = "synthetic") -> list[dict]:
             raise ValueError(f"{path}: a table the paper does not place; add it to vlscale.paper.build.TABLES")
         table = parse_latex_table(path.read_text(), str(path))
         if pool == "real" and path.stem.startswith("attention"):
-            table["caption"] = "On the synthetic world's probe images, not a test of a real pool. " + table["caption"]
+            table["caption"] = SYNTHETIC_PROBES + table["caption"]
         out.append({"key": path.stem, "finding": TABLES[path.stem], **table})
     return out
 
