@@ -1,7 +1,7 @@
 # The handful of commands the README gives. Needs only python3 (>= 3.11) and pip.
 #   make test                 create the environment and run the test suite
 #   make repro                create the environment and run the whole pipeline (dvc repro)
-#   make repro PROFILE=smoke  the same at another scale profile (smoke | cpu | gpu | tpu | colab)
+#   make repro PROFILE=smoke  the same at another scale profile (smoke | cpu | study | gpu | tpu | colab)
 #   make lab                  open the notebooks in JupyterLab
 #   make bench                print the benchmark tables
 SHELL := /bin/bash

@@ -53,7 +53,7 @@ def test_paper_language_aliases_are_accepted(raw):
 
 def test_unknown_profile_names_it_and_lists_profiles(raw):
     raw["profile"] = "huge"
-    with pytest.raises(ParamsError, match=r"profile = 'huge': unknown profile; allowed: smoke, cpu, gpu, tpu"):
+    with pytest.raises(ParamsError, match=r"profile = 'huge': unknown profile; allowed: smoke, cpu, study, gpu, tpu"):
         validate(raw)
 
 
@@ -153,4 +153,16 @@ def test_a_runs_model_replaces_the_model_blocks_keys_for_that_run_and_is_validat
     assert run_model(p, "s100") == p["model"] and model_name(run_model(p, "l100")) == "L/16"
     raw["runs"]["l100"]["model"] = {"image": {"variant": "L/16", "patchsize": 16}}
     with pytest.raises(ParamsError, match=r"runs.l100.model.image = .*unknown tower keys \['patchsize'\]"):
+        validate(raw)
+
+
+def test_a_run_trains_only_in_its_profiles(raw):
+    raw["runs"]["m100"] = {"fraction": 1.0, "profiles": ["study"]}
+    raw["profile"] = "cpu"
+    assert "m100" not in validate(raw)["runs"]
+    raw["profile"] = "study"
+    runs = validate(raw)["runs"]
+    assert "m100" in runs and "profiles" not in runs["m100"]
+    raw["runs"]["m100"]["profiles"] = ["studdy"]
+    with pytest.raises(ParamsError, match="studdy"):
         validate(raw)

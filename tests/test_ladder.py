@@ -54,3 +54,23 @@ def test_the_table_reads_each_finding_at_each_rung(tmp_path):
     zero_shot = next(r for r in ladder.levels("dev", tmp_path) if r["target"] == "ImageNet-like 0-shot accuracy")
     assert zero_shot["value"] == pytest.approx(100 - figures["table1"]["imagenet/0shot"]["100%"]["error_pct"])
     assert f"| ImageNet-like 0-shot accuracy | {zero_shot['value']:.1f} | {zero_shot['value']:.1f} | ≥ 40 |" in text
+
+
+def test_a_design_probe_is_one_run_of_a_rung_with_its_overrides_in_every_profile():
+    import design_probe
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    over = {"world.language_share_exponent": 0.5, "model.out_dim": [None, 96],
+            "model.image": {"width": 96, "depth": 1, "mlp_dim": 384, "num_heads": 4, "patch_size": [8, 8],
+                            "pool_type": "map"},
+            "model.text": {"width": 96, "depth": 1, "mlp_dim": 384, "num_heads": 4}}
+    probe = design_probe.probe_params(raw, 800_000, over, seed=3)
+    p, rung = validate(probe), validate(ladder.rung_params(raw, 800_000, key="dev", seeds=1))
+    assert p["runs"] == {"probe": {**rung["runs"]["s100"], "seed": 3}}
+    assert p["train"]["cooldown_budgets"] == [1.0]
+    assert p["world"] == {**rung["world"], "language_share_exponent": 0.5}
+    assert p["model"]["image"]["width"] == p["model"]["text"]["width"] == 96 and tuple(p["model"]["out_dim"]) == (None, 96)
+    assert {k: v for k, v in p["train"].items() if k != "cooldown_budgets"} == \
+        {k: v for k, v in rung["train"].items() if k != "cooldown_budgets"}
+    with pytest.raises(SystemExit, match="no key 'nope'"):
+        design_probe.probe_params(raw, 800_000, {"nope.x": 1})

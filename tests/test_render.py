@@ -91,3 +91,22 @@ def test_background_tints_set_how_much_the_country_shows():
     # the concepts' look does not depend on the tints
     assert all(np.array_equal(visual_tables(0, 20, 18, regions, 0.3, 0.1)[k], visual_tables(0, 20, 18, regions, 0, 0)[k])
                for k in ("vis_shape", "vis_color_a", "vis_color_b", "vis_freq"))
+
+
+def test_person_scale_sets_the_figures_area_and_nothing_else(world, params):
+    """The figure's drawn area grows as person_scale squared; images without a person are unchanged."""
+    from vlscale.world.spec import build_world
+
+    ids = make_ids(world.stratum_of("en"), np.arange(3000))
+    gt = truth(world, ids)
+    people, empty = ids[gt["has_person"]][:40], ids[~gt["has_person"]][:20]
+    big = build_world({**params["world"], "person_scale": 2.0})
+    colors = np.stack([world.tables["vis_occupation_color"][o] for o in gt["occupation"][gt["has_person"]][:40]])
+
+    def figure_px(w):
+        img = render_ids(w, people, 64)
+        return (np.abs(img - colors[:, None, None, :]).sum(-1) < 1e-3).sum(axis=(1, 2))
+
+    ratio = np.median(figure_px(big) / np.maximum(figure_px(world), 1))
+    assert 3.0 < ratio < 5.0, ratio
+    assert np.array_equal(render_ids(big, empty, 32), render_ids(world, empty, 32))

@@ -270,3 +270,21 @@ def test_numpy_and_jax_draw_landmarks_alike(world):
     ma = object_mask(world, gt, hi, lo, 64, np)
     mb = np.asarray(jax.jit(lambda h, l, g: object_mask(world, g, h, l, 64, jnp))(hi, lo, gt))
     assert np.abs(ma - mb).max() <= 1e-4
+
+
+def test_language_share_exponent_keeps_english_the_order_and_the_totals(world, params):
+    """The exponent compresses the ratios between the languages other than English: their order and total kept,
+    English and the untagged stratum unchanged, the rarest languages grown; 1 is Table 15 itself."""
+    from vlscale.world.spec import UNTAGGED, build_world
+
+    flat = build_world({**params["world"], "language_share_exponent": 0.6})
+    others = [s for s in world.strata if s not in (UNTAGGED, "en")]
+    a = np.array([world.page_share[world.stratum_of(c)] for c in others])
+    b = np.array([flat.page_share[flat.stratum_of(c)] for c in others])
+    assert np.array_equal(np.argsort(a, kind="stable"), np.argsort(b, kind="stable"))
+    assert b.sum() == pytest.approx(a.sum()) and flat.page_share.sum() == pytest.approx(1.0)
+    for kept in ("en", UNTAGGED):
+        assert flat.page_share[flat.stratum_of(kept)] == pytest.approx(world.page_share[world.stratum_of(kept)])
+    assert np.allclose(np.log(b / b[0]), 0.6 * np.log(a / a[0]))  # every ratio raised to the exponent
+    low = [others.index(c) for c in LOW_RESOURCE]
+    assert np.all(b[low] > a[low])

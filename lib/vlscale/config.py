@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, f
 
 from vlscale.plan import benchmark_source
 
-PROFILES = ("smoke", "cpu", "gpu", "tpu", "colab")
+PROFILES = ("smoke", "cpu", "study", "gpu", "tpu", "colab")
 REGIONS = ("Africa", "Americas", "EastAsia", "Europe", "SouthEastAsia", "WestAsia")
 XM3600_LANGUAGES = (
     "ar bn cs da de el en es fa fi fil fr he hi hr hu id it ja ko mi nl no pl pt quz ro ru sv sw te th tr "
@@ -94,11 +94,15 @@ class WorldParams(_Block):
     """The synthetic web (DESIGN.md, "The synthetic web"). Every example is f(seed, id)."""
     seed: int = Field(ge=0, lt=2**32)
     quz_share_pct: float = Field(ge=0, le=1)  # Table 15 omits Quechua; an assumed share of pages
+    # page share of each XM3600 language but English ∝ (its Table 15 share)^exponent, their total kept (English and
+    # untagged pages keep theirs): 1 is the paper's mix; below 1 compresses the ratios and keeps the order
+    language_share_exponent: float = Field(default=1.0, gt=0, le=1)
     zipf_exponent: float = Field(gt=0, le=3)  # concept popularity ∝ rank^-exponent
     culture_boost: float = Field(ge=1)  # odds of a culture-specific concept at home vs abroad
     landmarks_per_country: int = Field(ge=0, le=16)
     landmark_share: float = Field(ge=0, lt=0.5)  # share of pages that show a landmark
     person_share: float = Field(ge=0, lt=1)  # share of images with a person in them
+    person_scale: float = Field(default=1.0, ge=0.5, le=3)  # the drawn figure's size (1: 0.4 of the image's height)
     male_share: float = Field(gt=0, lt=1)  # perceived gender of those people
     stereotype_strength: float = Field(ge=0.5, lt=1)  # P(stereotyped occupation of a pair | gender)
     foreign_page_frac: float = Field(ge=0, lt=1)  # pages about a country outside the language's own
@@ -281,6 +285,16 @@ class RunParams(_Block):
     # The model axis: this run's model, as top-level keys of the `model` block that replace the block's own
     # (e.g. {image: {variant: L/16, pool_type: map}, text: {variant: L}, out_dim: [null, 1024]}); null: `model`.
     model: dict[str, Any] | None = None
+    # The profiles this run trains in (null: every profile); validate() drops it from the others.
+    profiles: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("profiles")
+    @classmethod
+    def _known_profiles(cls, v):
+        unknown = [x for x in v or () if x not in PROFILES]
+        if unknown:
+            raise ValueError(f"unknown profile(s) {unknown}; allowed: {', '.join(PROFILES)}")
+        return v
 
     @model_validator(mode="after")
     def _one_curation(self):
@@ -484,10 +498,18 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
             resolved[name] = (block(raw) if issubclass(block, RootModel) else block(**raw)).model_dump()
         except ValidationError as e:
             errors.append(_format(e, name, raw, source))
+    if "runs" in resolved:
+        resolved["runs"] = _profile_runs(resolved["runs"], profile)
     errors += _cross_checks(resolved, source)
     if errors:
         raise ParamsError("\n".join(errors))
     return resolved
+
+
+def _profile_runs(runs: dict, profile: str) -> dict:
+    """The runs that train in `profile` (a run's `profiles`, null meaning every profile), each without that key."""
+    return {name: {k: v for k, v in run.items() if k != "profiles"} for name, run in runs.items()
+            if run.get("profiles") is None or profile in run["profiles"]}
 
 
 def run_train(p: dict, name: str) -> dict:

@@ -218,14 +218,15 @@ def render(world, gt: dict, hi, lo, px: int, xp=np):
     has_person = col(xp.reshape(gt["has_person"], (-1,)))
     px0 = col(xp.where(u[0] < 0.5, f32(0.6), f32(-0.6)))
     py0 = col(u[7] * f32(0.6) - f32(0.3))
-    hx, hy = gx - px0, gy - py0
+    size = f32(world.params["person_scale"])  # the figure in units of its default size
+    hx, hy = (gx - px0) / size, (gy - py0) / size
     head = xp.sqrt(hx * hx + (hy + f32(0.16)) ** 2) - f32(0.08)
     box = xp.maximum(xp.abs(hx) - f32(0.07), xp.abs(hy - f32(0.04)) - f32(0.12))
     dress = xp.maximum(xp.abs(hx) - (f32(0.03) + f32(0.5) * (hy + f32(0.08))), xp.abs(hy - f32(0.04)) - f32(0.12))
     female = col(xp.reshape(gt["gender"], (-1,))) == 0
     body = xp.where(female, dress, box)
     occupation = xp.maximum(xp.reshape(gt["occupation"], (-1,)), 0)
-    person = xp.where(has_person, _cover(xp, xp.minimum(head, body), f32(px / 2)), f32(0))[..., None]
+    person = xp.where(has_person, _cover(xp, xp.minimum(head, body), size * f32(px / 2)), f32(0))[..., None]
     body_color = t["vis_occupation_color"][occupation][:, None, None, :]
     img = person * body_color + (1 - person) * img
     return xp.clip(img, 0.0, 1.0).astype(f32)

@@ -116,7 +116,10 @@ def paper_pages_pct() -> dict[str, float]:
     return {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"] if l["web_pages_pct"]}
 
 
-def _page_shares(quz_share_pct: float):
+def _page_shares(quz_share_pct: float, exponent: float = 1.0):
+    """Page share of each stratum ([S], sums to 1) and its resource group. The shares of the XM3600 languages
+    other than English are Table 15's raised to `exponent` and scaled back to their total, so English and the
+    untagged stratum keep theirs and the other languages keep their order."""
     langs = {l["code"]: l for l in vocab.load("languages")["languages"]}
     missing = set(XM3600_LANGUAGES) - set(langs)
     if missing:
@@ -126,6 +129,9 @@ def _page_shares(quz_share_pct: float):
     other = 100.0 - pct.sum()
     if other < 0:
         raise ValueError(f"page shares exceed 100% ({pct.sum()}); lower world.quz_share_pct")
+    if exponent != 1.0:  # English, the Western benchmarks' language, keeps its share: the others are compressed
+        rest = np.array([c != "en" for c in XM3600_LANGUAGES])
+        pct[rest] = pct[rest].sum() * pct[rest] ** exponent / (pct[rest] ** exponent).sum()
     groups = tuple(langs[c]["resource_group"] or "none" for c in XM3600_LANGUAGES) + ("none",)
     return np.append(pct, other) / 100.0, groups
 
@@ -223,7 +229,7 @@ def _popularity(concepts, params):
 def _build(params_json: str) -> World:
     params = json.loads(params_json)
     countries = vocab.load("countries")["countries"]
-    share, groups = _page_shares(params["quz_share_pct"])
+    share, groups = _page_shares(params["quz_share_pct"], params["language_share_exponent"])
     country_region = np.array([REGIONS.index(c["region"]) for c in countries], np.int32)
     concepts = _concepts(countries, params)
     pop, rank, is_head, culture, is_landmark = _popularity(concepts, params)
