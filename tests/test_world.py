@@ -288,3 +288,20 @@ def test_language_share_exponent_keeps_english_the_order_and_the_totals(world, p
     assert np.allclose(np.log(b / b[0]), 0.6 * np.log(a / a[0]))  # every ratio raised to the exponent
     low = [others.index(c) for c in LOW_RESOURCE]
     assert np.all(b[low] > a[low])
+
+
+def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_as_they_were(world, params):
+    """language_share_exponent and person_scale at 1 are the world before they existed: same fingerprint, same
+    shares, same images; any other value is another world."""
+    from vlscale.config import WORLD_NEUTRAL
+    from vlscale.world.render import render_ids
+    from vlscale.world.spec import build_world
+
+    bare = {k: v for k, v in params["world"].items() if k not in WORLD_NEUTRAL}
+    explicit = build_world({**bare, **WORLD_NEUTRAL})
+    assert explicit.fingerprint() == build_world(bare).fingerprint() == world.fingerprint()
+    assert np.array_equal(explicit.page_share, world.page_share)
+    ids = make_ids(world.stratum_of("en"), np.arange(64))
+    assert np.array_equal(render_ids(explicit, ids, 32), render_ids(world, ids, 32))
+    for knob in WORLD_NEUTRAL:
+        assert build_world({**bare, knob: 0.7}).fingerprint() != world.fingerprint()

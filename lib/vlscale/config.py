@@ -500,10 +500,22 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
             errors.append(_format(e, name, raw, source))
     if "runs" in resolved:
         resolved["runs"] = _profile_runs(resolved["runs"], profile)
+    if "world" in resolved:
+        resolved["world"] = world_identity(resolved["world"])
     errors += _cross_checks(resolved, source)
     if errors:
         raise ParamsError("\n".join(errors))
     return resolved
+
+
+# World knobs whose neutral value leaves the world as it was before the knob existed: at that value they are left
+# out of the resolved world block, so the world, run and evaluation fingerprints made before them still hold.
+WORLD_NEUTRAL = {"language_share_exponent": 1.0, "person_scale": 1.0}
+
+
+def world_identity(world: dict) -> dict:
+    """A world block without the knobs set to their neutral value (WORLD_NEUTRAL)."""
+    return {k: v for k, v in world.items() if not (k in WORLD_NEUTRAL and v == WORLD_NEUTRAL[k])}
 
 
 def _profile_runs(runs: dict, profile: str) -> dict:

@@ -25,7 +25,7 @@ import json
 
 import numpy as np
 
-from vlscale.config import LOW_RESOURCE, OCCUPATION_PAIRS, REGIONS, XM3600_LANGUAGES, WorldParams
+from vlscale.config import LOW_RESOURCE, OCCUPATION_PAIRS, REGIONS, XM3600_LANGUAGES, WorldParams, world_identity
 from vlscale.world import vocab
 from vlscale.world.coined import coined_name
 from vlscale.world.hashing import alias_table
@@ -108,7 +108,7 @@ class World:
 
     def fingerprint(self) -> str:
         """A short hash of the params, recorded with every output made from this world."""
-        return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:8]
+        return hashlib.sha256(json.dumps(world_identity(self.params), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def paper_pages_pct() -> dict[str, float]:
