@@ -74,3 +74,20 @@ def test_a_design_probe_is_one_run_of_a_rung_with_its_overrides_in_every_profile
         {k: v for k, v in rung["train"].items() if k != "cooldown_budgets"}
     with pytest.raises(SystemExit, match="no key 'nope'"):
         design_probe.probe_params(raw, 800_000, {"nope.x": 1})
+
+
+def test_study_targets_read_each_level_with_an_interval_over_seeds_and_images():
+    import study_reference
+
+    figures = json.loads((ROOT / "results/reference/ladder/N800000_dev/figures.json").read_text())
+    rows = {r["target"]: r for r in study_reference.targets(figures)}
+    assert list(rows) == list(ladder.TARGETS)  # the ladder's levels and the study's targets are one list
+    for name, (threshold, read) in ladder.TARGETS.items():
+        r = rows[name]
+        assert r["threshold"] == threshold and r["value"] == pytest.approx(read(figures), abs=0.01)
+        assert r["ci95"][0] <= r["value"] <= r["ci95"][1] and r["n_seeds"] == 2
+        assert r["pass"] == (r["value"] >= threshold)
+    # two seeds: a table level's interval is wider than its test images' alone
+    images_only = figures["table1"]["imagenet/0shot"]["100%"]["ci95"]
+    assert rows["ImageNet-like 0-shot accuracy"]["ci95"][1] - rows["ImageNet-like 0-shot accuracy"]["ci95"][0] > \
+        images_only[1] - images_only[0]

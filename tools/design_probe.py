@@ -91,7 +91,8 @@ def run(name: str, overrides: dict, n: int, seed: int, work: Path) -> dict:
     if not (clone / ".git").exists():
         subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # the clone's own lib first: edits to this checkout while it runs do not reach it
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(clone / "lib")}
     t0 = time.time()
     with open(clone / "probe_repro.log", "w") as f:
         r = subprocess.run(["dvc", "repro", "evaluate"], cwd=clone, stdout=f, stderr=subprocess.STDOUT, env=env)

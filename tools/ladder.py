@@ -81,7 +81,8 @@ def run(n: int, key: str, seeds: int, work: Path, reuse: Path | None = None) -> 
     params = rung_params(yaml.safe_load((ROOT / "params.yaml").read_text()), n, key, seeds)
     validate(params)  # a bad rung fails here, before any work
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # the clone's own lib first: edits to this checkout while it runs do not reach it
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(clone / "lib")}
     t0 = time.time()
     log = clone / "ladder_repro.log"
     with open(log, "w") as f:

@@ -1,0 +1,124 @@
+"""The study profile's committed reference: a finished `make repro PROFILE=study` checkout's records, its PDF's pages,
+its time by stage and its targets, copied under results/reference/study/.
+
+    git clone <this repository> ../study && cd ../study && make repro PROFILE=study   # the study, from a fresh clone
+    python tools/study_reference.py ../study          # results/reference/study/ in this checkout
+
+Writes:
+- paper.json, figures.json, attention.json, sample.json, filter.json (metrics/), train/<run>.json;
+- pages/main-<n>.png: the PDF's pages (poppler's pdftoppm, 80 dpi), and main.pdf;
+- stage_times.json: each stage's seconds (from the executed notebooks) and the wall time from first start to last end;
+- targets.json: each study target (tools/ladder.TARGETS) at the 100% run, seed mean, with its 95% interval over
+  seeds and test images and pass (value ≥ target), plus the commit, machine and profile that made them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ladder import ROOT  # noqa: E402
+from stage_times import by_stage, stage_times  # noqa: E402
+
+OUT = ROOT / "results/reference/study"
+RECORDS = ("paper", "figures", "attention", "sample", "filter")
+# target -> (threshold, where its error level sits in figures.json: a table1 task, a group average, or an evidence level)
+TARGET_SOURCES = {
+    "ImageNet-like 0-shot accuracy": (40, ("table1", "imagenet/0shot", "100%")),
+    "ImageNet-like 10-shot accuracy": (50, ("table1", "imagenet/10shot", "100%")),
+    "COCO-like image-to-text R@1": (40, ("table1", "coco/i2t", "100%")),
+    "perceived gender accuracy": (85, ("evidence", "level/perceived_gender_error/100%")),
+    "low-resource XM3600 R@1": (10, ("group_averages_by_scale", "100%", "multilingual_low_resource")),
+}
+
+
+def error_interval(entry: dict) -> tuple[float, float, float, int]:
+    """(error %, 95% interval low, high, seeds) of a level: an evidence level's interval already holds seeds and
+    images; a table entry's ci95 is over test images, widened by its seed spread (t on n - 1 degrees of freedom)."""
+    from scipy import stats
+
+    if "reference" in entry:  # an evidence level: effect = value - reference, interval on the effect
+        return entry["value"], entry["reference"] + entry["lo"], entry["reference"] + entry["hi"], entry["n_a"]
+    value, (lo, hi), n = entry["error_pct"], entry["ci95"], entry.get("n_seeds") or 1
+    sd = entry.get("seed_sd") or 0.0
+    if n < 2 or not sd:
+        return value, lo, hi, n
+    image_se = (hi - lo) / (2 * 1.959964)
+    half = stats.t.ppf(0.975, n - 1) * (image_se**2 + sd**2 / n) ** 0.5
+    return value, float(value - half), float(value + half), n
+
+
+def targets(figures: dict) -> list[dict]:
+    """Each target's level (100 - error, %), its 95% interval over seeds and test images and pass, from a figures
+    record (the 100% run's seed mean)."""
+    rows = []
+    for name, (threshold, path) in TARGET_SOURCES.items():
+        entry = figures
+        for key in path:
+            entry = entry[key]
+        error, lo, hi, n = error_interval(entry)
+        value = 100.0 - error
+        rows.append({"target": name, "threshold": threshold, "value": round(value, 2),
+                     "ci95": [round(100.0 - hi, 2), round(100.0 - lo, 2)], "n_seeds": n,
+                     "pass": bool(value >= threshold)})
+    return rows
+
+
+def _git(repo: Path, *args) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def machine() -> dict:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "")
+    import os
+
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "avx512f": " avx512f" in flags,
+            "python": platform.python_version(), "system": platform.platform()}
+
+
+def write(study: Path, out: Path = OUT) -> Path:
+    import yaml
+
+    from vlscale.config import load_params
+
+    profile = load_params(study / "params.yaml")["profile"]
+    if profile != "study":
+        raise SystemExit(f"{study}/params.yaml: profile = {profile!r}; the reference is made from a study repro")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RECORDS:
+        shutil.copy2(study / f"metrics/{name}.json", out / f"{name}.json")
+    (out / "train").mkdir(exist_ok=True)
+    for f in sorted((study / "metrics/train").glob("*.json")):
+        shutil.copy2(f, out / "train" / f.name)
+    shutil.copy2(study / "paper/main.pdf", out / "main.pdf")
+    pages = out / "pages"
+    shutil.rmtree(pages, ignore_errors=True)
+    pages.mkdir()
+    subprocess.run(["pdftoppm", "-png", "-r", "80", str(study / "paper/main.pdf"), str(pages / "main")], check=True)
+    rows = stage_times(study / "reports", study / "dvc.yaml")
+    times = {"stages": {s: round(sec, 1) for s, (_, sec) in by_stage(rows).items()},
+             "wall_s": round((max(r["end"] for r in rows) - min(r["start"] for r in rows)).total_seconds(), 1)}
+    (out / "stage_times.json").write_text(json.dumps(times, indent=1) + "\n")
+    figures = json.loads((study / "metrics/figures.json").read_text())
+    record = {"targets": targets(figures), "key": yaml.safe_load((study / "params.yaml").read_text())["evaluate"]["use_key"],
+              "commit": _git(study, "rev-parse", "HEAD"), "dirty": bool(_git(study, "status", "--porcelain")),
+              "machine": machine(), "profile": profile, "wall_s": times["wall_s"]}
+    (out / "targets.json").write_text(json.dumps(record, indent=1) + "\n")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", type=Path, help="a checkout where `make repro PROFILE=study` has finished")
+    args = parser.parse_args(argv)
+    print(write(args.study.resolve()))
+
+
+if __name__ == "__main__":
+    main()
