@@ -215,3 +215,26 @@ def test_every_finding_reads_the_comparisons_the_study_writes():
         assert all(p["verdict"] != "not tested" for p in found[fid]["parts"]), (fid, found[fid]["parts"])
     assert [p["label"] for p in found[7]["parts"]] == ["Low-resource reduction minus high-resource, 10% data",
                                                        "Low-resource reduction minus high-resource, 100% data"]
+
+
+def test_the_model_axis_compares_each_smaller_model_with_the_next_larger_at_every_scale():
+    runs = {"s10": ("natural", 10, 0, BASE), "s10_seed1": ("natural", 10, 1, BASE),
+            "s100": ("natural", 100, 0, BASE), "s100_seed1": ("natural", 100, 1, BASE),
+            "m10": ("natural", 10, 0, BASE), "m100": ("natural", 100, 0, {**BASE, "imagenet/0shot": 280})}
+    tidy, items = planted(runs)
+    tidy["model"] = np.where(tidy["run"].str.startswith("m"), "w96d1p8", "w64d1p8")
+    records = {r["name"]: r for r in study_lib.model_comparisons(uncertainty.estimate(tidy, items, n_boot=300))}
+    assert set(records) == {f"model/{g}/w64d1p8_minus_w96d1p8/{s}" for g in study_lib.MODEL_GROUPS
+                            for s in ("10%", "100%")}
+    western = records["model/western/w64d1p8_minus_w96d1p8/100%"]
+    # Western is the mean of imagenet/0shot and coco/i2t here: the larger model's +80 ImageNet images are +10 pp
+    assert western["effect"] == pytest.approx(100 * 80 / N / 2, abs=1e-6)
+    assert western["runs_a"] == ["s100", "s100_seed1"] and western["runs_b"] == ["m100"]
+    assert western["seeds_measured"] and western["separable"] and western["lo"] > 0  # seeds pooled from the small model
+    culture = records["model/culture/w64d1p8_minus_w96d1p8/100%"]
+    assert culture["effect"] == pytest.approx(0, abs=1e-9) and culture["lo"] < 0 < culture["hi"]
+    one_model = tidy[tidy["model"] == "w64d1p8"]
+    assert study_lib.model_comparisons(uncertainty.estimate(one_model, items[items["run"].isin(one_model["run"])],
+                                                            n_boot=50)) == []
+    sizes = [study_lib.model_size(m) for m in ("w64d1p8", "w96d1p8", "B/16", "L/16")]
+    assert sizes == sorted(sizes) and len(set(sizes)) == 4 and study_lib.model_size("cpu") is None

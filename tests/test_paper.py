@@ -2,6 +2,7 @@
 typesetter's rows, no figure or table can be left out of the paper unnoticed, and every finding's rule reaches its
 verdicts on planted comparisons."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from vlscale.analysis import evidence as ev
 from vlscale.paper.build import (FIGURES, TABLES, control_values, controls, figure_list, findings, fmt,
                                  parse_latex_table, table_list)
 from vlscale.world.captions import captions
+
+from conftest import ROOT
 
 
 def test_the_shipped_faces_draw_every_character_of_every_caption_the_world_writes(world):
@@ -84,9 +87,12 @@ def rec(effect: float, se: float, n=(2, 2), df: float = 8.0, **extra) -> dict:
             "examples_seen": 100, **extra}
 
 
+def verdict_of_all(evidence: dict, att: dict | None = None) -> list[dict]:
+    return findings({"evidence": evidence}, {"evidence": att or {}}, {}, V)
+
+
 def verdict_of(finding: int, evidence: dict, att: dict | None = None) -> dict:
-    found = findings({"evidence": evidence}, {"evidence": att or {}}, {}, V)
-    return next(f for f in found if f["id"] == finding)
+    return next(f for f in verdict_of_all(evidence, att) if f["id"] == finding)
 
 
 def test_a_claim_of_no_change_reproduces_only_by_equivalence_within_the_params_margin():
@@ -145,3 +151,40 @@ def test_a_failed_control_is_named_at_the_top_of_the_report():
     quiet = {k: rec(0.1, 0.5, control="negative") for k in neg}
     assert [c["passed"] for c in controls({"evidence": {**quiet, **pos}}, V)] == [True, True]
     assert [c["passed"] for c in controls({"evidence": {}}, V)] == [None, None]
+
+
+def test_the_model_axis_is_judged_per_group_at_the_full_data_and_not_tested_with_one_model():
+    pair = {"small": "w64d1p8", "large": "w96d1p8"}
+    name = "model/{}/w64d1p8_minus_w96d1p8/100%"
+    larger_better = {name.format(g): rec(3.0, 0.3, n=(3, 1), name=name.format(g), **pair)
+                     for g in ("western", "culture", "multilingual")}
+    f = verdict_of(9, larger_better)
+    assert [p["label"] for p in f["parts"]] == [f"{g} error, w64d1p8 minus w96d1p8, 100% data"
+                                                for g in ("Western", "Culture", "multilingual XM3600")]
+    assert f["verdict"] == ev.REPRODUCES
+    worse = {**larger_better, name.format("culture"): rec(-3.0, 0.3, n=(3, 1), name=name.format("culture"), **pair)}
+    assert verdict_of(9, worse)["verdict"] == ev.DOES_NOT
+    one = verdict_of(9, {})
+    assert one["verdict"] == ev.NOT_TESTED and "one model size" in one["parts"][0]["reason"]
+
+
+def test_findings_left_open_here_carry_the_study_references_verdict_marked_as_such(tmp_path):
+    from vlscale.paper.build import STUDY_REFERENCE, point_to_study, study_reference
+
+    assert study_reference(tmp_path) is None  # no reference committed: nothing is pointed to
+    ref = tmp_path / STUDY_REFERENCE
+    ref.mkdir(parents=True)
+    rung = ROOT / "results/reference/ladder/N800000_dev/paper.json"  # a paper record the pipeline wrote
+    (ref / "paper.json").write_text(rung.read_text())
+    (ref / "targets.json").write_text(json.dumps({"commit": "0123456789abcdef", "wall_s": 3000.0,
+                                                  "machine": {"cpu": "AMD EPYC 9B14"}}))
+    theirs = {f["id"]: f for f in json.loads(rung.read_text())["verdicts"]}
+    found = verdict_of_all({"gain/western/10_to_100": rec(0.1, 0.2)})  # finding 1 decided here, the rest open
+    sentence = point_to_study(found, study_reference(tmp_path))
+    by_id = {f["id"]: f for f in found}
+    assert "study" not in by_id[1] and by_id[1]["verdict"] == ev.REPRODUCES
+    for i, f in by_id.items():
+        if i != 1:
+            assert f["study"] == {"verdict": theirs[i]["verdict"], "reason": theirs[i]["reason"], "commit": "0123456"}
+    assert "commit 0123456" in sentence and "50 minutes on AMD EPYC 9B14" in sentence and "not this run's" in sentence
+    assert sentence.startswith("Findings 2, 3,")

@@ -102,6 +102,7 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
     est_all = uncertainty.estimate(of_model, items, n_boot=n_boot, seed=seed, extra_groups=extra)
     keep_pct = 100.0 * keep_fraction if keep_fraction is not None else None
     evidence = study.comparisons(est_all, keep_pct, facts, list(results.TABLE1_TASKS), seed)
+    evidence += study.model_comparisons(every) if len(runs_per_model) > 1 else []
     all_gains = {p: with_training_noise(g, evidence, model) for p, g in all_gains.items()}
     return Report(
         source=source, tidy=d, est=est, missing=results.missing_tasks(d), gains=all_gains[(from_pct, to_pct)],

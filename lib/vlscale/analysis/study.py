@@ -23,6 +23,7 @@ The comparisons (names are what the paper stage's rules read):
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 
 import numpy as np
 import pandas as pd
@@ -96,15 +97,35 @@ def join_random_arm(table: pd.DataFrame, keep_pct: float | None) -> pd.DataFrame
 
 
 def configurations(est, keep_pct: float | None) -> pd.DataFrame:
-    """One row per run: its seed and configuration (curation, data_pct); the random arm's runs join the natural
-    runs of keep_pct, whose data they train on."""
+    """One row per run: its seed and configuration (curation, data_pct, and the model where the runs hold several:
+    "natural@100%/w96d1p8"); the random arm's runs join the natural runs of keep_pct, whose data they train on."""
     c = est.cells
     if "curation" not in c:
         c = c.assign(curation="natural")
-    runs = c.groupby("run").agg(seed=("seed", "first"), data_pct=("data_pct", "first"), curation=("curation", "first"))
+    if "model" not in c:
+        c = c.assign(model="")
+    runs = c.groupby("run").agg(seed=("seed", "first"), data_pct=("data_pct", "first"), curation=("curation", "first"),
+                                model=("model", "first"))
     runs = join_random_arm(runs, keep_pct)
-    runs["config"] = [f"{cur}@{scale_label(pct)}" for cur, pct in zip(runs["curation"], runs["data_pct"])]
+    several = runs["model"].nunique() > 1
+    runs["config"] = [f"{cur}@{scale_label(pct)}" + (f"/{m}" if several else "")
+                      for cur, pct, m in zip(runs["curation"], runs["data_pct"], runs["model"])]
     return runs.sort_values(["config", "seed"])
+
+
+def model_size(name: str) -> int | None:
+    """A model's size for ordering the model axis: its image tower's width² × depth, from its results name
+    (config.model_name: "w96d1p8", or a big_vision variant "L/16"); None for a name that is neither."""
+    m = re.fullmatch(r"w(\d+)d(\d+)p\d+", name)
+    if m:
+        return int(m.group(1)) ** 2 * int(m.group(2))
+    from vlscale.models.vit import decode_variant
+
+    try:
+        kw = decode_variant(name)
+    except ValueError:
+        return None
+    return kw["width"] ** 2 * kw["depth"]
 
 
 class Study:
@@ -328,6 +349,32 @@ def correlation(study: Study, tasks: list[str], n_boot: int, seed: int = 0) -> d
     zero = evidence.constant("0", 0.0, n_boot)
     d = evidence.difference(ca, zero, var, df, b_trained=False)
     return _record("correlation/level_vs_gain/10_to_100", "spearman_rho", seen, ca, zero, d, n_tasks=len(present))
+
+
+MODEL_GROUPS = ("western", "culture", "multilingual")
+
+
+def model_comparisons(est) -> list[dict]:
+    """The model axis (finding 9): at the natural runs' final shared checkpoint, each smaller model's error minus the
+    next larger one's on each MODEL_GROUPS average, at every data scale both trained (positive: the larger model is
+    better). `est` holds the natural runs of every model on the same image resamples; the seed variance is pooled
+    over every (model, data scale) with replicates."""
+    study = Study(est, None)
+    models = list(study.runs["model"].unique())
+    if len(models) < 2 or any(model_size(m) is None for m in models):  # no size to order them by
+        return []
+    models.sort(key=model_size)
+    seen, pcts = _natural_final(study)
+    if seen is None:
+        return []
+    out = []
+    for small, large in zip(models, models[1:]):
+        for pct in pcts:
+            a, b = (f"natural@{scale_label(pct)}/{m}" for m in (small, large))
+            for group in MODEL_GROUPS:
+                out.append(study.compare(f"model/{group}/{small}_minus_{large}/{scale_label(pct)}", a, b, seen,
+                                         group, small=small, large=large, data_pct=pct))
+    return [r for r in out if r is not None]
 
 
 def comparisons(est, keep_pct: float | None, facts: dict, tasks: list[str], seed: int = 0) -> list[dict]:

@@ -315,12 +315,17 @@ def _f8(j: Judge, model: str = "", pool: str = "synthetic") -> list[dict]:
 
 
 def _f9(j: Judge, fig: dict) -> list[dict]:
-    models = fig.get("figure6", {})
-    if len(models) < 2:
+    """Larger models lower the error everywhere: each smaller model's error minus the next larger one's, per group,
+    at the 100% data scale (analysis/study.model_comparisons). The compute half of the claim is Figure 6's curves."""
+    pairs = sorted({(r["small"], r["large"]) for key, r in j.ev.items() if key.startswith("model/")})
+    if not pairs:
+        models = fig.get("figure6", {})
         return [{"label": f"model sizes: {', '.join(models) or 'none'}", "verdict": ev.NOT_TESTED,
-                 "reason": "the profile trains one model size (the gpu and tpu profiles' model axis)", "rule": ""}]
-    return [{"label": f"model sizes: {', '.join(models)}", "verdict": ev.INCONCLUSIVE,
-             "reason": "read from Figure 6: no rule tests the model axis yet", "rule": ""}]
+                 "reason": "the profile trains one model size (the study, gpu and tpu profiles' model axis)",
+                 "rule": ""}]
+    names = {"western": "Western", "culture": "Culture", "multilingual": "multilingual XM3600"}
+    return [j.directional(f"{names[g]} error, {small} minus {large}, 100% data", f"model/{g}/{small}_minus_{large}/100%",
+                          +1, None) for small, large in pairs for g in names]
 
 
 def _f10(j: Judge) -> list[dict]:
@@ -452,6 +457,7 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
         "versions": ", ".join(f"{k} {x}" for k, x in prov["versions"].items() if x),
         "world_examples": f"{world['examples']:,}",
         "low_resource_share": fmt(world["low_resource_share_pct"], 2),
+        "language_exponent": fmt(world["provenance"]["params"]["world"].get("language_share_exponent", 1.0), 2),
         "language_dev": fmt(world["language_share_max_abs_dev_pct"], 2),
         "head_share": fmt(100 * world["head_share_of_examples"], 1),
         "pool_size": f"{sample['pool_examples']:,}",
@@ -645,12 +651,45 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     v["findings_total"] = str(len(found))
     v |= control_values(ctrl, verdicts)
     v["replicated"] = replicated(fig, att)
+    study = study_reference(root) if v["profile"] != "study" else None
+    v["study_reference"] = point_to_study(found, study) if study else ""
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
     files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get("source")),
              "tables.json": table_list(root, v["pool_kind"]), "captions.json": captions}
     for name, data in files.items():
         (out / name).write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str))
     return files
+
+
+STUDY_REFERENCE = Path("results/reference/study")
+UNRESOLVED = (ev.NOT_TESTED, ev.INCONCLUSIVE)
+
+
+def study_reference(root: Path) -> dict | None:
+    """The committed study profile's verdicts (results/reference/study: paper.json, targets.json), or None."""
+    ref = root / STUDY_REFERENCE
+    if not (ref / "paper.json").is_file() or not (ref / "targets.json").is_file():
+        return None
+    made = json.loads((ref / "targets.json").read_text())
+    verdicts = {f["id"]: f for f in json.loads((ref / "paper.json").read_text())["verdicts"]}
+    return {"verdicts": verdicts, "commit": made["commit"][:7], "cpu": made["machine"]["cpu"],
+            "wall_min": made["wall_s"] / 60}
+
+
+def point_to_study(found: list[dict], study: dict) -> str:
+    """Each finding this profile leaves not tested or inconclusive gets the study reference's verdict (`study` in its
+    record); returns the sentence the summary prints about it ('' when none is left open here)."""
+    pointed = []
+    for f in found:
+        theirs = study["verdicts"].get(f["id"])
+        if f["verdict"] in UNRESOLVED and theirs is not None:
+            f["study"] = {"verdict": theirs["verdict"], "reason": theirs["reason"], "commit": study["commit"]}
+            pointed.append(f["id"])
+    if not pointed:
+        return ""
+    return (f"Findings {', '.join(map(str, pointed))}, which this profile leaves open, carry the verdict of the "
+            f"committed study-profile reference as well (results/reference/study: commit {study['commit']}, "
+            f"{study['wall_min']:.0f} minutes on {study['cpu']}), marked as such: it is not this run's.")
 
 
 def replicated(fig: dict, att: dict) -> str:

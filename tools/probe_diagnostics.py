@@ -1,0 +1,87 @@
+"""What a trained run's image embeddings hold, beyond the benchmarks' protocols: a diagnostic of the design probes.
+
+    python tools/probe_diagnostics.py ../design/a5 [../design/g25 ...] [--run probe]
+
+For the last cool-down checkpoint of run `--run` in each checkout (params.yaml, data/tokenizer, runs/), on the
+development key's analogs:
+- ImageNet-like 10-shot accuracy of the linear probe (evals/protocols.linear_probe_hits) at ridge strengths 2^0 ..
+  2^13 (the benchmark's protocol fixes big_vision's 2^10): how much of the 10-shot level is the probe's;
+- perceived gender from a linear probe on the image embeddings, fitted on half of the FairFace-like images (200
+  per gender) and scored on the other half: whether the images encode gender at all, whatever the text tower does.
+Appends one row per checkout to results/reference/ladder/diagnostics_dev.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ladder import OUT  # noqa: E402
+
+CSV = OUT / "diagnostics_dev.csv"
+RIDGES = (0, 4, 7, 10, 13)  # log2 of the ridge strengths
+
+
+def diagnose(clone: Path, run: str) -> dict:
+    import yaml
+
+    from vlscale import siglip
+    from vlscale.config import run_model, validate
+    from vlscale.evals.analog_eval import analog_suite
+    from vlscale.evals.protocols import linear_probe_hits
+    from vlscale.evals.stage import checkpoints
+    from vlscale.world.render import render_jax, render_padded
+    from vlscale.world.spec import build_world
+
+    p = validate(yaml.safe_load((clone / "params.yaml").read_text()))
+    world, px = build_world(p["world"]), p["train"]["image_px"]
+    sizes = p["evaluate"]["analogs"]
+    suite = analog_suite(world, px, {"imagenet": sizes["imagenet"], "fairface": sizes["fairface"]},
+                         {"imagenet": p["evaluate"]["train_sizes"]["imagenet"]}, key=p["evaluate"]["keys"]["dev"],
+                         progress=lambda *_: None)
+    model_config = run_model(p, run)
+    model_config = {**model_config, "text": {**model_config["text"], "vocab_size": p["tokenizer"]["vocab_size"]}}
+    seen, checkpoint = checkpoints(clone / "runs" / run)[-1]
+    model, params = siglip.load(checkpoint, model_config, image_size_px=px, text_len=p["tokenizer"]["max_len"])
+    render = render_jax(world, px)
+
+    def embed(ids):
+        x = render_padded(render, ids, 512)
+        return np.concatenate([np.asarray(siglip.embed_images(model, params, x[i:i + 512]))
+                               for i in range(0, len(x), 512)])
+
+    train, test = suite.train["imagenet"], suite.test["imagenet"]
+    tz, z = embed(train.ids), embed(test.ids)
+    row = {"checkout": clone.name, "run": run, "examples_seen": seen, "embedding_dim": int(z.shape[1])}
+    for k in RIDGES:
+        hits = linear_probe_hits(tz, train.labels, z, test.labels, len(test.class_names), l2=2.0**k)
+        row[f"imagenet_10shot_l2_2^{k}"] = round(100 * float(hits.mean()), 2)
+    faces = suite.test["fairface"]
+    fz, y = embed(faces.ids), np.asarray(faces.labels)
+    half = np.arange(len(y)) % 2 == 0
+    row["gender_linear_probe"] = round(100 * float(linear_probe_hits(fz[half], y[half], fz[~half], y[~half], 2,
+                                                                     shots=200).mean()), 2)
+    return row
+
+
+def main(argv=None):
+    import pandas as pd
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkouts", type=Path, nargs="+")
+    parser.add_argument("--run", default="probe")
+    args = parser.parse_args(argv)
+    rows = pd.read_csv(CSV).to_dict("records") if CSV.exists() else []
+    for clone in args.checkouts:
+        row = diagnose(clone.resolve(), args.run)
+        print(row, flush=True)
+        rows = [r for r in rows if (r["checkout"], r["run"]) != (row["checkout"], row["run"])] + [row]
+    pd.DataFrame(rows).to_csv(CSV, index=False)
+    print(CSV)
+
+
+if __name__ == "__main__":
+    main()
