@@ -91,3 +91,15 @@ def test_study_targets_read_each_level_with_an_interval_over_seeds_and_images():
     images_only = figures["table1"]["imagenet/0shot"]["100%"]["ci95"]
     assert rows["ImageNet-like 0-shot accuracy"]["ci95"][1] - rows["ImageNet-like 0-shot accuracy"]["ci95"][0] > \
         images_only[1] - images_only[0]
+
+
+def test_the_phase_diagram_has_a_row_per_part_and_a_column_per_rung(tmp_path):
+    import matplotlib.image
+
+    for rung in ("N200000_dev", "N800000_dev"):
+        shutil.copytree(ladder.OUT / rung, tmp_path / rung)
+    path = ladder.phase_diagram("dev", tmp_path)
+    parts = {(r["finding"], r["part"]) for r in ladder.table("dev", tmp_path)}
+    image = matplotlib.image.imread(path)
+    assert path.name == "ladder_dev.png" and len(parts) >= 20
+    assert image.shape[0] > 20 * len(parts) and image.shape[1] > image.shape[0] / 2

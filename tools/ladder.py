@@ -10,13 +10,13 @@ data alone. Only the natural runs train (the filter stage makes the random arm a
 every rung is evaluated on `--key` (dev while designing, report at the end).
 
     python tools/ladder.py run 800000 [--key dev] [--seeds 2] [--work ../ladder]   # a rung, in a scratch clone
-    python tools/ladder.py table [--key dev]       # results/reference/ladder/: the table of every rung there
+    python tools/ladder.py table [--key dev]       # results/reference/ladder/: the table and phase diagram of every rung
 
 `run` makes <work>/N<N>_<key>/ (a copy of this checkout's files), trains and evaluates there with `dvc repro`
 (a finished run there is not trained again: a rung can be built up over sessions), and copies its records to
 results/reference/ladder/N<N>_<key>/: metrics/{paper,figures,attention,sample}.json, metrics/train/*.json and the
 stage times. `table` writes results/reference/ladder/ladder_<key>.md and .csv: per finding and part, its effect,
-95% interval, seeds and verdict at each N.
+95% interval, seeds and verdict at each N, and ladder_<key>.png, the same as a phase diagram (verdict colours).
 """
 from __future__ import annotations
 
@@ -169,6 +169,47 @@ def write_table(key: str, out: Path = OUT) -> Path:
     return path
 
 
+VERDICT_COLOURS = {"reproduces": "#4daf4a", "does not reproduce": "#e41a1c", "inconclusive": "#ffd92f",
+                   "not tested": "#dddddd"}
+
+
+def phase_diagram(key: str, out: Path = OUT) -> Path:
+    """ladder_<key>.png: every part of every finding (rows) at every rung (columns), coloured by its verdict and
+    labelled with its effect: where each finding becomes testable, and whether it reproduces there."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    d = pd.DataFrame(table(key, out))
+    parts = list(dict.fromkeys(zip(d["finding"], d["part"])))
+    ns = sorted(d["examples_seen"].unique())
+    fig, ax = plt.subplots(figsize=(5.5 + 1.4 * len(ns), 0.28 * len(parts) + 1.2))
+    for i, (finding, part) in enumerate(parts):
+        for j, n in enumerate(ns):
+            r = d[(d["finding"] == finding) & (d["part"] == part) & (d["examples_seen"] == n)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, color=VERDICT_COLOURS[r["verdict"]], ec="white"))
+            if r["effect"] is not None and pd.notna(r["effect"]):
+                ax.text(j + 0.5, i + 0.5, f"{r['effect']:+.1f}", ha="center", va="center", fontsize=6.5)
+    ax.set_xlim(0, len(ns))
+    ax.set_ylim(len(parts), 0)
+    ax.set_xticks([j + 0.5 for j in range(len(ns))], [f"N = {n:,}" for n in ns], fontsize=7)
+    ax.set_yticks([i + 0.5 for i in range(len(parts))], [f"{f}: {p[:80]}" for f, p in parts], fontsize=6)
+    ax.tick_params(length=0)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLOURS.values()]
+    ax.legend(handles, list(VERDICT_COLOURS), ncol=4, fontsize=6.5, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              frameon=False)
+    ax.set_title(f"Compute ladder ({key} key): verdict and effect of each part", fontsize=8, pad=18)
+    path = out / f"ladder_{key}.png"
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -185,6 +226,7 @@ def main(argv=None):
         print(run(args.examples, args.key, args.seeds, args.work, args.reuse))
     else:
         print(write_table(args.key))
+        print(phase_diagram(args.key))
 
 
 if __name__ == "__main__":
