@@ -20,6 +20,7 @@ import copy
 import datetime as dt
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -653,6 +654,7 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     v["replicated"] = replicated(fig, att)
     study = study_reference(root) if v["profile"] != "study" else None
     v["study_reference"] = point_to_study(found, study) if study else ""
+    v["ladder_figures"] = copy_ladder(root, out) if v["profile"] == "study" else []
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
     files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get("source")),
              "tables.json": table_list(root, v["pool_kind"]), "captions.json": captions}
@@ -690,6 +692,29 @@ def point_to_study(found: list[dict], study: dict) -> str:
     return (f"Findings {', '.join(map(str, pointed))}, which this profile leaves open, carry the verdict of the "
             f"committed study-profile reference as well (results/reference/study: commit {study['commit']}, "
             f"{study['wall_min']:.0f} minutes on {study['cpu']}), marked as such: it is not this run's.")
+
+
+LADDER = Path("results/reference/ladder")
+LADDER_FIGURES = {  # file under LADDER -> caption
+    "ladder_dev.png": "The compute ladder (development key): every part of every finding at each rung of examples seen "
+                      "N (pool = N; the natural runs of the default model and world, two seeds at 10% and 100%), "
+                      "coloured by its verdict and labelled with its effect (results/reference/ladder).",
+    "similarity_dev.png": "Learning curves (development key): each Western head concept's ImageNet-like zero-shot "
+                          "accuracy and each language's XM3600 image-to-text R@1 against its unique training pairs in "
+                          "the run's subset, binned, one curve per rung (results/reference/ladder).",
+}
+
+
+def copy_ladder(root: Path, out: Path) -> list[dict]:
+    """The committed ladder's figures (LADDER_FIGURES), copied into the generated folder for the study's PDF."""
+    dest = out / "ladder"
+    dest.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for name, caption in LADDER_FIGURES.items():
+        if (root / LADDER / name).is_file():
+            shutil.copy2(root / LADDER / name, dest / name)
+            figures.append({"path": f"generated/ladder/{name}", "caption": caption, "width": 100})
+    return figures
 
 
 def replicated(fig: dict, att: dict) -> str:
