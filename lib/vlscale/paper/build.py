@@ -450,7 +450,7 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
     sample = _read(root, "metrics/sample.json")
     trains = {p.stem: json.loads(p.read_text()) for p in sorted((root / "metrics/train").glob("*.json"))}
     prov = fig["provenance"]
-    natural = [t for t in trains.values() if not t.get("rebalanced") and not t.get("filter")]
+    natural = [t for t in trains.values() if not t.get("rebalanced") and not t.get("filter") and not t.get("model")]
     biggest = max(natural, key=lambda t: t["examples_seen"]) if natural else next(iter(trains.values()))
     v = {
         "profile": prov["profile"],
