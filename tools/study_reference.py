@@ -82,7 +82,7 @@ def machine() -> dict:
             "python": platform.python_version(), "system": platform.platform()}
 
 
-def write(study: Path, out: Path = OUT) -> Path:
+def write(study: Path, out: Path = OUT, keep_times: bool = False) -> Path:
     import yaml
 
     from vlscale.config import load_params
@@ -100,11 +100,14 @@ def write(study: Path, out: Path = OUT) -> Path:
     shutil.rmtree(pages, ignore_errors=True)
     pages.mkdir()
     subprocess.run(["pdftoppm", "-png", "-r", "80", str(study / "paper/main.pdf"), str(pages / "main")], check=True)
-    rows = stage_times(study / "reports", study / "dvc.yaml")
-    # each stage's own seconds (its notebook's last execution); their sum leaves out DVC's work between stages
-    times = {"stages": {s: round(sec, 1) for s, (_, sec) in by_stage(rows).items()}}
-    times["notebooks_s"] = round(sum(times["stages"].values()), 1)
-    (out / "stage_times.json").write_text(json.dumps(times, indent=1) + "\n")
+    if keep_times and (out / "stage_times.json").is_file():  # the full repro's, before a run was added to it
+        times = json.loads((out / "stage_times.json").read_text())
+    else:
+        rows = stage_times(study / "reports", study / "dvc.yaml")
+        # each stage's own seconds (its notebook's last execution); their sum leaves out DVC's work between stages
+        times = {"stages": {s: round(sec, 1) for s, (_, sec) in by_stage(rows).items()}}
+        times["notebooks_s"] = round(sum(times["stages"].values()), 1)
+        (out / "stage_times.json").write_text(json.dumps(times, indent=1) + "\n")
     figures = json.loads((study / "metrics/figures.json").read_text())
     record = {"targets": targets(figures), "key": yaml.safe_load((study / "params.yaml").read_text())["evaluate"]["use_key"],
               "commit": _git(study, "rev-parse", "HEAD"), "dirty": bool(_git(study, "status", "--porcelain")),
@@ -116,8 +119,11 @@ def write(study: Path, out: Path = OUT) -> Path:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", type=Path, help="a checkout where `make repro PROFILE=study` has finished")
+    parser.add_argument("--keep-times", action="store_true",
+                        help="keep the stage times already in the reference (a later repro of the same checkout only "
+                             "added runs: its notebooks' times are not the study's)")
     args = parser.parse_args(argv)
-    print(write(args.study.resolve()))
+    print(write(args.study.resolve(), keep_times=args.keep_times))
 
 
 if __name__ == "__main__":
