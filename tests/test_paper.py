@@ -188,3 +188,8 @@ def test_findings_left_open_here_carry_the_study_references_verdict_marked_as_su
             assert f["study"] == {"verdict": theirs[i]["verdict"], "reason": theirs[i]["reason"], "commit": "0123456"}
     assert "commit 0123456" in sentence and "50 minutes on AMD EPYC 9B14" in sentence and "not this run's" in sentence
     assert sentence.startswith("Findings 2, 3,")
+    assert "not every one of its controls was judged" in sentence  # the rung trains no filter arm: none judged
+    study = study_reference(tmp_path)
+    failed = point_to_study(verdict_of_all({}), {**study, "controls": {"negative": True, "positive": False}})
+    assert "its positive control did not pass, so its verdicts are not to be trusted either" in failed
+    assert "its controls passed" in point_to_study(verdict_of_all({}), {**study, "controls": {"negative": True}})

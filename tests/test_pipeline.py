@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, repo_copy
+from vlscale.config import validate
 
 pytestmark = pytest.mark.pipeline
 
@@ -135,7 +136,7 @@ def test_the_attention_stage_maps_every_run_and_tests_finding_8(repo):
     summary = json.loads((path / "metrics/attention.json").read_text())
     assert summary["provenance"]["profile"] == "smoke"
     focus = pd.read_parquet(path / "results/attention/focus.parquet")
-    runs = yaml.safe_load((path / "params.yaml").read_text())["runs"]
+    runs = validate(yaml.safe_load((path / "params.yaml").read_text()))["runs"]  # the runs of the smoke profile
     assert set(focus["run"]) == set(runs)
     per = summary["per_group"]
     assert (focus.groupby(["run", "examples_seen"]).size() == 4 * per).all()
@@ -199,7 +200,8 @@ def test_the_paper_pdf_shows_every_figure_and_table_and_no_placeholder(repo, tmp
     for marker in ("??", "NaN", "nan ", "None", "--", "TODO", "#val", "#f.", "{", "}", "-inf", "inf "):
         assert marker not in text, marker
     values = json.loads((path / "paper/generated/values.json").read_text())
-    blank_when_none = ("controls_failed", "controls_unrun")  # empty: no control failed, every control was judged
+    # empty: no control failed, every control was judged, no study reference pointed to, no ladder figure (not study)
+    blank_when_none = ("controls_failed", "controls_unrun", "study_reference", "ladder_figures")
     assert all(v and "--" not in v for k, v in values.items() if k not in blank_when_none), values
 
 

@@ -76,7 +76,10 @@ def study_plan(p: dict) -> Plan:
     F = p.get("filter") or {}
     skipped = skipped_arms(F, pool)
     runs, skipped_runs = {}, {}
+    profile = p.get("profile")
     for name, run in (p.get("runs") or {}).items():
+        if run.get("profiles") is not None and profile not in run["profiles"]:
+            continue  # a run of other profiles (runs.<name>.profiles): not this profile's to train or to skip
         arm = run.get("filter")
         if arm in skipped:
             skipped_runs[name] = f"it trains on filter arm {arm!r}, which is skipped"

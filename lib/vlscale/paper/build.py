@@ -29,6 +29,7 @@ import pandas as pd
 from vlscale.analysis import evidence as ev
 from vlscale.analysis.results import on_real_benchmarks, scale_label
 from vlscale.config import LOW_RESOURCE
+from vlscale.world import vocab
 from vlscale.evals.groups import AVERAGES
 
 REFERENCE = Path(__file__).parent / "reference.json"
@@ -321,8 +322,9 @@ def _f9(j: Judge, fig: dict) -> list[dict]:
     pairs = sorted({(r["small"], r["large"]) for key, r in j.ev.items() if key.startswith("model/")})
     if not pairs:
         models = fig.get("figure6", {})
-        return [{"label": f"model sizes: {', '.join(models) or 'none'}", "verdict": ev.NOT_TESTED,
-                 "reason": "the profile trains one model size (the study, gpu and tpu profiles' model axis)",
+        why = ("the profile trains one model size (the study, gpu and tpu profiles' model axis)" if len(models) < 2 else
+               "its model sizes share no final checkpoint at every data scale, or cannot be ordered by size")
+        return [{"label": f"model sizes: {', '.join(models) or 'none'}", "verdict": ev.NOT_TESTED, "reason": why,
                  "rule": ""}]
     names = {"western": "Western", "culture": "Culture", "multilingual": "multilingual XM3600"}
     return [j.directional(f"{names[g]} error, {small} minus {large}, 100% data", f"model/{g}/{small}_minus_{large}/100%",
@@ -459,6 +461,8 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
         "world_examples": f"{world['examples']:,}",
         "low_resource_share": fmt(world["low_resource_share_pct"], 2),
         "language_exponent": fmt(world["provenance"]["params"]["world"].get("language_share_exponent", 1.0), 2),
+        "paper_low_resource_share": fmt(sum(lang["web_pages_pct"] for lang in vocab.load("languages")["languages"]
+                                            if lang["code"] in LOW_RESOURCE), 2),  # Table 15's
         "language_dev": fmt(world["language_share_max_abs_dev_pct"], 2),
         "head_share": fmt(100 * world["head_share_of_examples"], 1),
         "pool_size": f"{sample['pool_examples']:,}",
@@ -652,7 +656,8 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     v["findings_total"] = str(len(found))
     v |= control_values(ctrl, verdicts)
     v["replicated"] = replicated(fig, att)
-    study = study_reference(root) if v["profile"] != "study" else None
+    # the study reference speaks for the synthetic world at small scale: the quick profiles point to it
+    study = study_reference(root) if v["profile"] in ("smoke", "cpu") and v["pool_kind"] == "synthetic" else None
     v["study_reference"] = point_to_study(found, study) if study else ""
     v["ladder_figures"] = copy_ladder(root, out) if v["profile"] == "study" else []
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
@@ -673,9 +678,10 @@ def study_reference(root: Path) -> dict | None:
     if not (ref / "paper.json").is_file() or not (ref / "targets.json").is_file():
         return None
     made = json.loads((ref / "targets.json").read_text())
-    verdicts = {f["id"]: f for f in json.loads((ref / "paper.json").read_text())["verdicts"]}
+    paper = json.loads((ref / "paper.json").read_text())
+    verdicts = {f["id"]: f for f in paper["verdicts"]}
     return {"verdicts": verdicts, "commit": made["commit"][:7], "cpu": made["machine"]["cpu"],
-            "wall_min": made["wall_s"] / 60}
+            "wall_min": made["wall_s"] / 60, "controls": {c["control"]: c.get("passed") for c in paper["controls"]}}
 
 
 def point_to_study(found: list[dict], study: dict) -> str:
@@ -689,9 +695,13 @@ def point_to_study(found: list[dict], study: dict) -> str:
             pointed.append(f["id"])
     if not pointed:
         return ""
+    failed = [name for name, passed in study["controls"].items() if passed is False]
+    controls = (f"its {' and '.join(failed)} control did not pass, so its verdicts are not to be trusted either" if failed
+                else "its controls passed" if study["controls"] and all(study["controls"].values())
+                else "not every one of its controls was judged")
     return (f"Findings {', '.join(map(str, pointed))}, which this profile leaves open, carry the verdict of the "
             f"committed study-profile reference as well (results/reference/study: commit {study['commit']}, "
-            f"{study['wall_min']:.0f} minutes on {study['cpu']}), marked as such: it is not this run's.")
+            f"{study['wall_min']:.0f} minutes on {study['cpu']}; {controls}), marked as such: it is not this run's.")
 
 
 LADDER = Path("results/reference/ladder")
