@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ladder import OUT, ROOT, TARGETS, rung_params  # noqa: E402
+from ladder import OUT, ROOT, TARGETS, clone_of, repro, rung_params  # noqa: E402
 
 CSV = OUT / "design_dev.csv"
 TASKS = {  # level (accuracy or R@1, %) -> how it is read from one evaluated checkpoint's {task: error %}
@@ -80,24 +78,10 @@ def levels(clone: Path, run: str = "probe") -> dict:
 
 
 def run(name: str, overrides: dict, n: int, seed: int, work: Path) -> dict:
-    from vlscale.config import validate
-    from vlscale.pipeline import copy_checkout
-
     params = probe_params(yaml.safe_load((ROOT / "params.yaml").read_text()), n, overrides, seed)
-    validate(params)  # a bad override fails here, before any work
-    clone = work / name
-    clone.mkdir(parents=True, exist_ok=True)
-    copy_checkout(ROOT, clone)
-    if not (clone / ".git").exists():
-        subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    # the clone's own lib first: edits to this checkout while it runs do not reach it
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(clone / "lib")}
     t0 = time.time()
-    with open(clone / "probe_repro.log", "w") as f:
-        r = subprocess.run(["dvc", "repro", "evaluate"], cwd=clone, stdout=f, stderr=subprocess.STDOUT, env=env)
-    if r.returncode:
-        raise SystemExit(f"probe {name}: dvc repro evaluate failed; see {clone / 'probe_repro.log'}")
+    clone = clone_of(work / name)
+    repro(clone, params, clone / "probe_repro.log", "evaluate")
     train = json.loads((clone / "runs/probe/train.json").read_text())
     row = {"probe": name, "examples_seen": n, "seed": seed, "overrides": json.dumps(overrides, sort_keys=True),
            **levels(clone), "train_s": round(train["wall_s"], 1),

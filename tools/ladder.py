@@ -63,32 +63,42 @@ def rung_params(params: dict, n: int, key: str = "dev", seeds: int = 2) -> dict:
     return p
 
 
-def run(n: int, key: str, seeds: int, work: Path, reuse: Path | None = None) -> Path:
-    """Train and evaluate rung N in <work>/N<N>_<key>; returns the folder its records were copied to. reuse: a
-    runs/ folder whose finished runs of the same params are taken instead of trained (a default repro's for
-    N = 200,000: the train stage keeps a run whose fingerprint matches)."""
-    from vlscale.config import validate
+def clone_of(clone: Path) -> Path:
+    """<clone> as a scratch copy of this checkout's files (a git repository, for DVC); returns it."""
     from vlscale.pipeline import copy_checkout
 
-    clone = work / f"N{n}_{key}"
     clone.mkdir(parents=True, exist_ok=True)
     copy_checkout(ROOT, clone)
     if not (clone / ".git").exists():
         subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    return clone
+
+
+def repro(clone: Path, params: dict, log: Path, *targets: str) -> None:
+    """Validate `params`, write them into the scratch clone and `dvc repro` its `targets` (all: none given), on the
+    clone's own lib first, so that edits to this checkout while it runs do not reach it."""
+    from vlscale.config import validate
+
+    validate(params)  # bad params fail here, before any work
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(clone / "lib")}
+    with open(log, "w") as f:
+        r = subprocess.run(["dvc", "repro", *targets], cwd=clone, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if r.returncode:
+        raise SystemExit(f"{clone.name}: dvc repro {' '.join(targets)} failed; see {log}")
+
+
+def run(n: int, key: str, seeds: int, work: Path, reuse: Path | None = None) -> Path:
+    """Train and evaluate rung N in <work>/N<N>_<key>; returns the folder its records were copied to. reuse: a
+    runs/ folder whose finished runs of the same params are taken instead of trained (a default repro's for
+    N = 200,000: the train stage keeps a run whose fingerprint matches)."""
+    clone = clone_of(work / f"N{n}_{key}")
     for name in rung_runs(seeds) if reuse else ():
         if (reuse / name / "train.json").is_file() and not (clone / "runs" / name).exists():
             shutil.copytree(reuse / name, clone / "runs" / name)
     params = rung_params(yaml.safe_load((ROOT / "params.yaml").read_text()), n, key, seeds)
-    validate(params)  # a bad rung fails here, before any work
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    # the clone's own lib first: edits to this checkout while it runs do not reach it
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(clone / "lib")}
     t0 = time.time()
-    log = clone / "ladder_repro.log"
-    with open(log, "w") as f:
-        r = subprocess.run(["dvc", "repro"], cwd=clone, stdout=f, stderr=subprocess.STDOUT, env=env)
-    if r.returncode:
-        raise SystemExit(f"rung N={n}: dvc repro failed; see {log}")
+    repro(clone, params, clone / "ladder_repro.log")
     out = OUT / clone.name
     (out / "train").mkdir(parents=True, exist_ok=True)
     for rel in RECORDS:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator, model_validator
 
-from vlscale.plan import benchmark_source
+from vlscale.plan import benchmark_source, trains_in
 
 PROFILES = ("smoke", "cpu", "study", "gpu", "tpu", "colab")
 REGIONS = ("Africa", "Americas", "EastAsia", "Europe", "SouthEastAsia", "WestAsia")
@@ -521,7 +521,7 @@ def world_identity(world: dict) -> dict:
 def _profile_runs(runs: dict, profile: str) -> dict:
     """The runs that train in `profile` (a run's `profiles`, null meaning every profile), each without that key."""
     return {name: {k: v for k, v in run.items() if k != "profiles"} for name, run in runs.items()
-            if run.get("profiles") is None or profile in run["profiles"]}
+            if trains_in(run, profile)}
 
 
 def run_train(p: dict, name: str) -> dict:
