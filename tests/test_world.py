@@ -306,6 +306,7 @@ def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_as_they_were(wo
     for knob in WORLD_NEUTRAL:
         assert build_world({**bare, knob: 0.7}).fingerprint() != world.fingerprint()
     # validate() leaves them out of the world block the run fingerprints hash, and the world is the one the committed
-    # world record (metrics/world.json, written before the knobs existed and since) was made from
+    # issue-23 reference (recorded before the knobs existed) was made from
     assert not set(WORLD_NEUTRAL) & set(params["world"])
-    assert world.fingerprint() == json.loads((ROOT / "metrics/world.json").read_text())["world_fingerprint"]
+    recorded = json.loads((ROOT / "results/reference/cpu_issue23/filter.json").read_text())["world_fingerprint"]
+    assert world.fingerprint() == recorded
