@@ -185,9 +185,11 @@ def test_the_negative_control_splits_the_random_data_by_seed_and_finds_a_planted
 
 def test_the_positive_control_is_the_planted_arm_against_random_on_culture():
     recs = _study({"f_planted": ("filter/planted", 10, 0, {**BASE, "dollarstreet/0shot": 100, "geode/0shot": 100})})
-    pos = recs["control/positive/culture"]
+    pos = recs["control/positive/culture_0shot"]
     assert pos["a"] == "filter/planted@10%" and pos["b"] == "natural@10%" and pos["effect"] > 0
-    assert "control/positive/culture" not in _study({})
+    # the Culture zero-shot tasks the runs were evaluated on (no gldv2/0shot here): the mean of their two changes
+    assert pos["effect"] == pytest.approx(100 * (100 + 100) / (2 * N), abs=1e-4)
+    assert "control/positive/culture_0shot" not in _study({})
 
 
 def test_levels_are_read_against_chance_with_only_their_own_seeds_as_training_noise():

@@ -144,7 +144,7 @@ def test_the_biases_are_not_judged_when_the_model_cannot_see_perceived_gender():
 def test_a_failed_control_is_named_at_the_top_of_the_report():
     neg = {f"control/negative/{g}": rec(4.0 if g == "culture" else 0.1, 0.5, control="negative")
            for g in ("western", "culture", "fairness")}
-    pos = {"control/positive/culture": rec(3.0, 0.5, control="positive")}
+    pos = {"control/positive/culture_0shot": rec(3.0, 0.5, control="positive")}
     ctrl = controls({"evidence": {**neg, **pos}}, V)
     assert [c["passed"] for c in ctrl] == [False, True] and "culture" in ctrl[0]["outcome"]
     assert control_values(ctrl, V)["controls_failed"] == "negative"

@@ -125,7 +125,7 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
                                       "planted": ["f_planted"]}
     assert set(curated["rebalancing"]) == {"10%", "100%"} and not curated["notes"]
     assert {"clip_minus_english", "planted_minus_random"} <= set(curated["filter_differences"])
-    assert {"control/negative/culture", "control/positive/culture"} <= set(figures["evidence"])
+    assert {"control/negative/culture", "control/positive/culture_0shot"} <= set(figures["evidence"])
     assert "\\begin{tabular}" in (path / "paper/tables/table1.tex").read_text()
 
 

@@ -7,7 +7,10 @@ development key's analogs:
 - ImageNet-like 10-shot accuracy of the linear probe (evals/protocols.linear_probe_hits) at ridge strengths 2^0 ..
   2^13 (the benchmark's protocol fixes big_vision's 2^10): how much of the 10-shot level is the probe's;
 - perceived gender from a linear probe on the image embeddings, fitted on half of the FairFace-like images (200
-  per gender) and scored on the other half: whether the images encode gender at all, whatever the text tower does.
+  per gender) and scored on the other half: whether the images encode gender at all, whatever the text tower does;
+  beside it the same probe for the figure's occupation (its colour; 20 shots per occupation);
+- the cosine between the text embeddings of the two gender words, and of "<gender word> <occupation>" for the two
+  genders: whether the text tower tells the genders apart.
 Appends one row per checkout to results/reference/ladder/diagnostics_dev.csv.
 """
 from __future__ import annotations
@@ -34,7 +37,9 @@ def diagnose(clone: Path, run: str) -> dict:
     from vlscale.evals.protocols import linear_probe_hits
     from vlscale.evals.stage import checkpoints
     from vlscale.world.render import render_jax, render_padded
-    from vlscale.world.spec import build_world
+    from vlscale.data.tokenizer import Tokenizer
+    from vlscale.world.spec import GENDER_WORDS, GENDERS, OCCUPATIONS, build_world
+    from vlscale.world.truth import truth
 
     p = validate(yaml.safe_load((clone / "params.yaml").read_text()))
     world, px = build_world(p["world"]), p["train"]["image_px"]
@@ -64,6 +69,17 @@ def diagnose(clone: Path, run: str) -> dict:
     half = np.arange(len(y)) % 2 == 0
     row["gender_linear_probe"] = round(100 * float(linear_probe_hits(fz[half], y[half], fz[~half], y[~half], 2,
                                                                      shots=200).mean()), 2)
+    # the same images' occupation (the figure's colour): what the towers do learn of a person
+    occupation = np.asarray(truth(world, faces.ids)["occupation"])
+    row["occupation_linear_probe"] = round(100 * float(linear_probe_hits(
+        fz[half], occupation[half], fz[~half], occupation[~half], len(OCCUPATIONS), shots=20).mean()), 2)
+    # the text tower's two gender prompts, and a caption's person words told apart by gender alone
+    tokenizer = Tokenizer(clone / "data/tokenizer/spm.model")
+    words = [GENDER_WORDS[g] for g in GENDERS]
+    texts = words + [f"{w} {OCCUPATIONS[0]}" for w in words]
+    t = np.asarray(siglip.embed_texts(model, params, tokenizer.encode(texts, p["tokenizer"]["max_len"])))
+    row["text_cosine_gender_words"] = round(float(t[0] @ t[1]), 3)
+    row["text_cosine_person_words"] = round(float(t[2] @ t[3]), 3)
     return row
 
 

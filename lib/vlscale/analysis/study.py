@@ -18,7 +18,9 @@ The comparisons (names are what the paper stage's rules read):
 - the controls: the negative control splits the random data's runs into two halves by seed and passes them
   through the same difference as two arms (it must show no difference); the positive control is the planted arm
   (no place-bound concept: culture-specific concepts, concepts with regional variants and landmarks removed)
-  against random on Culture (it must come out worse).
+  against random on the Culture zero-shot tasks, whose classes are those concepts (it must come out worse), and,
+  for the record, on each filter group. Culture as a whole mixes those tasks with geolocalization, which reads the
+  place and which the planted arm's data, all of it unbound concepts on the same pages, can help.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ from vlscale.analysis.results import scale_label
 from vlscale.analysis.uncertainty import interval, seed_spread
 from vlscale.config import OCCUPATION_PAIRS
 
+# The Culture tasks whose classes are place-bound concepts (regional variants, landmarks), what the planted filter
+# arm leaves out of its data; Culture's geolocalization tasks read the place, not the concept.
+CULTURE_ZERO_SHOT = ("dollarstreet/0shot", "geode/0shot", "gldv2/0shot")
 Quantity = Callable[[object, str, int], "tuple[float, np.ndarray] | None"]
 GAIN_GROUPS = ("western", "culture", "fairness", "multilingual", "multilingual_low_resource",
                "multilingual_high_resource")
@@ -72,6 +77,17 @@ def tasks_of(coefs: dict[str, float], metric: str) -> Quantity:
     return q
 
 
+def mean_of_present(tasks: tuple[str, ...], metric: str) -> Quantity:
+    """The mean of `metric` over those of `tasks` the run was evaluated on (a group average's rule: a benchmark
+    a pool lacks is left out), None when it has none of them."""
+    def q(est, run, seen):
+        c = est.cells
+        here = c[(c["run"] == run) & (c["examples_seen"] == seen) & (c["metric"] == metric)]
+        present = [t for t in tasks if t in set(here["task"][np.isfinite(here["value"])])]
+        return tasks_of({t: 1.0 / len(present) for t in present}, metric)(est, run, seen) if present else None
+    return q
+
+
 QUANTITIES: dict[str, Quantity] = {
     **{g: groups_of({g: 1.0}) for g in GAIN_GROUPS},
     "culture_minus_western": groups_of({"culture": 1.0, "western": -1.0}),
@@ -81,6 +97,7 @@ QUANTITIES: dict[str, Quantity] = {
     "male_preference": tasks_of({"fairface/representation_bias": 1.0}, "male_preference_pct"),
     "association_bias": tasks_of({t: 100 * w for t, w in ASSOCIATION_TASKS.items()}, "probability"),
     "perceived_gender_error": tasks_of({"fairface/perceived_gender": 1.0}, "error_pct"),
+    "culture_0shot": mean_of_present(CULTURE_ZERO_SHOT, "error_pct"),
 }
 
 
@@ -281,7 +298,7 @@ def curation_comparisons(study: Study, keep_pct: float | None, chance: dict[str,
     if random:
         out += negative_control(study, random, seen)
         if "planted" in arm_configs:
-            for q in FILTER_GROUPS:
+            for q in ("culture_0shot",) + FILTER_GROUPS:
                 out.append(study.compare(f"control/positive/{q}", arm("planted"), random, seen, q, control="positive"))
     return [r for r in out if r is not None]
 

@@ -401,10 +401,14 @@ def findings(fig: dict, att: dict, filt: dict, V: dict) -> list[dict]:
     return out
 
 
+POSITIVE_EXPECT = "planted arm worse on Culture zero-shot"
+
+
 def controls(fig: dict, V: dict) -> list[dict]:
     """The negative control (the random data's runs split by seed into two halves, compared as two arms: must show
-    no difference) and the positive control (the planted arm against random: must come out worse on Culture), each
-    through the difference a finding's comparison goes through. The negative control tests each group present (three
+    no difference) and the positive control (the planted arm against random: must come out worse on the Culture
+    zero-shot tasks, whose classes are the place-bound concepts it leaves out), each through the difference a
+    finding's comparison goes through. The negative control tests each group present (three
     on the analogs) at 5% divided by their number (Bonferroni): the control's false alarm rate stays at 5%. A control whose training noise is not
     measured is not judged (passed: None)."""
     e, out = fig.get("evidence", {}), []
@@ -427,19 +431,19 @@ def controls(fig: dict, V: dict) -> list[dict]:
         why = "training noise of its halves not measured" if neg else "fewer than two runs on the random data"
         out.append({"control": "negative", "expect": "no difference", "passed": None,
                     "outcome": f"not judged: {why}", "parts": []})
-    pos = e.get("control/positive/culture")
+    pos = e.get("control/positive/culture_0shot")
     if pos and pos["separable"]:
         v = ev.directional(_difference(pos), +1, None, V["power"])
         seen = v.verdict == ev.REPRODUCES
         shown = ev.Verdict("detected" if seen else "not detected", v.reason, v.rule)
-        out.append({"control": "positive", "expect": "planted arm worse on Culture", "passed": seen,
-                    "outcome": v.reason, "parts": [_part("Culture error, planted minus random", pos, shown, None,
-                                                         power=V["power"])]})
+        out.append({"control": "positive", "expect": POSITIVE_EXPECT, "passed": seen,
+                    "outcome": v.reason, "parts": [_part("Culture zero-shot error, planted minus random", pos, shown,
+                                                         None, power=V["power"])]})
     else:
         skipped = fig.get("plan", {}).get("skipped_arms", {}).get("planted")
         why = ("its training noise is not measured" if pos else
                f"filter arm planted skipped on this pool ({skipped})" if skipped else "no run on the planted arm")
-        out.append({"control": "positive", "expect": "planted arm worse on Culture", "passed": None,
+        out.append({"control": "positive", "expect": POSITIVE_EXPECT, "passed": None,
                     "outcome": f"not judged: {why}", "parts": []})
     return out
 
