@@ -192,6 +192,26 @@ def test_the_positive_control_is_the_planted_arm_against_random_on_culture():
     assert "control/positive/culture_0shot" not in _study({})
 
 
+def test_the_positive_controls_quantity_reads_the_culture_zero_shot_tasks_not_geolocalization():
+    """culture_0shot: the mean error of the Culture zero-shot tasks a run was evaluated on, with their image draws;
+    geolocalization, which the planted arm can improve, is not in it; a task evaluated to NaN voids it."""
+    from types import SimpleNamespace
+
+    cells = pd.DataFrame({"run": "a", "examples_seen": 10, "metric": "error_pct",
+                          "task": ["dollarstreet/0shot", "geode/0shot", "dollarstreet/geoloc_10shot", "gldv2/0shot"],
+                          "value": [80.0, 60.0, 10.0, 99.0]})
+    draws = np.array([[81.0, 79.0], [61.0, 59.0], [11.0, 9.0], [98.0, 100.0]])
+    q = study_lib.QUANTITIES["culture_0shot"]
+    point, d = q(SimpleNamespace(cells=cells, draws=draws), "a", 10)
+    assert point == pytest.approx((80 + 60 + 99) / 3) and d == pytest.approx([(81 + 61 + 98) / 3, (79 + 59 + 100) / 3])
+    # a pool without GLDv2: the two it has
+    point, _ = q(SimpleNamespace(cells=cells.iloc[:3], draws=draws[:3]), "a", 10)
+    assert point == pytest.approx(70.0)
+    nan = cells.assign(value=[80.0, np.nan, 10.0, 99.0])
+    assert q(SimpleNamespace(cells=nan, draws=draws), "a", 10) is None
+    assert q(SimpleNamespace(cells=cells.iloc[2:3], draws=draws[2:3]), "a", 10) is None  # geolocalization alone
+
+
 def test_levels_are_read_against_chance_with_only_their_own_seeds_as_training_noise():
     recs = _study({"s100_seed1": ("natural", 100, 1, BASE)})
     lr = recs["level/multilingual_low_resource/100%"]

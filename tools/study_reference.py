@@ -9,7 +9,9 @@ Writes:
 - pages/main-<n>.png: the PDF's pages (poppler's pdftoppm, 80 dpi; the PDF itself is rebuilt by the repro);
 - stage_times.json: each stage's seconds (from the executed notebooks) and their sum;
 - targets.json: each study target (tools/ladder.TARGETS) at the 100% run, seed mean, with its 95% interval over
-  seeds and test images and pass (value ≥ target), plus the commit, machine and profile that made them.
+  seeds and test images and pass (value ≥ target), plus the commit, machine and profile that made them;
+- final_tasks.csv: every run's last checkpoint, each analog task's value (results/evaluate/<run>.parquet): the
+  per-task numbers behind the group averages the records hold.
 """
 from __future__ import annotations
 
@@ -71,6 +73,19 @@ def targets(figures: dict) -> list[dict]:
     return rows
 
 
+def final_tasks(study: Path):
+    """run, examples_seen, task, metric, value: every run's last checkpoint in <study>/results/evaluate."""
+    import pandas as pd
+
+    frames = []
+    for f in sorted((study / "results/evaluate").glob("*.parquet")):
+        d = pd.read_parquet(f, columns=["run", "examples_seen", "task", "metric", "value"])
+        frames.append(d[d["examples_seen"] == d["examples_seen"].max()])
+    if not frames:
+        raise SystemExit(f"{study}/results/evaluate: no evaluated runs")
+    return pd.concat(frames, ignore_index=True).round({"value": 3})
+
+
 def _git(repo: Path, *args) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
 
@@ -110,6 +125,7 @@ def write(study: Path, out: Path = OUT, keep_times: bool = False) -> Path:
         times = {"stages": {s: round(sec, 1) for s, (_, sec) in by_stage(rows).items()}}
         times["notebooks_s"] = round(sum(times["stages"].values()), 1)
         (out / "stage_times.json").write_text(json.dumps(times, indent=1) + "\n")
+    final_tasks(study).to_csv(out / "final_tasks.csv", index=False)
     figures = json.loads((study / "metrics/figures.json").read_text())
     record = {"targets": targets(figures), "key": yaml.safe_load((study / "params.yaml").read_text())["evaluate"]["use_key"],
               "commit": _git(study, "rev-parse", "HEAD"), "dirty": bool(_git(study, "status", "--porcelain")),

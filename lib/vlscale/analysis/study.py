@@ -78,12 +78,13 @@ def tasks_of(coefs: dict[str, float], metric: str) -> Quantity:
 
 
 def mean_of_present(tasks: tuple[str, ...], metric: str) -> Quantity:
-    """The mean of `metric` over those of `tasks` the run was evaluated on (a group average's rule: a benchmark
-    a pool lacks is left out), None when it has none of them."""
+    """The mean of `metric` over those of `tasks` the run was evaluated on: a benchmark the evaluation left out (a
+    real pool's missing set) is left out of the mean, but a task evaluated to a non-finite value makes the quantity
+    None, as a group average's does. None when the run has none of the tasks."""
     def q(est, run, seen):
         c = est.cells
         here = c[(c["run"] == run) & (c["examples_seen"] == seen) & (c["metric"] == metric)]
-        present = [t for t in tasks if t in set(here["task"][np.isfinite(here["value"])])]
+        present = [t for t in tasks if t in set(here["task"])]
         return tasks_of({t: 1.0 / len(present) for t in present}, metric)(est, run, seen) if present else None
     return q
 
