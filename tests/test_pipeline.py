@@ -25,7 +25,11 @@ def _run(cmd, cwd, env):
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     dst = tmp_path_factory.mktemp("repo")
-    env = repo_copy(dst, lambda params: params.update(profile="smoke"))
+    def edit(params):
+        params.update(profile="smoke")
+        params["runs"]["s1"]["profiles"] = ["smoke"]  # a run of listed profiles, as the study's m10 and m100 are
+
+    env = repo_copy(dst, edit)
     (dst / "repro.log").write_text(_run(["dvc", "repro"], dst, env))
     return dst, env
 
@@ -116,6 +120,9 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
         assert saved["provenance"]["profile"] == "smoke" and "imagenet/0shot" in saved["results"]
     figures = json.loads((path / "metrics/figures.json").read_text())
     assert figures["provenance"]["profile"] == "smoke"
+    # every run the profile trains is in the figures stage's plan, a run with a `profiles` list as well
+    assert set(figures["plan"]["runs"]) == set(validate(yaml.safe_load((path / "params.yaml").read_text()))["runs"])
+    assert "s1" in figures["plan"]["runs"]
     # the curated runs: every filter arm against examples seen, every data scale before and after rebalancing
     curated = figures["curation"]
     # every arm's seed replicates; the random arm is the natural 10% runs and f_random (the same data)
