@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ladder import OUT, ROOT, TARGETS, clone_of, repro, rung_params  # noqa: E402
+from ladder import OUT, ROOT, TARGETS, clone_of, last_checkpoint, repro, rung_params  # noqa: E402
 
 CSV = OUT / "design_dev.csv"
 TASKS = {  # level (accuracy or R@1, %) -> how it is read from one evaluated checkpoint's {task: error %}
@@ -69,10 +69,7 @@ def probe_params(params: dict, n: int, overrides: dict, seed: int = 0, fraction:
 
 def levels(clone: Path, run: str = "probe") -> dict:
     """The levels of a run's last checkpoint in <clone>/results/evaluate."""
-    import pandas as pd
-
-    d = pd.read_parquet(clone / f"results/evaluate/{run}.parquet")
-    d = d[d.examples_seen == d.examples_seen.max()]
+    d = last_checkpoint(clone / f"results/evaluate/{run}.parquet")
     v = dict(zip(d.task, d.value))
     return {name: round(float(read(v)), 2) for name, read in TASKS.items()}
 

@@ -63,6 +63,14 @@ def rung_params(params: dict, n: int, key: str = "dev", seeds: int = 2) -> dict:
     return p
 
 
+def last_checkpoint(parquet: Path, columns: list[str] | None = None):
+    """The rows of an evaluated run's last checkpoint (results/evaluate/<run>.parquet), as a DataFrame."""
+    import pandas as pd
+
+    d = pd.read_parquet(parquet, columns=columns)
+    return d[d["examples_seen"] == d["examples_seen"].max()]
+
+
 def clone_of(clone: Path) -> Path:
     """<clone> as a scratch copy of this checkout's files (a git repository, for DVC); returns it."""
     from vlscale.pipeline import copy_checkout

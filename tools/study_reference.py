@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ladder import ROOT, TARGETS  # noqa: E402
+from ladder import ROOT, TARGETS, last_checkpoint  # noqa: E402
 from stage_times import by_stage, stage_times  # noqa: E402
 
 OUT = ROOT / "results/reference/study"
@@ -77,10 +77,8 @@ def final_tasks(study: Path):
     """run, examples_seen, task, metric, value: every run's last checkpoint in <study>/results/evaluate."""
     import pandas as pd
 
-    frames = []
-    for f in sorted((study / "results/evaluate").glob("*.parquet")):
-        d = pd.read_parquet(f, columns=["run", "examples_seen", "task", "metric", "value"])
-        frames.append(d[d["examples_seen"] == d["examples_seen"].max()])
+    frames = [last_checkpoint(f, ["run", "examples_seen", "task", "metric", "value"])
+              for f in sorted((study / "results/evaluate").glob("*.parquet"))]
     if not frames:
         raise SystemExit(f"{study}/results/evaluate: no evaluated runs")
     return pd.concat(frames, ignore_index=True).round({"value": 3})
