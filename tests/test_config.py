@@ -131,6 +131,23 @@ def test_a_short_run_trains_its_budget_and_cools_down_where_the_full_runs_do(raw
     assert ends[:-1] == pytest.approx(shared) and ends[-1] == T["examples_seen"]
 
 
+def test_a_runs_own_peak_lr_replaces_the_train_blocks_and_shapes_its_fingerprint_alone(raw):
+    from vlscale.training.run import fingerprint
+
+    raw["runs"]["wide"] = {"fraction": 1.0, "peak_lr": 0.0005}
+    p = validate(raw)
+    assert run_train(p, "wide")["peak_lr"] == 0.0005 and run_train(p, "s100")["peak_lr"] == p["train"]["peak_lr"]
+    assert p["runs"]["s100"]["peak_lr"] is None  # a run without one hashes as it did before the key existed:
+    subset = {"key": 0, "counts": {"en": 10}}
+    without = {k: v for k, v in p["runs"]["s100"].items() if k != "peak_lr"}
+    assert fingerprint(p, "s100", subset) == fingerprint({**p, "runs": {"s100": without}}, "s100", subset)
+    assert fingerprint({**p, "runs": {"s100": {**without, "peak_lr": 0.0005}}}, "s100", subset) != fingerprint(
+        p, "s100", subset)
+    raw["runs"]["wide"]["peak_lr"] = -1
+    with pytest.raises(ParamsError, match=r"runs\.wide\.peak_lr"):
+        validate(raw, "params.yaml")
+
+
 def test_a_budget_too_short_for_warmup_and_cooldown_names_the_run_and_value(raw):
     raw["runs"]["arm"] = {"fraction": 0.1, "budget": 0.01}
     with pytest.raises(ParamsError, match=r"runs\.arm\.budget = 0\.01: its first cool-down ends at \d+ examples"):

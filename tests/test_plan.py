@@ -56,6 +56,9 @@ def test_a_real_pool_skips_the_arms_that_need_world_truth_or_a_scorer_and_their_
     assert "m100" not in here.runs and "m100" not in here.skipped_runs
     study = {**_real(raw), "profile": "study"}
     assert "f_planted" in study_plan(study).skipped_runs and "m100" in study_plan(study).runs
+    # runs as read without the profile cannot be planned: an error names the run, not a silent drop of m100
+    with pytest.raises(ValueError, match=r"runs\.m10\.profiles = \['study'\].*name no profile"):
+        study_plan({k: v for k, v in study.items() if k != "profile"})
 
 
 def test_figures_source_follows_the_pool_unless_set(raw):

@@ -285,6 +285,9 @@ class RunParams(_Block):
     # The model axis: this run's model, as top-level keys of the `model` block that replace the block's own
     # (e.g. {image: {variant: L/16, pool_type: map}, text: {variant: L}, out_dim: [null, 1024]}); null: `model`.
     model: dict[str, Any] | None = None
+    # This run's peak learning rate (null: train.peak_lr). A model of another size trains best at a rate of its own,
+    # tuned on the development key like the block's.
+    peak_lr: float | None = Field(default=None, gt=0)
     # The profiles this run trains in (null: every profile); validate() drops it from the others.
     profiles: list[str] | None = Field(default=None, min_length=1)
 
@@ -525,15 +528,17 @@ def _profile_runs(runs: dict, profile: str) -> dict:
 
 
 def run_train(p: dict, name: str) -> dict:
-    """The resolved `train` block as run `name` trains: its own seed, and its budget's examples and cool-downs.
+    """The resolved `train` block as run `name` trains: its own seed and peak learning rate, and its budget's
+    examples and cool-downs.
 
     A run with budget b < 1 sees b × train.examples_seen examples; its cool-downs end where the train
     block's do, as long as they come before b, and at b itself.
     """
     T, run = p["train"], p["runs"][name]
     out = dict(T)
-    if run.get("seed") is not None:
-        out["seed"] = run["seed"]
+    for k in ("seed", "peak_lr"):
+        if run.get(k) is not None:
+            out[k] = run[k]
     b = run.get("budget", 1.0)
     if b < 1.0:
         out["examples_seen"] = int(round(b * T["examples_seen"]))
@@ -547,10 +552,13 @@ def run_model(p: dict, name: str) -> dict:
     return {**p["model"], **override} if override else p["model"]
 
 
+LATER_RUN_KEYS = ("model", "peak_lr")  # run keys added after runs were fingerprinted: hashed only when set
+
+
 def fingerprinted_run(run: dict) -> dict:
-    """A run's entry as the train and evaluate fingerprints hash it: without `model` when it is null, so a run
-    that does not use the model axis keeps the fingerprint it had before the axis existed."""
-    return {k: v for k, v in run.items() if k != "model" or v is not None}
+    """A run's entry as the train and evaluate fingerprints hash it: without the keys added later (LATER_RUN_KEYS)
+    when they are null, so a run that does not use them keeps the fingerprint it had before they existed."""
+    return {k: v for k, v in run.items() if k not in LATER_RUN_KEYS or v is not None}
 
 
 def model_name(model: dict) -> str:

@@ -76,13 +76,18 @@ def trains_in(run: dict, profile: str | None) -> bool:
 
 
 def study_plan(p: dict) -> Plan:
-    """The plan of params `p`, as read or resolved (blocks sample, filter, runs and figures where present)."""
+    """The plan of params `p`, as read or resolved (blocks sample, filter, runs and figures where present).
+
+    Runs as read may carry `profiles`; then `p` must name its `profile`, or which runs train could not be told."""
     pool = pool_kind(p)
     F = p.get("filter") or {}
     skipped = skipped_arms(F, pool)
     runs, skipped_runs = {}, {}
     profile = p.get("profile")
     for name, run in (p.get("runs") or {}).items():
+        if profile is None and run.get("profiles") is not None:
+            raise ValueError(f"runs.{name}.profiles = {run['profiles']}, but these params name no profile: pass "
+                             "`profile` with the runs (or the runs as validated), so the plan can tell which train")
         if not trains_in(run, profile):
             continue  # a run of other profiles: not this profile's to train or to skip
         arm = run.get("filter")
