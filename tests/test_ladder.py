@@ -103,3 +103,25 @@ def test_the_phase_diagram_has_a_row_per_part_and_a_column_per_rung(tmp_path):
     image = matplotlib.image.imread(path)
     assert path.name == "ladder_dev.png" and len(parts) >= 20
     assert image.shape[0] > 20 * len(parts) and image.shape[1] > image.shape[0] / 2
+
+
+def test_seeds_needed_shrink_with_seed_noise_and_stop_at_image_noise_or_a_gate():
+    """tools/power.py on the study reference's record: each inconclusive part's seeds a side, by its own rule."""
+    import power
+
+    paper = json.loads((ROOT / "results/reference/study/paper.json").read_text())
+    rows = power.table(paper)
+    inconclusive = [p for f in paper["verdicts"] for p in f["parts"]
+                    if p["verdict"] == "inconclusive" and p.get("effect") is not None]
+    assert len(rows) == len(inconclusive) > 0
+    change = {"effect": 2.0, "seed_sd": 2.0, "image_se": 0.1, "reason": "… the minimal detectable effect is 5",
+              "rule": "does not reproduce when …"}
+    n, claim = power.seeds_needed(change)
+    assert claim == "a change" and n == 17  # 2·4 / ((2 / 2.80)² − 0.01), rounded up
+    assert power.seeds_needed({**change, "seed_sd": 1.0})[0] < n  # less seed noise, fewer seeds
+    assert power.seeds_needed({**change, "image_se": 1.0})[0] is None  # image noise alone too large
+    inside = {**change, "effect": 0.2, "margin": 1.0, "rule": "reproduces when … (equivalence, two one-sided tests)"}
+    assert power.seeds_needed(inside)[1] == "equivalence within ±1"
+    gated = {**change, "reason": "perceived-gender error at 100% is at its chance floor"}
+    assert power.seeds_needed(gated) == (None, "not for lack of power: " + gated["reason"])
+    assert "| 4 | Association bias unchanged |" in power.markdown(rows, "paper.json")

@@ -1,0 +1,91 @@
+"""Seeds needed: for every inconclusive part of a paper.json, how many seeds a side would decide it, if the effect
+measured were the true one and the seed and test-image noise were as measured.
+
+    python tools/power.py results/reference/study/paper.json     # writes power.md beside it, prints it
+
+A part that tests a change is decided (at 80% power) when (z_0.975 + z_0.8) · se(n) ≤ |effect|; a part that tests
+equivalence within ±margin (a claim of no change) when (z_0.95 + z_0.8) · se(n) ≤ margin − |effect| if the effect
+lies inside the margin, or (z_0.975 + z_0.8) · se(n) ≤ |effect| − margin if outside. se(n)² = 2·seed_sd²/n +
+image_se², with n seeds on each side. The image term does not shrink with seeds, so where it alone is too large no
+number of seeds decides the part ("more test images"). A part whose seed noise was not measured (no replicated side)
+is listed as such, and so is one left inconclusive by a gate rather than by its interval (a level on its chance
+floor). Normal quantiles: the t quantiles of a few seeds are larger, so the counts are lower bounds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from scipy import stats
+
+POWER = 0.8
+MAX_SEEDS = 1000
+
+
+def seeds_needed(part: dict) -> tuple[int | None, str]:
+    """(seeds a side, why) that decide `part` at 80% power; None with the reason when no number of seeds does."""
+    effect, seed_sd, image_se = abs(part["effect"]), part.get("seed_sd"), part.get("image_se") or 0.0
+    if "minimal detectable effect" not in part.get("reason", ""):  # a gate, e.g. a level at its chance floor
+        return None, f"not for lack of power: {part.get('reason', '')}"
+    if seed_sd is None or not math.isfinite(seed_sd):
+        return None, "seed noise not measured (no side replicated)"
+    equivalence = "equivalence" in part.get("rule", "") and part.get("margin") is not None
+    if equivalence:
+        margin = part["margin"]
+        room = margin - effect if effect < margin else effect - margin
+        z = stats.norm.ppf(0.95 if effect < margin else 0.975) + stats.norm.ppf(POWER)
+        claim = f"equivalence within ±{margin:g}" if effect < margin else f"a change beyond ±{margin:g}"
+    else:
+        room, z = effect, stats.norm.ppf(0.975) + stats.norm.ppf(POWER)
+        claim = "a change"
+    if room <= 0:
+        return None, f"the effect sits on the margin: {claim} cannot be decided"
+    var_left = (room / z) ** 2 - image_se ** 2
+    if var_left <= 0:
+        return None, f"test-image noise alone (se {image_se:.2f}) is too large for {claim}: more test images"
+    n = max(2, math.ceil(2 * seed_sd ** 2 / var_left))
+    return (n, claim) if n <= MAX_SEEDS else (None, f"over {MAX_SEEDS} seeds a side for {claim}")
+
+
+def table(paper: dict) -> list[dict]:
+    rows = []
+    for f in paper["verdicts"]:
+        for part in f["parts"]:
+            if part["verdict"] != "inconclusive" or part.get("effect") is None:
+                continue
+            n, why = seeds_needed(part)
+            rows.append({"finding": f["id"], "part": part["label"], "effect": part["effect"],
+                         "ci95": part["ci95"], "n_seeds": part.get("n_seeds"), "seed_sd": part.get("seed_sd"),
+                         "image_se": part.get("image_se"), "seeds_needed": n, "for": why})
+    return rows
+
+
+def markdown(rows: list[dict], source: str) -> str:
+    lines = [f"# Seeds a side that would decide each inconclusive part of `{source}`", "",
+             "If the measured effect were the true one, with the measured seed and test-image noise, at 80% power "
+             "(`python tools/power.py`; normal quantiles, so lower bounds).", "",
+             "| finding | part | effect [95% interval] | seeds now | seed sd | image se | seeds needed | to show |",
+             "|---|---|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lo, hi = r["ci95"]
+        sd = "—" if r["seed_sd"] is None else f"{r['seed_sd']:.2f}"
+        now = "/".join(str(n) for n in r["n_seeds"] or [])
+        lines.append(f"| {r['finding']} | {r['part']} | {r['effect']:+.2f} [{lo:+.2f}, {hi:+.2f}] | {now} | {sd} | "
+                     f"{r['image_se']:.2f} | {r['seeds_needed'] or '—'} | {r['for']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paper_json", type=Path)
+    args = parser.parse_args(argv)
+    rows = table(json.loads(args.paper_json.read_text()))
+    text = markdown(rows, str(args.paper_json))
+    (args.paper_json.parent / "power.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
