@@ -713,6 +713,8 @@ LADDER_FIGURES = {  # file under LADDER -> caption
     "ladder_dev.png": "The compute ladder (development key): every part of every finding at each rung of examples seen "
                       "N (pool = N; the natural runs of the default model and world, two seeds at 10% and 100%), "
                       "coloured by its verdict and labelled with its effect (results/reference/ladder).",
+    "ladder_report.png": "The compute ladder on the report key: the same runs, evaluated on the held-out draws "
+                         "nobody tuned on (results/reference/ladder).",
     "similarity_dev.png": "Learning curves (development key): each Western head concept's ImageNet-like zero-shot "
                           "accuracy and each language's XM3600 image-to-text R@1 against its unique training pairs in "
                           "the run's subset, binned, one curve per rung (results/reference/ladder).",
