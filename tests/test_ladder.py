@@ -115,13 +115,19 @@ def test_seeds_needed_shrink_with_seed_noise_and_stop_at_image_noise_or_a_gate()
                     if p["verdict"] == "inconclusive" and p.get("effect") is not None]
     assert len(rows) == len(inconclusive) > 0
     change = {"effect": 2.0, "seed_sd": 2.0, "image_se": 0.1, "reason": "… the minimal detectable effect is 5",
-              "rule": "does not reproduce when …"}
+              "rule": "does not reproduce when …", "runs": [["s10"], ["s100"]]}
     n, claim = power.seeds_needed(change)
     assert claim == "a change" and n == 17  # 2·4 / ((2 / 2.80)² − 0.01), rounded up
     assert power.seeds_needed({**change, "seed_sd": 1.0})[0] < n  # less seed noise, fewer seeds
     assert power.seeds_needed({**change, "image_se": 1.0})[0] is None  # image noise alone too large
     inside = {**change, "effect": 0.2, "margin": 1.0, "rule": "reproduces when … (equivalence, two one-sided tests)"}
     assert power.seeds_needed(inside)[1] == "equivalence within ±1"
+    assert power.seeds_needed({**change, "runs": [["s100"], []]})[0] == 9  # one side (a level): half the seed noise
+    # a directional part is also decided when its one-sided bound falls short of the paper's effect, by fewer seeds
+    # here: the effect lies on the other side of zero from the paper's
+    short = {**change, "effect": -2.0, "paper_effect": 1.0,
+             "rule": "… its one-sided bound falls short of the paper's effect"}
+    assert power.seeds_needed(short)[1] == "an effect short of the paper's" and power.seeds_needed(short)[0] < n
     gated = {**change, "reason": "perceived-gender error at 100% is at its chance floor"}
     assert power.seeds_needed(gated) == (None, "not for lack of power: " + gated["reason"])
     assert "| 4 | Association bias unchanged |" in power.markdown(rows, "paper.json")

@@ -6,7 +6,9 @@ measured were the true one and the seed and test-image noise were as measured.
 A part that tests a change is decided (at 80% power) when (z_0.975 + z_0.8) · se(n) ≤ |effect|; a part that tests
 equivalence within ±margin (a claim of no change) when (z_0.95 + z_0.8) · se(n) ≤ margin − |effect| if the effect
 lies inside the margin, or (z_0.975 + z_0.8) · se(n) ≤ |effect| − margin if outside. se(n)² = 2·seed_sd²/n +
-image_se², with n seeds on each side. The image term does not shrink with seeds, so where it alone is too large no
+image_se², with n seeds on each side (s²/n for a level or a comparison with a constant, one side). A directional part
+is also decided, as not reproducing, when its one-sided 95% bound falls short of the paper's effect: the smaller
+count of the two routes is given. The image term does not shrink with seeds, so where it alone is too large no
 number of seeds decides the part ("more test images"). A part whose seed noise was not measured (no replicated side)
 is listed as such, and so is one left inconclusive by a gate rather than by its interval (a level on its chance
 floor). Normal quantiles: the t quantiles of a few seeds are larger, so the counts are lower bounds.
@@ -40,13 +42,27 @@ def seeds_needed(part: dict) -> tuple[int | None, str]:
     else:
         room, z = effect, stats.norm.ppf(0.975) + stats.norm.ppf(POWER)
         claim = "a change"
-    if room <= 0:
-        return None, f"the effect sits on the margin: {claim} cannot be decided"
-    var_left = (room / z) ** 2 - image_se ** 2
-    if var_left <= 0:
-        return None, f"test-image noise alone (se {image_se:.2f}) is too large for {claim}: more test images"
-    n = max(2, math.ceil(2 * seed_sd ** 2 / var_left))
-    return (n, claim) if n <= MAX_SEEDS else (None, f"over {MAX_SEEDS} seeds a side for {claim}")
+    sides = 2 if len(part.get("runs") or []) > 1 and part["runs"][1] else 1  # a level or a constant: one side
+    routes = [(room, z, claim)]
+    paper = part.get("paper_effect")
+    if not equivalence and paper and "short of the paper's effect" in part.get("rule", ""):
+        # the directional rule's other way to decide: the one-sided 95% bound falls short of the paper's effect
+        short = abs(paper) - math.copysign(1, paper) * part["effect"]
+        routes.append((short, stats.norm.ppf(0.95) + stats.norm.ppf(POWER), "an effect short of the paper's"))
+    best, why = None, ""
+    for room, z, claim in routes:
+        if room <= 0:
+            why = why or f"the effect sits on the margin: {claim} cannot be decided"
+            continue
+        var_left = (room / z) ** 2 - image_se ** 2
+        if var_left <= 0:
+            why = why or f"test-image noise alone (se {image_se:.2f}) is too large for {claim}: more test images"
+            continue
+        n = max(2, math.ceil(sides * seed_sd ** 2 / var_left))
+        if n <= MAX_SEEDS and (best is None or n < best[0]):
+            best = (n, claim)
+        why = why or f"over {MAX_SEEDS} seeds a side for {claim}"
+    return best if best else (None, why)
 
 
 def table(paper: dict) -> list[dict]:
