@@ -23,46 +23,45 @@ from pathlib import Path
 from scipy import stats
 
 POWER = 0.8
+Z_POWER = stats.norm.ppf(POWER)
 MAX_SEEDS = 1000
+
+
+def _route(room: float, z: float, claim: str, sides: int, seed_sd: float, image_se: float) -> tuple[int | None, str]:
+    """(seeds a side, claim) for which z · se(n) ≤ room; None with the reason when no number of seeds reaches it."""
+    if room <= 0:
+        return None, f"the effect sits on the margin: {claim} cannot be decided"
+    var_left = (room / z) ** 2 - image_se ** 2
+    if var_left <= 0:
+        return None, f"test-image noise alone (se {image_se:.2f}) is too large for {claim}: more test images"
+    n = max(2, math.ceil(sides * seed_sd ** 2 / var_left))
+    return (n, claim) if n <= MAX_SEEDS else (None, f"over {MAX_SEEDS} seeds a side for {claim}")
 
 
 def seeds_needed(part: dict) -> tuple[int | None, str]:
     """(seeds a side, why) that decide `part` at 80% power; None with the reason when no number of seeds does."""
     effect, seed_sd, image_se = abs(part["effect"]), part.get("seed_sd"), part.get("image_se") or 0.0
+    rule = part.get("rule", "")
     if "minimal detectable effect" not in part.get("reason", ""):  # a gate, e.g. a level at its chance floor
         return None, f"not for lack of power: {part.get('reason', '')}"
     if seed_sd is None or not math.isfinite(seed_sd):
         return None, "seed noise not measured (no side replicated)"
-    equivalence = "equivalence" in part.get("rule", "") and part.get("margin") is not None
-    if equivalence:
-        margin = part["margin"]
-        room = margin - effect if effect < margin else effect - margin
-        z = stats.norm.ppf(0.95 if effect < margin else 0.975) + stats.norm.ppf(POWER)
-        claim = f"equivalence within ±{margin:g}" if effect < margin else f"a change beyond ±{margin:g}"
+    routes = []  # (room, z, claim): each way the part's rule can decide it
+    margin = part.get("margin") if "equivalence" in rule else None
+    if margin is None:
+        routes.append((effect, stats.norm.ppf(0.975) + Z_POWER, "a change"))
+        paper = part.get("paper_effect")
+        if paper and "short of the paper's effect" in rule:  # the one-sided 95% bound short of the paper's effect
+            routes.append((abs(paper) - math.copysign(1, paper) * part["effect"], stats.norm.ppf(0.95) + Z_POWER,
+                           "an effect short of the paper's"))
+    elif effect < margin:
+        routes.append((margin - effect, stats.norm.ppf(0.95) + Z_POWER, f"equivalence within ±{margin:g}"))
     else:
-        room, z = effect, stats.norm.ppf(0.975) + stats.norm.ppf(POWER)
-        claim = "a change"
+        routes.append((effect - margin, stats.norm.ppf(0.975) + Z_POWER, f"a change beyond ±{margin:g}"))
     sides = 2 if len(part.get("runs") or []) > 1 and part["runs"][1] else 1  # a level or a constant: one side
-    routes = [(room, z, claim)]
-    paper = part.get("paper_effect")
-    if not equivalence and paper and "short of the paper's effect" in part.get("rule", ""):
-        # the directional rule's other way to decide: the one-sided 95% bound falls short of the paper's effect
-        short = abs(paper) - math.copysign(1, paper) * part["effect"]
-        routes.append((short, stats.norm.ppf(0.95) + stats.norm.ppf(POWER), "an effect short of the paper's"))
-    best, why = None, ""
-    for room, z, claim in routes:
-        if room <= 0:
-            why = why or f"the effect sits on the margin: {claim} cannot be decided"
-            continue
-        var_left = (room / z) ** 2 - image_se ** 2
-        if var_left <= 0:
-            why = why or f"test-image noise alone (se {image_se:.2f}) is too large for {claim}: more test images"
-            continue
-        n = max(2, math.ceil(sides * seed_sd ** 2 / var_left))
-        if n <= MAX_SEEDS and (best is None or n < best[0]):
-            best = (n, claim)
-        why = why or f"over {MAX_SEEDS} seeds a side for {claim}"
-    return best if best else (None, why)
+    outcomes = [_route(room, z, claim, sides, seed_sd, image_se) for room, z, claim in routes]
+    decided = [o for o in outcomes if o[0] is not None]
+    return min(decided, key=lambda o: o[0]) if decided else outcomes[0]
 
 
 def table(paper: dict) -> list[dict]:
