@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from train_throughput import _tokenizer  # noqa: E402  (bench/ is the script's folder)
 

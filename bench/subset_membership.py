@@ -17,10 +17,11 @@ import time
 import numba
 import numpy as np
 
-from vlscale.data.ids import make_ids
 from vlscale.config import load_params, validate
+from vlscale.data.ids import make_ids
 from vlscale.data.subsets import NestedSubsets
 from vlscale.world.spec import build_world
+
 
 def pool_sizes(pool_examples: int) -> tuple[np.ndarray, list[str]]:
     """Examples per stratum of the synthetic web's pool: Table 15's language mix (params.yaml world)."""

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 
-
 def _tokenizer(p, world, subsets):
     """A tokenizer of the profile's settings, trained here on a caption sample (a few seconds)."""
     from vlscale.data.tokenizer import Tokenizer, balanced_caption_sample, train_tokenizer

@@ -11,13 +11,12 @@ import pytest
 
 beam = pytest.importorskip("apache_beam")
 
+from conftest import spoil_member  # noqa: E402
+from test_shards import GARBAGE, JPEG, LANGUAGES, PNG, example, pool, write_parquet, write_tar  # noqa: E402,F401
 from vlscale.beam import pipeline, pipeline_flags  # noqa: E402
 from vlscale.beam import sample as beam_sample  # noqa: E402
 from vlscale.data import sampling  # noqa: E402
 from vlscale.data.shards import scan_shards  # noqa: E402
-
-from conftest import spoil_member  # noqa: E402
-from test_shards import GARBAGE, JPEG, PNG, LANGUAGES, example, pool, write_parquet, write_tar  # noqa: E402,F401
 
 # bundles in one thread, in two threads, and in two worker processes (pickled DoFns, separate interpreters)
 ENGINES = {

@@ -7,9 +7,8 @@ import sys
 import pytest
 import yaml
 
-from vlscale.config import PROFILES, ParamsError, load_params, resolve, run_train, validate
-
 from conftest import ROOT
+from vlscale.config import PROFILES, ParamsError, load_params, resolve, run_train, validate
 
 
 @pytest.fixture()

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from vlscale import siglip
-from vlscale.evals import analog_eval, rows as ev, stage
+from vlscale.evals import analog_eval, stage
+from vlscale.evals import rows as ev
 from vlscale.evals.embedder import Embedder, Prompts
 from vlscale.evals.groups import INCOME, REGIONS, XM3600_LANGUAGES
 

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from vlscale.analysis import latex, plots, report, results, scaling, uncertainty
-from vlscale.evals import groups
 from vlscale.config import OCCUPATION_PAIRS
+from vlscale.evals import groups
 
 X = np.array([3, 7, 10, 17, 26, 33, 49, 66, 100]) * 1e9  # the paper's cool-down budgets (examples seen)
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import ROOT, spoil_member
 from vlscale import siglip
 from vlscale.config import FILTER_ARMS, ParamsError, validate
 from vlscale.data.ids import CLASSIFIER_BIT, HELDOUT_BIT, LOCAL_BITS, SCORER_BIT, TOKENIZER_BIT
@@ -30,9 +31,6 @@ from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k, top
 from vlscale.filtering.stage import run_filter, scorer_ids, web_ids
 from vlscale.world.spec import build_world
 from vlscale.world.truth import truth
-
-from conftest import ROOT, spoil_member
-
 
 
 def pool_of(world, n: int, shard_size: int) -> tuple[list, np.ndarray, dict]:

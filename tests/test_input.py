@@ -9,10 +9,17 @@ from hypothesis import strategies as st
 
 from vlscale.data import sampling
 from vlscale.data.ids import LOCAL_BITS
-from vlscale.data.input import (ShardSource, StreamPlan, SyntheticSource, center_crop_resize, load_source,
-                                stream_plan, train_stream)
+from vlscale.data.input import (
+    ShardSource,
+    StreamPlan,
+    SyntheticSource,
+    center_crop_resize,
+    load_source,
+    stream_plan,
+    train_stream,
+)
 from vlscale.data.mixture import Mixture, low_resource_targets
-from vlscale.data.shards import load_example, scan_shards
+from vlscale.data.shards import load_example
 from vlscale.data.tokenizer import EOS_ID, Tokenizer, balanced_caption_sample, pool_caption_sample, train_tokenizer
 
 POOL = 200_000  # the smoke profile's pool

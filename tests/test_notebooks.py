@@ -5,9 +5,8 @@ import json
 import pytest
 import yaml
 
-from vlscale.pipeline import notebook_parameters, stage_names, stage_spec
-
 from conftest import ROOT
+from vlscale.pipeline import notebook_parameters, stage_names, stage_spec
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())

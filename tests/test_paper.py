@@ -8,15 +8,23 @@ import numpy as np
 import pytest
 from fontTools.ttLib import TTFont
 
+from conftest import ROOT
+from vlscale.analysis import evidence as ev
 from vlscale.analysis.fonts import FAMILIES, font_files
 from vlscale.analysis.latex import ci, tabular, tex
 from vlscale.data.ids import make_ids
-from vlscale.analysis import evidence as ev
-from vlscale.paper.build import (FIGURES, TABLES, control_values, controls, figure_list, findings, fmt,
-                                 parse_latex_table, table_list)
+from vlscale.paper.build import (
+    FIGURES,
+    TABLES,
+    control_values,
+    controls,
+    figure_list,
+    findings,
+    fmt,
+    parse_latex_table,
+    table_list,
+)
 from vlscale.world.captions import captions
-
-from conftest import ROOT
 
 
 def test_the_shipped_faces_draw_every_character_of_every_caption_the_world_writes(world):

@@ -4,7 +4,6 @@ Runs the real stages (papermill-executed notebooks) in a copy of the repository.
 """
 import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from conftest import write_coco, write_csv, write_image, write_xm3600
-from vlscale.evals import real_sets
 from vlscale.config import OCCUPATION_PAIRS
+from vlscale.evals import real_sets
 from vlscale.evals.embedder import Embedder, Prompts
-from vlscale.evals.rows import binomial_se_pct
 from vlscale.evals.real_eval import evaluate_real, income_group, real_suite, shot_pool
+from vlscale.evals.rows import binomial_se_pct
 
 PX = 8
 STEP = 8  # colour levels between concepts; JPEG moves a uniform colour by at most 3

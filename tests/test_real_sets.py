@@ -7,7 +7,6 @@ import pytest
 from conftest import write_coco, write_csv, write_image, write_xm3600
 from vlscale.evals import real_sets
 
-
 # --- ImageNet --------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,6 @@
 """The sample stage's library: subsets, mixtures, coverage and written id lists, synthetic and real."""
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,10 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
+from conftest import ROOT
 from vlscale.data import sampling
 from vlscale.data.shards import scan_shards
-
-from conftest import ROOT
 
 
 def test_fraction_labels():

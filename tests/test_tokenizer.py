@@ -16,9 +16,19 @@ from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, STRATUM_BITS, TOKENIZER_BI
 from vlscale.data.sampling import synthetic_subsets
 from vlscale.data.shards import scan_shards
 from vlscale.data.subsets import NestedSubsets
-from vlscale.data.tokenizer import (EOS_ID, OVERSAMPLE, PAD_ID, UNK_ID, Tokenizer, balanced_caption_sample,
-                                    balanced_record_captions, caption_sample_ids, language_stats,
-                                    pool_caption_sample, train_tokenizer)
+from vlscale.data.tokenizer import (
+    EOS_ID,
+    OVERSAMPLE,
+    PAD_ID,
+    UNK_ID,
+    Tokenizer,
+    balanced_caption_sample,
+    balanced_record_captions,
+    caption_sample_ids,
+    language_stats,
+    pool_caption_sample,
+    train_tokenizer,
+)
 from vlscale.world.truth import truth
 
 VOCAB = 8000

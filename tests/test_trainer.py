@@ -16,14 +16,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import ROOT
 from vlscale.config import validate
 from vlscale.data.tokenizer import train_tokenizer
 from vlscale.siglip import read_orbax_params
 from vlscale.training.mesh import param_spec
 from vlscale.training.run import fingerprint, read_log, read_probes
 from vlscale.training.trainer import Plan, cooldown_label, plan_of, schedule_of
-
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 """The synthetic web carries the mechanisms the paper's findings rest on, with known ground truth."""
-import hashlib
 import json
 import os
 import subprocess
@@ -8,14 +7,13 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from vlscale.config import LOW_RESOURCE, REGIONS
 from vlscale.data.ids import HELDOUT_BIT, make_ids
 from vlscale.world import vocab
 from vlscale.world.captions import captions
 from vlscale.world.describe import pool_ids
 from vlscale.world.truth import truth
-
-from conftest import ROOT
 
 TABLE15 = {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"] if l["web_pages_pct"]}
 

@@ -33,11 +33,11 @@ def diagnose(clone: Path, run: str) -> dict:
 
     from vlscale import siglip
     from vlscale.config import run_model, validate
+    from vlscale.data.tokenizer import Tokenizer
     from vlscale.evals.analog_eval import analog_suite
     from vlscale.evals.protocols import linear_probe_hits
     from vlscale.evals.stage import checkpoints
     from vlscale.world.render import render_jax, render_padded
-    from vlscale.data.tokenizer import Tokenizer
     from vlscale.world.spec import GENDER_WORDS, GENDERS, OCCUPATIONS, build_world
     from vlscale.world.truth import truth
 

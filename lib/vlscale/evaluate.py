@@ -36,7 +36,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 TIDY_COLUMNS = ("dataset", "language", "task", "metric", "value", "se", "n")

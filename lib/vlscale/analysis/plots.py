@@ -8,8 +8,8 @@ import pandas as pd
 import seaborn as sns
 
 from vlscale.analysis.results import FIG1_PANELS, RADAR, at, scale_label
-from vlscale.evals import groups
 from vlscale.config import OCCUPATION_PAIRS
+from vlscale.evals import groups
 
 
 def _yerr(d: pd.DataFrame, value: str = "value") -> np.ndarray:

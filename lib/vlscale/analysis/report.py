@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vlscale.analysis import curation as curation_lib, figures, latex, plots, results, scaling, study, uncertainty
+from vlscale.analysis import curation as curation_lib
+from vlscale.analysis import figures, latex, plots, results, scaling, study, uncertainty
 from vlscale.analysis.results import scale_label
 from vlscale.evals import groups
 

@@ -17,14 +17,13 @@ paper's 100B examples seen). Tasks that were not evaluated are reported as missi
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vlscale.evals import groups
 from vlscale.config import OCCUPATION_PAIRS
+from vlscale.evals import groups
 
 COLUMNS = ("run", "fraction", "data_pct", "examples_seen", "budget", "checkpoint", "profile", "model",
            "benchmark", "source", "task", "metric", "value", "se", "n")

@@ -24,8 +24,8 @@ The comparisons (names are what the paper stage's rules read):
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

@@ -27,7 +27,6 @@ from vlscale.evals.analogs import described_captions, draw_ids, even_quotas, ima
 from vlscale.world.truth import truth
 
 
-
 @dataclass(frozen=True, eq=False)
 class Probe:
     """ids [N] int64 held-out ids (draw order within each group); meta: image_meta's columns plus group,

@@ -36,6 +36,7 @@ from vlscale.attention.baselines import centre_prior, derangement, prior_scores,
 from vlscale.attention.focus import focus_scores, head_mean, mask_geometry, peak_concentration
 from vlscale.attention.groups import BASELINES, GROUPS, METRICS, POOLS
 from vlscale.attention.probe import PRIOR_SPLIT, probe_masks, probe_set
+
 OUT_DIR = Path("results/attention")
 
 

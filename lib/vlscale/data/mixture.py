@@ -18,8 +18,8 @@ training stream reads `source(order[step])`.
 """
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Mapping, Sequence
 
 import numpy as np
 

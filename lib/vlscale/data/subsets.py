@@ -17,9 +17,9 @@ The same key and fraction give the same subset on any machine and in any process
 import hashlib
 import numbers
 import operator
+from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Sequence
 
 import numba
 import numpy as np

@@ -212,7 +212,7 @@ class Tokenizer:
                              f"both must be defined (mT5: pad 0, eos 1)")
 
     @classmethod
-    def released_siglip(cls, path: str | os.PathLike) -> "Tokenizer":
+    def released_siglip(cls, path: str | os.PathLike) -> Tokenizer:
         """The tokenisation released SigLIP checkpoints were trained and evaluated with: canonical
         text, pieces, eos, then eos as padding ("sticky" eos, so the pooled last token is eos). Equal to
         transformers' SiglipTokenizer(path)(texts, padding="max_length", truncation=True) (tested)."""

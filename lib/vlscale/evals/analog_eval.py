@@ -22,10 +22,20 @@ import pandas as pd
 
 from vlscale.evals import analogs
 from vlscale.evals.embedder import Embedder, Prompts
-from vlscale.evals.rows import (INCOME_TASKS, REGION_TASKS, association_bias_rows, classification_rows,
-                                error_row, few_shot_rows, representation_bias_rows, retrieval_rows,
-                                xm3600_rows, zero_shot, zero_shot_subgroup_rows)
-from vlscale.world.render import render_padded, render_jax
+from vlscale.evals.rows import (
+    INCOME_TASKS,
+    REGION_TASKS,
+    association_bias_rows,
+    classification_rows,
+    error_row,
+    few_shot_rows,
+    representation_bias_rows,
+    retrieval_rows,
+    xm3600_rows,
+    zero_shot,
+    zero_shot_subgroup_rows,
+)
+from vlscale.world.render import render_jax, render_padded
 from vlscale.world.spec import GENDERS
 
 

@@ -35,8 +35,8 @@ Where candidates come from:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd

@@ -41,7 +41,7 @@ class Embedder:
             out.append(np.asarray(fn(batch), np.float32)[: stop - start])
         return np.concatenate(out)
 
-    def fresh(self) -> "Embedder":
+    def fresh(self) -> Embedder:
         """An Embedder of the same model with nothing remembered (to embed a stream shard by shard)."""
         return Embedder(self._embed_images, self._embed_texts, self._encode, self.batch_size)
 

@@ -43,9 +43,19 @@ from vlscale.evals import real_sets
 from vlscale.evals.embedder import Embedder, Prompts
 from vlscale.evals.groups import XM3600_CODE, XM3600_LANGUAGES
 from vlscale.evals.protocols import canonicalize
-from vlscale.evals.rows import (INCOME_TASKS, REGION_TASKS, association_bias_rows, classification_rows,
-                                error_row, few_shot_rows, representation_bias_rows, retrieval_rows,
-                                xm3600_rows, zero_shot, zero_shot_subgroup_rows)
+from vlscale.evals.rows import (
+    INCOME_TASKS,
+    REGION_TASKS,
+    association_bias_rows,
+    classification_rows,
+    error_row,
+    few_shot_rows,
+    representation_bias_rows,
+    retrieval_rows,
+    xm3600_rows,
+    zero_shot,
+    zero_shot_subgroup_rows,
+)
 
 # params.yaml's evaluate.real_sets keys -> the loader of each set and the name its EvalSet carries.
 LOADERS = {

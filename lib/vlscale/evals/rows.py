@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from vlscale.config import OCCUPATION_PAIRS, REGIONS as WORLD_REGIONS
+from vlscale.config import OCCUPATION_PAIRS
+from vlscale.config import REGIONS as WORLD_REGIONS
 from vlscale.evals import protocols
 from vlscale.evals.embedder import Embedder, Prompts
 from vlscale.evals.groups import INCOME, REGIONS, XM3600_CODE, error_pct

@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from vlscale.config import fingerprinted_run, model_name, run_model, run_train

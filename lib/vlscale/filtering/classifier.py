@@ -30,7 +30,7 @@ class AlignmentHead:
     l2: float
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> "AlignmentHead":
+    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> AlignmentHead:
         """Fit to features x [N, F] and labels y [N] in {0, 1} (both classes present)."""
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if x.ndim != 2 or len(x) != len(y):

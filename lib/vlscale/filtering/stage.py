@@ -30,8 +30,16 @@ from vlscale.data.ids import CLASSIFIER_BIT, LOCAL_BITS, SCORER_BIT, make_ids
 from vlscale.data.input import IdSource, read_sample
 from vlscale.data.subsets import derive_key
 from vlscale.filtering import account as acc
-from vlscale.filtering.arms import (REAL_ARMS, SCORED_ARMS, english_caption, merge_arm,
-                                    needs_scorer, planted_eligible, selection_scores, shard_candidates)
+from vlscale.filtering.arms import (
+    REAL_ARMS,
+    SCORED_ARMS,
+    english_caption,
+    merge_arm,
+    needs_scorer,
+    planted_eligible,
+    selection_scores,
+    shard_candidates,
+)
 from vlscale.filtering.classifier import AlignmentHead, auc, features
 from vlscale.filtering.manifest import FILTER_DIR, arm_path, sha256_of
 from vlscale.filtering.score import Scorers, pool_shards, record_shards, score_record_shard, score_synthetic, shard_ids

@@ -4,7 +4,7 @@ Token embedding `Embed_0`, learned `pos_embedding` [1, L, width], the ViT `Encod
 pooling of the last token by default (SigLIP's tokenizer pads with a "sticky" EOS, so the last
 token always sees the whole caption), and an optional `head` Dense. Returns (x, out) like the ViT.
 """
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -15,10 +15,10 @@ from vlscale.models import vit
 
 class TextTransformer(nn.Module):
     """Text transformer. Build it with `Model(variant=...)`, which decodes the variant string."""
-    num_classes: Optional[int] = None  # a `head` Dense when set
+    num_classes: int | None = None  # a `head` Dense when set
     width: int = 512
     depth: int = 12
-    mlp_dim: Optional[int] = None
+    mlp_dim: int | None = None
     num_heads: int = 8
     dropout: float = 0.0
     vocab_size: int = 32_000

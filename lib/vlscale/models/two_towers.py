@@ -5,7 +5,8 @@ Same attributes and names as big_vision's `proj/image_text/two_towers.py`, so a 
 it unchanged. The sigmoid loss reads logits = zimg @ ztxt.T * out["t"] + out["b"].
 """
 import math
-from typing import Any, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -53,13 +54,13 @@ def _normalize(z):
 
 class Model(nn.Module):
     """Image and text towers embedding into a shared space."""
-    image: Optional[Mapping[str, Any]] = None  # kwargs of the image tower, e.g. {"variant": "B/16"}
-    text: Optional[Mapping[str, Any]] = None
+    image: Mapping[str, Any] | None = None  # kwargs of the image tower, e.g. {"variant": "B/16"}
+    text: Mapping[str, Any] | None = None
     image_model: str = "vit"
     text_model: str = "text_transformer"
-    out_dim: Union[int, Tuple[Optional[int], Optional[int]]] = 128  # (img, txt); None: no head
+    out_dim: int | tuple[int | None, int | None] = 128  # (img, txt); None: no head
     temperature_init: float = 1.0  # SigLIP: 10.0
-    bias_init: Optional[float] = None  # SigLIP: -10.0
+    bias_init: float | None = None  # SigLIP: -10.0
 
     @nn.compact
     def __call__(self, image, text=None, *, train=False):

@@ -8,7 +8,8 @@ returns `(x, out)`, where `out` holds the intermediates that evaluators and visu
 Mixed precision: `dtype_mm` is the dtype of matmuls and convolutions; parameters, LayerNorm,
 softmax and the residual stream stay float32.
 """
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -83,7 +84,7 @@ def decode_variant(variant):
 
 class MlpBlock(nn.Module):
     """Transformer feed-forward block: Dense_0 -> gelu (tanh) -> Dense_1. [B, L, D] -> [B, L, D]."""
-    mlp_dim: Optional[int] = None  # 4 * D when None
+    mlp_dim: int | None = None  # 4 * D when None
     dropout: float = 0.0
     dtype_mm: Any = jnp.float32
 
@@ -136,7 +137,7 @@ class MultiHeadDotProductAttention(nn.Module):
 
 class Encoder1DBlock(nn.Module):
     """Pre-norm transformer block: x + attn(LN(x)), then x + mlp(LN(x)). [B, L, D] -> [B, L, D]."""
-    mlp_dim: Optional[int] = None
+    mlp_dim: int | None = None
     num_heads: int = 12
     dropout: float = 0.0
     dtype_mm: Any = jnp.float32
@@ -158,7 +159,7 @@ class Encoder(nn.Module):
     the stream before the final norm.
     """
     depth: int
-    mlp_dim: Optional[int] = None
+    mlp_dim: int | None = None
     num_heads: int = 12
     dropout: float = 0.0
     dtype_mm: Any = jnp.float32
@@ -179,7 +180,7 @@ class MAPHead(nn.Module):
 
     [B, L, D] -> (pooled [B, D], attention weights [B, heads, 1, L]).
     """
-    mlp_dim: Optional[int] = None
+    mlp_dim: int | None = None
     num_heads: int = 12
     dtype_mm: Any = jnp.float32
 
@@ -234,14 +235,14 @@ class PatchEmbedding(nn.Module):
 
 class ViT(nn.Module):
     """Vision transformer. Build it with `Model(variant=...)`, which decodes the variant string."""
-    num_classes: Optional[int] = None  # a `head` Dense when set
+    num_classes: int | None = None  # a `head` Dense when set
     patch_size: Sequence[int] = (16, 16)
     width: int = 768
     depth: int = 12
-    mlp_dim: Optional[int] = None
+    mlp_dim: int | None = None
     num_heads: int = 12
     posemb: str = "learn"  # "learn" (parameter pos_embedding) | "sincos2d" (fixed, no parameter)
-    rep_size: Union[int, bool] = False  # a "pre_logits" Dense + tanh of this width (True: width) before the head
+    rep_size: int | bool = False  # a "pre_logits" Dense + tanh of this width (True: width) before the head
     dropout: float = 0.0
     pool_type: str = "gap"  # "map" | "gap" | "tok" | "0" | "none"
     head_zeroinit: bool = True

@@ -29,8 +29,8 @@ import pandas as pd
 from vlscale.analysis import evidence as ev
 from vlscale.analysis.results import on_real_benchmarks, scale_label
 from vlscale.config import LOW_RESOURCE
-from vlscale.world import vocab
 from vlscale.evals.groups import AVERAGES
+from vlscale.world import vocab
 
 REFERENCE = Path(__file__).parent / "reference.json"
 REF_SCALE = json.loads(REFERENCE.read_text())["scale"]
@@ -184,7 +184,7 @@ class Judge:
         return [what for what, prefixes in needed_tasks(name).items()
                 if not any(t.startswith(p) for t in self.tasks for p in prefixes)]
 
-    def with_records(self, records: dict) -> "Judge":
+    def with_records(self, records: dict) -> Judge:
         """This judge, reading `records` instead."""
         other = copy.copy(self)
         other.ev = records
@@ -779,7 +779,7 @@ def compile_pdf(main: str | Path = "paper/main.typ", output: str | Path = "paper
 
 
 def build_date(timestamp: int) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
 
 
 def read_pdf(path: str | Path, render_dir: str | Path | None = None, scale: float = 1.0) -> list[dict]:

@@ -7,10 +7,10 @@ replicated on that device.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import jax
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 AXES = ("data", "fsdp")
 

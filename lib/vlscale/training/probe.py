@@ -10,13 +10,12 @@ costs one forward pass over them and the class names and captions.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import jax
+import numpy as np
 
 from vlscale.evals import analogs, protocols
 from vlscale.evals.embedder import Embedder
-from vlscale.world.render import render_padded, render_jax
+from vlscale.world.render import render_jax, render_padded
 
 
 class Probe:

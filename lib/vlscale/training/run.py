@@ -23,23 +23,22 @@ import shutil
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-import jax
-import jax.numpy as jnp
-
 from vlscale.config import fingerprinted_run, run_model, run_train
 from vlscale.data.input import IdSource, ShardSource, SyntheticSource, load_source, read_sample, train_stream
-from vlscale.data.subsets import derive_key
 from vlscale.data.sampling import fraction_label
+from vlscale.data.subsets import derive_key
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.provenance import provenance
+from vlscale.training.probe import Probe
+from vlscale.training.trainer import Trainer, plan_of
 from vlscale.world.render import render
 from vlscale.world.spec import build_world
 from vlscale.world.truth import ground_truth
-from vlscale.training.probe import Probe
-from vlscale.training.trainer import Trainer, plan_of
 
 SAMPLE_DIR = Path("data/sample")
 # The batch fields the step reads; the rest (stratum, examples_seen) stay on the host.
@@ -379,8 +378,6 @@ def main(argv=None):
     On a pod, every host runs the same command with --distributed (jax.distributed.initialize()).
     """
     import argparse
-
-    import yaml
 
     from vlscale.config import ParamsError, apply_sets, load_params, validate
 

@@ -22,15 +22,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from vlscale import siglip
 from vlscale.models.vit import decode_variant
-from vlscale.training import checkpoint, flops, mesh as meshlib
+from vlscale.training import checkpoint, flops
+from vlscale.training import mesh as meshlib
 from vlscale.training.loss import chunked_sigmoid_loss, sigmoid_loss
 from vlscale.training.optim import learning_rate, optimizer
 from vlscale.training.schedule import Schedule, cooldown_budgets
@@ -61,7 +61,7 @@ class Plan:
     budget_steps: tuple[int, ...]  # end step of each branch, ascending; the last is the run's end
 
     @classmethod
-    def of(cls, examples_seen: int, batch_size: int, schedule: Schedule, budgets: list[float]) -> "Plan":
+    def of(cls, examples_seen: int, batch_size: int, schedule: Schedule, budgets: list[float]) -> Plan:
         ends = cooldown_budgets(examples_seen, budgets, schedule)
         steps = tuple(sorted({max(1, round(e / batch_size)) for e in ends}))
         cooldown_steps = math.ceil(schedule.cooldown_examples / batch_size)
@@ -265,7 +265,7 @@ class Trainer:
                 "peak_flops": self.peak_flops, "peak_flops_source": self.peak_source,
                 "finished": step >= self.plan.main_steps}
 
-    def _branch(self, end: int, start: int, iterator, ckpts: "RunState", log: "Logger"):
+    def _branch(self, end: int, start: int, iterator, ckpts: RunState, log: Logger):
         """Cool down from the main run's state at `start` to `end`; save the model; leave the main run as it was."""
         fn, schedule = self.step_fn(end)
         state = jax.tree.map(jnp.copy, self.state)  # the step donates its input; keep the main state

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cache
 
 from vlscale.world import vocab
 
@@ -95,7 +95,7 @@ def real_names(concepts: Iterable[dict], language: str) -> list[str]:
             if language in c["names"] and language not in c["names_coined"]]
 
 
-@lru_cache(maxsize=None)
+@cache
 def language_units(language: str) -> tuple[str, ...]:
     """Units of a language's real concept names in world/data/concepts.json."""
     scripts = {lang["code"]: lang["script"] for lang in vocab.load("languages")["languages"]}

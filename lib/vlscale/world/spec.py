@@ -18,14 +18,14 @@ Mechanisms (DESIGN.md, "The synthetic web"):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
 import hashlib
 import json
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
-from vlscale.config import LOW_RESOURCE, OCCUPATION_PAIRS, REGIONS, XM3600_LANGUAGES, WorldParams, world_identity
+from vlscale.config import OCCUPATION_PAIRS, REGIONS, XM3600_LANGUAGES, WorldParams, world_identity
 from vlscale.world import vocab
 from vlscale.world.coined import coined_name
 from vlscale.world.hashing import alias_table

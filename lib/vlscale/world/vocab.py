@@ -4,11 +4,11 @@ Those files are built from the developers' real data kit by tools/rebuild_world_
 (provenance and licences in world/data/NOTICE.md); nothing here reads outside the package.
 """
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict:
     """One of the data files: languages, countries, concepts, dollar_street, geode, filler."""
     path = resources.files("vlscale.world") / "data" / f"{name}.json"
