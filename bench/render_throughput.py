@@ -3,7 +3,7 @@
     python bench/render_throughput.py            # NumPy (1 and all cores) and JAX on the default device
     python bench/render_throughput.py --jax-only --batch 65536   # e.g. on a GPU
 
-Targets (issue "Foundation"): at 32 px, >= 10,000 images/s with NumPy on a 2-core machine and
+Targets: at 32 px, >= 10,000 images/s with NumPy on a 2-core machine and
 >= 1,000,000 images/s with the JAX renderer on one H100/H200. Ground truth is computed from the ids
 inside the timed region, as it is in training. Prints a markdown table.
 """
@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from vlscale.config import load_params, validate
-from vlscale.data.ids import make_ids
 from vlscale.world.hashing import id_words
+from vlscale.world.ids import make_ids
 from vlscale.world.render import render_ids, render_jax
 from vlscale.world.spec import build_world
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import jax
 
@@ -39,17 +38,15 @@ def main():
     parser.add_argument("--trace", help="write a jax.profiler trace of a few full steps here")
     args = parser.parse_args()
 
-    import yaml
 
-    from vlscale.config import apply_sets, validate
+    from vlscale.config import apply_sets, read_params, validate
     from vlscale.data.input import SyntheticSource
     from vlscale.data.sampling import synthetic_subsets
     from vlscale.training import mesh as meshlib
     from vlscale.training.run import trainer_for
     from vlscale.world.spec import build_world
 
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["profile"] = args.profile
+    raw = read_params("params.yaml", args.profile)
     p = validate(raw)
     p = apply_sets(p, args.set)
     if args.batch:

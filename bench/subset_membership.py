@@ -18,8 +18,8 @@ import numba
 import numpy as np
 
 from vlscale.config import load_params, validate
-from vlscale.data.ids import make_ids
 from vlscale.data.subsets import NestedSubsets
+from vlscale.world.ids import make_ids
 from vlscale.world.spec import build_world
 
 

@@ -1,12 +1,12 @@
-"""The CPU trainer before and after, side by side in one run on this machine.
+"""The CPU trainer of another revision against this one, side by side in one run on this machine.
 
-    python bench/train_speedup.py                  # against the trainer of issue 9 (commit 1954a21)
+    python bench/train_speedup.py                  # against commit 1954a21: two blocks a tower, 4k pieces, 32 tokens
     python bench/train_speedup.py --old <rev> --rounds 3 --steps 20
 
-The old trainer is the repository at --old, unpacked with `git archive` into a temporary folder and run
+The other trainer is the repository at --old, unpacked with `git archive` into a temporary folder and run
 with this environment's Python: its own bench/train_throughput.py times its own step on its own cpu
-profile. The new trainer runs twice: on the old profile's model and input (what the code alone gains)
-and on today's cpu profile (the default as it now is). The three alternate, --rounds times, so that a
+profile. This trainer runs twice: on that profile's model and input (what the code alone gains)
+and on this checkout's cpu profile. The three alternate, --rounds times, so that a
 machine's noise falls on all of them alike; the table gives each round and the median speed-up.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ISSUE9 = "1954a21"  # the trainer before issue 10 (the default models barely learn; ~1,000 examples/s)
-# The issue-9 cpu profile's model and input, as --set overrides of today's params.yaml.
+BASELINE_REV = "1954a21"  # a trainer of two blocks a tower, 4k-piece tokenizer and 32 tokens
+# That revision's cpu profile's model and input, as --set overrides of this params.yaml.
 OLD_PROFILE = ["model.image={width: 64, depth: 2, mlp_dim: 256, num_heads: 4, patch_size: [8, 8], pool_type: map}",
                "model.text={width: 64, depth: 2, mlp_dim: 256, num_heads: 4}", "model.out_dim=[null, 64]",
                "train.batch_size=256", "train.image_px=32", "tokenizer.max_len=32", "tokenizer.vocab_size=4000",
@@ -66,7 +66,7 @@ def throughput(tree: Path, steps: int, sets: list[str]) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--old", default=ISSUE9, help="the revision of the old trainer (default: %(default)s)")
+    parser.add_argument("--old", default=BASELINE_REV, help="the revision of the old trainer (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()

@@ -8,7 +8,7 @@ For each batch size: the jit-compiled step (synthetic images rendered on the dev
 chunked sigmoid loss, the optimiser update) is timed over --steps steps after --warmup steps, fed
 from the real Grain input stream; the host input stream is timed on its own. Prints a table:
 examples/s, step time, MFU (model FLOPs / peak; on a CPU the peak is this machine's measured float32
-matmul throughput), input examples/s and the input / step ratio (the issue's target: >= 1.5).
+matmul throughput), input examples/s and the input / step ratio (target: >= 1.5).
 The synthetic pool is built in memory and a tokenizer of the profile's settings trained on a caption
 sample. --set BLOCK.KEY=VALUE overrides a resolved value (bench/train_speedup.py uses it).
 """
@@ -79,15 +79,13 @@ def main():
     args = parser.parse_args()
 
     import jax
-    import yaml
 
-    from vlscale.config import apply_sets, validate
+    from vlscale.config import apply_sets, read_params, validate
     from vlscale.data.input import SyntheticSource
     from vlscale.data.sampling import synthetic_subsets
     from vlscale.world.spec import build_world
 
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["profile"] = args.profile
+    raw = read_params("params.yaml", args.profile)
     p = apply_sets(validate(raw), args.set)
     if args.dense:
         p["train"]["loss"] = "dense"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from vlscale.config import load_params, validate
+from vlscale.config import load_params, read_params, validate, write_params
 from vlscale.data import sampling
 from vlscale.data.shards import scan_shards
 from vlscale.data.tokenizer import balanced_caption_sample, train_tokenizer
@@ -118,9 +118,8 @@ def filter_workdir(tmp_path_factory):
     """A folder with params.yaml (smoke profile) and the sample and tokenizer stages' outputs; the filter stage
     run in two processes, into data/filter and data/filter_again."""
     path = tmp_path_factory.mktemp("filter")
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["profile"] = "smoke"
-    (path / "params.yaml").write_text(yaml.safe_dump(raw))
+    raw = read_params(ROOT / "params.yaml", "smoke")
+    write_params(raw, path)
     (path / "dvc.yaml").write_text("stages: {}\n")
     p = validate(raw)
     S, W = p["sample"], build_world(p["world"])
@@ -150,9 +149,8 @@ def filter_workdir(tmp_path_factory):
 def train_workdir(tmp_path_factory):
     """A folder with params.yaml (smoke profile) and the sample and tokenizer stages' outputs."""
     path = tmp_path_factory.mktemp("train")
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["profile"] = "smoke"
-    (path / "params.yaml").write_text(yaml.safe_dump(raw))
+    raw = read_params(ROOT / "params.yaml", "smoke")
+    write_params(raw, path)
     p = validate(raw)
     S, W = p["sample"], build_world(p["world"])
     subsets = sampling.synthetic_subsets(W, S["pool_size"], S["key"])

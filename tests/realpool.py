@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vlscale.data.ids import make_ids
 from vlscale.world.captions import captions
 from vlscale.world.describe import pool_ids
+from vlscale.world.ids import make_ids
 from vlscale.world.render import render_ids, to_uint8
 from vlscale.world.truth import truth
 

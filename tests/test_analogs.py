@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from vlscale.config import REGIONS, XM3600_LANGUAGES
-from vlscale.data.ids import HELDOUT_BIT
 from vlscale.data.subsets import NestedSubsets
 from vlscale.evals import analogs
 from vlscale.world.captions import person_words
+from vlscale.world.ids import HELDOUT_BIT
 from vlscale.world.spec import GENDERS, INCOME_GROUPS, OCCUPATIONS
 from vlscale.world.truth import truth
 

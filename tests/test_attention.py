@@ -12,7 +12,7 @@ from vlscale.attention.focus import focus_scores, head_mean, mask_geometry, peak
 from vlscale.attention.groups import GROUPS
 from vlscale.attention.probe import PRIOR_SPLIT, concept_groups, probe_masks, probe_set
 from vlscale.attention.stage import Blind, summarise
-from vlscale.data.ids import HELDOUT_BIT
+from vlscale.world.ids import HELDOUT_BIT
 
 
 def _masks(n=6, px=32, seed=0):
@@ -187,7 +187,7 @@ def test_the_centre_prior_is_the_best_content_free_map_on_its_own_images(real):
 
 def _centred_maps(masks, grid=(4, 4), width=0.6):
     """Maps that peak where the object is: a Gaussian on the grid around the mask's centre of mass."""
-    n, px = len(masks), masks.shape[1]
+    px = masks.shape[1]
     yy, xx = (np.mgrid[:grid[0], :grid[1]] + 0.5) * (px / grid[0])
     centres = np.array([np.argwhere(m).mean(axis=0) + 0.5 for m in masks])
     d2 = (yy[None] - centres[:, 0, None, None]) ** 2 + (xx[None] - centres[:, 1, None, None]) ** 2

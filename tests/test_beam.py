@@ -192,18 +192,17 @@ def run_sample_stage(folder, shards, engine: str):
     import subprocess
     import sys
 
-    import yaml
-
     from conftest import ROOT
+    from vlscale.config import read_params, write_params
 
     folder.mkdir()
     shutil.copytree(ROOT / "notebooks", folder / "notebooks")
     shutil.copy(ROOT / "dvc.yaml", folder)
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = read_params(ROOT / "params.yaml", "smoke")
     raw |= {"profile": "smoke", "engine": engine, "beam": ENGINES["processes"]}
     raw["sample"] |= {"source": "webdataset", "shards": shards}
     raw["figures"]["source"] = "analog"  # a real pool's report needs a real set; this test runs the sample stage only
-    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    write_params(raw, folder)
     r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "sample"], cwd=folder, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     return folder / "data/sample"

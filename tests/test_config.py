@@ -1,5 +1,8 @@
-"""params.yaml is validated before any work, and errors name the key, the value and what is allowed."""
+"""params.yaml and its profiles' overlays resolve to one set of values per profile, validated before any work;
+errors name the file, the key, the value and what is allowed."""
 import copy
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +11,17 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from vlscale.config import PROFILES, ParamsError, load_params, resolve, run_train, validate
+from vlscale.config import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    ParamsError,
+    load_params,
+    overlay,
+    overlay_path,
+    read_params,
+    validate,
+)
+from vlscale.runs.settings import run_train
 
 
 @pytest.fixture()
@@ -16,17 +29,83 @@ def raw():
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+def _overlay(profile):
+    return yaml.safe_load(overlay_path(ROOT / "params.yaml", profile).read_text()) or {}
+
+
+def _digest(params):
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# sha256 of each profile's validated params. The training fingerprints of finished runs (runs/*/fingerprint.json)
+# hash these values: a change here retrains every run of the profile. Update a digest only for a change of params
+# that is meant to change what the profile trains or measures.
+RESOLVED_DIGESTS = {"smoke": "c70364ed7b963409", "cpu": "9f73c6955ed96cc7", "study": "a9ceb7a89c0aabb1",
+                    "gpu": "94167e975d238cce", "tpu": "38f57df921e49073", "colab": "1fbcd4ece9a0a90b"}
+
+
 @pytest.mark.parametrize("profile", PROFILES)
-def test_every_profile_of_the_committed_params_is_valid(raw, profile):
-    raw["profile"] = profile
-    resolved = validate(raw)
-    assert resolved["profile"] == profile
-    assert resolved["sample"]["pool_size"] == raw["sample"]["pool_size"][profile]
+def test_every_profile_resolves_to_its_pinned_values(profile):
+    p = load_params(ROOT / "params.yaml", profile)
+    assert p["profile"] == profile
+    assert _digest(p) == RESOLVED_DIGESTS[profile], f"the {profile} profile's resolved params changed"
 
 
-def test_resolve_picks_the_active_profile_at_any_depth():
-    block = {"a": {"smoke": 1, "cpu": 2, "gpu": 3, "tpu": 4}, "b": [{"smoke": "s", "cpu": "c"}], "c": 5}
-    assert resolve(block, "cpu") == {"a": 2, "b": ["c"], "c": 5}
+def test_params_yaml_holds_the_default_profile_and_its_overlay_is_empty(raw):
+    assert raw["profile"] == DEFAULT_PROFILE and _overlay(DEFAULT_PROFILE) == {}
+    assert read_params(ROOT / "params.yaml", DEFAULT_PROFILE) == raw
+
+
+def _leaves(tree, at=()):
+    for key, value in tree.items():
+        if isinstance(value, dict) and at != ("runs",):
+            yield from _leaves(value, (*at, key))
+        else:
+            yield (*at, key), value
+
+
+@pytest.mark.parametrize("profile", [p for p in PROFILES if p != DEFAULT_PROFILE])
+def test_an_overlay_holds_only_what_differs_from_params_yaml(raw, profile):
+    for path, value in _leaves(_overlay(profile)):
+        base = raw
+        for key in path:
+            base = base.get(key) if isinstance(base, dict) else None
+        assert value != base, f"profiles/{profile}.yaml: {'.'.join(path)} = {value!r} repeats params.yaml"
+
+
+def test_the_study_profile_adds_its_model_axis_runs_and_the_others_do_not():
+    runs = {profile: load_params(ROOT / "params.yaml", profile)["runs"] for profile in PROFILES}
+    assert set(runs["study"]) - set(runs["cpu"]) == {"m10", "m100"}
+    assert all(set(runs[p]) == set(runs["cpu"]) for p in PROFILES if p != "study")
+    assert runs["study"]["m100"]["peak_lr"] == 0.002 and runs["study"]["m100"]["model"]["image"]["width"] == 96
+
+
+def test_an_overlay_merges_mappings_replaces_other_values_and_null_removes_a_key():
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 2, "runs": {"s1": {"fraction": 0.01}, "s10": {"fraction": 0.1}},
+            "model": {"image": {"width": 64, "depth": 1}}}
+    over = {"a": {"y": [3]}, "runs": {"s10": None, "m": {"fraction": 1.0}},
+            "model": {"image": {"variant": "B/16", "width": None, "depth": None}}}
+    assert overlay(base, over, "o.yaml") == {"a": {"x": 1, "y": [3]}, "b": 2,
+                                             "runs": {"s1": {"fraction": 0.01}, "m": {"fraction": 1.0}},
+                                             "model": {"image": {"variant": "B/16"}}}
+    assert base["runs"]["s10"] == {"fraction": 0.1}  # the base is not changed
+
+
+def test_an_overlay_key_params_yaml_lacks_is_an_error_naming_the_file_and_key(tmp_path, raw):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "profile": "study"}))
+    (tmp_path / "profiles/study.yaml").write_text("train: {peak_lrr: 0.003}\n")
+    with pytest.raises(ParamsError, match=r"profiles/study\.yaml: train\.peak_lrr: params\.yaml has no such key"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "profiles/study.yaml").write_text("runs: {s1: {sead: 3}}\n")  # a new run is allowed, a new run key not
+    with pytest.raises(ParamsError, match=r"profiles/study\.yaml: runs\.s1\.sead"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "profiles/study.yaml").write_text("train: {peak_lr: -1}\n")  # a bad value names both files
+    with pytest.raises(ParamsError, match=r"params\.yaml with .*profiles/study\.yaml: train\.peak_lr = -1"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "profiles/study.yaml").unlink()
+    with pytest.raises(ParamsError, match=r"profiles/study\.yaml: no such file"):
+        load_params(tmp_path / "params.yaml")
 
 
 def test_negative_fraction_names_key_value_and_allowed_range(raw):
@@ -131,7 +210,7 @@ def test_a_short_run_trains_its_budget_and_cools_down_where_the_full_runs_do(raw
 
 
 def test_a_runs_own_peak_lr_replaces_the_train_blocks_and_shapes_its_fingerprint_alone(raw):
-    from vlscale.training.run import fingerprint
+    from vlscale.runs.current import train_fingerprint as fingerprint
 
     raw["runs"]["wide"] = {"fraction": 1.0, "peak_lr": 0.0005}
     p = validate(raw)
@@ -157,10 +236,9 @@ def test_a_budget_too_short_for_warmup_and_cooldown_names_the_run_and_value(raw)
 
 
 def test_a_runs_model_replaces_the_model_blocks_keys_for_that_run_and_is_validated():
-    from vlscale.config import model_name, run_model
+    from vlscale.runs.settings import model_name, run_model
 
-    raw = load_params(ROOT / "params.yaml")
-    raw["profile"] = "gpu"
+    raw = load_params(ROOT / "params.yaml", "gpu")
     large = {"image": {"variant": "L/16", "pool_type": "map"}, "text": {"variant": "L"}, "out_dim": [None, 1024]}
     raw["runs"]["l100"] = {"fraction": 1.0, "model": large}  # the example params.yaml's comment gives
     p = validate(raw)
@@ -169,16 +247,4 @@ def test_a_runs_model_replaces_the_model_blocks_keys_for_that_run_and_is_validat
     assert run_model(p, "s100") == p["model"] and model_name(run_model(p, "l100")) == "L/16"
     raw["runs"]["l100"]["model"] = {"image": {"variant": "L/16", "patchsize": 16}}
     with pytest.raises(ParamsError, match=r"runs.l100.model.image = .*unknown tower keys \['patchsize'\]"):
-        validate(raw)
-
-
-def test_a_run_trains_only_in_its_profiles(raw):
-    raw["runs"]["m100"] = {"fraction": 1.0, "profiles": ["study"]}
-    raw["profile"] = "cpu"
-    assert "m100" not in validate(raw)["runs"]
-    raw["profile"] = "study"
-    runs = validate(raw)["runs"]
-    assert "m100" in runs and "profiles" not in runs["m100"]
-    raw["runs"]["m100"]["profiles"] = ["studdy"]
-    with pytest.raises(ParamsError, match="studdy"):
         validate(raw)

@@ -30,7 +30,7 @@ def planted(runs: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, items = [], []
     for name, (cur, pct, seed, correct) in runs.items():
         for seen in SEEN + ((200_000,) if cur == "natural" else ()):
-            for j, task in enumerate(TASKS):
+            for task in TASKS:
                 v = _outcomes(correct.get(task, 100), zlib.crc32(f"{name}/{task}".encode()))
                 rows.append({"run": name, "seed": seed, "fraction": pct / 100, "data_pct": float(pct),
                              "curation": cur, "examples_seen": seen, "budget": 1.0, "checkpoint": "c",
@@ -224,7 +224,7 @@ def test_levels_are_read_against_chance_with_only_their_own_seeds_as_training_no
 def test_every_finding_reads_the_comparisons_the_study_writes():
     """The paper's rules look comparisons up by name: fed the study's own records, no part of a finding whose runs
     exist comes out "not tested"."""
-    from vlscale.paper.build import findings
+    from vlscale.paper.findings import judge
 
     runs = {"s10_seed1": ("natural", 10, 1, {**BASE, "coco/i2t": 190}), "s100_seed1": ("natural", 100, 1, BASE),
             "f_clip_seed1": ("filter/clip", 10, 1, {**BASE, "imagenet/0shot": 270}),
@@ -232,7 +232,7 @@ def test_every_finding_reads_the_comparisons_the_study_writes():
     recs = _study(runs, n_boot=100)
     V = {"power": 0.8, "margins": {"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0,
                                     "correlation": 0.5}, "chance_floor_pp": 2.0}
-    found = {f["id"]: f for f in findings({"evidence": recs}, {"evidence": {}}, {}, V)}
+    found = {f["id"]: f for f in judge({"evidence": recs}, {"evidence": {}}, V)}
     for fid in (1, 2, 3, 6, 7):
         assert all(p["verdict"] != "not tested" for p in found[fid]["parts"]), (fid, found[fid]["parts"])
     assert [p["label"] for p in found[7]["parts"]] == ["Low-resource reduction minus high-resource, 10% data",

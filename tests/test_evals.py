@@ -1,4 +1,4 @@
-"""The evaluation protocols (PAPER.md §3) pinned on hand-checkable embeddings, and the group averages
+"""The evaluation protocols (arXiv 2502.07617 §3.3) pinned on hand-checkable embeddings, and the group averages
 pinned on the paper's own Table 11: its per-task errors in, its "Average" rows out, in all 9 columns."""
 import numpy as np
 import pytest
@@ -246,7 +246,7 @@ def test_association_bias_is_per_gender_preference_for_each_pairs_first_occupati
 
 # --- group averages: the paper's Table 11 -------------------------------------------------------
 
-# Table 11 (PAPER.md §4), error %, columns B/16, L/16, H/14 each on 1B, 10B, 100B data; the
+# arXiv 2502.07617 Table 11, error %, columns B/16, L/16, H/14 each on 1B, 10B, 100B data; the
 # representation-bias row is left out (no average uses it).
 COLUMNS = ("B/16 1B", "B/16 10B", "B/16 100B", "L/16 1B", "L/16 10B", "L/16 100B", "H/14 1B", "H/14 10B", "H/14 100B")
 TABLE_11 = """

@@ -66,7 +66,7 @@ def test_seeds_that_differ_only_image_by_image_are_not_counted_twice():
 
 
 def test_intervals_over_test_images_alone_call_identical_configurations_different():
-    # the old machinery: a paired bootstrap over images only, blind to what another seed does
+    # a paired bootstrap over images only, blind to what another seed does
     assert _aa_rates(150, seed_sd=0.03, with_seeds=False) > 0.3  # nominal 0.05
 
 
@@ -163,7 +163,7 @@ def test_a_claim_of_no_change_needs_equivalence_not_a_wide_interval():
     none = _planted(0.0, 4, 0.005, 20)
     assert ev.no_change(none, 10.0).verdict == ev.REPRODUCES
     wide = _planted(0.0, 2, 0.06, 21)
-    assert wide.lo < 0 < wide.hi  # the old rule ("the interval contains zero") would call this a reproduction
+    assert wide.lo < 0 < wide.hi  # "the interval contains zero" would call this a reproduction
     assert ev.no_change(wide, 1.0).verdict == ev.INCONCLUSIVE
     change = _planted(0.2, 3, 0.01, 22)
     assert ev.no_change(change, 1.0).verdict == ev.DOES_NOT

@@ -1,5 +1,5 @@
 """The figures stage: power-law fits with bootstrap CIs, and the paper's tables and figures laid out from
-the numbers they are given (the paper's own, PAPER.md Tables 1, 3, 4 and Figure 3) and from a tidy table.
+the numbers they are given (the paper's own, arXiv 2502.07617 Tables 1, 3, 4 and Figure 3) and from a tidy table.
 The uncertainty of those numbers (bootstrap, seeds, permutation null) is tests/test_uncertainty.py's."""
 import numpy as np
 import pandas as pd
@@ -34,14 +34,14 @@ def synthetic_tidy(budgets=(20_000, 66_000, 200_000), seed=0) -> pd.DataFrame:
     """Every analog task at 3 checkpoints per run; culture and low-resource tasks gain more from data."""
     rng = np.random.default_rng(seed)
     western = [t for t in groups.WESTERN if not t.startswith(("birds", "caltech", "cars", "colorectal", "dtd"))]
-    xm = [groups.xm3600_task(d, l) for d in ("i2t", "t2i") for l in groups.XM3600_LANGUAGES]
+    xm = [groups.xm3600_task(d, lang) for d in ("i2t", "t2i") for lang in groups.XM3600_LANGUAGES]
     tasks = western + list(groups.CULTURE) + list(groups.INCOME) + list(groups.REGIONS) + \
         ["fairface/perceived_gender"] + xm
     base = dict(zip(tasks, rng.uniform(20, 60, len(tasks))))
     rows = []
     for pct in (1, 10, 100):
         for task in tasks:
-            cultural = task in groups.CULTURE or any(task.endswith(f"/{l}") for l in groups.LOW_RESOURCE)
+            cultural = task in groups.CULTURE or any(task.endswith(f"/{lang}") for lang in groups.LOW_RESOURCE)
             eps = base[task] - np.log10(pct) * (4 if cultural else 0.5)
             for seen in budgets:
                 rows.append(_row(f"s{pct}", pct, seen, task, law(seen / budgets[-1], 10, 0.5, eps) + rng.normal(0, 0.3),
@@ -126,7 +126,7 @@ def test_fit_tasks_notes_runs_with_too_few_checkpoints():
 
 # ------------------------------------------------------------------ tables laid out from given numbers
 
-# PAPER.md Table 1 (H/14): value at 1B / 10B / 100B data, exponent, limit.
+# arXiv 2502.07617 Table 1 (H/14): value at 1B / 10B / 100B data, exponent, limit.
 TABLE1_PAPER = {
     "imagenet/0shot": ((29.6, 25.6, 24.9), (0.36, 0.64, 0.52), (26.7, 24.5, 23.3)),
     "cifar100/0shot": ((23.5, 19.8, 21.4), (0.25, 0.36, 0.29), (20.6, 18.0, 17.6)),
@@ -181,13 +181,13 @@ def test_table1_lays_out_the_papers_h14_values_exponents_and_limits_when_given_t
         assert [row[("hi", p)] - row[("lo", p)] for p in PCTS] == pytest.approx([1.0] * 3)
         assert [row[("c", p)] for p in PCTS] == pytest.approx(exponents)
         assert [row[("eps", p)] for p in PCTS] == pytest.approx(limits)
-    tex = latex.table1_latex(t1, [])
+    tex = latex.table1(t1, []).latex()
     gldv2 = r"GLDv2 & 48.1 [47.6, 48.6] & 40.1 [39.6, 40.6] & 38.8 [38.3, 39.3] & 0.52 [0.42, 0.62] & 1.34 [1.24, 1.44]"
     assert gldv2 in tex
     assert "ImageNet & 29.6 [29.1, 30.1] & 25.6 [25.1, 26.1] & 24.9 [24.4, 25.4] & 0.36" in tex
     assert r"\textit{Cultural: 10-shot geolocalization}" in tex and "paired bootstrap over test images" in tex
     assert tex.count(r"\\") == 1 + 21 + 5  # header, rows, section headings
-    assert "binomial standard error" in latex.table1_latex(t1, [], method="binomial")
+    assert "binomial standard error" in latex.table1(t1, [], method="binomial").latex()
 
 
 def test_table1_leaves_out_absent_tasks_and_names_them_in_the_caption():
@@ -197,7 +197,7 @@ def test_table1_leaves_out_absent_tasks_and_names_them_in_the_caption():
     assert t1[("c", 100.0)].isna().all()
     missing = results.missing_tasks(by_scale)["table1"]
     assert missing == ["birds/10shot", "dtd/10shot"]
-    tex = latex.table1_latex(t1, missing)
+    tex = latex.table1(t1, missing).latex()
     assert r"Not evaluated: birds/10shot, dtd/10shot." in tex.replace(r"\_", "_")
     assert "Birds" not in tex
 
@@ -207,7 +207,7 @@ def test_table3_lays_out_the_papers_representation_bias_of_the_b_model_when_give
                              metric="male_preference_pct", model="B", halfwidth=0.4)
     t3 = results.table3(by_scale)
     assert [t3.loc["B", ("value", p)] for p in PCTS] == pytest.approx([83.2, 84.5, 85.2])
-    tex = latex.scale_table_latex(t3, "Table 3", "tab:t3")
+    tex = latex.scale_table(t3, "Table 3", "tab:t3").latex()
     assert r"B & 83.2 [82.8, 83.6] & 84.5 [84.1, 84.9] & 85.2 [84.8, 85.6] \\" in tex
 
 
@@ -223,12 +223,12 @@ def test_table4_lays_out_the_papers_disparities_per_model_beside_the_noise_gap()
     assert [t4.loc[("0-shot GeoDE (by region)", "L"), ("value", p)] for p in PCTS] == pytest.approx([3.2, 4.0, 2.8])
     assert [t4.loc[("0-shot Dollar Street (by income)", "H"), ("value", p)] for p in PCTS] == \
         pytest.approx([32.2, 33.0, 32.1])
-    tex = latex.scale_table_latex(t4, "Table 4", "tab:t4")
+    tex = latex.scale_table(t4, "Table 4", "tab:t4").latex()
     assert "0-shot Dollar Street (by income) & B & 32.5 & 29.9 & 29.0 & 2.0 & 2.0 & 2.0" in tex  # no CI: value alone
     assert "noise 100" in tex
 
 
-FIG3_PAPER = {  # H/14, PAPER.md Figure 3: data_pct -> gender -> first occupation -> P(first preferred)
+FIG3_PAPER = {  # H/14, arXiv 2502.07617 Figure 3: data_pct -> gender -> first occupation -> P(first preferred)
     10.0: {"female": {"librarian": 0.95, "receptionist": 0.66, "nurse": 0.66, "secretary": 0.94, "housekeeper": 0.97},
            "male": {"librarian": 0.66, "receptionist": 0.13, "nurse": 0.11, "secretary": 0.25, "housekeeper": 0.56}},
     100.0: {"female": {"librarian": 0.88, "receptionist": 0.46, "nurse": 0.65, "secretary": 0.88, "housekeeper": 0.96},
@@ -350,9 +350,9 @@ def test_select_source_names_the_sources_present():
         results.select_source(synthetic_tidy(), "real")
 
 
-def test_the_report_writes_every_figure_table_plot_and_metric(tmp_path):
+def test_the_report_writes_every_figure_table_and_plot_and_summarises_every_metric(tmp_path):
     rep = report.build_report(synthetic_tidy(), None, n_boot=50, seed=0)
-    paths = report.write_report(rep, tmp_path, provenance={"profile": "test"})
+    paths = report.write_report(rep, tmp_path)
     for stem in ("fig1_gains", "fig1_curves", "fig2_xm3600", "fig3_association_bias", "learning_curves"):
         for ext in ("png", "pdf"):
             f = tmp_path / f"paper/figures/eval/{stem}.{ext}"
@@ -369,8 +369,7 @@ def test_the_report_writes_every_figure_table_plot_and_metric(tmp_path):
     assert list(fig1.columns) == ["data_pct", *results.FIG1_PANELS] and fig1["data_pct"].tolist() == [1, 10, 100]
     curves = pd.read_csv(tmp_path / "plots/figures/groups.csv")
     assert "culture_s100" in curves and curves["examples_seen"].tolist() == [20_000, 66_000, 200_000]
-    m = __import__("json").loads((tmp_path / "metrics/figures.json").read_text())
-    assert m["provenance"] == {"profile": "test"}
+    m = report.summary(rep)
     assert m["uncertainty"] == "binomial" and "binomial" in m["uncertainty_note"]
     assert set(m["group_averages"]) == {"s1", "s10", "s100"}
     culture = m["group_averages"]["s100"]["culture"]
@@ -390,9 +389,9 @@ def test_the_report_writes_every_figure_table_plot_and_metric(tmp_path):
 
 
 def test_table1_latex_marks_parameters_at_a_bound_of_the_fit():
-    assert latex.bound_mark(0.0, 0, 5.0) == "$^\\dagger$" and latex.bound_mark(5.0, 0, 5.0) == "$^\\dagger$"
+    assert latex.bound_mark(0.0, 0, 5.0) == latex.DAGGER and latex.bound_mark(5.0, 0, 5.0) == latex.DAGGER
     assert latex.bound_mark(0.64, 0, 5.0) == "" and latex.bound_mark(float("nan"), 0, None) == ""
-    assert latex.bound_mark(23.3, 0, None) == "" and latex.bound_mark(0.001, 0, None) == "$^\\dagger$"
+    assert latex.bound_mark(23.3, 0, None) == "" and latex.bound_mark(0.001, 0, None) == latex.DAGGER
 
 
 def test_a_real_xm3600s_chance_comes_from_its_own_size_not_the_analogs():

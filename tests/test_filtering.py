@@ -18,17 +18,17 @@ import yaml
 from conftest import ROOT, spoil_member
 from vlscale import siglip
 from vlscale.config import FILTER_ARMS, ParamsError, validate
-from vlscale.data.ids import CLASSIFIER_BIT, HELDOUT_BIT, LOCAL_BITS, SCORER_BIT, TOKENIZER_BIT
+from vlscale.data.filter_arms import read_arm
 from vlscale.data.input import IdSource, read_sample
 from vlscale.data.subsets import derive_key
 from vlscale.evals.embedder import Embedder
 from vlscale.filtering import account as acc
 from vlscale.filtering import arms as filter_arms
 from vlscale.filtering.classifier import AlignmentHead, auc
-from vlscale.filtering.manifest import read_arm
 from vlscale.filtering.score import Scorers, pool_shards, score_record_shard, score_records, shard_ids
 from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k, top_k
 from vlscale.filtering.stage import run_filter, scorer_ids, web_ids
+from vlscale.world.ids import CLASSIFIER_BIT, HELDOUT_BIT, LOCAL_BITS, SCORER_BIT, TOKENIZER_BIT
 from vlscale.world.spec import build_world
 from vlscale.world.truth import truth
 
@@ -250,7 +250,7 @@ def test_the_filter_models_train_only_on_ids_outside_every_pool_benchmark_and_to
         assert np.all((ids >> bit) & 1 == 1)
         for other in {SCORER_BIT, CLASSIFIER_BIT, HELDOUT_BIT, TOKENIZER_BIT} - {bit}:
             assert not np.any((ids >> other) & 1)  # not a benchmark's, the tokenizer's or the other model's
-        assert np.all(ids >= 1 << (LOCAL_BITS + 12))  # every pool id of any size is below 2^52 (data/ids.py)
+        assert np.all(ids >= 1 << (LOCAL_BITS + 12))  # every pool id of any size is below 2^52 (world/ids.py)
     assert len(np.intersect1d(web, labelled)) == 0 and len(np.unique(scorer)) == 3000
     gt = truth(world, scorer)  # the curated English source: English pages, clean English captions
     en = world.stratum_of("en")
@@ -311,15 +311,14 @@ def test_the_stored_scores_are_what_the_saved_scorer_gives_those_pairs(workdir):
     here from the saved model and freshly rendered images and captions, not only a column that agrees with
     itself."""
     from vlscale.data.tokenizer import Tokenizer
-    from vlscale.filtering.score import Scorers, score_synthetic
-    from vlscale.filtering.stage import _embedder
+    from vlscale.filtering.score import Scorers, load_embedder, score_synthetic
     from vlscale.world.render import render_jax
 
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
     world = build_world(p["world"])
     manifest = json.loads((workdir / "data/filter/manifest.json").read_text())
     tokenizer = Tokenizer(workdir / "data/tokenizer/spm.model")
-    scorer = _embedder(p, tokenizer, workdir / manifest["models"]["scorer"]["checkpoint"])
+    scorer = load_embedder(p, tokenizer, workdir / manifest["models"]["scorer"]["checkpoint"])
     scores = stage_scores(workdir / "data/filter").sample(48, random_state=0)
     ids = scores["id"].to_numpy()
     _, fresh = score_synthetic(world, ids, Scorers(clip=scorer), render_jax(world, p["train"]["image_px"]))
@@ -341,7 +340,7 @@ def test_the_clip_and_english_arms_keep_english_captions_clip_the_best_scored_of
     clip, _ = read_arm("clip", workdir / "data/filter")
     assert np.array_equal(clip, top_k(ids[english], cosine[english], k))
     assert (truth(world, clip)["caption_language"] == en).all()
-    assert not np.array_equal(clip, top_k(ids, cosine, k))  # the old definition: the whole multilingual pool
+    assert not np.array_equal(clip, top_k(ids, cosine, k))  # not the top k of the whole multilingual pool
     kept = truth(world, read_arm("english", workdir / "data/filter")[0])
     assert (kept["caption_language"] == en).all() and (kept["stratum"] != en).any()  # caption, not page, language
 
@@ -351,7 +350,7 @@ def test_the_stage_account_adds_up_for_every_arm_and_the_random_arm_keeps_propor
     acc.check_identity(account)
     manifest = json.loads((workdir / "data/filter/manifest.json").read_text())
     assert set(account["arm"]) == set(manifest["arms"]) and set(account["grouping"]) == set(acc.GROUPINGS)
-    for arm, a in account.groupby("arm"):
+    for _, a in account.groupby("arm"):
         assert (a.groupby("grouping")["kept"].sum() == manifest["k"]).all()
     for arm in ("english", "clip"):  # every pair either keeps has an English caption
         en = account[(account["arm"] == arm) & (account["grouping"] == "caption_language")].set_index("group")
@@ -509,6 +508,7 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     source is those records' pixels."""
     import shutil
 
+    from vlscale.runs.settings import Run
     from vlscale.training.run import run_source
 
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
@@ -551,8 +551,8 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     assert np.array_equal(read_arm("clip_multilingual")[0], top_k(scores.index.to_numpy(), scores["clip"].to_numpy(), k))
     assert manifest["english_caption_share"] == {"pool": 1 / 3, "clip": 1.0, "clip_multilingual": pytest.approx(
         np.mean(en[read_arm("clip_multilingual")[0]])), "english": 1.0, "random": 1 / 3}
-    source = run_source(build_world(p["world"]), {"filter": "clip"}, 16)
+    source = run_source(build_world(p["world"]), Run("f_clip", {"fraction": 1.0, "filter": "clip"}, {}, {}), 16)
     fields, texts = source.read(np.arange(len(source)))
     assert len(source) == k and fields["image"].shape == (k, 16, 16, 3)
     kept = records.iloc[read_arm("clip")[0]]
-    assert sorted(texts) == sorted(f"caption {u[1:]} {l}" for u, l in zip(kept["uid"], kept["language"]))
+    assert sorted(texts) == sorted(f"caption {u[1:]} {lang}" for u, lang in zip(kept["uid"], kept["language"]))

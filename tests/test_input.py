@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vlscale.data import sampling
-from vlscale.data.ids import LOCAL_BITS
 from vlscale.data.input import (
     ShardSource,
     StreamPlan,
@@ -21,6 +20,7 @@ from vlscale.data.input import (
 from vlscale.data.mixture import Mixture, low_resource_targets
 from vlscale.data.shards import load_example
 from vlscale.data.tokenizer import EOS_ID, Tokenizer, balanced_caption_sample, pool_caption_sample, train_tokenizer
+from vlscale.world.ids import LOCAL_BITS
 
 POOL = 200_000  # the smoke profile's pool
 MAX_LEN = 32

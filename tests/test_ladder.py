@@ -31,8 +31,8 @@ def test_a_rung_scales_pool_examples_and_schedule_by_n_and_nothing_else():
 
 
 def test_the_table_reads_each_finding_at_each_rung(tmp_path):
-    """Two rungs made of a real paper stage record (results/reference/cpu_issue23): every part at both N."""
-    record = ROOT / "results/reference/cpu_issue23/paper.json"
+    """Two rungs made of a real paper stage record (results/reference/2026-12-06_cpu_3seeds): every part at both N."""
+    record = ROOT / "results/reference/2026-12-06_cpu_3seeds/paper.json"
     for n in (200_000, 800_000):
         rung = tmp_path / f"N{n}_dev"
         rung.mkdir()

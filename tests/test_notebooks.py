@@ -1,15 +1,14 @@
-"""Notebooks are the stages' sources: their parameters cell is their contract with dvc.yaml."""
+"""Notebooks are the stages' sources: their parameters cell is their contract with dvc.yaml, and shows the default
+profile's resolved values of the params the stage reads (vlscale.pipeline.STAGE_PARAMS)."""
 import ast
 import json
 
 import pytest
-import yaml
 
 from conftest import ROOT
-from vlscale.pipeline import notebook_parameters, stage_names, stage_spec
+from vlscale.config import DEFAULT_PROFILE
+from vlscale.pipeline import stage_names, stage_parameters, stage_spec
 
-DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 STAGES = stage_names(ROOT / "dvc.yaml", ROOT / "params.yaml")
 # Notebooks that are not DVC stages: run by hand elsewhere (Colab).
@@ -36,13 +35,14 @@ def _first_items(stages):
 
 
 @pytest.mark.parametrize("stage", _first_items(STAGES))
-def test_notebook_parameters_are_exactly_the_stage_params_with_params_yaml_defaults(stage):
+def test_notebook_parameters_are_exactly_the_stage_params_with_the_default_profiles_values(stage):
     spec = stage_spec(stage, ROOT / "dvc.yaml")
     declared = _parameters_cell(ROOT / spec["notebook"])
-    expected = notebook_parameters(PARAMS, spec["param_names"])
-    assert sorted(declared) == sorted(expected), f"{spec['notebook']} vs dvc.yaml stage {stage}"
+    expected = stage_parameters(stage, ROOT / "params.yaml", ROOT / "dvc.yaml", DEFAULT_PROFILE)
+    assert sorted(declared) == sorted(expected), f"{spec['notebook']} vs vlscale.pipeline.STAGE_PARAMS['{stage}']"
     for name, value in declared.items():
-        assert value == expected[name], f"{spec['notebook']}: default of '{name}' differs from params.yaml"
+        assert value == expected[name], (f"{spec['notebook']}: default of '{name}' differs from params.yaml's "
+                                         "(python tools/sync_notebook_params.py)")
 
 
 def test_every_notebook_is_a_stage_or_a_documented_standalone():

@@ -1,6 +1,6 @@
-"""The paper stage's parts: the fonts cover every script the world writes, the LaTeX tables parse into the
-typesetter's rows, no figure or table can be left out of the paper unnoticed, and every finding's rule reaches its
-verdicts on planted comparisons."""
+"""The paper stage's parts: the fonts cover every script the world writes, a table renders to LaTeX and to the
+typesetter's rows with the same cells, no figure or table can be left out of the paper unnoticed, and every
+finding's rule reaches its verdicts on planted comparisons."""
 import dataclasses
 import json
 
@@ -11,20 +11,21 @@ from fontTools.ttLib import TTFont
 from conftest import ROOT
 from vlscale.analysis import evidence as ev
 from vlscale.analysis.fonts import FAMILIES, font_files
-from vlscale.analysis.latex import ci, tabular, tex
-from vlscale.data.ids import make_ids
+from vlscale.analysis.latex import DAGGER, Math, Table, ci, write_table
 from vlscale.paper.build import (
     FIGURES,
+    STUDY_REFERENCE,
     TABLES,
     control_values,
-    controls,
     figure_list,
-    findings,
-    fmt,
-    parse_latex_table,
+    point_to_study,
+    study_reference,
     table_list,
 )
+from vlscale.paper.findings import FINDINGS, controls, judge
+from vlscale.paper.text import fmt
 from vlscale.world.captions import captions
+from vlscale.world.ids import make_ids
 
 
 def test_the_shipped_faces_draw_every_character_of_every_caption_the_world_writes(world):
@@ -34,7 +35,7 @@ def test_the_shipped_faces_draw_every_character_of_every_caption_the_world_write
     assert len(cmaps) == len(FAMILIES) + 1  # Noto Sans comes in regular and bold
     covered = set().union(*cmaps.values())
     text = set()
-    for s, lang in enumerate(world.strata):
+    for s in range(len(world.strata)):
         text |= set("".join(captions(world, make_ids(s, np.arange(300)))))
     for concept in world.concepts:
         text |= set("".join(concept["names"].values()))
@@ -44,18 +45,29 @@ def test_the_shipped_faces_draw_every_character_of_every_caption_the_world_write
     assert not missing, f"characters no shipped face has: {missing[:20]} (run tools/build_fonts.py)"
 
 
-def test_a_latex_table_parses_into_rows_with_its_sections_and_caption():
-    latex = tabular(["Task", "1%", "10%"], ["Zero-shot", ["ImageNet_1k", ci(12.5, 11.0, 14.0), ci(-1.5, -2.0, -1.0)],
-                                         [tex("A & B"), "--", "3.0$^\\dagger$"]],
-                  "Error (\\%) with its 95\\% interval.", "tab:x", "lrr")
-    t = parse_latex_table(latex, "x.tex")
-    assert t["header"] == ["Task", "1%", "10%"]
-    assert t["rows"][0] == {"section": "Zero-shot"}
-    assert t["rows"][1] == ["ImageNet_1k", "12.5 [11.0, 14.0]", "\u22121.5 [\u22122.0, \u22121.0]"]
-    assert t["rows"][2] == ["A & B", "\u2013", "3.0\u2020"]
-    assert t["caption"] == "Error (%) with its 95% interval."
-    with pytest.raises(ValueError, match="cannot render"):
-        parse_latex_table(latex.replace("Task", "$\\beta$"), "x.tex")
+def test_a_table_renders_the_same_cells_to_latex_and_to_the_typesetters_rows(tmp_path):
+    table = Table(("Error (%) with its 95% interval; ", DAGGER, ": at a bound."),
+                  ["Task", ("median ", Math("Δ", r"\Delta")), "10%"],
+                  ["Zero-shot", ["ImageNet_1k", ci(12.5, 11.0, 14.0), (ci(-1.5, -2.0, -1.0), DAGGER)],
+                   ["A & B", "--", "3.0"]], "tab:x", "lrr", notes=("Not evaluated: x_y.",))
+    latex = table.latex()
+    assert r"Task & median $\Delta$ & 10\% \\" in latex
+    assert r"\multicolumn{3}{l}{\textit{Zero-shot}} \\" in latex
+    assert r"ImageNet\_1k & 12.5 [11.0, 14.0] & -1.5 [-2.0, -1.0]$^\dagger$ \\" in latex
+    assert r"A \& B & -- & 3.0 \\" in latex
+    assert r"\caption{Error (\%) with its 95\% interval; $^\dagger$: at a bound. Not evaluated: x\_y.}" in latex
+    rows = table.typst()
+    assert rows["header"] == ["Task", "median Δ", "10%"]
+    assert rows["rows"][0] == {"section": "Zero-shot"}
+    assert rows["rows"][1] == ["ImageNet_1k", "12.5 [11.0, 14.0]", "\u22121.5 [\u22122.0, \u22121.0]\u2020"]
+    assert rows["rows"][2] == ["A & B", "\u2013", "3.0"]
+    assert rows["caption"] == "Error (%) with its 95% interval; †: at a bound. Not evaluated: x_y."
+    tex_path, json_path = write_table(table, tmp_path / "x.tex")
+    assert tex_path.read_text() == latex and json.loads(json_path.read_text()) == rows
+    real = table.map_text(lambda s: s.replace("Error", "Fehler"))
+    assert real.typst()["caption"].startswith("Fehler (%)") and real.header[1][1] == Math("Δ", r"\Delta")
+    with pytest.raises(ValueError, match="rows of"):
+        Table("c", ["a", "b"], [["1"]], "tab:y", "lr")
 
 
 def test_a_figure_or_table_the_paper_does_not_place_fails_the_build(tmp_path):
@@ -68,7 +80,7 @@ def test_a_figure_or_table_the_paper_does_not_place_fails_the_build(tmp_path):
     with pytest.raises(ValueError, match="new_plot"):
         figure_list(tmp_path)
     (tmp_path / "paper/tables").mkdir(parents=True)
-    (tmp_path / "paper/tables/table99.tex").write_text(tabular(["a"], [["1"]], "c", "l", "l"))
+    write_table(Table("c", ["a"], [["1"]], "tab:table99", "l"), tmp_path / "paper/tables/table99.tex")
     with pytest.raises(ValueError, match="table99"):
         table_list(tmp_path)
     assert set(TABLES) >= {"table1", "table13", "table14", "attention_focus"}
@@ -95,8 +107,15 @@ def rec(effect: float, se: float, n=(2, 2), df: float = 8.0, **extra) -> dict:
             "examples_seen": 100, **extra}
 
 
+def test_every_finding_of_the_paper_is_one_named_check_in_the_papers_order():
+    reference = json.loads((ROOT / "lib/vlscale/paper/reference.json").read_text())["findings"]
+    assert [f.number for f in FINDINGS] == [f["id"] for f in reference] == list(range(1, 11))
+    assert len({f.name for f in FINDINGS}) == len(FINDINGS) and all(f.rule for f in FINDINGS)
+    assert all(f.name == f.check.__name__ for f in FINDINGS)
+
+
 def verdict_of_all(evidence: dict, att: dict | None = None) -> list[dict]:
-    return findings({"evidence": evidence}, {"evidence": att or {}}, {}, V)
+    return judge({"evidence": evidence}, {"evidence": att or {}}, V)
 
 
 def verdict_of(finding: int, evidence: dict, att: dict | None = None) -> dict:
@@ -106,7 +125,7 @@ def verdict_of(finding: int, evidence: dict, att: dict | None = None) -> dict:
 def test_a_claim_of_no_change_reproduces_only_by_equivalence_within_the_params_margin():
     assert verdict_of(1, {"gain/western/10_to_100": rec(0.1, 0.2)})["verdict"] == ev.REPRODUCES
     assert verdict_of(1, {"gain/western/10_to_100": rec(6.0, 0.3)})["verdict"] == ev.DOES_NOT
-    wide = verdict_of(1, {"gain/western/10_to_100": rec(0.2, 2.0)})  # contains zero: the old rule's "reproduces"
+    wide = verdict_of(1, {"gain/western/10_to_100": rec(0.2, 2.0)})  # contains zero, yet not equivalent
     assert wide["verdict"] == ev.INCONCLUSIVE and wide["mde"] > 1.0
     assert verdict_of(1, {})["verdict"] == ev.NOT_TESTED
 
@@ -177,8 +196,6 @@ def test_the_model_axis_is_judged_per_group_at_the_full_data_and_not_tested_with
 
 
 def test_findings_left_open_here_carry_the_study_references_verdict_marked_as_such(tmp_path):
-    from vlscale.paper.build import STUDY_REFERENCE, point_to_study, study_reference
-
     assert study_reference(tmp_path) is None  # no reference committed: nothing is pointed to
     ref = tmp_path / STUDY_REFERENCE
     ref.mkdir(parents=True)

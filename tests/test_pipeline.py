@@ -1,4 +1,5 @@
-"""The pipeline end to end on the smoke profile: dvc repro, idempotence, param-level invalidation, experiments.
+"""The pipeline end to end on the smoke profile (params.yaml with profiles/smoke.yaml over it): dvc repro,
+idempotence, param-level invalidation through each stage's resolved params, experiments.
 
 Runs the real stages (papermill-executed notebooks) in a copy of the repository.
 """
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, repo_copy
-from vlscale.config import validate
+from vlscale.config import load_params, overlay_path
 
 pytestmark = pytest.mark.pipeline
 
@@ -24,11 +25,7 @@ def _run(cmd, cwd, env):
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     dst = tmp_path_factory.mktemp("repo")
-    def edit(params):
-        params.update(profile="smoke")
-        params["runs"]["s1"]["profiles"] = ["smoke"]  # a run of listed profiles, as the study's m10 and m100 are
-
-    env = repo_copy(dst, edit)
+    env = repo_copy(dst, lambda params: params.update(profile="smoke"))
     (dst / "repro.log").write_text(_run(["dvc", "repro"], dst, env))
     return dst, env
 
@@ -97,7 +94,7 @@ def test_the_three_runs_are_compute_matched_and_keep_every_cooldown(repo):
     assert len({m["examples_seen"] for m in train}) == 1 and len({m["steps"] for m in train}) == 1
     epochs = [m["epochs"] for m in train]
     assert epochs[0] > 10 * epochs[1] * 0.9 and epochs[1] > 10 * epochs[2] * 0.9  # 1% repeats 10× more than 10%
-    budgets = yaml.safe_load((path / "params.yaml").read_text())["train"]["cooldown_budgets"]["smoke"]
+    budgets = load_params(path / "params.yaml")["train"]["cooldown_budgets"]
     for r, m in zip(RUNS, train):
         assert len(m["cooldown_losses"]) == len(budgets) and np.isfinite(m["final_loss"])
         assert len(list((path / "runs" / r / "cooldown").iterdir())) == len(budgets)
@@ -107,7 +104,7 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
     path, _ = repo
     import pandas as pd
 
-    budgets = yaml.safe_load((path / "params.yaml").read_text())["train"]["cooldown_budgets"]["smoke"]
+    budgets = load_params(path / "params.yaml")["train"]["cooldown_budgets"]
     for r in RUNS:
         table = pd.read_parquet(path / f"results/evaluate/{r}.parquet")
         assert table["examples_seen"].nunique() == len(budgets)
@@ -119,9 +116,8 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
         assert saved["provenance"]["profile"] == "smoke" and "imagenet/0shot" in saved["results"]
     figures = json.loads((path / "metrics/figures.json").read_text())
     assert figures["provenance"]["profile"] == "smoke"
-    # every run the profile trains is in the figures stage's plan, a run with a `profiles` list as well
-    assert set(figures["plan"]["runs"]) == set(validate(yaml.safe_load((path / "params.yaml").read_text()))["runs"])
-    assert "s1" in figures["plan"]["runs"]
+    # every run the profile trains is in the figures stage's plan
+    assert set(figures["plan"]["runs"]) == set(load_params(path / "params.yaml")["runs"])
     # the curated runs: every filter arm against examples seen, every data scale before and after rebalancing
     curated = figures["curation"]
     # every arm's seed replicates; the random arm is the natural 10% runs and f_random (the same data)
@@ -142,7 +138,7 @@ def test_the_attention_stage_maps_every_run_and_tests_finding_8(repo):
     summary = json.loads((path / "metrics/attention.json").read_text())
     assert summary["provenance"]["profile"] == "smoke"
     focus = pd.read_parquet(path / "results/attention/focus.parquet")
-    runs = validate(yaml.safe_load((path / "params.yaml").read_text()))["runs"]  # the runs of the smoke profile
+    runs = load_params(path / "params.yaml")["runs"]  # the runs of the smoke profile
     assert set(focus["run"]) == set(runs)
     per = summary["per_group"]
     assert (focus.groupby(["run", "examples_seen"]).size() == 4 * per).all()
@@ -218,23 +214,38 @@ def test_second_repro_does_nothing(repo):
     assert "Running stage" not in out
 
 
-def _set(path, dotted: str, value):
-    """params.yaml with one value replaced (the smoke entry of a per-profile value)."""
-    params = yaml.safe_load((path / "params.yaml").read_text())
+def _set(file, dotted: str, value):
+    """The YAML file `file` with one value replaced (its mappings created as needed)."""
+    params = yaml.safe_load(file.read_text()) or {}
     *blocks, key = dotted.split(".")
     node = params
     for b in blocks:
-        node = node[b]
-    if isinstance(node[key], dict) and "smoke" in node[key]:
-        node[key]["smoke"] = value
-    else:
-        node[key] = value
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        node = node.setdefault(b, {})
+    node[key] = value
+    file.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+
+
+def _where(path, dotted: str):
+    """The file that gives the smoke profile's value of `dotted`: its overlay where it names the key, else params.yaml."""
+    smoke = overlay_path(path / "params.yaml", "smoke")
+    node = yaml.safe_load(smoke.read_text())
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return path / "params.yaml"
+        node = node[key]
+    return smoke
+
+
+def _rerun(path, env) -> set:
+    """The stages `dvc repro` would run after the params stage has resolved the params again."""
+    _run(["dvc", "repro", "params"], path, env)
+    return _status(path, env)
 
 
 def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
     path, env = repo
-    text = (path / "params.yaml").read_text()
+    files = [path / "params.yaml", *sorted((path / "profiles").glob("*.yaml"))]
+    texts = {f: f.read_text() for f in files}
     cases = [("world_report.grid_px", 64, {"world"}),
              ("sample.key", 3, {"sample", *FILTER}),  # a real pool's random arm is its subset of this key
              ("tokenizer.vocab_size", 2500, {"tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION}),  # train reads max_len
@@ -245,11 +256,21 @@ def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
              ("figures.seed", 1, {"figures"}),
              ("filter.shard_size", 100, FILTER | TRAIN | EVAL | ATTENTION),  # they validate the filter block
              ("world.seed", 1, {"world", "sample", "tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION})]
-    for key, value, stages in cases:
-        _set(path, key, value)
-        assert _status(path, env) == stages, key
-        (path / "params.yaml").write_text(text)
-    assert _status(path, env) == set()
+    for key, value, stages in cases:  # each where the smoke profile takes it from (params.yaml or its overlay)
+        _set(_where(path, key), key, value)
+        assert _rerun(path, env) == stages, key
+        for f, text in texts.items():
+            f.write_text(text)
+    assert _rerun(path, env) == set()
+    # another profile's overlay, or a value the smoke overlay replaces, changes nothing the smoke profile runs
+    for file, key, value in [(path / "profiles/gpu.yaml", "train.peak_lr", 0.0005),
+                             (path / "profiles/study.yaml", "runs.m10.peak_lr", 0.003),
+                             (path / "params.yaml", "train.examples_seen", 100_000)]:
+        _set(file, key, value)
+        assert _status(path, env) == {"params"}, (file, key)
+        assert _rerun(path, env) == set(), (file, key)
+        file.write_text(texts[file])
+    assert _rerun(path, env) == set()
 
 
 def test_colab_notebook_trains_through_dvc_in_the_clone_it_is_given(repo):
@@ -263,13 +284,16 @@ def test_colab_notebook_trains_through_dvc_in_the_clone_it_is_given(repo):
 
 
 def test_dvc_exp_run_with_a_set_param(repo):
-    """`dvc exp run -S` sets the param and reruns what reads it (figures.seed: the last stage alone, so the
-    test stays short; which stages each param reruns is test_changing_one_param_reruns_only_...)."""
+    """`dvc exp run -S` sets the param, in params.yaml or in an overlay, and reruns what reads it (figures.seed: the
+    last stage alone, so the test stays short; which stages each param reruns is test_changing_one_param_reruns_...)."""
     path, env = repo
     out = _run(["dvc", "exp", "run", "-S", "figures.seed=1"], path, env)
     assert "Running stage 'figures'" in out and "Running stage 'train" not in out
     figures = json.loads((path / "metrics/figures.json").read_text())
     assert figures["provenance"]["params"]["figures"]["seed"] == 1
+    out = _run(["dvc", "exp", "run", "-S", "profiles/smoke.yaml:+figures.seed=2"], path, env)
+    assert "Running stage 'figures'" in out and "Running stage 'train" not in out
+    assert json.loads((path / "metrics/figures.json").read_text())["provenance"]["params"]["figures"]["seed"] == 2
 
 
 def test_a_changed_run_alone_is_trained_and_evaluated_again(repo):
@@ -280,9 +304,7 @@ def test_a_changed_run_alone_is_trained_and_evaluated_again(repo):
 
     before = {r: pd.read_parquet(path / f"results/evaluate/{r}.parquet") for r in RUNS}
     logs = {r: (path / f"runs/{r}/log.jsonl").read_text() for r in RUNS}
-    params = yaml.safe_load((path / "params.yaml").read_text())
-    params["runs"]["s10"]["seed"] = 5
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    _set(path / "params.yaml", "runs.s10.seed", 5)
     stale = path / "results/evaluate/s10/seen_000000000001/analog/imagenet.json"  # as a dropped budget leaves
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from vlscale.config import ParamsError, validate
+from vlscale.config import ParamsError, load_params, validate
 from vlscale.pipeline import plan_notes
 from vlscale.plan import apply, study_plan
 
@@ -50,15 +50,9 @@ def test_a_real_pool_skips_the_arms_that_need_world_truth_or_a_scorer_and_their_
     # dvc repro prints them before each stage runs: the filter stage its arms, the stages of the runs all of them
     assert plan_notes("filter", _real(raw)) == [n for n in plan.notes() if n.startswith("filter arm")]
     assert plan_notes("train", _real(raw)) == plan.notes() and plan_notes("sample", _real(raw)) == []
-    # a run of another profile (runs.<name>.profiles) is neither trained nor reported skipped here; in its own
-    # profile it is planned like any other
-    here = study_plan(_real(raw))
-    assert "m100" not in here.runs and "m100" not in here.skipped_runs
-    study = {**_real(raw), "profile": "study"}
+    # the runs a profile's overlay adds are planned like any other
+    study = _real(load_params(ROOT / "params.yaml", "study"))
     assert "f_planted" in study_plan(study).skipped_runs and "m100" in study_plan(study).runs
-    # runs as read without the profile cannot be planned: an error names the run, not a silent drop of m100
-    with pytest.raises(ValueError, match=r"runs\.m10\.profiles = \['study'\].*name no profile"):
-        study_plan({k: v for k, v in study.items() if k != "profile"})
 
 
 def test_figures_source_follows_the_pool_unless_set(raw):

@@ -12,7 +12,7 @@ import yaml
 
 import realpool
 from conftest import repo_copy
-from vlscale.config import validate
+from vlscale.config import read_params, validate, write_params
 
 pytestmark = pytest.mark.pipeline
 
@@ -26,12 +26,13 @@ def real_repo(tmp_path_factory, world):
     made = realpool.write_all(world, data)
 
     def edit(params):
-        params["profile"] = "smoke"
+        params.update(read_params(dst / "params.yaml", "smoke"))
         params["sample"]["source"] = "webdataset"
         params["sample"]["shards"] = [str(data / "pool" / "*.tar")]
         params["evaluate"]["real_sets"].update(imagenet=str(data / "imagenet"), coco=str(data / "coco"),
                                                xm3600=str(data / "xm3600"))
-        params["tokenizer"]["vocab_size"]["smoke"] = 2000  # 3,000 is more than the pool's captions support
+        params["tokenizer"]["vocab_size"] = 2000  # 3,000 is more than the pool's captions support
+        write_params(params, dst)  # the smoke values as params.yaml's own
 
     dst = tmp_path_factory.mktemp("real_repo")
     env = repo_copy(dst, edit)
@@ -90,7 +91,7 @@ def test_the_figures_report_the_real_benchmarks(real_repo):
     assert figures["plan"]["pool"] == "real" and set(figures["plan"]["skipped_arms"]) == SKIPPED_ARMS
     table1 = (path / "paper/tables/table1.tex").read_text()
     assert "imagenet" in table1.lower() and "coco" in table1.lower()
-    for name in ("table3", "table4", "table13", "table14"):  # the paper's own benchmarks, no longer their analogs
+    for name in ("table3", "table4", "table13", "table14"):  # the paper's own benchmarks, not their analogs
         caption = (path / f"paper/tables/{name}.tex").read_text()
         assert "on the real benchmarks" in caption and " analog" not in caption, name
     western = figures["group_averages_by_scale"]["100%"]["western"]

@@ -240,7 +240,7 @@ def test_read_image_names_the_undecodable_file(tmp_path):
         real_sets.read_image(tmp_path / "broken.jpg")
 
 
-# --- layouts as downloaded today (issue 13) ---------------------------------------------------------
+# --- layouts as the sets are downloaded ---------------------------------------------------------------
 
 
 def test_coco_2017_without_a_karpathy_file_uses_val2017_and_says_so(tmp_path):

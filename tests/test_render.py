@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from vlscale.data.ids import make_ids
 from vlscale.world.hashing import id_words
+from vlscale.world.ids import make_ids
 from vlscale.world.render import render_ids, render_jax, to_uint8
 from vlscale.world.truth import ground_truth, truth
 
@@ -25,7 +25,7 @@ def test_ground_truth_is_bit_identical_in_numpy_and_jax(world, ids):
 
     hi, lo = id_words(ids)
     a = ground_truth(world, hi, lo, np)
-    b = jax.jit(lambda h, l: ground_truth(world, h, l, jnp))(hi, lo)
+    b = jax.jit(lambda h, lo_: ground_truth(world, h, lo_, jnp))(hi, lo)
     for k in a:
         assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
 

@@ -9,10 +9,10 @@ import tarfile
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
 from conftest import ROOT
+from vlscale.config import read_params, write_params
 from vlscale.data import sampling
 from vlscale.data.shards import scan_shards
 
@@ -118,11 +118,10 @@ def test_the_sample_stage_runs_on_real_shards(shards, tmp_path):
     (repo / "notebooks").mkdir(parents=True)
     shutil.copy(ROOT / "dvc.yaml", repo)
     shutil.copy(ROOT / "notebooks/02_sample.ipynb", repo / "notebooks")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["profile"] = "smoke"
+    params = read_params(ROOT / "params.yaml", "smoke")
     params["sample"].update(source="webdataset", shards=[str(shards / "*.tar")])
     params["evaluate"]["real_sets"]["imagenet"] = str(tmp_path / "imagenet")  # a real pool's report needs a real set
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    write_params(params, repo)
     r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "sample"], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((repo / "metrics/sample.json").read_text())
@@ -147,8 +146,7 @@ def test_records_without_a_language_tag_are_kept_under_sample_untagged_language(
     _write_shard(tmp_path / "a.tar", [(f"{i:04d}", {"png": _png(i), "txt": f"caption {i}".encode(),
                                                      "json": json.dumps({"uid": f"u{i}"}).encode()})
                                       for i in range(20)])
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["profile"] = "smoke"
+    params = read_params(ROOT / "params.yaml", "smoke")
     params["sample"].update(source="webdataset", shards=[str(tmp_path / "a.tar")])
     params["figures"]["source"] = "analog"  # this test runs the sample stage only
     for untagged, kept in ((None, 0), ("und", 20)):
@@ -157,7 +155,7 @@ def test_records_without_a_language_tag_are_kept_under_sample_untagged_language(
         shutil.copy(ROOT / "dvc.yaml", repo)
         shutil.copy(ROOT / "notebooks/02_sample.ipynb", repo / "notebooks")
         params["sample"]["untagged_language"] = untagged
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+        write_params(params, repo)
         r = subprocess.run([sys.executable, "-m", "vlscale.pipeline", "sample"], cwd=repo, capture_output=True,
                            text=True)
         if kept == 0:  # nothing left to sample: the stage says which reason took every record, and the fix

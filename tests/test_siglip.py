@@ -210,7 +210,7 @@ def test_unknown_config_key_is_named():
         siglip.model_from_config({**CONFIG, "img_model": "vit"})
 
 
-# --- configs and checkpoints as users have them (issue 13) -------------------------------------
+# --- configs and checkpoints as users have them ------------------------------------------------
 
 # Every key big_vision's ViT and text-transformer configs take, as a SigLIP config writes them; the
 # layout and memory knobs (scan, remat_policy, dropout at eval, dtype_mm) do not change the numbers.

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, make_ids, split_ids
 from vlscale.data.subsets import KeyedPermutation, NestedSubsets, UidSubsets, derive_key, uid_ranks
+from vlscale.world.ids import HELDOUT_BIT, LOCAL_BITS, make_ids, split_ids
 
 keys = st.integers(0, 2**64 - 1)
 # Fractions as people write them in configs, plus arbitrary floats in (0, 1].

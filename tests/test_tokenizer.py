@@ -12,7 +12,6 @@ from PIL import Image
 
 from vlscale.config import LOW_RESOURCE
 from vlscale.data import sampling
-from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, STRATUM_BITS, TOKENIZER_BIT, split_ids
 from vlscale.data.sampling import synthetic_subsets
 from vlscale.data.shards import scan_shards
 from vlscale.data.subsets import NestedSubsets
@@ -29,6 +28,7 @@ from vlscale.data.tokenizer import (
     pool_caption_sample,
     train_tokenizer,
 )
+from vlscale.world.ids import HELDOUT_BIT, LOCAL_BITS, STRATUM_BITS, TOKENIZER_BIT, split_ids
 from vlscale.world.truth import truth
 
 VOCAB = 8000

@@ -17,12 +17,22 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from vlscale.config import validate
-from vlscale.data.tokenizer import train_tokenizer
+from vlscale.config import load_params, validate
+from vlscale.data.input import ShardSource, load_source
+from vlscale.data.tokenizer import Tokenizer, train_tokenizer
+from vlscale.runs.current import train_fingerprint
 from vlscale.siglip import read_orbax_params
 from vlscale.training.mesh import param_spec
-from vlscale.training.run import fingerprint, read_log, read_probes
-from vlscale.training.trainer import Plan, cooldown_label, plan_of, schedule_of
+from vlscale.training.run import (
+    examples_done,
+    measured_rate,
+    planned_examples,
+    read_log,
+    read_probes,
+    time_left,
+    trainer_for,
+)
+from vlscale.training.trainer import Plan, plan_of, schedule_of
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +201,6 @@ def test_plan_places_cooldown_branches_at_the_budgets():
     assert plan.budget_steps == (30, 100, 1000) and plan.cooldown_steps == 10 and plan.main_steps == 990
     assert plan.branches_at(20) == [30] and plan.branches_at(990) == [1000] and plan.branches_at(21) == []
     assert plan.total_steps == 990 + 3 * 10
-    assert cooldown_label(1000, 100) == "seen_000000100000"
     with pytest.raises(ValueError, match="budget"):
         Plan.of(100_000, 100, schedule_of({**T, "cooldown_examples": 5000}), [0.03, 1.0])
 
@@ -206,19 +215,15 @@ def test_fsdp_rule_splits_the_largest_divisible_dimension():
 def test_fingerprint_changes_with_what_shapes_training_only():
     p = validate(yaml.safe_load((ROOT / "params.yaml").read_text()))
     subset = {"key": 0, "counts": {"en": 10}}
-    base = fingerprint(p, "s1", subset)
-    assert fingerprint({**p, "train": {**p["train"], "log_every_steps": 7}}, "s1", subset) == base
-    assert fingerprint({**p, "train": {**p["train"], "peak_lr": 0.5}}, "s1", subset) != base
-    assert fingerprint(p, "s1", {**subset, "key": 1}) != base
+    base = train_fingerprint(p, "s1", subset)
+    assert train_fingerprint({**p, "train": {**p["train"], "log_every_steps": 7}}, "s1", subset) == base
+    assert train_fingerprint({**p, "train": {**p["train"], "peak_lr": 0.5}}, "s1", subset) != base
+    assert train_fingerprint(p, "s1", {**subset, "key": 1}) != base
 
 
 def test_training_on_real_shards_takes_steps_on_their_pixels(params, world, real_sample, tmp_path):
     """A real pool trains through the same step: images arrive as uint8 pixels instead of ids."""
-    from vlscale.data.input import ShardSource, load_source
-    from vlscale.data.tokenizer import Tokenizer
-    from vlscale.training.run import read_log, trainer_for
-
-    p = validate({**yaml.safe_load((ROOT / "params.yaml").read_text()), "profile": "smoke"})
+    p = load_params(ROOT / "params.yaml", "smoke")
     source = load_source(world, real_sample, "100pct", rebalanced=False, image_px=p["train"]["image_px"])
     assert isinstance(source, ShardSource)
     captions = {"all": [f"caption {i} {lang}" for i in range(24) for lang in ("en", "de", "sw")] * 20}
@@ -243,11 +248,11 @@ def test_a_run_with_its_own_model_trains_that_model_and_fingerprints_apart(workd
     kernel = next(v for k, v in params.items() if k.startswith("img/embedding") and k.endswith("kernel"))
     assert kernel.shape[-1] == 48  # the image tower's width; the smoke model's is 32
     p = _params_of(workdir)
-    base = fingerprint(p, "s10")
-    assert base == fingerprint({**p, "runs": {**p["runs"], "s10": {k: v for k, v in p["runs"]["s10"].items()
-                                                                      if k != "model"}}}, "s10")
+    base = train_fingerprint(p, "s10", None)
+    assert base == train_fingerprint({**p, "runs": {**p["runs"], "s10": {k: v for k, v in p["runs"]["s10"].items()
+                                                                            if k != "model"}}}, "s10", None)
     own = {**p, "runs": {**p["runs"], "s10": {**p["runs"]["s10"], "model": {"image": {"width": 48}}}}}
-    assert fingerprint(own, "s10") != base
+    assert train_fingerprint(own, "s10", None) != base
 
 
 def _params_of(directory: Path) -> dict:
@@ -257,8 +262,6 @@ def _params_of(directory: Path) -> dict:
 def test_the_time_left_counts_the_main_run_and_every_cool_down_branch(workdir):
     """What the Colab notebook prints: examples planned (main run and branches), done so far from the log, and
     the time left at a measured rate; a run stopped at step 12 has done 12 batches."""
-    from vlscale.training.run import examples_done, measured_rate, planned_examples, time_left
-
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
     plan = plan_of(p["train"])
     assert planned_examples(p, "s10") == (plan.main_steps + len(plan.budget_steps) * plan.cooldown_steps) * 32

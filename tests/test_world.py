@@ -9,13 +9,13 @@ import pytest
 
 from conftest import ROOT
 from vlscale.config import LOW_RESOURCE, REGIONS
-from vlscale.data.ids import HELDOUT_BIT, make_ids
 from vlscale.world import vocab
 from vlscale.world.captions import captions
 from vlscale.world.describe import pool_ids
+from vlscale.world.ids import HELDOUT_BIT, make_ids
 from vlscale.world.truth import truth
 
-TABLE15 = {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"] if l["web_pages_pct"]}
+TABLE15 = {lang["code"]: lang["web_pages_pct"] for lang in vocab.load("languages")["languages"] if lang["web_pages_pct"]}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def _digest_in_subprocess():
         "import hashlib, numpy as np; from vlscale.config import load_params, validate;"
         "from vlscale.world.spec import build_world; from vlscale.world.truth import truth;"
         "from vlscale.world.captions import captions; from vlscale.world.render import render_ids, to_uint8;"
-        "from vlscale.data.ids import make_ids;"
+        "from vlscale.world.ids import make_ids;"
         f"w = build_world(validate(load_params('{ROOT}/params.yaml'))['world']);"
         "ids = make_ids(np.arange(64) % 37, np.arange(64) * 1009);"
         "gt = truth(w, ids); h = hashlib.sha256();"
@@ -182,7 +182,7 @@ def test_captions_use_real_words_in_the_language_script(world, lang):
     gt = truth(world, ids)
     caps = captions(world, ids, gt)
     lo, hi = SCRIPTS[lang]
-    native = [c for c, l in zip(caps, gt["caption_language"]) if world.strata[l] == lang]
+    native = [c for c, s in zip(caps, gt["caption_language"]) if world.strata[s] == lang]
     in_script = [any(lo <= ord(ch) <= hi for ch in c) for c in native]
     assert len(native) > 200 and np.mean(in_script) > 0.9
 
@@ -263,10 +263,10 @@ def test_numpy_and_jax_draw_landmarks_alike(world):
     _, gt, hi, lo = _landmarks_at_one_pose(world)
     gt = {k: v for k, v in gt.items() if k != "id"}
     a = render(world, gt, hi, lo, 64, np)
-    b = np.asarray(jax.jit(lambda h, l, g: render(world, g, h, l, 64, jnp))(hi, lo, gt))
+    b = np.asarray(jax.jit(lambda h, lo_, g: render(world, g, h, lo_, 64, jnp))(hi, lo, gt))
     assert np.abs(a - b).max() <= 1e-4
     ma = object_mask(world, gt, hi, lo, 64, np)
-    mb = np.asarray(jax.jit(lambda h, l, g: object_mask(world, g, h, l, 64, jnp))(hi, lo, gt))
+    mb = np.asarray(jax.jit(lambda h, lo_, g: object_mask(world, g, h, lo_, 64, jnp))(hi, lo, gt))
     assert np.abs(ma - mb).max() <= 1e-4
 
 
@@ -304,7 +304,8 @@ def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_as_they_were(wo
     for knob in WORLD_NEUTRAL:
         assert build_world({**bare, knob: 0.7}).fingerprint() != world.fingerprint()
     # validate() leaves them out of the world block the run fingerprints hash, and the world is the one the committed
-    # issue-23 reference (recorded before the knobs existed) was made from
+    # default-profile reference (recorded without these knobs) was made from
     assert not set(WORLD_NEUTRAL) & set(params["world"])
-    recorded = json.loads((ROOT / "results/reference/cpu_issue23/filter.json").read_text())["world_fingerprint"]
+    reference = ROOT / "results/reference/2026-12-06_cpu_3seeds/filter.json"
+    recorded = json.loads(reference.read_text())["world_fingerprint"]
     assert world.fingerprint() == recorded

@@ -5,12 +5,11 @@ evidence for finding 8, as markdown.
 
 Reads what the attention stage wrote (metrics/attention.json, or a reference copy in results/reference/).
 """
-import json
 import sys
 
 from vlscale.analysis.results import scale_label
-from vlscale.attention.tables import focus_latex, focus_table
-from vlscale.paper.build import parse_latex_table
+from vlscale.attention.tables import focus_table, focus_tabular
+from vlscale.files import read_json
 
 
 def pct(x, sign=False):
@@ -50,9 +49,13 @@ def evidence_rows(evidence, groups=("all", "cultural", "head")):
 
 
 def main(path="metrics/attention.json"):
-    summary = json.load(open(path))
-    table = parse_latex_table(focus_latex(summary), path)
-    markdown(table["header"], [r for r in table["rows"] if isinstance(r, list)])
+    summary = read_json(path)
+    table = focus_tabular(summary)
+    if table is None:
+        print("no focus table: no natural runs")
+    else:
+        rows = table.typst()
+        markdown(rows["header"], [r for r in rows["rows"] if isinstance(r, list)])
     print()
     markdown(*shuffled_rows(summary))
     evidence, setup = summary.get("evidence"), summary.get("evidence_setup", {})

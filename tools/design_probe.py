@@ -61,7 +61,7 @@ def probe_params(params: dict, n: int, overrides: dict, seed: int = 0, fraction:
     """params.yaml at rung N with one natural run of `fraction`, one cool-down at its end and the overrides."""
     p = rung_params(params, n, key="dev", seeds=1)
     p["runs"] = {"probe": {"fraction": fraction, "seed": seed}}
-    p["train"]["cooldown_budgets"]["cpu"] = [1.0]
+    p["train"]["cooldown_budgets"] = [1.0]
     for path, value in overrides.items():
         _set(p, path, value)
     return p

@@ -54,9 +54,9 @@ def rung_params(params: dict, n: int, key: str = "dev", seeds: int = 2) -> dict:
     p = json.loads(json.dumps(params))  # a deep copy
     factor = n / BASE_N
     p["profile"] = "cpu"
-    p["sample"]["pool_size"]["cpu"] = n
+    p["sample"]["pool_size"] = n  # params.yaml holds the cpu profile's values (profiles/cpu.yaml is empty)
     for k in SCALED:
-        p["train"][k]["cpu"] = int(round(p["train"][k]["cpu"] * factor))
+        p["train"][k] = int(round(p["train"][k] * factor))
     p["runs"] = rung_runs(seeds)
     p["filter"]["arms"] = ["random"]
     p["evaluate"]["use_key"] = key

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -36,9 +35,8 @@ def main():
     import jax
     import jax.numpy as jnp
     import optax
-    import yaml
 
-    from vlscale.config import validate
+    from vlscale.config import read_params, validate
     from vlscale.data.input import SyntheticSource
     from vlscale.data.sampling import synthetic_subsets
     from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
@@ -49,8 +47,7 @@ def main():
     from vlscale.world.spec import build_world
     from vlscale.world.truth import ground_truth, truth
 
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["profile"] = args.profile
+    raw = read_params("params.yaml", args.profile)
     p = validate(raw)
     T, M = p["train"], p["model"]
     world = build_world(p["world"])

@@ -29,19 +29,19 @@ RIDGES = (0, 4, 7, 10, 13)  # log2 of the ridge strengths
 
 
 def diagnose(clone: Path, run: str) -> dict:
-    import yaml
 
     from vlscale import siglip
-    from vlscale.config import run_model, validate
+    from vlscale.config import load_params
     from vlscale.data.tokenizer import Tokenizer
     from vlscale.evals.analog_eval import analog_suite
     from vlscale.evals.protocols import linear_probe_hits
-    from vlscale.evals.stage import checkpoints
+    from vlscale.runs.layout import RunDir
+    from vlscale.runs.settings import run_model
     from vlscale.world.render import render_jax, render_padded
     from vlscale.world.spec import GENDER_WORDS, GENDERS, OCCUPATIONS, build_world
     from vlscale.world.truth import truth
 
-    p = validate(yaml.safe_load((clone / "params.yaml").read_text()))
+    p = load_params(clone / "params.yaml")
     world, px = build_world(p["world"]), p["train"]["image_px"]
     sizes = p["evaluate"]["analogs"]
     suite = analog_suite(world, px, {"imagenet": sizes["imagenet"], "fairface": sizes["fairface"]},
@@ -49,7 +49,7 @@ def diagnose(clone: Path, run: str) -> dict:
                          progress=lambda *_: None)
     model_config = run_model(p, run)
     model_config = {**model_config, "text": {**model_config["text"], "vocab_size": p["tokenizer"]["vocab_size"]}}
-    seen, checkpoint = checkpoints(clone / "runs" / run)[-1]
+    seen, checkpoint = RunDir(clone / "runs" / run).cooled_down()[-1]
     model, params = siglip.load(checkpoint, model_config, image_size_px=px, text_len=p["tokenizer"]["max_len"])
     render = render_jax(world, px)
 

@@ -13,8 +13,11 @@ metrics, what each filter arm kept.
     python tools/results_tables.py metrics/figures.json --filter metrics/filter.json
 """
 import argparse
-import json
 from pathlib import Path
+
+import pandas as pd
+
+from vlscale.files import read_json
 
 GROUPS = {"western": "Western", "culture": "Culture", "fairness": "Fairness",
           "multilingual_low_resource": "XM3600 low-resource",
@@ -33,7 +36,7 @@ def main():
     parser.add_argument("metrics", type=Path, nargs="?", default=Path("metrics/figures.json"))
     parser.add_argument("--filter", type=Path, help="the filter stage's metrics/filter.json (with data/filter)")
     args = parser.parse_args()
-    m = json.loads(args.metrics.read_text())
+    m = read_json(args.metrics)
     by_scale = m["group_averages_by_scale"]
     scales = sorted(by_scale, key=lambda s: float(s.rstrip("%")))
     gain_keys = [k for k in m if k.startswith("gains_")]
@@ -68,7 +71,7 @@ def main():
     if "curation" in m:
         curation_tables(m["curation"])
     if args.filter:
-        filter_tables(json.loads(args.filter.read_text()), args.filter)
+        filter_tables(read_json(args.filter), args.filter)
 
 
 def _d(e):
@@ -100,8 +103,6 @@ def curation_tables(c):
 
 
 def filter_tables(f, path):
-    import pandas as pd
-
     print(f"\nFilter arms: k = {f['k']:,} of {f['pool_pairs']:,} pool pairs; stage {f['seconds']}")
     head = f["models"].get("classifier", {}).get("head")
     if head:

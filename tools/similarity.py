@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def measure(repro: Path) -> pd.DataFrame:
     """Per natural run of the repro at `repro`: every head concept's and every language's value against its pairs."""
     from vlscale.analysis import results
-    from vlscale.config import validate
+    from vlscale.config import load_params
     from vlscale.data import sampling
     from vlscale.evals import analogs
     from vlscale.evals.groups import XM3600_CODE
     from vlscale.world.spec import build_world
 
-    p = validate(yaml.safe_load((repro / "params.yaml").read_text()))
+    p = load_params(repro / "params.yaml")
     W = build_world(p["world"])
     E = p["evaluate"]
     key = E["keys"][E["use_key"]]

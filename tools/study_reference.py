@@ -108,7 +108,7 @@ def write(study: Path, out: Path = OUT, keep_times: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name in RECORDS:
         shutil.copy2(study / f"metrics/{name}.json", out / f"{name}.json")
-    shutil.rmtree(out / "train", ignore_errors=True)  # a run the profile no longer trains leaves no record
+    shutil.rmtree(out / "train", ignore_errors=True)  # a run the profile does not train leaves no record
     (out / "train").mkdir()
     for f in sorted((study / "metrics/train").glob("*.json")):
         shutil.copy2(f, out / "train" / f.name)

@@ -2,13 +2,14 @@
 test images, seeds per side, minimal detectable effect, the paper's effect, verdict), then the two controls.
 
     python tools/verdict_table.py metrics/paper.json
-    python tools/verdict_table.py results/reference/cpu_issue23/paper.json --brief   # one line a finding
+    python tools/verdict_table.py results/reference/2026-12-06_cpu_3seeds/paper.json --brief   # one line a finding
 """
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from vlscale.files import read_json
 
 
 def _num(x, sign: bool = True) -> str:
@@ -31,7 +32,7 @@ def main():
     ap.add_argument("paper_json", type=Path)
     ap.add_argument("--brief", action="store_true", help="one line a finding: its verdict and reason")
     args = ap.parse_args()
-    record = json.loads(args.paper_json.read_text())
+    record = read_json(args.paper_json)
     if args.brief:
         print("| finding | verdict | why |\n|---|---|---|")
         for v in record["verdicts"]:

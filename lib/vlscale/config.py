@@ -1,9 +1,9 @@
-"""params.yaml: loading, validation and the scale profile.
+"""params.yaml: the scale profiles, loading and validation.
 
 params.yaml is the single source of truth for every stage. Each top-level block belongs to a stage
-(or, like `world`, is shared). A value may be given per profile as a mapping whose keys are exactly
-the profile names; `resolve` picks the active profile's value. Validation runs before any work and
-names the key, the bad value and what is allowed.
+(or, like `world`, is shared). It holds the default profile's values; another profile is the file with
+profiles/<profile>.yaml laid over it (`overlay`): only the values that differ, in the same nested blocks.
+Validation runs before any work and names the file, the key, the bad value and what is allowed.
 """
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator, model_validator
 
-from vlscale.plan import benchmark_source, trains_in
+from vlscale.plan import benchmark_source
+from vlscale.runs.settings import run_model, run_train
 
 PROFILES = ("smoke", "cpu", "study", "gpu", "tpu", "colab")
+DEFAULT_PROFILE = "cpu"  # the profile whose values params.yaml holds (profiles/cpu.yaml is empty)
+PROFILES_DIR = "profiles"  # the overlays, beside params.yaml
 REGIONS = ("Africa", "Americas", "EastAsia", "Europe", "SouthEastAsia", "WestAsia")
 XM3600_LANGUAGES = (
     "ar bn cs da de el en es fa fi fil fr he hi hr hu id it ja ko mi nl no pl pt quz ro ru sv sw te th tr "
@@ -34,21 +37,34 @@ class ParamsError(ValueError):
     """A bad value in params.yaml, with the key path, the value and what is allowed."""
 
 
-def _is_per_profile(value: Any) -> bool:
-    return isinstance(value, dict) and value and set(value) <= set(PROFILES) and len(value) > 1
+# The mappings whose keys params.yaml does not fix: the runs (an overlay adds a run by a new name), a tower's
+# big_vision config (a variant in place of explicit sizes) and the Beam runner's options.
+OPEN_MAPPINGS = (("runs",), ("model", "image"), ("model", "text"), ("beam", "options"))
 
 
-def resolve(block: Any, profile: str) -> Any:
-    """Replace every per-profile mapping inside `block` by the value of `profile`."""
-    if _is_per_profile(block):
-        if profile not in block:
-            raise ParamsError(f"per-profile value {block!r} has no entry for profile '{profile}'")
-        return resolve(block[profile], profile)
-    if isinstance(block, dict):
-        return {k: resolve(v, profile) for k, v in block.items()}
-    if isinstance(block, list):
-        return [resolve(v, profile) for v in block]
-    return block
+def overlay(base: dict, over: dict, source: str, _at: tuple[str, ...] = ()) -> dict:
+    """`base` with the overlay `over` laid over it (a new mapping; neither is changed).
+
+    Mappings merge key by key; any other value (a number, a string, a list) replaces the base's; null removes
+    the key (a run the profile does not train, or a tower's explicit sizes where the overlay names a variant).
+    A key the overlay names that `base` lacks is a ParamsError naming `source` and the key, except a new entry
+    of an open mapping (OPEN_MAPPINGS), such as a run the profile adds.
+    """
+    out = dict(base)
+    for key, value in over.items():
+        where = ".".join((*_at, str(key)))
+        if where == "profile":
+            raise ParamsError(f"{source}: profile: an overlay cannot choose the profile; set it in params.yaml")
+        if key not in base and not (_at in OPEN_MAPPINGS and value is not None):
+            raise ParamsError(f"{source}: {where}: params.yaml has no such key; an overlay changes the values "
+                              f"params.yaml gives (new entries only in {', '.join('.'.join(m) for m in OPEN_MAPPINGS)})")
+        if value is None:
+            del out[key]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            out[key] = overlay(base[key], value, source, (*_at, str(key)))
+        else:
+            out[key] = value
+    return out
 
 
 class _Block(BaseModel):
@@ -91,7 +107,7 @@ class NoiseParams(_Block):
 
 
 class WorldParams(_Block):
-    """The synthetic web (DESIGN.md, "The synthetic web"). Every example is f(seed, id)."""
+    """The synthetic web (lib/vlscale/world/spec.py). Every example is f(seed, id)."""
     seed: int = Field(ge=0, lt=2**32)
     quz_share_pct: float = Field(ge=0, le=1)  # Table 15 omits Quechua; an assumed share of pages
     # page share of each XM3600 language but English ∝ (its Table 15 share)^exponent, their total kept (English and
@@ -228,7 +244,7 @@ class MeshParams(_Block):
 
 
 class TrainParams(_Block):
-    """The trainer (PAPER.md §2): compute-matched runs, inverse-sqrt schedule, cool-down branches."""
+    """The trainer (arXiv 2502.07617 §3.2): compute-matched runs, inverse-sqrt schedule, cool-down branches."""
     seed: int = Field(ge=0, lt=2**32)
     image_px: int = Field(ge=8, le=1024)
     batch_size: int = Field(gt=0)
@@ -288,16 +304,6 @@ class RunParams(_Block):
     # This run's peak learning rate (null: train.peak_lr). A model of another size trains best at a rate of its own,
     # tuned on the development key like the block's.
     peak_lr: float | None = Field(default=None, gt=0)
-    # The profiles this run trains in (null: every profile); validate() drops it from the others.
-    profiles: list[str] | None = Field(default=None, min_length=1)
-
-    @field_validator("profiles")
-    @classmethod
-    def _known_profiles(cls, v):
-        unknown = [x for x in v or () if x not in PROFILES]
-        if unknown:
-            raise ValueError(f"unknown profile(s) {unknown}; allowed: {', '.join(PROFILES)}")
-        return v
 
     @model_validator(mode="after")
     def _one_curation(self):
@@ -308,7 +314,7 @@ class RunParams(_Block):
 
 
 class RunsParams(RootModel[dict[str, RunParams]]):
-    """The runs of the train stage, by name (dvc.yaml expands them with foreach)."""
+    """The runs of the train stage, by name (an overlay adds or drops runs: `overlay`)."""
 
 
 ANALOG_NAMES = ("imagenet", "cifar100", "pet", "coco", "flickr", "xm3600", "dollarstreet", "geode", "gldv2",
@@ -345,7 +351,7 @@ class Templates(_Block):
 
 
 class EvaluateParams(_Block):
-    """The evaluate stage (PAPER.md §3): which benchmarks, how big, and the prompts."""
+    """The evaluate stage (arXiv 2502.07617 §3.3): which benchmarks, how big, and the prompts."""
     keys: EvaluateKeys  # which held-out ids the analogs draw, for tuning and for reporting
     use_key: Literal["dev", "report"]  # the key this evaluation uses
     analogs: dict[str, int]  # analog -> test images (0 leaves it out)
@@ -390,7 +396,7 @@ class ClassifierParams(_Block):
 
 
 class FilterParams(_Block):
-    """The filter stage: quality-filter arms of the pool, each keeping the same number of pairs (PAPER.md §5.1)."""
+    """The filter stage: quality-filter arms of the pool, each keeping the same number of pairs (arXiv 2502.07617 §5.1)."""
     keep_fraction: float = Field(gt=0, le=1)  # k = the size of the pool's random subset of this fraction
     arms: list[str] = Field(min_length=1)
     key: int = Field(ge=0, lt=2**63)  # the English, planted and random arms' draws, the labelled sample
@@ -477,7 +483,8 @@ def _lookup(raw, path):
 
 
 def validate(params: dict, source: str = "params.yaml") -> dict:
-    """Validate a whole params mapping; returns it with the active profile's values resolved.
+    """Validate a params mapping of resolved values (params.yaml with its profile's overlay, or some of its blocks);
+    returns each block with its defaults filled in.
 
     Raises ParamsError naming every bad key, its value and what is allowed.
     """
@@ -491,18 +498,12 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
         if name not in BLOCKS:
             errors.append(f"{source}: {name}: unknown block; allowed: {', '.join(['profile', *BLOCKS])}")
             continue
-        try:
-            raw = resolve(value, profile)
-        except ParamsError as e:
-            errors.append(f"{source}: {name}: {e}")
-            continue
+        raw = value
         try:
             block = BLOCKS[name]
             resolved[name] = (block(raw) if issubclass(block, RootModel) else block(**raw)).model_dump()
         except ValidationError as e:
             errors.append(_format(e, name, raw, source))
-    if "runs" in resolved:
-        resolved["runs"] = _profile_runs(resolved["runs"], profile)
     if "world" in resolved:
         resolved["world"] = world_identity(resolved["world"])
     errors += _cross_checks(resolved, source)
@@ -519,52 +520,6 @@ WORLD_NEUTRAL = {"language_share_exponent": 1.0, "person_scale": 1.0}
 def world_identity(world: dict) -> dict:
     """A world block without the knobs set to their neutral value (WORLD_NEUTRAL)."""
     return {k: v for k, v in world.items() if not (k in WORLD_NEUTRAL and v == WORLD_NEUTRAL[k])}
-
-
-def _profile_runs(runs: dict, profile: str) -> dict:
-    """The runs that train in `profile` (a run's `profiles`, null meaning every profile), each without that key."""
-    return {name: {k: v for k, v in run.items() if k != "profiles"} for name, run in runs.items()
-            if trains_in(run, profile)}
-
-
-def run_train(p: dict, name: str) -> dict:
-    """The resolved `train` block as run `name` trains: its own seed and peak learning rate, and its budget's
-    examples and cool-downs.
-
-    A run with budget b < 1 sees b × train.examples_seen examples; its cool-downs end where the train
-    block's do, as long as they come before b, and at b itself.
-    """
-    T, run = p["train"], p["runs"][name]
-    out = dict(T)
-    for k in ("seed", "peak_lr"):
-        if run.get(k) is not None:
-            out[k] = run[k]
-    b = run.get("budget", 1.0)
-    if b < 1.0:
-        out["examples_seen"] = int(round(b * T["examples_seen"]))
-        out["cooldown_budgets"] = [c / b for c in T["cooldown_budgets"] if c < b * (1 - 1e-9)] + [1.0]
-    return out
-
-
-def run_model(p: dict, name: str) -> dict:
-    """The resolved `model` block as run `name` trains it: the block with the run's `model` keys replacing its own."""
-    override = p["runs"][name].get("model")
-    return {**p["model"], **override} if override else p["model"]
-
-
-LATER_RUN_KEYS = ("model", "peak_lr")  # run keys added after runs were fingerprinted: hashed only when set
-
-
-def fingerprinted_run(run: dict) -> dict:
-    """A run's entry as the train and evaluate fingerprints hash it: without the keys added later (LATER_RUN_KEYS)
-    when they are null, so a run that does not use them keeps the fingerprint it had before they existed."""
-    return {k: v for k, v in run.items() if k not in LATER_RUN_KEYS or v is not None}
-
-
-def model_name(model: dict) -> str:
-    """A model's short name in results: its image tower's variant ("B/16"), else width, depth and patch ("w64d1p8")."""
-    image = model["image"]
-    return image.get("variant") or f"w{image['width']}d{image['depth']}p{image['patch_size'][0]}"
 
 
 def _cross_checks(p: dict, source: str) -> list[str]:
@@ -627,12 +582,56 @@ def apply_sets(p: dict, sets) -> dict:
     return p
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """Read and validate params.yaml; returns the raw (unresolved) mapping."""
+def _read_mapping(path: Path, what: str) -> dict:
+    try:
+        value = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such file ({what})") from None
+    if value is None:  # an empty overlay
+        value = {}
+    if not isinstance(value, dict):
+        raise ParamsError(f"{path}: expected a mapping of blocks ({what}), got {type(value).__name__}")
+    return value
+
+
+def overlay_path(params_file: str | Path, profile: str) -> Path:
+    """The overlay file of `profile` for the params file `params_file` (profiles/<profile>.yaml beside it)."""
+    return Path(params_file).parent / PROFILES_DIR / f"{profile}.yaml"
+
+
+def read_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict:
+    """params.yaml with its profile's overlay laid over it, not yet validated: the values as the files write them.
+
+    `profile` replaces the file's `profile` (for one run with another profile). Raises ParamsError naming the file
+    and key of an unknown profile, a missing overlay file or an overlay key params.yaml lacks.
+    """
     path = Path(path)
-    with open(path) as f:
-        params = yaml.safe_load(f)
-    if not isinstance(params, dict):
-        raise ParamsError(f"{path}: expected a mapping of blocks, got {type(params).__name__}")
-    validate(params, str(path))
-    return params
+    raw = _read_mapping(path, "the params")
+    if profile is not None:
+        raw["profile"] = profile
+    profile = raw.get("profile")
+    if profile not in PROFILES:
+        raise ParamsError(f"{path}: profile = {profile!r}: unknown profile; allowed: {', '.join(PROFILES)}")
+    over = overlay_path(path, profile)
+    return overlay(raw, _read_mapping(over, f"profile {profile}'s overlay"), str(over))
+
+
+def write_params(params: dict, dst: str | Path) -> Path:
+    """Write resolved `params` (read_params' values, with their `profile`) as dst/params.yaml, a params file of its
+    own: dst/profiles/<profile>.yaml is written empty. For a scratch folder that runs one profile; returns the file."""
+    path = Path(dst) / "params.yaml"
+    over = overlay_path(path, params["profile"])
+    over.parent.mkdir(parents=True, exist_ok=True)
+    over.write_text("{}\n")
+    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict:
+    """params.yaml resolved for its profile (or `profile`) and validated: every block with its defaults filled in.
+
+    Raises ParamsError naming the file, the key, the bad value and what is allowed.
+    """
+    params = read_params(path, profile)
+    over = overlay_path(path, params["profile"])
+    return validate(params, f"{path} with {over}" if _read_mapping(over, "") else str(path))

@@ -38,6 +38,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from vlscale import siglip
+from vlscale.config import load_params, validate
+from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
+from vlscale.evals import names, real_eval
+from vlscale.evals.analog_eval import analog_suite, evaluate_analog
+from vlscale.evals.embedder import Embedder, Prompts
+from vlscale.files import write_json
+from vlscale.provenance import provenance
+from vlscale.world.spec import build_world
+
 TIDY_COLUMNS = ("dataset", "language", "task", "metric", "value", "se", "n")
 # Our dataset names -> CLIP_benchmark's, for the result file names.
 CLIP_BENCHMARK_NAMES = {"imagenet": "imagenet1k", "coco": "mscoco_captions", "flickr": "flickr30k",
@@ -74,15 +84,13 @@ def main(argv=None):
 
 
 def _real_sets(pairs: list[str]) -> dict[str, Path]:
-    from vlscale.evals.real_eval import LOADERS
-
     sets = {}
     for pair in pairs:
         name, sep, folder = pair.partition("=")
         if not sep or not folder:
             raise ValueError(f"--set {pair!r}: expected NAME=FOLDER, e.g. imagenet=/data/imagenet/val")
-        if name not in LOADERS:
-            raise ValueError(f"--set {pair!r}: unknown set {name!r}; expected one of {sorted(LOADERS)}")
+        if name not in real_eval.LOADERS:
+            raise ValueError(f"--set {pair!r}: unknown set {name!r}; expected one of {sorted(real_eval.LOADERS)}")
         sets[name] = Path(folder)
     return sets
 
@@ -99,8 +107,6 @@ def _read_config(path: str | None):
 
 
 def _tokenizer(path: Path, kind: str, given: str | None):
-    from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
-
     if kind == "orbax":
         return Tokenizer(given or TOKENIZER_PATH)
     if given is None:
@@ -125,11 +131,6 @@ def _image_px(path: Path, kind: str, raw_px: int | None) -> int:
 def evaluate(args) -> str:
     from flax import traverse_util
     from tqdm.auto import tqdm
-
-    from vlscale import siglip
-    from vlscale.evals import names, real_eval
-    from vlscale.evals.embedder import Embedder, Prompts
-    from vlscale.provenance import provenance
 
     t_start = time.perf_counter()
     path = Path(args.checkpoint)
@@ -223,18 +224,12 @@ def _write_clip_benchmark(name, rows, out: Path, pretrained, model_name, extra) 
                "metrics": metrics, "language": language,
                "vlscale": {"tasks": {t["task"]: {k: t[k] for k in ("metric", "value", "se", "n")} for t in these},
                            **extra}}
-        (out / f"{dataset}_{pretrained}_{model_name}_{language}_{task}.json").write_text(
-            json.dumps(doc, indent=1, default=str, ensure_ascii=False))
+        write_json(out / f"{dataset}_{pretrained}_{model_name}_{language}_{task}.json", doc)
     return tidy
 
 
 def _analogs(args, embedder, px, out, pretrained, model_name, record) -> list[dict]:
     """The synthetic analogs of the params file's profile (report key), as the evaluate stage runs them."""
-    from vlscale.config import load_params, validate
-    from vlscale.evals.analog_eval import analog_suite, evaluate_analog
-    from vlscale.evals.embedder import Prompts
-    from vlscale.world.spec import build_world
-
     p = validate(load_params(args.params))
     E = p["evaluate"]
     sizes = {k: v for k, v in E["analogs"].items() if v > 0}

@@ -1,8 +1,11 @@
-"""Run one DVC stage: validate params.yaml, then execute the stage's notebook with papermill.
+"""Run one DVC stage: resolve the params for it, or execute its notebook with papermill.
 
-`python -m vlscale.pipeline STAGE` is the `cmd` of every stage in dvc.yaml. It passes the notebook
-exactly the params the stage declares in dvc.yaml (top-level blocks of params.yaml, unresolved, so
-the notebook sees what the file says), and writes the executed notebook to reports/.
+`python -m vlscale.pipeline params` (dvc.yaml's first stage) resolves params.yaml for its profile (its
+overlay profiles/<profile>.yaml laid over it), validates it, and writes for every other stage the values of
+exactly the params it reads (STAGE_PARAMS) to params/resolved/<stage>.yaml. Each stage depends on its file,
+not on params.yaml, so a change to params.yaml or an overlay re-runs exactly the stages whose values it changes.
+`python -m vlscale.pipeline STAGE` passes the stage's notebook the values of its file (its parameters cell)
+and writes the executed notebook to reports/.
 """
 from __future__ import annotations
 
@@ -13,7 +16,26 @@ from pathlib import Path
 
 import yaml
 
-from vlscale.config import ParamsError, load_params
+from vlscale.config import ParamsError, load_params, read_params
+from vlscale.plan import study_plan
+
+PARAMS_STAGE = "params"  # the stage that writes the others' resolved params
+RESOLVED_DIR = Path("params/resolved")
+# The params each stage reads: a top-level key of params.yaml, or `block.key` for one entry of a block. A stage's
+# notebook receives these and nothing else (tests/test_stage_deps.py checks that it reads no other).
+STAGE_PARAMS = {
+    "world": ("profile", "world", "world_report"),
+    "sample": ("profile", "world", "sample", "engine", "beam"),
+    "tokenizer": ("profile", "world", "tokenizer"),
+    "filter": ("profile", "world", "sample.key", "tokenizer", "model", "train", "evaluate.batch_size", "filter",
+               "engine", "beam"),
+    "train": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate.keys", "filter"),
+    "evaluate": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate", "filter"),
+    "attention": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate.keys",
+                  "evaluate.use_key", "evaluate.batch_size", "filter", "attention"),
+    "figures": ("profile", "runs", "sample.source", "filter.keep_fraction", "filter.arms", "filter.scorer", "figures"),
+    "paper": ("profile", "verdicts"),
+}
 
 
 def at_repo_root(start: str | Path = ".") -> Path:
@@ -47,11 +69,14 @@ def copy_checkout(src: str | Path, dst: str | Path) -> list[str]:
 
 
 def stage_names(dvc_file: str | Path = "dvc.yaml", params_file: str | Path = "params.yaml") -> list[str]:
-    """Every stage as DVC names it: a foreach stage `train` over params' `runs` gives train@s1, ..."""
+    """Every stage that runs a notebook, as DVC names it (all but the params stage): a foreach stage `train` over
+    params.yaml's `runs` gives train@s1, ..."""
     stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
     params = yaml.safe_load(Path(params_file).read_text())
     names = []
     for name, spec in stages.items():
+        if name == PARAMS_STAGE:
+            continue
         if "foreach" in spec:
             names += [f"{name}@{key}" for key in _foreach_items(spec["foreach"], params)]
         else:
@@ -76,29 +101,39 @@ def _substitute(value, key: str):
 
 
 def stage_spec(stage: str, dvc_file: str | Path = "dvc.yaml") -> dict:
-    """The stage's entry in dvc.yaml, with `notebook` (its notebooks/ dependency) added.
+    """The stage's entry in dvc.yaml, with `notebook` (its notebooks/ dependency), `param_names` (the params it
+    reads, STAGE_PARAMS) and `item` added.
 
-    `stage` is a DVC stage name; `name@key` is the `key` item of a foreach stage, with ${key}
-    substituted. `param_names` are the params it declares; a dotted one (`runs.s1`) is one entry
-    of a block.
+    `stage` is a DVC stage name; `name@key` is the `key` item of a foreach stage, with ${key} substituted (and
+    {item} in its STAGE_PARAMS names). Raises ValueError naming dvc_file for an unknown stage or one without
+    exactly one notebook.
     """
     stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
     name, _, key = stage.partition("@")
-    if name not in stages or bool(key) != ("foreach" in stages[name]):
-        raise SystemExit(f"{dvc_file}: no stage '{stage}'; stages are {', '.join(stages)} "
-                         f"(a foreach stage is named stage@item)")
+    if name not in stages or name == PARAMS_STAGE or bool(key) != ("foreach" in stages[name]):
+        raise ValueError(f"{dvc_file}: no notebook stage '{stage}'; stages are "
+                         f"{', '.join(s for s in stages if s != PARAMS_STAGE)} (a foreach stage is named stage@item)")
+    if name not in STAGE_PARAMS:
+        raise ValueError(f"{dvc_file}: stage '{name}' has no entry in vlscale.pipeline.STAGE_PARAMS (the params it "
+                         "reads)")
     spec = dict(_substitute(stages[name]["do"], key) if key else stages[name])
     notebooks = [d for d in spec.get("deps", []) if str(d).startswith("notebooks/") and str(d).endswith(".ipynb")]
     if len(notebooks) != 1:
-        raise SystemExit(f"{dvc_file}: stage '{stage}' must depend on exactly one notebook, found {notebooks}")
+        raise ValueError(f"{dvc_file}: stage '{stage}' must depend on exactly one notebook, found {notebooks}")
     spec["notebook"] = notebooks[0]
-    spec["param_names"] = [p for p in spec.get("params", []) if isinstance(p, str)]
+    spec["param_names"] = [p.format(item=key) for p in STAGE_PARAMS[name]]
     spec["item"] = key or None
     return spec
 
 
+def resolved_file(stage: str) -> Path:
+    """The file the params stage writes `stage`'s resolved params to (relative to the repository root)."""
+    return RESOLVED_DIR / f"{stage}.yaml"
+
+
 def notebook_parameters(params: dict, param_names: list[str], source: str = "params.yaml") -> dict:
-    """The notebook's parameters: whole blocks, and for a dotted name `a.b` the block `a` with only `b`."""
+    """The values of `param_names` in resolved params: whole blocks, and for a dotted name `a.b` the block `a`
+    with only `b`."""
     out = {}
     for name in param_names:
         block, _, entry = name.partition(".")
@@ -111,6 +146,49 @@ def notebook_parameters(params: dict, param_names: list[str], source: str = "par
     return out
 
 
+def stage_parameters(stage: str, params_file: str | Path = "params.yaml", dvc_file: str | Path = "dvc.yaml",
+                     profile: str | None = None) -> dict:
+    """The stage's params resolved for params.yaml's profile (or `profile`), as the files write them (no defaults
+    filled in)."""
+    return notebook_parameters(read_params(params_file, profile), stage_spec(stage, dvc_file)["param_names"],
+                               str(params_file))
+
+
+def _dump(values: dict) -> str:
+    return yaml.safe_dump(values, sort_keys=False, allow_unicode=True, width=120)
+
+
+def write_resolved(params_file: str | Path = "params.yaml", dvc_file: str | Path = "dvc.yaml",
+                   out_dir: str | Path = RESOLVED_DIR) -> list[Path]:
+    """The params stage: validate params.yaml with its profile's overlay, then write each notebook stage's resolved
+    params to out_dir/<stage>.yaml (a file whose content is unchanged is not rewritten). Returns the files."""
+    load_params(params_file)  # fails before any file is written, naming the file and key
+    raw = read_params(params_file)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stage in stage_names(dvc_file, params_file):
+        path = out_dir / resolved_file(stage).name
+        text = _dump(notebook_parameters(raw, stage_spec(stage, dvc_file)["param_names"], str(params_file)))
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+        written.append(path)
+    return written
+
+
+def read_resolved(stage: str, params_file: str | Path = "params.yaml", dvc_file: str | Path = "dvc.yaml",
+                  resolved_dir: str | Path = RESOLVED_DIR) -> dict:
+    """The stage's params from the params stage's file (resolved afresh where there is none, for a stage run by hand
+    outside DVC); a ParamsError when the file is no longer what params.yaml and its overlay resolve to (the params
+    stage has not run since they changed)."""
+    path = Path(resolved_dir) / resolved_file(stage).name
+    expected = stage_parameters(stage, params_file, dvc_file)
+    if path.is_file() and yaml.safe_load(path.read_text()) != expected:
+        raise ParamsError(f"{path}: differs from what {params_file} and its profile's overlay resolve to; run the "
+                          f"params stage again (`dvc repro {PARAMS_STAGE}`)")
+    return expected
+
+
 PLANNED_STAGES = ("filter", "train", "evaluate", "attention", "figures")
 
 
@@ -119,8 +197,6 @@ def plan_notes(stage: str, params: dict) -> list[str]:
     the filter stage its arms, the stages that read the runs the runs on them too."""
     if stage.partition("@")[0] not in PLANNED_STAGES:
         return []
-    from vlscale.plan import study_plan
-
     return study_plan(params).notes(runs=stage != "filter")
 
 
@@ -146,14 +222,14 @@ def _ipc_kernel_manager():
 
 
 def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml") -> Path:
-    """Execute the stage's notebook; returns the path of the executed copy under reports/."""
+    """Execute the stage's notebook with its resolved params; returns the path of the executed copy under reports/."""
     import papermill
 
-    params = load_params(params_file)  # fails before any work, naming the bad key
+    params = load_params(params_file)  # fails before any work, naming the file and key
     spec = stage_spec(stage, dvc_file)
     for line in plan_notes(stage, params):
         print(f"{stage}: {line}", file=sys.stderr, flush=True)
-    parameters = notebook_parameters(params, spec["param_names"], params_file)
+    parameters = read_resolved(stage, params_file, dvc_file)
     notebook = Path(spec["notebook"])
     suffix = f"_{spec['item']}" if spec["item"] else ""
     out = Path("reports") / f"{notebook.stem}{suffix}{notebook.suffix}"
@@ -202,8 +278,12 @@ def main(argv=None):
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     try:
-        run(args.stage, args.params)
-    except ParamsError as e:
+        if args.stage == PARAMS_STAGE:
+            for path in write_resolved(args.params):
+                print(path)
+        else:
+            run(args.stage, args.params)
+    except (ParamsError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
 
 

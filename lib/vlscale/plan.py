@@ -70,26 +70,13 @@ def skipped_arms(F: dict, pool: str) -> dict[str, str]:
     return {a: why for a in F.get("arms", []) if (why := arm_skip_reason(a, F, pool))}
 
 
-def trains_in(run: dict, profile: str | None) -> bool:
-    """Whether a run trains in `profile`: its `profiles` list names it, or it has none (every profile)."""
-    return run.get("profiles") is None or profile in run["profiles"]
-
-
 def study_plan(p: dict) -> Plan:
-    """The plan of params `p`, as read or resolved (blocks sample, filter, runs and figures where present).
-
-    Runs as read may carry `profiles`; then `p` must name its `profile`, or which runs train could not be told."""
+    """The plan of resolved params `p` (blocks sample, filter, runs and figures where present)."""
     pool = pool_kind(p)
     F = p.get("filter") or {}
     skipped = skipped_arms(F, pool)
     runs, skipped_runs = {}, {}
-    profile = p.get("profile")
     for name, run in (p.get("runs") or {}).items():
-        if profile is None and run.get("profiles") is not None:
-            raise ValueError(f"runs.{name}.profiles = {run['profiles']}, but these params name no profile: pass "
-                             "`profile` with the runs (or the runs as validated), so the plan can tell which train")
-        if not trains_in(run, profile):
-            continue  # a run of other profiles: not this profile's to train or to skip
         arm = run.get("filter")
         if arm in skipped:
             skipped_runs[name] = f"it trains on filter arm {arm!r}, which is skipped"

@@ -1,4 +1,4 @@
-"""The curation study (PAPER.md §5.1, §5.2) from the evaluate stage's results: Figure 4 / Table 13 (quality
+"""The curation study (arXiv 2502.07617 §5.1, §5.2) from the evaluate stage's results: Figure 4 / Table 13 (quality
 filters) and Figure 5 / Table 14 (language rebalancing), with paired-bootstrap intervals.
 
 Runs say what they are in the tidy table's `curation` column: "natural", "rebalanced" or "filter/<arm>".

@@ -215,7 +215,7 @@ def figure6(groups_table: pd.DataFrame):
         ax.set_xlabel("examples seen")
         ax.set_ylabel("error (%)")
         d = groups_table[groups_table["group"] == group] if len(groups_table) else groups_table
-        for (model, pct, run), r in (d.groupby(["model", "data_pct", "run"]) if len(d) else []):
+        for (model, pct, _run), r in (d.groupby(["model", "data_pct", "run"]) if len(d) else []):
             r = r.sort_values("examples_seen")
             ax.plot(r["examples_seen"], r["error_pct"], styles[model], marker="o", ms=3, color=colors[pct],
                     label=f"{model}, {scale_label(pct)}")

@@ -1,5 +1,5 @@
-"""The figures stage in three calls: build_report (every table, with its uncertainty), draw (the figures)
-and write_report (figures, LaTeX, `dvc plots` tables and metrics/figures.json).
+"""The figures stage's report: build_report (every table, with its uncertainty), draw (the figures), write_report
+(figures, tables and `dvc plots` tables) and summary (metrics/figures.json's record); analysis/stage.py runs them.
 
     tidy, items = results.read_results("results/evaluate"), results.read_items("results/evaluate")
     report = build_report(tidy, items, source="analog", n_boot=1000, seed=0)
@@ -7,7 +7,6 @@ and write_report (figures, LaTeX, `dvc plots` tables and metrics/figures.json).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +65,16 @@ class Report:
 
 WITHOUT_ENGLISH_LIKE = "multilingual_low_resource_without_english_like"
 
+# metrics/figures.json keys other stages read (summary builds them)
+SOURCE = "source"  # the benchmarks reported: "analog" | "real"
+BENCHMARKS = "benchmarks"  # per benchmark with results: its tasks and its largest test set (n)
+GROUP_AVERAGES_BY_SCALE = "group_averages_by_scale"  # per data scale label ("1%", ...) and group: error, interval
+MODEL = "model"  # the model of the single-model tables
+FIGURE6 = "figure6"  # per model, scale and group: the final checkpoint's error
+EVIDENCE = "evidence"  # the study's comparisons by name (analysis/study.py)
+N_BOOT = "n_boot"  # image resamples of the bootstrap
+ANALOG_KEY_USE = "analog_key_use"  # which held-out key the analogs were drawn with
+
 
 def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
                  n_boot: int = 1000, seed: int = 0, from_pct: float = 10, to_pct: float = 100,
@@ -85,8 +94,8 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
     # the analogs' draw says nothing of the real sets: their chance levels come from their own sizes
     facts = (facts or {}) if source == "analog" else results.real_set_facts(tidy)
     english_like = results.english_like_languages(facts, english_like_share)
-    kept = [l for l in groups.LOW_RESOURCE if l not in english_like]
-    extra = {WITHOUT_ENGLISH_LIKE: tuple(groups.xm3600_task(dr, l) for dr in ("i2t", "t2i") for l in kept)}
+    kept = [lang for lang in groups.LOW_RESOURCE if lang not in english_like]
+    extra = {WITHOUT_ENGLISH_LIKE: tuple(groups.xm3600_task(dr, lang) for dr in ("i2t", "t2i") for lang in kept)}
     est = uncertainty.estimate(d, items, n_boot=n_boot, seed=seed, extra_groups=extra)
     t1 = results.TABLE1_TASKS
     fits = scaling.fit_tasks(d[d["task"].isin(t1)], n_boot=n_boot, seed=seed, draws=est.fit_draws())
@@ -199,29 +208,32 @@ def benchmarks_present(tidy: pd.DataFrame) -> dict[str, dict]:
 
 
 def summary(report: Report) -> dict:
-    """The metrics JSON (see write_report)."""
+    """metrics/figures.json's record, JSON-ready: source; uncertainty ("bootstrap" | "binomial" | "mixed") with its
+    note and tasks_without_items; group_averages (per run, final checkpoint) and group_averages_by_scale (seed mean,
+    seed spread); gains_<a>_to_<b>; table1; representation_bias; disparity (gap, interval and the noise-only null);
+    wilcoxon; fits; missing_tasks; model; figure6; curation; evidence. Every interval is a 95% "ci95"."""
     est = report.est
     last = results.final(est.groups)
     by_scale = est.by_scale
     table1_rows = results.errors(by_scale)[lambda d: d["task"].isin(results.TABLE1_TASKS)]
     fits = report.fits.dropna(subset=["c"])
     out = {
-        "source": report.source,
+        SOURCE: report.source,
         "uncertainty": est.method,
         "uncertainty_note": METHOD_NOTE[est.method],
         "tasks_without_items": est.without_items,
-        "n_boot": est.n_boot,
+        N_BOOT: est.n_boot,
         "level": est.level,
         "items_vs_tidy_max_abs_diff": est.item_mismatch if est.method != "binomial" else None,
         "english_like_languages": list(report.english_like),
-        "low_resource_without_english_like": [l for l in groups.LOW_RESOURCE if l not in report.english_like],
-        "benchmarks": benchmarks_present(report.tidy),
+        "low_resource_without_english_like": [lang for lang in groups.LOW_RESOURCE if lang not in report.english_like],
+        BENCHMARKS: benchmarks_present(report.tidy),
         "figures_not_drawn": report.not_drawn,
         "analogs": report.facts.get("analogs", {}),
-        "analog_key": report.facts.get("key"), "analog_key_use": report.facts.get("key_use"),
+        "analog_key": report.facts.get("key"), ANALOG_KEY_USE: report.facts.get("key_use"),
         "group_averages": {run: {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]]}
                                  for _, r in g.iterrows()} for run, g in last.groupby("run")},
-        "group_averages_by_scale": {
+        GROUP_AVERAGES_BY_SCALE: {
             scale_label(pct): {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]], **_spread(r),
                                             "runs": r["runs"]} for _, r in g.iterrows()}
             for pct, g in est.scale_groups.groupby("data_pct")},
@@ -247,15 +259,15 @@ def summary(report: Report) -> dict:
                                      "eps_ci": [r["eps_lo"], r["eps_hi"]], "ci": r["ci"]} for _, r in g.iterrows()}
                    for run, g in fits.groupby("run")}
     out["missing_tasks"] = report.missing
-    out["model"] = report.model
-    out["figure6"] = {m: {scale_label(pct): {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]],
+    out[MODEL] = report.model
+    out[FIGURE6] = {m: {scale_label(pct): {r["group"]: {"error_pct": r["error_pct"], "ci95": [r["lo"], r["hi"]],
                                                            "examples_seen": int(r["examples_seen"]), "run": r["run"]}
                                              for _, r in results.final(g).iterrows()}
                           for pct, g in gm.groupby("data_pct")}
                       for m, gm in report.models.groupby("model")} if len(report.models) else {}
     if report.curation is not None:
         out["curation"] = curation_summary(report.curation)
-    out["evidence"] = {r["name"]: r for r in report.evidence}
+    out[EVIDENCE] = {r["name"]: r for r in report.evidence}
     out["evidence_note"] = study.__doc__.split("\n\n")[0]
     return _clean(out)
 
@@ -289,47 +301,39 @@ def curation_summary(c: curation_lib.Curation) -> dict:
             "notes": c.notes}
 
 
-def write_report(report: Report, root: str | Path = ".", provenance: dict | None = None,
-                 plan: dict | None = None) -> list[Path]:
-    """Write figures (paper/figures/eval/*.png|pdf), LaTeX (paper/tables/), plots CSVs (plots/figures/)
-    and metrics/figures.json under root, creating the folders. Returns the paths written.
-
-    metrics/figures.json: source; uncertainty ("bootstrap" | "binomial" | "mixed") with its note and
-    tasks_without_items; group_averages (per run, final checkpoint) and group_averages_by_scale (seed
-    mean, seed spread); gains_<a>_to_<b>; table1; representation_bias; disparity (gap, interval and
-    the noise-only null); wilcoxon; fits; missing_tasks; provenance. Every interval is a 95% "ci95".
-    """
+def write_report(report: Report, root: str | Path = ".") -> list[Path]:
+    """Write figures (paper/figures/eval/*.png|pdf), tables (paper/tables/: LaTeX and typst's rows) and plots CSVs
+    (plots/figures/) under root, creating the folders. Returns the paths written."""
     root = Path(root)
     fig_dir, tab_dir, plot_dir = root / "paper/figures/eval", root / "paper/tables", root / "plots/figures"
-    for folder in (fig_dir, tab_dir, plot_dir, root / "metrics"):
+    for folder in (fig_dir, tab_dir, plot_dir):
         folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, fig in (report.figures or draw(report)).items():
         written += [figures.save(fig, fig_dir / f"{name}.png"), figures.save(fig, fig_dir / f"{name}.pdf")]
     tables = {
-        "table1.tex": latex.table1_latex(report.table1, report.missing["table1"], report.est.method),
-        "table3.tex": latex.scale_table_latex(report.table3, "Representation bias: % of images for which the "
-                                              "model prefers 'male' over 'female' [95% CI] (Table 3 analog; "
-                                              "paper: about 85%).", "tab:table3"),
-        "table4.tex": latex.scale_table_latex(report.table4, "Performance disparity: maximum zero-shot accuracy "
-                                              "gap (pp) across income groups and regions [95% CI] (Table 4 "
-                                              "analog), and the gap expected from test-set noise alone (mean "
-                                              "of a permutation null of the subgroup labels).", "tab:table4"),
-        "wilcoxon.tex": latex.wilcoxon_latex(report.wilcoxon, report.from_pct, report.to_pct),
+        "table1.tex": latex.table1(report.table1, report.missing["table1"], report.est.method),
+        "table3.tex": latex.scale_table(report.table3, "Representation bias: % of images for which the "
+                                        "model prefers 'male' over 'female' [95% CI] (Table 3 analog; "
+                                        "paper: about 85%).", "tab:table3"),
+        "table4.tex": latex.scale_table(report.table4, "Performance disparity: maximum zero-shot accuracy "
+                                        "gap (pp) across income groups and regions [95% CI] (Table 4 "
+                                        "analog), and the gap expected from test-set noise alone (mean "
+                                        "of a permutation null of the subgroup labels).", "tab:table4"),
+        "wilcoxon.tex": latex.wilcoxon_table(report.wilcoxon, report.from_pct, report.to_pct),
     }
     if report.curation is not None:
         c = report.curation
-        tables["table13.tex"] = latex.curation_table_latex(
+        tables["table13.tex"] = latex.curation_table(
             c.table13, "Quality filters (Table 13 analog): error (%) [95% CI] per arm and examples seen; every arm "
             "keeps the same number of pairs; Random is the control of that size.", "tab:table13")
-        tables["table14.tex"] = latex.curation_table_latex(
+        tables["table14.tex"] = latex.curation_table(
             c.table14, "Language rebalancing (Table 14 analog): error (%) [95% CI] before and after raising the "
             "seven low-resource languages to 1% each, per data scale, at equal examples seen.", "tab:table14")
-    for name, text in tables.items():
+    for name, table in tables.items():
         if report.source == "real":  # the paper's own benchmarks, no longer their analogs
-            text = results.on_real_benchmarks(text)
-        (tab_dir / name).write_text(text)
-        written.append(tab_dir / name)
+            table = table.map_text(results.on_real_benchmarks)
+        written += latex.write_table(table, tab_dir / name)
     csvs = {"fig1.csv": plots.figure1_csv(report.fig1), "fig2.csv": plots.figure2_csv(report.fig2),
             "groups.csv": plots.group_curves_csv(report.means)}
     csvs["fig6.csv"] = report.models
@@ -339,7 +343,4 @@ def write_report(report: Report, root: str | Path = ".", provenance: dict | None
     for name, table in csvs.items():
         table.to_csv(plot_dir / name, index=False)
         written.append(plot_dir / name)
-    metrics = summary(report) | {"plan": plan or {}, "provenance": provenance or {}}
-    (root / "metrics/figures.json").write_text(json.dumps(metrics, indent=1))
-    written.append(root / "metrics/figures.json")
     return written

@@ -1,4 +1,4 @@
-"""Data scaling laws: fit error(x) = alpha * x^-c + eps against examples seen (PAPER.md §6).
+"""Data scaling laws: fit error(x) = alpha * x^-c + eps against examples seen (arXiv 2502.07617 §4.1).
 
 The paper fits one law per (model, data scale, metric) to the error at the cooled-down checkpoints
 and reports the exponent c and the limit eps (Tables 1, 8, 9). We fit the plain power law (the

@@ -34,6 +34,7 @@ from vlscale.analysis import evidence
 from vlscale.analysis.results import scale_label
 from vlscale.analysis.uncertainty import interval, seed_spread
 from vlscale.config import OCCUPATION_PAIRS
+from vlscale.models.vit import decode_variant
 
 # The Culture tasks whose classes are place-bound concepts (regional variants, landmarks), what the planted filter
 # arm leaves out of its data; Culture's geolocalization tasks read the place, not the concept.
@@ -137,8 +138,6 @@ def model_size(name: str) -> int | None:
     m = re.fullmatch(r"w(\d+)d(\d+)p\d+", name)
     if m:
         return int(m.group(1)) ** 2 * int(m.group(2))
-    from vlscale.models.vit import decode_variant
-
     try:
         kw = decode_variant(name)
     except ValueError:

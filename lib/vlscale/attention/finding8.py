@@ -17,7 +17,7 @@ natural runs' final checkpoint when they are compute-matched), per score (energy
 - attention_context/step_over_shuffled: each step of that content-dependent part (the rise not explained by the
   model's spatial habits).
 The attention/ records are the steps the paper's claim states (`claim`: true); the attention_context/ ones compare
-the maps with blind maps (`claim`: false). The paper stage's rule for finding 8 (paper/build.py) needs both: the
+the maps with blind maps (`claim`: false). The paper stage's rule for finding 8 (paper/findings.py) needs both: the
 steps, and the largest scale beating the centre prior and its own shuffled maps. The seed variance of each
 quantity, and the churn between seeds it shares with the image resamples, are pooled (evidence.pooled_seed_variance,
 evidence.pooled_churn) over every configuration with at least two runs at that same examples seen, so the

@@ -24,6 +24,8 @@ import pandas as pd
 
 from vlscale.attention.groups import GROUPS
 from vlscale.evals.analogs import described_captions, draw_ids, even_quotas, image_meta
+from vlscale.world.hashing import id_words
+from vlscale.world.render import object_mask
 from vlscale.world.truth import truth
 
 
@@ -73,8 +75,5 @@ def probe_set(world, per_group: int, key: int, split: str = PROBE_SPLIT) -> Prob
 
 def probe_masks(world, ids: np.ndarray, px: int) -> np.ndarray:
     """[N, px, px] bool: each image's object, where the renderer's coverage is at least one half."""
-    from vlscale.world.hashing import id_words
-    from vlscale.world.render import object_mask
-
     hi, lo = id_words(ids)
     return object_mask(world, truth(world, ids), hi, lo, px) >= 0.5

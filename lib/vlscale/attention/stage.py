@@ -9,7 +9,7 @@ the centre prior (chosen on a disjoint draw of images) and the model's own map o
 - per group (attention/groups.py GROUPS, the pooled long tail "cultural", and "all"): the mean of each score
   and baseline, with a bootstrap interval over the probe images; the resamples are drawn once per group and
   shared by all checkpoints, so differences between models are paired;
-- finding 8 (the paper's §5.3), attention/finding8.py: each tenfold data step, each scale against the centre prior
+- finding 8 (arXiv 2502.07617 §5.3), attention/finding8.py: each tenfold data step, each scale against the centre prior
   and its own shuffled maps, and the long tail's gain against the head's, each a difference with training noise
   (the seed variance pooled over the configurations with two seeds at the same examples seen) and test-image
   noise (vlscale.analysis.evidence);
@@ -18,11 +18,12 @@ the centre prior (chosen on a disjoint draw of images) and the model's own map o
 Writes results/attention/ (probe.parquet; focus.parquet: per checkpoint and image the scores, the baselines'
 scores and the shuffled partner; baselines.npz: per grid the probe and prior images' cell covers and cell hits,
 the prior's ids and cells and the partners, enough to re-score any blind map; maps.npz: the figure rows' patch
-maps) and returns the summary the notebook writes to metrics/attention.json.
+maps; summary.json: the summary below), paper/figures/attention/ (table6.png, focus.png, curation.png),
+plots/attention/focus.csv (the natural runs' means) and metrics/attention.json (the summary, the plan, the
+attention params, provenance).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -30,28 +31,55 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vlscale import siglip
 from vlscale.analysis import uncertainty
-from vlscale.attention import finding8
+from vlscale.analysis.figures import save
+from vlscale.analysis.results import scale_label
+from vlscale.attention import finding8, plots
 from vlscale.attention.baselines import centre_prior, derangement, prior_scores, shuffled_scores
 from vlscale.attention.focus import focus_scores, head_mean, mask_geometry, peak_concentration
 from vlscale.attention.groups import BASELINES, GROUPS, METRICS, POOLS
 from vlscale.attention.probe import PRIOR_SPLIT, probe_masks, probe_set
+from vlscale.attention.tables import SUMMARY_PATH
+from vlscale.config import validate
+from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
+from vlscale.files import write_json
+from vlscale.plan import Plan
+from vlscale.plan import apply as apply_plan
+from vlscale.provenance import provenance
+from vlscale.runs.data import pool_share
+from vlscale.runs.layout import RunDir
+from vlscale.runs.settings import resolve as resolve_run
+from vlscale.runs.settings import run_model
+from vlscale.world.render import render_ids, render_jax, render_padded
+from vlscale.world.spec import build_world
 
 OUT_DIR = Path("results/attention")
+FIG_DIR = Path("paper/figures/attention")
+FOCUS_CSV = Path("plots/attention/focus.csv")
+METRICS_PATH = Path("metrics/attention.json")
+
+# metrics/attention.json (and summary.json) keys other stages read
+MEANS = "means"  # per checkpoint, pool and score: value, 95% interval (attention/tables.py lays them out)
+EVIDENCE = "evidence"  # finding 8's comparisons by name (vlscale.analysis.evidence records)
+EVIDENCE_SETUP = "evidence_setup"  # per model: examples seen, configurations and their seeds, seed variance
+IMAGES = "images"  # probe images
+PER_GROUP = "per_group"  # probe images per group
+GRID = "grid"  # the patch grid [rows, columns]
+IMAGE_PX = "image_px"
+POINTING_RADIUS_PX = "pointing_radius_px"
+PLAN = "plan"  # vlscale.plan's record: the pool and what it skipped
 
 
 def checkpoints_to_map(p: dict, runs_dir: Path) -> pd.DataFrame:
-    """One row per (run, examples_seen) to map: run, examples_seen, checkpoint, model (config.model_name),
-    data_pct, curation, seed."""
-    from vlscale.config import model_name, run_model
-    from vlscale.evals.stage import checkpoints, run_curation, run_seed
-
+    """One row per (run, examples_seen) to map: run, examples_seen, checkpoint, model (runs.model_name),
+    data_pct (the share of the pool it trains on), curation, seed."""
     rows = []
     for name in p["runs"]:
-        fraction, curation = run_curation(p, name)
-        found = dict(checkpoints(runs_dir / name))
-        rows.append(dict(run=name, model=model_name(run_model(p, name)), data_pct=100 * fraction,
-                         curation=curation, seed=run_seed(p, name), found=found, last=max(found)))
+        run = resolve_run(p, name)
+        found = dict(RunDir(runs_dir / name).cooled_down())
+        rows.append(dict(run=name, model=run.model_name, data_pct=100 * pool_share(run), curation=run.curation,
+                         seed=run.seed, found=found, last=max(found)))
     runs = pd.DataFrame(rows)
     ends = set(runs.loc[runs["curation"] != "natural", "last"])
     out = []
@@ -86,8 +114,6 @@ def attention_fn(model, params, batch_size: int):
 
 
 def _model_config(p: dict, name: str, vocab_size: int) -> dict:
-    from vlscale.config import run_model
-
     model = run_model(p, name)
     if model["image"].get("pool_type", "gap") != "map":
         raise ValueError(f"runs.{name}: its image tower pools with {model['image'].get('pool_type', 'gap')!r}; "
@@ -138,14 +164,33 @@ def _label_rows(s: pd.DataFrame, r, groups: np.ndarray) -> pd.DataFrame:
     return s
 
 
-def run_attention(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR,
-                  progress=print) -> dict:
-    """Map, score and summarise (module docstring); writes <out_dir> and returns the summary."""
-    from vlscale import siglip
-    from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
-    from vlscale.world.render import render_jax, render_padded
-    from vlscale.world.spec import build_world
+def stage_params(params: dict) -> tuple[dict, Plan]:
+    """The stage's params validated (profile, world, tokenizer, model, train, runs, filter, attention), with the
+    evaluate values it reads (keys, use_key, batch_size), the pool's kind (sample.source), and the study plan applied
+    (vlscale.plan: the runs the pool cannot have are left out, one printed line each); and the Plan."""
+    p = validate({k: params[k] for k in ("profile", "world", "tokenizer", "model", "train", "runs", "filter",
+                                         "attention")})
+    p["evaluate"] = dict(params["evaluate"])
+    p["sample"] = {"source": params["sample"]["source"]}
+    return apply_plan(p)
 
+
+def run(params: dict) -> dict:
+    """The attention stage (module docstring); params: the blocks the stage declares (stage_params). Returns the
+    metrics it writes to metrics/attention.json."""
+    p, plan = stage_params(params)
+    summary = measure(p)
+    write_figures(p, summary)
+    means = pd.DataFrame(summary[MEANS])
+    FOCUS_CSV.parent.mkdir(parents=True, exist_ok=True)
+    means[means["curation"] == "natural"].to_csv(FOCUS_CSV, index=False)
+    metrics = {**summary, PLAN: plan.record(), "params": p["attention"], "provenance": provenance(p["profile"], p)}
+    write_json(METRICS_PATH, metrics)
+    return metrics
+
+
+def measure(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR, progress=print) -> dict:
+    """Map, score and summarise (module docstring); writes <out_dir> and returns the summary."""
     A, T, E = p["attention"], p["train"], p["evaluate"]
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,10 +232,11 @@ def run_attention(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = 
                         **{k: v for g, b in blind.items() for k, v in b.arrays(g).items()})
     keep_pct = 100 * p["filter"]["keep_fraction"] if p.get("filter") else None
     summary = summarise(focus, int(np.prod(maps.shape[1:])), A["bootstrap"], A["seed"], keep_pct=keep_pct)
-    summary.update(images=int(len(probe.ids)), per_group=A["images_per_group"], key=key, key_use=E["use_key"],
-                   image_px=px, pointing_radius_px=radius, grid=list(maps.shape[1:]),
-                   baselines=_baselines_record(blind, key), setup_s=setup_s, wall_s=time.perf_counter() - t0)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    summary.update({IMAGES: int(len(probe.ids)), PER_GROUP: A["images_per_group"], "key": key,
+                    "key_use": E["use_key"], IMAGE_PX: px, POINTING_RADIUS_PX: radius, GRID: list(maps.shape[1:]),
+                    "baselines": _baselines_record(blind, key), "setup_s": setup_s,
+                    "wall_s": time.perf_counter() - t0})
+    write_json(out_dir / SUMMARY_PATH.name, summary)
     return summary
 
 
@@ -267,22 +313,16 @@ def summarise(focus: pd.DataFrame, n_cells: int, n_boot: int = 1000, seed: int =
     peaks = [dict(run=run, examples_seen=int(seen), peak_mode_share=peak_concentration(d["peak"], n_cells),
                   object_mode_share=peak_concentration(d["object_peak"], n_cells))
              for (run, seen), d in focus.groupby(["run", "examples_seen"], sort=False)]
-    return dict(means=means.to_dict("records"), evidence=evidence, evidence_setup=setup, peaks=peaks,
-                bootstrap=n_boot, level=level, notes=setup["notes"])
+    return {MEANS: means.to_dict("records"), EVIDENCE: evidence, EVIDENCE_SETUP: setup, "peaks": peaks,
+            "bootstrap": n_boot, "level": level, "notes": setup["notes"]}
 
 
 # ------------------------------------------------------------------------------------------------ outputs
 
-def write_figures(p: dict, summary: dict, results_dir: str | Path = OUT_DIR,
-                  fig_dir: str | Path = "paper/figures/attention", px: int = 96) -> list[Path]:
+def write_figures(p: dict, summary: dict, results_dir: str | Path = OUT_DIR, fig_dir: str | Path = FIG_DIR,
+                  px: int = 96) -> list[Path]:
     """The Table 6 analog (natural runs at the examples seen they share), the same for the curated runs at
     theirs, and the focus-by-scale chart; returns the paths written."""
-    from vlscale.analysis.figures import save
-    from vlscale.analysis.results import scale_label
-    from vlscale.attention import plots
-    from vlscale.world.render import render_ids
-    from vlscale.world.spec import build_world
-
     results_dir, fig_dir = Path(results_dir), Path(fig_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
     meta = pd.read_parquet(results_dir / "probe.parquet")
@@ -291,7 +331,7 @@ def write_figures(p: dict, summary: dict, results_dir: str | Path = OUT_DIR,
     world = build_world(p["world"])
     ids = meta["id"].to_numpy()[rows]
     images, masks = render_ids(world, ids, px), probe_masks(world, ids, px)
-    means = pd.DataFrame(summary["means"])
+    means = pd.DataFrame(summary[MEANS])
     ckpts = means[["run", "examples_seen", "data_pct", "curation"]].drop_duplicates()
     written = []
     natural = ckpts[ckpts["curation"] == "natural"]

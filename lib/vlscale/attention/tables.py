@@ -1,13 +1,17 @@
-"""The attention stage's focus scores as a table (the measured Table 6), for the notebook and, in LaTeX, for the
-figures stage's paper/tables/."""
+"""The attention stage's focus scores as a table (the measured Table 6), for the notebook and, as a latex.Table, for
+the figures stage's paper/tables/."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vlscale.analysis.latex import ci, tabular, tex
+from vlscale.analysis.latex import Table, ci
 from vlscale.analysis.results import scale_label
 from vlscale.attention.groups import GROUP_LABELS, METRICS, POOLS
+
+SUMMARY_PATH = Path("results/attention/summary.json")  # the attention stage's summary, which these tables lay out
 
 PER_SCALE = (*METRICS, "shuffled_energy", "shuffled_hit")  # what each scale's model scores (its own maps)
 BLIND = ("area", "prior_energy", "hit_chance", "prior_hit", "energy_bound")  # the same for every model
@@ -49,27 +53,27 @@ def focus_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def focus_latex(summary: dict) -> str:
-    """focus_table in LaTeX: mass and hit per scale, then the blind maps' (uniform, centre prior, random peak)
-    and the bound."""
+def focus_tabular(summary: dict) -> Table | None:
+    """focus_table as the paper prints it: mass and hit per scale, then the blind maps' (uniform, centre prior, random
+    peak) and the bound; None without natural runs."""
     t = focus_table(summary)
     if t.empty:
-        return ""
+        return None
     scales = sorted({k[0] for k in t.columns if isinstance(k, tuple)})
     header = ["group"] + [f"{scale_label(s)} {name}" for name in ("mass", "hit") for s in scales] + \
              ["uniform mass", "centre mass", "random-peak hit", "centre hit", "one-hot bound"]
     rows = []
     for r in t.itertuples(index=False):
         r = dict(zip(t.columns, r))
-        rows.append([tex(GROUP_LABELS[r["pool"]])]
+        rows.append([GROUP_LABELS[r["pool"]]]
                     + [ci(*(100 * np.asarray(r[(s, m)])), digits=1) for m in ("energy", "hit") for s in scales]
                     + [f"{100 * r[b][0]:.1f}" for b in ("area", "prior_energy", "hit_chance", "prior_hit",
                                                         "energy_bound")])
     caption = (f"Focus of the MAP-head attention at {int(t['examples_seen'].iloc[0]):,} examples seen: the share of "
-               "attention on the object (mass, \\%) and the pointing-game hit rate (\\%) per data scale, the mean over "
+               "attention on the object (mass, %) and the pointing-game hit rate (%) per data scale, the mean over "
                f"the scale's seeds ({t['seeds'].iloc[0]} seeds at {', '.join(scale_label(x) for x in scales)}) with the "
-               "range over its seeds, or the 95\\% interval over the probe images for one seed; beside them what content-free maps score: a uniform map's mass, "
+               "range over its seeds, or the 95% interval over the probe images for one seed; beside them what content-free maps score: a uniform map's mass, "
                "the centre prior's mass and hit (the best fixed map, chosen on other images: objects sit near the "
                "centre), a random peak's hit rate, and the largest mass any map on the patch grid can reach (a "
                "one-hot map at the cell the object covers most).")
-    return tabular(header, rows, caption, "tab:attention_focus", "l" + "r" * (len(header) - 1))
+    return Table(caption, header, rows, "tab:attention_focus", "l" + "r" * (len(header) - 1))

@@ -6,19 +6,19 @@ position), is kept, as the local scan keeps it), writes each shard's kept record
 the parts' counts beside them; the ShardScan read back from those files equals the local one.
 
 `subset_uid_lists` writes the uid list of every nested subset (a real pool's DataComp contract): a
-record's rank in its stratum (language) is the order of a keyed BLAKE2b hash of its uid, ties broken by
-the uid, exactly as `vlscale.data.subsets.uid_ranks`. The subset of fraction f takes the floor(f * N_s)
-first records of each stratum; it is found without sorting a stratum: a histogram of the hashes' top 16
-bits gives each subset's boundary bucket, every record below it is a member, and only the boundary
-bucket's records (about N_s / 65536) are sorted. Each list is written sorted by uid.
+record's rank in its stratum (language) is the order of a keyed BLAKE2b hash of its uid (`subsets.uid_hash`),
+ties broken by the uid, exactly as `vlscale.data.subsets.uid_ranks`. The subset of fraction f takes the
+floor(f * N_s) first records of each stratum; it is found without sorting a stratum: a histogram of the hashes'
+buckets gives each subset's boundary bucket (`subsets.boundary_plan`), every record below it is a member, and
+only the boundary bucket's records are sorted (`subsets.boundary_members`). Each list is written sorted by uid.
+
+This module only wires Beam around those functions of vlscale.data (and `shards.scan_shard`, the local
+scan's own per-shard function).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +26,19 @@ import pandas as pd
 
 from vlscale.beam.runner import pipeline
 from vlscale.data import shards as sh
-from vlscale.data.subsets import as_key, subset_counts
+from vlscale.data.sampling import write_uid_list
+from vlscale.data.subsets import (
+    boundary_members,
+    boundary_plan,
+    subset_counts,
+    uid_bucket,
+    uid_hash,
+    uid_key_bytes,
+)
+from vlscale.files import atomic_write
 
 log = logging.getLogger("vlscale.beam")
-BUCKET_BITS = 16
 UID_COLUMNS = ["uid", "language", "shard", "member"]
-
-
-def _atomic_write(path: Path, write):
-    """write(tmp) then rename: a worker that dies leaves no half-written file under the final name."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ scan
@@ -53,8 +54,7 @@ def _scan_one(item, allowed, max_caption_chars, default_language):
 
 def _counts_only(indexed_part):
     index, part = indexed_part
-    return index, {"shard": part.shard, "examples_in": part.examples_in, "rejected": dict(part.rejected),
-                   "samples": part.samples, "error": part.error}
+    return index, part.counts()
 
 
 def _by_uid(indexed_part):
@@ -79,7 +79,7 @@ def _write_records(shard_group, out: str):
     index, kept = shard_group
     kept = sorted(kept, key=lambda k: k[1].position)
     frame = sh.records_frame([c for _, c in kept], kept[0][0])
-    _atomic_write(Path(out) / f"shard_{index:06d}.parquet", lambda p: frame.to_parquet(p, index=False))
+    atomic_write(Path(out) / f"shard_{index:06d}.parquet", lambda p: frame.to_parquet(p, index=False))
     return index, len(frame)
 
 
@@ -88,7 +88,7 @@ def _write_scan_parts(_, out: str, parts, duplicates, duplicate_samples, written
     doc = {"parts": [p for _, p in parts], "duplicates": int(duplicates),
            "duplicate_samples": [[shard, key] for _, _, shard, key in sorted(duplicate_samples)],
            "record_files": sorted(i for i, _ in written)}
-    _atomic_write(Path(out) / "scan_parts.json", lambda p: p.write_text(json.dumps(doc)))
+    atomic_write(Path(out) / "scan_parts.json", lambda p: p.write_text(json.dumps(doc)))
 
 
 def scan_shards(paths, *, languages, out_dir, beam_params: dict, max_caption_chars: int = 1024,
@@ -126,8 +126,7 @@ def read_scan(out_dir) -> sh.ShardScan:
     doc = json.loads((out_dir / "scan_parts.json").read_text())
     merged = sh.ScanMerge(len(doc["parts"]))
     for part in doc["parts"]:
-        merged.add_counts(sh.ShardPart(part["shard"], part["examples_in"], Counter(part["rejected"]),
-                                       part["samples"], error=part["error"]))
+        merged.add_counts(sh.ShardPart.from_counts(part))
     merged.counts["duplicate_uid"] += doc["duplicates"]
     merged.samples["duplicate_uid"] = doc["duplicate_samples"]
     frames = [pd.read_parquet(out_dir / "records" / f"shard_{i:06d}.parquet") for i in doc["record_files"]]
@@ -138,44 +137,26 @@ def read_scan(out_dir) -> sh.ShardScan:
 # --------------------------------------------------------------------------------------------- subsets
 
 
-def uid_hash(uid: str, key_bytes: bytes) -> bytes:
-    """The keyed hash `vlscale.data.subsets.uid_ranks` orders a stratum by: BLAKE2b, 8 bytes. Its bytes order as
-    the big-endian uint64 does, and travel between workers as bytes (Beam's coder garbles ints of 2^63 and
-    more)."""
-    return hashlib.blake2b(uid.encode(), digest_size=8, key=key_bytes).digest()
-
-
-def _bucket(h: bytes) -> int:
-    return int.from_bytes(h[:BUCKET_BITS // 8], "big")
-
-
 def _hashed_rows(path: str, key_bytes: bytes):
+    """A record file's rows as (language, (uid hash, uid, shard, member)); hashes travel between workers as bytes
+    (Beam's coder garbles ints of 2^63 and more)."""
     frame = pd.read_parquet(path, columns=UID_COLUMNS)
     for uid, language, shard, member in frame.itertuples(index=False):
         yield language, (uid_hash(uid, key_bytes), uid, shard, member)
 
 
 def _plan(language_hist, sizes: dict, fractions: dict):
-    """Per (language, label): (boundary bucket, members needed from it) for floor(f * N_s) members."""
+    """Per (language, label): (boundary bucket, members needed from it): `subsets.boundary_plan`."""
     language, hist = language_hist
-    hist = sorted(hist)  # (bucket, count)
-    buckets = np.array([b for b, _ in hist], np.int64)
-    counts = np.array([n for _, n in hist], np.int64)
-    below = np.concatenate([[0], np.cumsum(counts)])
-    for label, f in fractions.items():
-        want = int(subset_counts(np.array([sizes[language]], np.int64), f)[0])
-        at = int(np.searchsorted(below, want, side="right") - 1)  # buckets[:at] hold <= want records
-        if at >= len(buckets):
-            yield (language, label), (1 << BUCKET_BITS, 0)  # the whole stratum
-        else:
-            yield (language, label), (int(buckets[at]), want - int(below[at]))
+    for label, boundary in boundary_plan(hist, sizes[language], fractions).items():
+        yield (language, label), boundary
 
 
 def _assign(row, plan: dict, labels):
     import apache_beam as beam
 
     language, (h, uid, shard, member) = row
-    bucket = _bucket(h)
+    bucket = uid_bucket(h)
     for label in labels:
         b, need = plan[(language, label)]
         if bucket < b:
@@ -184,27 +165,16 @@ def _assign(row, plan: dict, labels):
             yield beam.pvalue.TaggedOutput("boundary", ((language, label), (h, uid, shard, member)))
 
 
-def _boundary_members(group):
-    (language, label), rows = group
-    rows = sorted(rows)  # (hash, uid, ...): the stratum's order
-    for a, b in zip(rows, rows[1:]):
-        if a[1] == b[1]:
-            raise ValueError(f"duplicate uid {a[1]!r} in stratum {language!r}")
-    return rows, language, label
-
-
 def _take_boundary(group, plan: dict):
-    rows, language, label = _boundary_members(group)
-    need = plan[(language, label)][1]
-    return [(label, (uid, language, shard, member)) for _, uid, shard, member in rows[:need]]
+    (language, label), rows = group
+    rows = boundary_members(list(rows), plan[(language, label)][1], language)
+    return [(label, (uid, language, shard, member)) for _, uid, shard, member in rows]
 
 
 def _write_uid_list(label_group, out: str, files: dict):
-    from vlscale.data.sampling import write_uid_list
-
     label, rows = label_group
     frame = pd.DataFrame(sorted(rows), columns=UID_COLUMNS)
-    _atomic_write(Path(out) / files[label], lambda p: write_uid_list(frame, p))
+    atomic_write(Path(out) / files[label], lambda p: write_uid_list(frame, p))
     return label, len(frame)
 
 
@@ -215,13 +185,13 @@ def subset_uid_lists(record_files, fractions: dict, key: int, out_dir, beam_para
     {"sizes": {language: N_s}, "files": {label: file name or None}}; the files are the local stage's bytes."""
     import apache_beam as beam
 
-    key_bytes = as_key(key, "sample.key").to_bytes(8, "little")
+    key_bytes = uid_key_bytes(key, "sample.key")
     out_dir = Path(out_dir)
     record_files = [str(f) for f in record_files]
     with pipeline(beam_params, "vlscale-sizes") as p:  # first the strata's sizes: which lists are written
         (p | beam.Create(record_files) | beam.FlatMap(lambda f: pd.read_parquet(f, columns=["language"])["language"])
          | beam.combiners.Count.PerElement() | beam.combiners.ToDict()
-         | beam.Map(lambda d: _atomic_write(out_dir / "strata_sizes.json",
+         | beam.Map(lambda d: atomic_write(out_dir / "strata_sizes.json",
                                             lambda q: q.write_text(json.dumps(d, sort_keys=True)))))
     sizes = json.loads((out_dir / "strata_sizes.json").read_text()) if record_files else {}
     (out_dir / "strata_sizes.json").unlink(missing_ok=True)
@@ -233,7 +203,7 @@ def subset_uid_lists(record_files, fractions: dict, key: int, out_dir, beam_para
         with pipeline(beam_params, "vlscale-subsets") as p:
             rows = (p | "files" >> beam.Create(record_files) | beam.Reshuffle()
                     | "hash" >> beam.FlatMap(_hashed_rows, key_bytes))
-            hist = (rows | "bucket" >> beam.Map(lambda r: ((r[0], _bucket(r[1][0])), 1))
+            hist = (rows | "bucket" >> beam.Map(lambda r: ((r[0], uid_bucket(r[1][0])), 1))
                     | "histogram" >> beam.CombinePerKey(sum)
                     | beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1]))) | "per language" >> beam.GroupByKey())
             plan = beam.pvalue.AsDict(hist | "plan" >> beam.FlatMap(_plan, sizes, wanted))
@@ -243,8 +213,6 @@ def subset_uid_lists(record_files, fractions: dict, key: int, out_dir, beam_para
                     | "take boundary" >> beam.FlatMap(_take_boundary, plan))
             ((assigned.member, edge) | beam.Flatten() | "group subset" >> beam.GroupByKey()
              | "write" >> beam.Map(_write_uid_list, str(out_dir), files))
-    from vlscale.data.sampling import write_uid_list
-
     for label in wanted:  # a subset with no member has no group in the pipeline: its list is empty
         if not (out_dir / files[label]).exists():
             write_uid_list(pd.DataFrame({c: pd.Series(dtype="str") for c in UID_COLUMNS}), out_dir / files[label])

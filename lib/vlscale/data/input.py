@@ -37,13 +37,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vlscale.data.ids import make_ids
 from vlscale.data.mixture import Mixture
 from vlscale.data.sampling import mixtures, synthetic_subsets
 from vlscale.data.shards import load_example
 from vlscale.data.subsets import UidSubsets, as_key, derive_key
 from vlscale.world.captions import captions
 from vlscale.world.hashing import id_words
+from vlscale.world.ids import make_ids
 from vlscale.world.truth import truth
 
 

@@ -51,7 +51,7 @@ def mixtures(subsets, fractions, targets: dict, key: int) -> dict[float, Mixture
     absent = sorted(set(targets) - set(subsets.names))
     if absent:  # a real pool may lack a language entirely: say so rather than drop it silently
         warnings.warn(f"rebalance targets {absent} have no stratum in this pool (strata: {list(subsets.names)}); "
-                      "they cannot be upsampled")
+                      "they cannot be upsampled", stacklevel=2)
     targets = {k: v for k, v in targets.items() if k not in absent}
     return {f: Mixture(subsets.counts(f), list(subsets.names), targets, derive_key(key, 7, i))
             for i, f in enumerate(fractions)}

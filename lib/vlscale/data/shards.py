@@ -219,6 +219,17 @@ class ShardPart:
     candidates: list = dataclasses.field(default_factory=list)
     error: str | None = None
 
+    def counts(self) -> dict:
+        """The part less its candidates, as plain values (what the scan's report needs of it)."""
+        return {"shard": self.shard, "examples_in": self.examples_in, "rejected": dict(self.rejected),
+                "samples": self.samples, "error": self.error}
+
+    @classmethod
+    def from_counts(cls, counts: dict) -> "ShardPart":
+        """The part of `counts()` (no candidates)."""
+        return cls(counts["shard"], counts["examples_in"], Counter(counts["rejected"]), counts["samples"],
+                   error=counts["error"])
+
     def reject(self, reason, key):
         self.examples_in += 1
         self.rejected[reason] += 1

@@ -24,7 +24,7 @@ from fractions import Fraction
 import numba
 import numpy as np
 
-from vlscale.data.ids import LOCAL_BITS, LOCAL_MASK, STRATUM_BITS, make_ids
+from vlscale.world.ids import LOCAL_BITS, LOCAL_MASK, STRATUM_BITS, make_ids
 
 ROUNDS = 4  # Luby-Rackoff: 4 rounds of a pseudo-random function give a strong pseudo-random permutation
 MAX_N = 1 << LOCAL_BITS  # a stratum holds at most 2^40 examples (see ids.py)
@@ -292,7 +292,7 @@ class NestedSubsets:
 
     Stratum s is ordered by `KeyedPermutation(sizes[s], derive_key(key, s))`; the subset of fraction
     f is, in every stratum, the examples of rank < floor(f * sizes[s]). Ids are global ids
-    (`vlscale.data.ids.make_ids`).
+    (`vlscale.world.ids.make_ids`).
     """
 
     def __init__(self, sizes: Sequence[int] | np.ndarray, key: int, names: Sequence[str] | None = None):
@@ -369,12 +369,22 @@ class NestedSubsets:
 # Real pools: records with string uids, ordered by a keyed hash of the uid
 
 
+def uid_hash(uid: str, key_bytes: bytes) -> bytes:
+    """The keyed hash a real pool's stratum is ordered by: BLAKE2b of the uid, 8 bytes, keyed by `key_bytes` (the
+    key's 8 little-endian bytes, `uid_key_bytes`). Its bytes order as the big-endian uint64 does."""
+    return hashlib.blake2b(uid.encode(), digest_size=8, key=key_bytes).digest()
+
+
+def uid_key_bytes(key: int, what: str = "key") -> bytes:
+    """The 8 little-endian bytes of a key, as `uid_hash` is keyed."""
+    return as_key(key, what).to_bytes(8, "little")
+
+
 def _uid_order(uids: Sequence[str], strata: np.ndarray, key: int) -> np.ndarray:
     """Record indices sorted by (stratum, keyed hash of uid, uid); a uid twice in a stratum is an error."""
-    key_bytes = as_key(key, "key").to_bytes(8, "little")
+    key_bytes = uid_key_bytes(key)
     try:
-        digests = b"".join(hashlib.blake2b(uid.encode(), digest_size=8, key=key_bytes).digest()
-                           for uid in uids)
+        digests = b"".join(uid_hash(uid, key_bytes) for uid in uids)
     except AttributeError:
         bad = next(i for i, uid in enumerate(uids) if not isinstance(uid, str))
         raise TypeError(f"uid of record {bad} must be a str, got {uids[bad]!r}") from None
@@ -413,6 +423,43 @@ def uid_ranks(uids: Sequence[str], strata: np.ndarray, key: int) -> np.ndarray:
     """
     strata = _check_strata(uids, strata)
     return _ranks(_uid_order(uids, strata, key), strata)
+
+
+# A subset without sorting a stratum (the Beam back-end's way): a histogram of the hashes' top BUCKET_BITS bits
+# gives each subset's boundary bucket; every record below it is a member, and only the boundary bucket's records
+# (about N_s / 2^BUCKET_BITS) are sorted.
+BUCKET_BITS = 16
+
+
+def uid_bucket(h: bytes) -> int:
+    """The bucket of a uid hash (`uid_hash`): its top BUCKET_BITS bits."""
+    return int.from_bytes(h[:BUCKET_BITS // 8], "big")
+
+
+def boundary_plan(histogram, size: int, fractions: dict) -> dict:
+    """{label: (boundary bucket, members to take from it)} of a stratum of `size` records whose hashes fall in
+    `histogram` ([(bucket, count)]): floor(f * size) members for each {label: fraction f}; every record of a
+    lower bucket is a member. A subset that takes the whole stratum has boundary 2^BUCKET_BITS."""
+    histogram = sorted(histogram)
+    buckets = np.array([b for b, _ in histogram], np.int64)
+    counts = np.array([n for _, n in histogram], np.int64)
+    below = np.concatenate([[0], np.cumsum(counts)])
+    plan = {}
+    for label, f in fractions.items():
+        want = int(subset_counts(np.array([size], np.int64), f)[0])
+        at = int(np.searchsorted(below, want, side="right") - 1)  # buckets[:at] hold <= want records
+        plan[label] = (1 << BUCKET_BITS, 0) if at >= len(buckets) else (int(buckets[at]), want - int(below[at]))
+    return plan
+
+
+def boundary_members(rows: list, need: int, stratum: str) -> list:
+    """The first `need` of a boundary bucket's rows ((hash, uid, ...)) in the stratum's order (hash, then uid);
+    ValueError on a uid twice."""
+    rows = sorted(rows)
+    for a, b in zip(rows, rows[1:]):
+        if a[1] == b[1]:
+            raise ValueError(f"duplicate uid {a[1]!r} in stratum {stratum!r}")
+    return rows[:need]
 
 
 def _ranks(order: np.ndarray, strata: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ The training sample is balanced over caption languages (the same number of capti
 capped by what each language has), so that Telugu or Bengali get pieces of their own, not just bytes:
 trained on the natural mix, English and Japanese would take most of the vocabulary. On a synthetic
 pool the sample's pages are fresh draws of the same web, with ids in the TOKENIZER_BIT range
-(data/ids.py), in no training pool and no benchmark; on a real pool (webdataset or parquet shards)
+(world/ids.py), in no training pool and no benchmark; on a real pool (webdataset or parquet shards)
 there is no other web to draw from, so the sample is captions of the pool itself.
 
 Token ids have a fixed length: SigLIP's text tower pools the LAST token, so every caption is encoded
@@ -35,10 +35,11 @@ import pandas as pd
 import sentencepiece as spm
 
 from vlscale.config import LOW_RESOURCE
-from vlscale.data.ids import LOCAL_BITS, TOKENIZER_BIT, make_ids
+from vlscale.data.input import read_sample
 from vlscale.data.shards import load_example
 from vlscale.data.subsets import KeyedPermutation, derive_key, uid_ranks
 from vlscale.world.captions import captions
+from vlscale.world.ids import LOCAL_BITS, TOKENIZER_BIT, make_ids
 from vlscale.world.truth import truth
 
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2  # mT5's
@@ -57,7 +58,7 @@ def caption_sample_ids(subsets, fraction, per_language: int, key: int) -> np.nda
 
     Stratum s gives min(OVERSAMPLE * per_language, subsets.counts(fraction)[s]) ids: as many pages as
     the subset would have given, so a language rare in the pool stays rare, but pages of the
-    TOKENIZER_BIT range (data/ids.py), drawn by a keyed permutation of its 2^40 local indices. They
+    TOKENIZER_BIT range (world/ids.py), drawn by a keyed permutation of its 2^40 local indices. They
     are in no pool of any size and no benchmark, so the tokenizer never sees a training or test caption.
     """
     if per_language < 1:
@@ -118,8 +119,6 @@ def pool_caption_sample(world, sample_dir: str | os.PathLike, per_language: int,
     (pages outside every pool, as many per language as the subset has), a real pool's largest subset
     with a uid list through `balanced_record_captions` (the pool's own captions).
     """
-    from vlscale.data.input import read_sample  # the sample stage's output is read in one place
-
     _, entry, pool = read_sample(world, sample_dir)
     if isinstance(pool, pd.DataFrame):
         return balanced_record_captions(pool, per_language, key)

@@ -1,4 +1,4 @@
-"""Synthetic analogs of the paper's benchmarks (PAPER.md §3), drawn from the world's held-out ids.
+"""Synthetic analogs of the paper's benchmarks (arXiv 2502.07617 §3.3), drawn from the world's held-out ids.
 
 An analog is a pure function of (world, size, key, split): a set of held-out global ids (bit
 HELDOUT_BIT set, so never in a training pool) whose ground truth meets the analog's condition, with
@@ -42,9 +42,9 @@ import numpy as np
 import pandas as pd
 
 from vlscale.config import REGIONS, XM3600_LANGUAGES
-from vlscale.data.ids import HELDOUT_BIT, LOCAL_BITS, make_ids
 from vlscale.data.subsets import KeyedPermutation, derive_key
 from vlscale.world.captions import PERSON_LANGUAGES, person_words
+from vlscale.world.ids import HELDOUT_BIT, LOCAL_BITS, make_ids
 from vlscale.world.spec import DS_REGION, GENDERS, INCOME_GROUPS, OCCUPATIONS, UNTAGGED, join_words
 from vlscale.world.truth import truth
 

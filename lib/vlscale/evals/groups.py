@@ -1,5 +1,5 @@
-"""The paper's group averages of Table 11 (Western, Culture, Fairness, Multilinguality), as PAPER.md §3
-and §4 define them, and the task names that key per-task results.
+"""The paper's group averages of Table 11 (Western, Culture, Fairness, Multilinguality), as arXiv 2502.07617
+§3.3 and Table 11 define them, and the task names that key per-task results.
 
 Every value here is an error in % (Table 11's caption: all metrics are error rates, except
 representation bias, which no average includes). A plain mean over the group's tasks, unweighted.
@@ -41,7 +41,7 @@ FAIRNESS = INCOME + REGIONS + DEMOGRAPHY  # representation bias is not averaged
 XM3600_CODE = {"he": "iw"}
 XM3600_LANGUAGES = tuple(sorted(XM3600_CODE.get(code, code) for code in config.XM3600_LANGUAGES))
 LOW_RESOURCE = tuple(sorted(XM3600_CODE.get(code, code) for code in config.LOW_RESOURCE))
-# "All others" minus Quechua: only then do Table 11's high-resource averages come out (PAPER.md §3).
+# "All others" minus Quechua: only then do Table 11's high-resource averages come out (arXiv 2502.07617 Table 11).
 HIGH_RESOURCE = tuple(l for l in XM3600_LANGUAGES if l not in LOW_RESOURCE and l != "quz")
 
 
@@ -58,7 +58,7 @@ def xm3600_task(direction: str, language: str) -> str:
 
 
 # Low / high resource: both retrieval directions of the group's languages (high excludes Quechua);
-# multilingual: image->text over all 36 languages, Quechua included (PAPER.md §3).
+# multilingual: image->text over all 36 languages, Quechua included (arXiv 2502.07617 Table 11).
 XM3600_LOW_RESOURCE = tuple(xm3600_task(d, l) for d in ("i2t", "t2i") for l in LOW_RESOURCE)
 XM3600_HIGH_RESOURCE = tuple(xm3600_task(d, l) for d in ("i2t", "t2i") for l in HIGH_RESOURCE)
 XM3600_I2T = tuple(xm3600_task("i2t", l) for l in XM3600_LANGUAGES)

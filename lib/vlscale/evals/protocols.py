@@ -1,4 +1,4 @@
-"""The paper's evaluation protocols (PAPER.md §3) as pure functions of embeddings and labels.
+"""The paper's evaluation protocols (arXiv 2502.07617 §3.3) as pure functions of embeddings and labels.
 
 Embeddings are L2-normalised rows: images `zimg` [N, D], texts `ztxt` [M, D], classes `zcls` [C, D].
 Scores are fractions in [0, 1]; `groups.error_pct` turns them into the error % the paper reports.
@@ -17,7 +17,7 @@ from vlscale.config import OCCUPATION_PAIRS
 
 # big_vision's few-shot defaults: a constant bias feature large enough to be almost unregularised,
 # and one fixed ridge strength (big_vision selects among a grid on held-out data; the paper does not
-# say, PAPER.md §3, so one value keeps the probe a pure function).
+# say, arXiv 2502.07617 §3.3, so one value keeps the probe a pure function).
 BIAS_FEATURE = 100.0
 DEFAULT_L2 = 2.0**10
 STD_EPS = 1e-5

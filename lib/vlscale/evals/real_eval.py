@@ -1,4 +1,4 @@
-"""Every protocol of the paper (PAPER.md §3) on the real evaluation sets, as read by evals/real_sets.py.
+"""Every protocol of the paper (arXiv 2502.07617 §3.3) on the real evaluation sets, as read by evals/real_sets.py.
 
 `evaluate_real(name, data, embedder, prompts, px)` embeds the set's images once (key "real/<name>"),
 runs the protocols that set serves and returns tidy rows (task, metric, value, se, n), the same rows

@@ -1,4 +1,4 @@
-"""Quality filtering of the pool (PAPER.md §5.1): the filter stage's arms and the account of what each removed.
+"""Quality filtering of the pool (arXiv 2502.07617 §5.1): the filter stage's arms and the account of what each removed.
 
 Every arm keeps the same number k of pool pairs (k: the size of the pool's random subset of
 filter.keep_fraction, so the random arm is that subset exactly):
@@ -14,6 +14,7 @@ filter.keep_fraction, so the random arm is that subset exactly):
 - random: k pairs of the pool at random (the control that separates size from selection).
 
 Scoring and selection are per-shard maps (`select`, `score`, `arms`) whose result does not depend on how
-the pool is split into shards; `account` says exactly what each arm removed, by every attribute the world
-knows. `stage.run_filter` is the stage.
+the pool is split into shards; `shards` is the work on one shard and the local engine that maps it over the
+pool (vlscale.beam.filter maps the same work on Beam); `account` says exactly what each arm removed, by every
+attribute the world knows. `stage.run(params)` is the stage.
 """

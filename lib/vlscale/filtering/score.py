@@ -12,16 +12,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vlscale.data.ids import make_ids
 from vlscale.data.input import center_crop_resize
 from vlscale.data.shards import load_example
 from vlscale.evals.embedder import Embedder
+from vlscale.evals.stage import checkpoint_embedder
 from vlscale.filtering.classifier import AlignmentHead, features
 from vlscale.world.captions import captions
+from vlscale.world.ids import make_ids
 from vlscale.world.render import render_padded
 from vlscale.world.truth import truth
 
@@ -48,6 +50,14 @@ class Scorers:
             zi, zt = e.images("shard", make_images, count), e.texts(texts)
             out[name] = (zi * zt).sum(1) if name == "clip" else self.head.prob(features(zi, zt))
         return out
+
+
+def load_embedder(p: dict, tokenizer, checkpoint: Path | str, config: dict | None = None) -> Embedder:
+    """The Embedder of a filter model's checkpoint: params `p`'s model (or `config`), its image size, the
+    tokenizer's max_len and evaluate.batch_size."""
+    model_config = config or {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
+    return checkpoint_embedder(Path(checkpoint), model_config, tokenizer, p["train"]["image_px"],
+                               p["tokenizer"]["max_len"], p["evaluate"]["batch_size"])
 
 
 def pool_shards(sizes, shard_size: int) -> list[tuple[int, int, int]]:

@@ -1,6 +1,7 @@
 """The filter stage: the quality-filter arms of the pool, their scores, and the exact account of what each removed.
 
-`run_filter(p)` writes to data/filter/ (`out_dir`):
+`run(params)` (params: the notebook's parameters cell) validates them and calls `run_filter(p)`, which writes to
+data/filter/ (`out_dir`):
     <arm>.npy                 the arm's kept ids, sorted (int64; the DataComp contract)
     scores/<shard>.parquet    every pool pair's id, caption_en (its caption is English), its raw scores:
                               clip (scorer cosine), classifier (P(aligned)); the arms' selection scores
@@ -10,42 +11,49 @@
     account.parquet           per (arm, grouping, group): pool, kept, removed and their shares
     models/scorer, models/classifier   the filter models the stage trained (checkpoints, log)
     manifest.json             k, the arms' sizes and sha256, the filter models' records, timings, provenance
-and returns the manifest. The random arm is the pool's nested random subset of filter.keep_fraction, k
+and returns the manifest; `run` writes it to metrics/filter.json too, the account to plots/filter/account.csv.
+Scoring maps one function over the pool's shards (filtering/shards.py) on the local engine or on Beam
+(`engine: beam`, vlscale.beam.filter): the same files either way. The random arm is the pool's nested random subset of filter.keep_fraction, k
 its size: when keep_fraction is one of sample.fractions it is that subset exactly, and the natural run
 of that fraction is the random arm's run.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections import Counter
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 
-from vlscale.config import ParamsError
-from vlscale.data.ids import CLASSIFIER_BIT, LOCAL_BITS, SCORER_BIT, make_ids
+from vlscale import plan
+from vlscale.beam.runner import outside_ipython
+from vlscale.config import ParamsError, validate
+from vlscale.data.filter_arms import FILTER_DIR, arm_path, sha256_of
 from vlscale.data.input import IdSource, read_sample
+from vlscale.data.sampling import real_subsets
 from vlscale.data.subsets import derive_key
+from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
+from vlscale.files import write_json
 from vlscale.filtering import account as acc
-from vlscale.filtering.arms import (
-    REAL_ARMS,
-    SCORED_ARMS,
-    english_caption,
-    merge_arm,
-    needs_scorer,
-    planted_eligible,
-    selection_scores,
-    shard_candidates,
-)
+from vlscale.filtering.arms import needs_scorer
 from vlscale.filtering.classifier import AlignmentHead, auc, features
-from vlscale.filtering.manifest import FILTER_DIR, arm_path, sha256_of
-from vlscale.filtering.score import Scorers, pool_shards, record_shards, score_record_shard, score_synthetic, shard_ids
+from vlscale.filtering.score import Scorers, load_embedder, pool_shards, record_shards
 from vlscale.filtering.select import keyed_scores
+from vlscale.filtering.shards import REAL, SYNTHETIC, Selection, ShardScorer, ShardWork, map_shards, member
+from vlscale.provenance import provenance
+from vlscale.runs.layout import RunDir
+from vlscale.training.run import trainer_for
+from vlscale.world.captions import captions
+from vlscale.world.ids import CLASSIFIER_BIT, LOCAL_BITS, SCORER_BIT, make_ids
+from vlscale.world.render import render_jax, render_padded
+from vlscale.world.spec import build_world
 from vlscale.world.truth import truth
 
+METRICS = Path("metrics/filter.json")
+ACCOUNT_PLOT = Path("plots/filter/account.csv")
 _SCORER_STRATUM = 1 << (SCORER_BIT - LOCAL_BITS)
 _CLASSIFIER_STRATUM = 1 << (CLASSIFIER_BIT - LOCAL_BITS)
 _LABELLED_OFFSET = 1 << (LOCAL_BITS - 1)  # the labelled pairs' local indices, apart from the web source's
@@ -84,24 +92,13 @@ def model_train_block(p: dict, budget: float) -> dict:
 def train_model(p: dict, world, tokenizer, ids: np.ndarray, budget: float, run_dir: Path, seed: int,
                 progress: bool = True) -> dict:
     """Train a SigLIP of params `p`'s model on the pairs `ids`; returns {checkpoint, summary}."""
-    from vlscale.evals.stage import checkpoints
-    from vlscale.training.run import trainer_for
-
     T = {**model_train_block(p, budget), "seed": seed}
     source = IdSource(world, ids, derive_key(seed, 3))
     trainer = trainer_for({**p, "train": T}, world, source, tokenizer)
     summary = trainer.fit(run_dir, progress=progress)
-    _, last = checkpoints(run_dir)[-1]
+    _, last = RunDir(run_dir).cooled_down()[-1]
     return {"checkpoint": str(last), "examples_seen": T["examples_seen"], "unique_pairs": len(ids), "seed": seed,
             "summary": {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}}
-
-
-def _embedder(p: dict, tokenizer, checkpoint: Path | str, config: dict | None = None):
-    from vlscale.evals.stage import checkpoint_embedder
-
-    model_config = config or {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
-    return checkpoint_embedder(Path(checkpoint), model_config, tokenizer, p["train"]["image_px"],
-                               p["tokenizer"]["max_len"], p["evaluate"]["batch_size"])
 
 
 def load_scorer(p: dict, tokenizer):
@@ -109,7 +106,7 @@ def load_scorer(p: dict, tokenizer):
     match the model config (checked before any work)."""
     path = p["filter"]["scorer"]["checkpoint"]
     try:
-        return _embedder(p, tokenizer, path)
+        return load_embedder(p, tokenizer, path)
     except (OSError, ValueError, KeyError) as e:
         raise ParamsError(f"params.yaml: filter.scorer.checkpoint = {path!r}: {type(e).__name__}: {e}") from e
 
@@ -117,9 +114,6 @@ def load_scorer(p: dict, tokenizer):
 def fit_classifier(world, embedder, n: int, holdout: float, key: int, render) -> tuple[AlignmentHead, dict]:
     """The aligned/misaligned head on n labelled web pairs (label: the caption is clean), measured on the
     held-out share `holdout` of them (drawn by a keyed score)."""
-    from vlscale.world.captions import captions
-    from vlscale.world.render import render_padded
-
     ids = web_ids(world, n, labelled=True)
     gt = truth(world, ids)
     label = (gt["caption_kind"] == 0).astype(np.int64)
@@ -138,22 +132,33 @@ def fit_classifier(world, embedder, n: int, holdout: float, key: int, render) ->
 
 # ----------------------------------------------------------------------------------------------- stage
 
+BLOCKS = ("profile", "world", "tokenizer", "model", "train", "filter", "engine", "beam")  # validated whole
+
+
+def run(params: dict) -> dict:
+    """The filter stage: `params` the notebook's parameters cell (BLOCKS, and sample.key and evaluate.batch_size,
+    the two values of other blocks it reads: a real pool's subset key, and the embedding batch). Writes data/filter
+    (see the module docstring), metrics/filter.json (the manifest) and plots/filter/account.csv; returns the
+    manifest."""
+    p = validate({name: params[name] for name in BLOCKS})
+    p["sample"] = {"key": params["sample"]["key"]}
+    p["evaluate"] = {"batch_size": params["evaluate"]["batch_size"]}
+    manifest = run_filter(p, progress=False)
+    write_json(METRICS, manifest)
+    ACCOUNT_PLOT.parent.mkdir(parents=True, exist_ok=True)
+    pd.read_parquet(FILTER_DIR / "account.parquet").to_csv(ACCOUNT_PLOT, index=False)
+    return manifest
+
+
 def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path = "data/sample",
                progress: bool = True, log=print) -> dict:
-    """The filter stage on resolved params `p` (see the module docstring)."""
-    import jax
-
-    from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
-    from vlscale.provenance import provenance
-    from vlscale.world.render import render_jax
-    from vlscale.world.spec import build_world
-
+    """The filter stage's work on resolved params `p` (see the module docstring); returns the manifest."""
     F, out_dir = p["filter"], Path(out_dir)
     world = build_world(p["world"])
     tokenizer = Tokenizer(TOKENIZER_PATH)
-    label, entry, pool = read_sample(world, sample_dir, None)  # the largest subset: the pool
-    synthetic = not isinstance(pool, pd.DataFrame)
-    skipped = skipped_arms(F, synthetic, log)
+    label, _, pool = read_sample(world, sample_dir, None)  # the largest subset: the pool
+    kind = REAL if isinstance(pool, pd.DataFrame) else SYNTHETIC
+    skipped = skipped_arms(F, kind, log)
     F = {**F, "arms": [a for a in F["arms"] if a not in skipped]}
     p = {**p, "filter": F}
     scorer = load_scorer(p, tokenizer) if needs_scorer(F["arms"]) and F["scorer"]["checkpoint"] else None
@@ -161,13 +166,13 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     (out_dir / "scores").mkdir(parents=True)
     times, models = {}, {}
     t0 = time.perf_counter()
-    render = render_jax(world, p["train"]["image_px"]) if synthetic else None
+    render = render_jax(world, p["train"]["image_px"]) if kind == SYNTHETIC else None
     if needs_scorer(F["arms"]) and scorer is None:
         log(f"training the scorer on {F['scorer']['examples']:,} curated English pairs")
         models["scorer"] = train_model(p, world, tokenizer, scorer_ids(world, F["scorer"]["examples"]),
                                        F["scorer"]["budget"], out_dir / "models/scorer",
                                        derive_key(F["key"], 1) % 2**31, progress)
-        scorer = _embedder(p, tokenizer, models["scorer"]["checkpoint"])
+        scorer = load_embedder(p, tokenizer, models["scorer"]["checkpoint"])
         times["scorer_train_s"] = time.perf_counter() - t0
     elif scorer is not None:
         models["scorer"] = {"checkpoint": F["scorer"]["checkpoint"]}
@@ -178,73 +183,51 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
         log(f"training the classifier's model on {C['web_examples']:,} web pairs")
         models["classifier"] = train_model(p, world, tokenizer, web_ids(world, C["web_examples"]), C["budget"],
                                            out_dir / "models/classifier", derive_key(F["key"], 2) % 2**31, progress)
-        classifier = _embedder(p, tokenizer, models["classifier"]["checkpoint"])
+        classifier = load_embedder(p, tokenizer, models["classifier"]["checkpoint"])
         head, models["classifier"]["head"] = fit_classifier(world, classifier, C["labelled"], C["holdout"], F["key"],
                                                             render)
         log(f"classifier head: {models['classifier']['head']}")
         times["classifier_train_s"] = time.perf_counter() - t1
-    scorers = Scorers(clip=scorer, classifier=classifier, head=head)
 
     t2 = time.perf_counter()
-    if p.get("engine", "local") == "beam":
-        manifest = (_filter_synthetic_beam(p, pool, models, head, out_dir, sample_dir, log) if synthetic
-                    else _filter_real_beam(p, pool, out_dir, log))
+    if kind == SYNTHETIC:
+        k, shards, random_rows = filter_k(pool, F), pool_shards(pool.sizes, F["shard_size"]), None
     else:
-        manifest = (_filter_synthetic if synthetic else _filter_real)(p, world, pool, scorers, render, out_dir, log)
+        pool = pool.reset_index(drop=True)
+        random_rows = real_random_rows(p, pool)
+        k, shards = len(random_rows), [(pool.iloc[pos], pos) for _, pos in record_shards(pool)]
+    work = ShardWork(kind, p, k, str(out_dir.resolve()), str(Path(sample_dir).resolve()),
+                     str(Path(TOKENIZER_PATH).resolve()),
+                     {name: str(Path(m["checkpoint"]).resolve()) for name, m in models.items()}, head, random_rows)
+    engine = p.get("engine", "local")
+    if engine == "beam":
+        from vlscale.beam import filter as beam_filter  # apache_beam: the optional extra
+
+        selection = outside_ipython(beam_filter.map_shards, work=work, shards=shards, beam_params=p["beam"])
+        log(f"Beam ({p['beam']['runner']}) scored {selection.counters.get('shards_scored', '?')} shards in "
+            f"{selection.counters['seconds']:.1f} s, {selection.counters.get('model_loads', '?')} model loads")
+    else:
+        scorers = Scorers(clip=scorer, classifier=classifier, head=head)
+        selection = map_shards(ShardScorer(work, world, pool, scorers, render), shards, log)
+    manifest = _write_arms(F, kind, pool, selection, out_dir, k, log, shards=len(shards))
+    if selection.counters is not None:
+        manifest["beam"] = {"runner": p["beam"]["runner"], "counters": selection.counters}
     times["scoring_s"] = time.perf_counter() - t2
     manifest |= {"pool_label": label, "keep_fraction": F["keep_fraction"], "key": F["key"],
-                 "world_fingerprint": world.fingerprint(), "source": "synthetic" if synthetic else "real",
-                 "skipped_arms": skipped, "models": models, "engine": p.get("engine", "local"), "seconds": {**times, "total_s": time.perf_counter() - t0},
+                 "world_fingerprint": world.fingerprint(), "source": kind, "skipped_arms": skipped,
+                 "models": models, "engine": engine, "seconds": {**times, "total_s": time.perf_counter() - t0},
                  "devices": jax.device_count(), "provenance": provenance(p["profile"], p)}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=_json))
+    write_json(out_dir / "manifest.json", manifest)
     return manifest
 
 
-def skipped_arms(F: dict, synthetic: bool, log=print) -> dict[str, str]:
-    """The arms of filter.arms this pool cannot have, each with why (vlscale.plan.skipped_arms: a real pool has no
-    world truth, and no scorer unless filter.scorer.checkpoint names one), each logged on one line."""
-    from vlscale import plan
-
-    skipped = plan.skipped_arms(F, "synthetic" if synthetic else "real")
+def skipped_arms(F: dict, kind: str, log=print) -> dict[str, str]:
+    """The arms of filter.arms a pool of `kind` cannot have, each with why (vlscale.plan.skipped_arms: a real pool
+    has no world truth, and no scorer unless filter.scorer.checkpoint names one), each logged on one line."""
+    skipped = plan.skipped_arms(F, kind)
     for arm, why in skipped.items():
         log(f"filter arm {arm!r} skipped: {why}")
     return skipped
-
-
-def _json(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    return str(o)
-
-
-def score_shard(world, pool, scorers, render, F: dict, index: int, shard, k: int, out_dir: Path) -> tuple[dict, np.ndarray]:
-    """One shard of the synthetic pool: every pair scored, the scores written (scores/shard_<index>.parquet),
-    and ({scored arm: the shard's best k eligible (ids, selection scores)}, the shard's random-arm ids). A pure
-    function of the shard: the local loop and the Beam pipeline both call it."""
-    ids = shard_ids(shard)
-    gt, raw = score_synthetic(world, ids, scorers, render)
-    english = english_caption(world, gt)
-    columns = {"caption_en": english, **raw,
-               **selection_scores(ids, raw, english, F["key"], planted_eligible(world, gt))}
-    in_random = pool.contains(ids, F["keep_fraction"])
-    write_scores(out_dir, index, {"id": ids, **columns, "random": in_random})
-    return shard_candidates(ids, columns, F["arms"], k), ids[in_random]
-
-
-SCORES_ORDER = ("id", "row", "uid", "language", "caption_en", "clip", "clip_en", "classifier", "english", "planted",
-                "random")  # the columns of a scores table, in this order (those a pool has)
-
-
-def write_scores(out_dir: Path, index: int, columns: dict) -> None:
-    """Write one shard's scores table (scores/shard_<index>.parquet): the columns it has, in SCORES_ORDER."""
-    table = pd.DataFrame({c: columns[c] for c in SCORES_ORDER if c in columns})
-    table.to_parquet(out_dir / "scores" / f"shard_{index:05d}.parquet", index=False)
-
-
-def shard_counts(world, shard, arms: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One shard's additive account counts: every pair's truth against each arm's sorted kept ids."""
-    ids = shard_ids(shard)
-    return acc.count_table(acc.labels(world, truth(world, ids)), {a: member(ids, kept) for a, kept in arms.items()})
 
 
 def filter_k(pool, F: dict) -> int:
@@ -252,132 +235,27 @@ def filter_k(pool, F: dict) -> int:
     return int(pool.counts(F["keep_fraction"]).sum())
 
 
-def _filter_synthetic(p, world, pool, scorers, render, out_dir: Path, log) -> dict:
-    F = p["filter"]
-    k = filter_k(pool, F)
-    shards = pool_shards(pool.sizes, F["shard_size"])
-    candidates = {arm: [] for arm in SCORED_ARMS if arm in F["arms"]}
-    random_parts, t0, done = [], time.perf_counter(), 0
-    for i, shard in enumerate(shards):
-        best, random_ids = score_shard(world, pool, scorers, render, F, i, shard, k, out_dir)
-        random_parts.append(random_ids)
-        for arm, c in best.items():
-            candidates[arm].append(c)
-        done += shard[2] - shard[1]
-        if (i + 1) % max(1, len(shards) // 10) == 0 or i + 1 == len(shards):
-            log(f"scored {i + 1}/{len(shards)} shards, {done:,} pairs, {done / (time.perf_counter() - t0):,.0f} pairs/s")
-    arms = {arm: merge_arm(arm, c, k) for arm, c in candidates.items()}
-    if "random" in F["arms"]:
-        arms["random"] = np.sort(np.concatenate(random_parts))
-    arms = {a: arms[a] for a in F["arms"]}
-    # the account: every pool pair's truth, shard by shard, against each arm's membership
-    account = acc.finish(acc.add_counts([shard_counts(world, shard, arms) for shard in shards]))
-    return _write_arms(F, arms, account, out_dir, k, log, pool_pairs=int(pool.sizes.sum()), shards=len(shards))
-
-
-def _filter_synthetic_beam(p, pool, models, head, out_dir: Path, sample_dir, log) -> dict:
-    """`_filter_synthetic` on Beam (vlscale.beam.filter): the same scores, arms and account."""
-    from vlscale.beam.filter import filter_synthetic
-    from vlscale.beam.runner import outside_ipython
-    from vlscale.data.tokenizer import TOKENIZER_PATH
-
-    F = p["filter"]
-    k = filter_k(pool, F)
-    shards = pool_shards(pool.sizes, F["shard_size"])
-    checkpoints = {name: {"checkpoint": models[name]["checkpoint"]} for name in ("scorer", "classifier") if name in models}
-    arms, counts, counters = outside_ipython(filter_synthetic, p=p, shards=shards, k=k, models=checkpoints, head=head,
-                                             out_dir=out_dir, sample_dir=sample_dir, tokenizer_path=TOKENIZER_PATH)
-    log(f"Beam ({p['beam']['runner']}) scored {counters.get('shards_scored', '?')} shards in {counters['seconds']:.1f} s, "
-        f"{counters.get('model_loads', '?')} model loads")
-    return _write_arms(F, arms, acc.finish(counts), out_dir, k, log, pool_pairs=int(pool.sizes.sum()),
-                       shards=len(shards), beam={"runner": p["beam"]["runner"], "counters": counters})
-
-
-def real_arms(F: dict) -> list[str]:
-    """The scored arms of filter.arms a real pool has (REAL_ARMS: the classifier and planted need world truth)."""
-    return [arm for arm in REAL_ARMS if arm in F["arms"]]
-
-
-def score_real_shard(records_of_shard: pd.DataFrame, positions: np.ndarray, scorers, px: int, F: dict,
-                     random_rows: np.ndarray, k: int, index: int, out_dir: Path) -> tuple[dict, Counter]:
-    """One shard file of a real pool: its records scored, the scores written (scores/shard_<index>.parquet), and
-    ({scored arm: the shard's best k (rows, scores)}, bad records by reason). The local loop and the Beam
-    pipeline both call it."""
-    table, bad = score_record_shard(records_of_shard, positions, scorers, px)
-    here = table["row"].to_numpy()
-    english = table["language"].to_numpy() == "en"
-    columns = {c: table[c].to_numpy() for c in table.columns} | {"caption_en": english}
-    raw = {c: columns[c] for c in scorers.names}
-    columns |= selection_scores(here, raw, english, F["key"]) | {"random": np.isin(here, random_rows)}
-    write_scores(out_dir, index, columns)
-    return shard_candidates(here, columns, real_arms(F), k), bad
-
-
 def real_random_rows(p: dict, records: pd.DataFrame) -> np.ndarray:
     """The random arm of a real pool: its nested random subset of filter.keep_fraction (record rows)."""
-    from vlscale.data.sampling import real_subsets
-
     return real_subsets(records, p["sample"]["key"]).ids(p["filter"]["keep_fraction"])
 
 
-def _filter_real(p, world, records: pd.DataFrame, scorers, render, out_dir: Path, log) -> dict:
-    F = p["filter"]
-    records = records.reset_index(drop=True)
-    random_rows = real_random_rows(p, records)
-    k = len(random_rows)
-    candidates = {arm: [] for arm in real_arms(F)}
-    bad, t0, done = Counter(), time.perf_counter(), 0
-    shards = record_shards(records)
-    for i, (shard, positions) in enumerate(shards):
-        best, bad_here = score_real_shard(records.iloc[positions], positions, scorers, p["train"]["image_px"], F,
-                                          random_rows, k, i, out_dir)
-        bad += bad_here
-        for arm, c in best.items():
-            candidates[arm].append(c)
-        done += len(positions)
-        log(f"scored shard {i + 1}/{len(shards)} ({shard}): {done:,} records, {sum(bad_here.values())} bad here, "
-            f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} pairs/s")
-    arms = {arm: merge_arm(arm, c, k) for arm, c in candidates.items()}
-    return _finish_real(F, records, arms, random_rows, bad, out_dir, k, log)
-
-
-def _finish_real(F, records, arms, random_rows, bad, out_dir, k, log, **extra) -> dict:
-    if "random" in F["arms"]:
-        arms["random"] = np.sort(random_rows)
-    rows = np.arange(len(records))
-    language = records["language"].to_numpy(str)  # a record has one language: its page's and its caption's
-    groups = {"language": language, "caption_language": language}
-    account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in F["arms"]}))
-    for arm, ids in arms.items():  # a real arm's members are record rows; their uids go beside them
-        pd.DataFrame({"uid": records["uid"].to_numpy()[ids]}).to_parquet(out_dir / f"{arm}_uids.parquet", index=False)
-    return _write_arms(F, arms, account, out_dir, k, log, pool_pairs=len(records), bad_records=dict(bad), **extra)
-
-
-def _filter_real_beam(p, records: pd.DataFrame, out_dir: Path, log) -> dict:
-    """`_filter_real` on Beam (vlscale.beam.filter.filter_real): the same scores, arms, account and bad records."""
-    from vlscale.beam.filter import filter_real
-    from vlscale.beam.runner import outside_ipython
-    from vlscale.data.tokenizer import TOKENIZER_PATH
-
-    F = p["filter"]
-    records = records.reset_index(drop=True)
-    random_rows = real_random_rows(p, records)
-    k = len(random_rows)
-    arms, bad, counters = outside_ipython(filter_real, p=p, records=records, random_rows=random_rows, k=k,
-                                          out_dir=out_dir, tokenizer_path=TOKENIZER_PATH)
-    log(f"Beam ({p['beam']['runner']}) scored {counters.get('shards_scored', '?')} shard files in "
-        f"{counters['seconds']:.1f} s, {counters.get('model_loads', '?')} model loads")
-    return _finish_real(F, records, arms, random_rows, bad, out_dir, k, log,
-                        beam={"runner": p["beam"]["runner"], "counters": counters})
-
-
-def member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-    """bool [len(ids)]: which ids are in the sorted id list (binary search, as DataComp's resharder does)."""
-    at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
-    return (sorted_ids[at] == ids) if len(sorted_ids) else np.zeros(len(ids), bool)
-
-
-def _write_arms(F, arms, account, out_dir, k, log, **extra) -> dict:
+def _write_arms(F: dict, kind: str, pool, selection: Selection, out_dir: Path, k: int, log, **extra) -> dict:
+    """Write each arm (<arm>.npy; a real pool's also <arm>_uids.parquet) and the account; the manifest's entries."""
+    arms = selection.arms
+    if kind == SYNTHETIC:
+        account = acc.finish(selection.counts)
+        extra = {"pool_pairs": int(pool.sizes.sum()), **extra}
+    else:  # a real arm's members are record rows; their uids go beside them
+        rows = np.arange(len(pool))
+        language = pool["language"].to_numpy(str)  # a record has one language: its page's and its caption's
+        groups = {"language": language, "caption_language": language}
+        account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in F["arms"]}))
+        for arm, ids in arms.items():
+            pd.DataFrame({"uid": pool["uid"].to_numpy()[ids]}).to_parquet(out_dir / f"{arm}_uids.parquet",
+                                                                         index=False)
+        bad = sum(selection.rests, Counter())
+        extra = {"pool_pairs": len(pool), "bad_records": dict(sorted(bad.items())), **extra}
     entries = {}
     for arm in F["arms"]:
         ids = arms[arm]

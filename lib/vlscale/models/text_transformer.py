@@ -38,9 +38,9 @@ class TextTransformer(nn.Module):
         """
         out = {}
         x = out["embedded"] = nn.Embed(self.vocab_size, self.width)(text)
-        _, l, d = x.shape
+        _, length, d = x.shape
         x = x + self.param("pos_embedding", nn.initializers.normal(stddev=1 / np.sqrt(d)),
-                           (1, l, d), jnp.float32)
+                           (1, length, d), jnp.float32)
         dtype_mm = vit.as_dtype(self.dtype_mm)
         x, encoder_out = vit.Encoder(self.depth, self.mlp_dim, self.num_heads, self.dropout,
                                      dtype_mm)(x, deterministic=not train)

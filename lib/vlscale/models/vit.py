@@ -201,9 +201,9 @@ def keep_random_tokens(x, keep_frac, rng):
 
     [B, L, D] -> ([B, K, D], kept indices [B, K] int32). Used by the paper's 50% token dropping.
     """
-    n, l, _ = x.shape
-    keep = max(1, int(round(keep_frac * l)))
-    order = jnp.argsort(jax.random.uniform(rng, (n, l)), axis=1)
+    n, length, _ = x.shape
+    keep = max(1, int(round(keep_frac * length)))
+    order = jnp.argsort(jax.random.uniform(rng, (n, length)), axis=1)
     kept = jnp.sort(order[:, :keep], axis=1).astype(jnp.int32)
     return jnp.take_along_axis(x, kept[..., None], axis=1), kept
 

@@ -1,41 +1,42 @@
-"""The paper stage: the reproduction report, every number from a file the pipeline wrote, typeset to a PDF.
+"""The reproduction report: every number from a file the pipeline wrote, typeset to a PDF.
 
 `write_generated(root, verdicts)` reads the stages' records (metrics/*.json), the paper's own numbers and effects
 (paper/reference.json in this package, each with where in the paper it comes from) and params.yaml's `verdicts`,
-and writes paper/generated/:
+judges the findings (findings.py) and writes paper/generated/:
     values.json     every number and verdict the text prints, formatted (the text holds no typed number)
     findings.json   per finding of the paper: its claim and numbers, its parts (each a comparison of the study with
                     its effect, interval over seeds and test images, seeds, detectable effect and verdict), the
                     finding's verdict, its rule, and what the profile can and cannot test
     controls.json   the negative and positive controls, each with its comparisons and whether it passed
     figures.json    every figure the stages made (path, caption, the finding it belongs to)
-    tables.json     every LaTeX table of paper/tables/, parsed into rows for the typesetter
+    tables.json     every table of paper/tables/ (the rows typst sets, <name>.json beside its LaTeX <name>.tex:
+                    analysis/latex.py), with the finding it is shown with
     captions.json   one alt-text caption per language of the world (the 36 scripts the fonts must draw)
 `compile_pdf` typesets paper/main.typ with typst (a PyPI wheel: no TeX needed) and the fonts the package
 ships, ignoring the machine's own fonts and with a fixed timestamp, so the PDF is the same on every machine.
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
-import re
+import hashlib
 import shutil
+import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from PIL import Image
 
 from vlscale.analysis import evidence as ev
-from vlscale.analysis.results import on_real_benchmarks, scale_label
+from vlscale.analysis.fonts import FONT_DIR, font_files
+from vlscale.analysis.results import on_real_benchmarks
 from vlscale.config import LOW_RESOURCE
-from vlscale.evals.groups import AVERAGES
+from vlscale.files import read_json, write_json
+from vlscale.paper.findings import REFERENCE, controls, judge
+from vlscale.paper.text import fmt, join_and
 from vlscale.world import vocab
 
-REFERENCE = Path(__file__).parent / "reference.json"
-REF_SCALE = json.loads(REFERENCE.read_text())["scale"]
+REF_SCALE = read_json(REFERENCE)["scale"]
 GENERATED = Path("paper/generated")
-MINUS = "\u2212"
 
 # Every figure a stage writes, with what it shows; a figure without a caption here fails the build, so a new
 # figure cannot be left out of the paper. finding: the finding it is shown with (None: the appendix).
@@ -67,385 +68,20 @@ FIGURES = {
     "attention/focus": ("Focus of the attention on the object, per concept group and data scale.", 8),
     "attention/curation": ("MAP-head attention of every run at the curated runs' examples seen.", None),
 }
-# Every LaTeX table of paper/tables, with the finding it is shown with (None: the appendix).
+# Every table of paper/tables, with the finding it is shown with (None: the appendix).
 TABLES = {"table1": 1, "wilcoxon": 2, "table3": 4, "table4": 4, "table13": 6, "table14": 7,
           "attention_focus": 8}
-
-
-def fmt(x, digits: int = 1, sign: bool = False) -> str:
-    """A number as the text prints it: fixed digits, a true minus sign, '+' when `sign`; '--' for NaN/None."""
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "--"
-    s = f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
-    return s.replace("-", MINUS)
-
-
-def fmt_ci(v, ci, digits: int = 1, sign: bool = False) -> str:
-    lo, hi = (ci or (None, None))
-    return f"{fmt(v, digits, sign)} [{fmt(lo, digits, sign)}, {fmt(hi, digits, sign)}]"
 
 
 def _read(root: Path, rel: str):
     path = root / rel
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the paper stage reads it; run the stage that writes it (dvc repro)")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def _scales(fig: dict) -> list[str]:
     return list(fig["group_averages_by_scale"])
-
-
-# ------------------------------------------------------------------------------------------------ findings
-# Each finding is a claim made of parts; each part is one comparison of the study (metrics/figures.json and
-# metrics/attention.json `evidence`: analysis/study.py, attention/stage.py) judged by one rule of
-# analysis/evidence.py, with the paper's effect (reference.json `effects`, in the claim's direction) and the
-# margins of params.yaml `verdicts`, fixed before any data was seen.
-
-# The benchmark tasks a quantity of the study's records reads, beyond the group averages its name spells (each a
-# prefix: any task present that starts with one measures it).
-QUANTITY_TASKS = {
-    "low_minus_high_resource": {"multilingual_low_resource": AVERAGES["multilingual_low_resource"],
-                                "multilingual_high_resource": AVERAGES["multilingual_high_resource"]},
-    "geode_region_gap": {"GeoDE's regional disparity": ("geode/disparity_region",)},
-    "dollarstreet_income_gap": {"Dollar Street's income disparity": ("dollarstreet/disparity_income",)},
-    "male_preference": {"representation bias": ("fairface/representation_bias",)},
-    "association_bias": {"association bias (FairFace)": ("fairface/association_bias/",)},
-    "perceived_gender_error": {"perceived gender (FairFace)": ("fairface/perceived_gender",)},
-}
-
-
-GROUP_NAMES = {"western": "a Western benchmark", "culture": "a cultural benchmark (Dollar Street, GeoDE, GLDv2)",
-               "fairness": "a fairness benchmark (Dollar Street, GeoDE, FairFace)",
-               "multilingual_low_resource": "XM3600's low-resource languages",
-               "multilingual_high_resource": "XM3600's high-resource languages"}
-
-
-def needed_tasks(name: str) -> dict[str, tuple[str, ...]]:
-    """What the comparison or level `name` (a record of the study) reads: {what, as the text names it: task
-    prefixes}."""
-    out = {}
-    for token in name.split("/"):
-        out |= {GROUP_NAMES.get(g, g): tasks for g, tasks in QUANTITY_TASKS.get(token, {}).items()}
-        for part in token.split("_minus_"):
-            if part in AVERAGES:
-                out[GROUP_NAMES.get(part, part)] = AVERAGES[part]
-    return out
-
-
-def _difference(rec: dict) -> ev.Difference:
-    fields = {f: rec.get(f) for f in ev.Difference.__dataclass_fields__}
-    return ev.Difference(**{k: (np.nan if v is None else v) for k, v in fields.items()})
-
-
-def _part(label: str, rec: dict | None, verdict: ev.Verdict | None, paper: float | None, unit: str = "pp",
-          power: float = 0.8, absent: str = "the runs it compares were not trained") -> dict:
-    """One part of a finding: what was compared, its effect, interval, seeds and minimal detectable effect, and its
-    verdict (None: not tested, for the reason `absent`)."""
-    if rec is None or verdict is None:
-        v = ev.Verdict(ev.NOT_TESTED, absent, "")
-        return {"label": label, **v.record(), "paper_effect": paper, "unit": unit}
-    d = _difference(rec)
-    return {"label": label, **verdict.record(), "effect": d.effect, "ci95": [d.lo, d.hi], "n_seeds": [d.n_a, d.n_b],
-            "seed_sd": d.seed_sd, "seed_df": d.seed_df, "image_se": d.image_se, "mde": d.mde(power),
-            "paper_effect": paper, "unit": unit, "runs": [rec.get("runs_a"), rec.get("runs_b")],
-            "examples_seen": rec.get("examples_seen")}
-
-
-class Judge:
-    """Applies the rules of analysis/evidence.py to the study's evidence with the `verdicts` params."""
-
-    def __init__(self, fig: dict, att: dict, V: dict, effects: dict):
-        self.ev = {**fig.get("evidence", {}), **att.get("evidence", {})}
-        self.V, self.effects = V, effects
-        self.power = V["power"]
-        self.source, self.benchmarks = fig.get("source"), list(fig.get("benchmarks", {}))
-        self.tasks = sorted({t for b in fig.get("benchmarks", {}).values() for t in b["tasks"]})
-        self.skipped_arms = fig.get("plan", {}).get("skipped_arms", {})
-
-    def absent(self, name: str) -> str:
-        """Why the comparison `name` was not measured: its filter arm was skipped on this pool, no real benchmark
-        given measures it, or its runs were not trained."""
-        for arm, why in self.skipped_arms.items():
-            if f"/{arm}_minus_" in name or name.startswith(f"filter/{arm}/"):
-                return f"filter arm {arm} skipped on this pool ({why})"
-        if self.source == "real":
-            lacking = self.unmeasured(name)
-            if lacking:  # the sets given are named once, in the setup
-                return f"no real set given measures {' or '.join(lacking)}"
-            if name.startswith("correlation/"):
-                return "it needs at least four tasks measured at 10% and 100% data; the real sets given measure fewer"
-        if name.startswith("rebalance/"):
-            return "no rebalanced run was evaluated beside its natural run at the same examples seen"
-        return "the runs it compares were not trained"
-
-    def unmeasured(self, name: str) -> list[str]:
-        """What `name` reads that no benchmark of the report measures."""
-        return [what for what, prefixes in needed_tasks(name).items()
-                if not any(t.startswith(p) for t in self.tasks for p in prefixes)]
-
-    def with_records(self, records: dict) -> Judge:
-        """This judge, reading `records` instead."""
-        other = copy.copy(self)
-        other.ev = records
-        return other
-
-    def rec(self, name: str) -> dict | None:
-        return self.ev.get(name)
-
-    def directional(self, label: str, name: str, sign: int, effect_key: str | None, unit: str = "pp",
-                    floor: tuple[str, str] | None = None) -> dict:
-        """A part claiming sign(A - B) = sign; `floor`: (level record, what) that must lie off its chance floor."""
-        rec, paper = self.rec(name), self.effects.get(effect_key) if effect_key else None
-        if rec is None:
-            return _part(label, None, None, paper, unit, absent=self.absent(name))
-        verdict = ev.directional(_difference(rec), sign, paper, self.power)
-        if floor is not None:
-            verdict = self._floor(verdict, *floor)
-        return _part(label, rec, verdict, paper, unit, self.power)
-
-    def no_change(self, label: str, name: str, margin_key: str, unit: str = "pp",
-                  floors: tuple[tuple[str, str], ...] = ()) -> dict:
-        rec, margin = self.rec(name), self.V["margins"][margin_key]
-        if rec is None:
-            return _part(label, None, None, 0.0, unit, absent=self.absent(name))
-        verdict = ev.no_change(_difference(rec), margin, self.power)
-        for floor in floors:
-            verdict = self._floor(verdict, *floor)
-        return _part(label, rec, verdict, 0.0, unit, self.power) | {"margin": margin}
-
-    def _floor(self, verdict: ev.Verdict, level_name: str, what: str) -> ev.Verdict:
-        """Inconclusive when the level the part needs sits at its chance floor (or was not measured)."""
-        lv = self.rec(level_name)
-        if lv is None and self.source == "real" and self.unmeasured(level_name):
-            return ev.Verdict(ev.NOT_TESTED, f"{what}: {self.absent(level_name)}", verdict.rule)
-        if lv is None or not _finite(lv.get("value_hi")):
-            return ev.Verdict(ev.INCONCLUSIVE, f"{what}: its distance from chance was not measured", verdict.rule)
-        if not ev.off_floor(lv["value_hi"], lv["reference"], self.V["chance_floor_pp"]):
-            return ev.Verdict(ev.INCONCLUSIVE, f"{what} is at its chance floor ({fmt(lv['value'])}%, interval up to "
-                              f"{fmt(lv['value_hi'])}%, chance {fmt(lv['reference'])}%): no change can be seen",
-                              verdict.rule + f"; needs {what} at least {fmt(self.V['chance_floor_pp'])} pp below chance")
-        return verdict
-
-
-def _gain(j: Judge, q: str, a="10", b="100") -> str:
-    return f"gain/{q}/{a}_to_{b}"
-
-
-def _f1(j: Judge) -> list[dict]:
-    return [j.no_change("Western error, 10% → 100% data (gain)", _gain(j, "western"), "western_gain_pp")]
-
-
-def _f2(j: Judge) -> list[dict]:
-    return [j.directional("Culture error gain, 10% → 100% data", _gain(j, "culture"), +1, "culture_gain"),
-            j.directional("Culture gain minus Western gain", _gain(j, "culture_minus_western"), +1,
-                          "culture_minus_western_gain")]
-
-
-def _f3(j: Judge) -> list[dict]:
-    return [j.directional("Low-resource minus high-resource XM3600 gain, 10% → 100%",
-                          _gain(j, "low_minus_high_resource"), +1, "low_minus_high_gain",
-                          floor=("level/multilingual_low_resource/100%", "the low-resource retrieval error at 100%"))]
-
-
-def _f4(j: Judge) -> list[dict]:
-    gender = (("level/perceived_gender_error/10%", "perceived-gender error at 10%"),
-              ("level/perceived_gender_error/100%", "perceived-gender error at 100%"))
-    return [j.directional("GeoDE regional disparity narrows, 10% → 100%", "change/geode_region_gap/10_to_100", +1,
-                          "geode_gap_narrowing"),
-            j.directional("Dollar Street income disparity narrows, 10% → 100%",
-                          "change/dollarstreet_income_gap/10_to_100", +1, "income_gap_narrowing"),
-            j.no_change("Representation bias (% preferring male) unchanged", "change/male_preference/10_to_100",
-                        "male_preference_pp", floors=gender),
-            j.no_change("Association bias unchanged", "change/association_bias/10_to_100", "association_bias_pp",
-                        floors=gender)]
-
-
-def _f6(j: Judge) -> list[dict]:
-    return [j.directional("CLIP minus English, Western error", "filter/clip_minus_english/western", -1,
-                          "clip_western_gain"),
-            j.directional("CLIP minus English, Culture error", "filter/clip_minus_english/culture", +1,
-                          "clip_culture_loss"),
-            j.directional("CLIP minus English, Fairness error", "filter/clip_minus_english/fairness", +1,
-                          "clip_fairness_loss"),
-            j.directional("Classifier minus English, Culture error", "filter/classifier_minus_english/culture", +1,
-                          "classifier_culture_loss"),
-            j.directional("Classifier minus English, Fairness error", "filter/classifier_minus_english/fairness", +1,
-                          "classifier_fairness_loss")]
-
-
-def _f7(j: Judge) -> list[dict]:
-    pcts = sorted({r["data_pct"] for n, r in j.ev.items() if n.startswith("rebalance/low_minus_high_resource/")})
-    return [j.directional(f"Low-resource reduction minus high-resource, {scale_label(p)} data",
-                          f"rebalance/low_minus_high_resource/{scale_label(p)}", +1, f"rebalance_contrast_{p:g}",
-                          floor=(f"level/multilingual_low_resource/rebalanced@{scale_label(p)}",
-                                 f"the rebalanced low-resource error at {scale_label(p)}"))
-            for p in pcts] or [_part("rebalanced runs", None, None, None,
-                                     absent=j.absent("rebalance/low_minus_high_resource"))]
-
-
-def _f8(j: Judge, model: str = "", pool: str = "synthetic") -> list[dict]:
-    """Attention focuses more with more data: each tenfold step of both scores on all probe images and the step to
-    100% on the cultural long tail, and the largest scale's maps beating the blind centre prior and their own
-    image-shuffled maps (attention/finding8.py's records; every interval counts seeds and probe images). Not tested
-    for a real pool: the probe images with object masks are the synthetic world's."""
-    if pool == "real":
-        return [_part("attention maps of two data scales", None, None, None,
-                      absent="the attention stage scores maps against the object masks of the synthetic world's probe "
-                             "images, which models trained on a real pool were not trained to see")]
-    # with several models the attention stage writes attention/<model>/...: read the figures stage's model's
-    prefix = f"{model}/" if any(n.startswith(f"attention/{model}/step/") for n in j.ev) else ""
-    if prefix:
-        j = j.with_records({n.replace(f"/{prefix}", "/", 1): r for n, r in j.ev.items() if n.split("/", 2)[1] == model})
-    steps = sorted({n.rsplit("/", 1)[1] for n in j.ev if n.startswith("attention/step/hit/all/")},
-                   key=lambda x: float(x.split("_to_")[0]))
-    if not steps:
-        return [_part("attention maps of two data scales", None, None, None)]
-    top = steps[-1].split("_to_")[1]
-    parts = []
-    for score, name in (("energy", "mass on the object"), ("hit", "pointing-game hit")):
-        for step in steps:
-            lo, hi = step.split("_to_")
-            parts.append(j.directional(f"Attention {name}, {lo}% → {hi}% data", f"attention/step/{score}/all/{step}",
-                                       +1, None))
-        for base, what in (("centre_prior", "the blind centre prior"), ("shuffled", "its image-shuffled maps")):
-            parts.append(j.directional(f"Attention {name} at {top}% minus {what}",
-                                       f"attention_context/{base}/{score}/all/{top}%", +1, None))
-    parts.append(j.directional(f"Pointing-game hit on the cultural long tail, {steps[-1].replace('_to_', '% → ')}%",
-                               f"attention/step/hit/cultural/{steps[-1]}", +1, None))
-    return parts
-
-
-def _f9(j: Judge, fig: dict) -> list[dict]:
-    """Larger models lower the error everywhere: each smaller model's error minus the next larger one's, per group,
-    at the 100% data scale (analysis/study.model_comparisons). The compute half of the claim is Figure 6's curves."""
-    pairs = sorted({(r["small"], r["large"]) for key, r in j.ev.items() if key.startswith("model/")})
-    if not pairs:
-        models = fig.get("figure6", {})
-        why = ("the profile trains one model size (the study, gpu and tpu profiles' model axis)" if len(models) < 2 else
-               "its model sizes share no final checkpoint at every data scale, or cannot be ordered by size")
-        return [{"label": f"model sizes: {', '.join(models) or 'none'}", "verdict": ev.NOT_TESTED, "reason": why,
-                 "rule": ""}]
-    names = {"western": "Western", "culture": "Culture", "multilingual": "multilingual XM3600"}
-    return [j.directional(f"{names[g]} error, {small} minus {large}, 100% data", f"model/{g}/{small}_minus_{large}/100%",
-                          +1, None) for small, large in pairs for g in names]
-
-
-def _f10(j: Judge) -> list[dict]:
-    return [j.no_change("Spearman correlation of error level at 10% and gain to 100%, over tasks",
-                        "correlation/level_vs_gain/10_to_100", "correlation", unit="")]
-
-
-def _describe(p: dict) -> str:
-    """One part as the text prints it."""
-    if "effect" not in p:
-        return f"{p['label']}: {p['reason']}."
-    u = p["unit"]
-    n = "/".join(str(x) for x in p["n_seeds"])
-    paper = f"; paper {fmt(p['paper_effect'], 2, sign=True)}" if _finite(p.get("paper_effect")) else ""
-    return (f"{p['label']}: {fmt(p['effect'], 2, sign=True)} [{fmt(p['ci95'][0], 2, sign=True)}, "
-            f"{fmt(p['ci95'][1], 2, sign=True)}]{' ' + u if u else ''} (seeds {n}; minimal detectable effect "
-            f"{fmt(p['mde'], 2)}{paper}): {p['verdict']}, {p['reason']}.")
-
-
-def _scope(parts: list[dict]) -> str:
-    """What this profile can and cannot test of the finding, and why, from its parts."""
-    measured = [p for p in parts if "effect" in p]
-    if not measured:
-        return "This profile cannot test it: " + "; ".join(p["reason"] for p in parts) + "."
-    seeds = sorted({x for p in measured for x in p["n_seeds"]})
-    blocked = [p for p in measured if p["verdict"] == ev.INCONCLUSIVE and ("floor" in p["reason"] or "seed" in p["reason"])]
-    text = (f"This profile measures it with {'–'.join(map(str, [seeds[0], seeds[-1]])) if len(seeds) > 1 else seeds[0]} "
-            f"seed(s) per configuration.")
-    if blocked:
-        text += " It cannot decide: " + "; ".join(f"{p['label']} ({p['reason']})" for p in blocked) + "."
-    return text
-
-
-def _finite(x) -> bool:
-    """A number that was measured: not None, not NaN."""
-    return x is not None and bool(np.isfinite(x))
-
-
-RULES = {1: _f1, 2: _f2, 3: _f3, 4: _f4, 6: _f6, 7: _f7, 10: _f10}
-
-
-def findings(fig: dict, att: dict, filt: dict, V: dict) -> list[dict]:
-    """Per finding of the paper: its parts (each a judged comparison), the combined verdict, the rule, what this
-    profile can test, and the figures and tables shown with it."""
-    ref = json.loads(REFERENCE.read_text())
-    j = Judge(fig, att, V, ref["effects"])
-    out = []
-    for f in ref["findings"]:
-        if f["id"] == 5:
-            parts = [{"label": "a generative VLM on the runs' towers", "verdict": ev.NOT_TESTED,
-                      "reason": "vlscale trains no PaliGemma-style transfer yet", "rule": ""}]
-        elif f["id"] == 9:
-            parts = _f9(j, fig)
-        elif f["id"] == 8:
-            parts = _f8(j, fig.get("model", ""), att.get("plan", {}).get("pool", "synthetic"))
-        else:
-            parts = RULES[f["id"]](j)
-        combined = ev.combine({p["label"]: ev.Verdict(p["verdict"], p["reason"], p.get("rule", "")) for p in parts})
-        rules = sorted({p["rule"] for p in parts if p.get("rule")})
-        primary = next((p for p in parts if "effect" in p), None)
-        out.append({**f, "parts": parts, "ours": " ".join(_describe(p) for p in parts), "verdict": combined.verdict,
-                    "reason": combined.reason, "rule": (f"each part {'; '.join(rules)}; the finding {combined.rule}"
-                                                        if len(parts) > 1 and rules else
-                                                        (rules[0] if rules else combined.rule)),
-                    "scope": _scope(parts),
-                    "effect": primary["effect"] if primary else None, "ci95": primary["ci95"] if primary else None,
-                    "n_seeds": primary["n_seeds"] if primary else None, "mde": primary["mde"] if primary else None,
-                    "figures": [k for k, (_, n) in FIGURES.items() if n == f["id"]],
-                    "tables": [k for k, n in TABLES.items() if n == f["id"]]})
-    return out
-
-
-POSITIVE_EXPECT = "planted arm worse on Culture zero-shot"
-
-
-def controls(fig: dict, V: dict) -> list[dict]:
-    """The negative control (the random data's runs split by seed into two halves, compared as two arms: must show
-    no difference) and the positive control (the planted arm against random: must come out worse on the Culture
-    zero-shot tasks, whose classes are the place-bound concepts it leaves out), each through the difference a
-    finding's comparison goes through. The negative control tests each group present (three
-    on the analogs) at 5% divided by their number (Bonferroni): the control's false alarm rate stays at 5%. A control whose training noise is not
-    measured is not judged (passed: None)."""
-    e, out = fig.get("evidence", {}), []
-    neg = {k.rsplit("/", 1)[1]: v for k, v in e.items() if k.startswith("control/negative/")}
-    level = 1 - (1 - ev.LEVEL) / max(len(neg), 1)
-    if neg and all(r["separable"] for r in neg.values()):
-        found = [g for g, r in neg.items() if not (lambda lo, hi: lo <= 0 <= hi)(*_difference(r).bounds(level))]
-        parts = []
-        for g, r in neg.items():
-            verdict = ev.Verdict("a difference" if g in found else "no difference",
-                                 "a difference" if g in found else "no difference",
-                                 f"no difference when the {fmt(100 * level, 1)}% interval contains zero")
-            part = _part(f"{g}: {'+'.join(map(str, r['runs_a']))} vs {'+'.join(map(str, r['runs_b']))}",
-                         r, verdict, None, power=V["power"])
-            parts.append(part | {"ci95": list(_difference(r).bounds(level)), "level": level})
-        out.append({"control": "negative", "expect": "no difference", "passed": not found,
-                    "outcome": (("a difference on " + ", ".join(found)) if found else "no difference") +
-                    f" (intervals at {fmt(100 * level, 1)}%: {len(neg)} group{'s' if len(neg) > 1 else ''}, Bonferroni)", "parts": parts})
-    else:
-        why = "training noise of its halves not measured" if neg else "fewer than two runs on the random data"
-        out.append({"control": "negative", "expect": "no difference", "passed": None,
-                    "outcome": f"not judged: {why}", "parts": []})
-    pos = e.get("control/positive/culture_0shot")
-    if pos and pos["separable"]:
-        v = ev.directional(_difference(pos), +1, None, V["power"])
-        seen = v.verdict == ev.REPRODUCES
-        shown = ev.Verdict("detected" if seen else "not detected", v.reason, v.rule)
-        out.append({"control": "positive", "expect": POSITIVE_EXPECT, "passed": seen,
-                    "outcome": v.reason, "parts": [_part("Culture zero-shot error, planted minus random", pos, shown,
-                                                         None, power=V["power"])]})
-    else:
-        skipped = fig.get("plan", {}).get("skipped_arms", {}).get("planted")
-        why = ("its training noise is not measured" if pos else
-               f"filter arm planted skipped on this pool ({skipped})" if skipped else "no run on the planted arm")
-        out.append({"control": "positive", "expect": POSITIVE_EXPECT, "passed": None,
-                    "outcome": f"not judged: {why}", "parts": []})
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ setup values
@@ -454,7 +90,7 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
     """The setup section's numbers, formatted."""
     world = _read(root, "metrics/world.json")
     sample = _read(root, "metrics/sample.json")
-    trains = {p.stem: json.loads(p.read_text()) for p in sorted((root / "metrics/train").glob("*.json"))}
+    trains = {p.stem: read_json(p) for p in sorted((root / "metrics/train").glob("*.json"))}
     prov = fig["provenance"]
     natural = [t for t in trains.values() if not t.get("rebalanced") and not t.get("filter") and not t.get("model")]
     biggest = max(natural, key=lambda t: t["examples_seen"]) if natural else next(iter(trains.values()))
@@ -511,7 +147,7 @@ def pool_values(sample: dict, fig: dict) -> dict:
          "benchmark_source": "the synthetic analogs" if fig.get("source") == "analog" else "the real evaluation sets",
          "benchmarks": ", ".join(f"{b} ({m['n']:,} test items)" for b, m in fig.get("benchmarks", {}).items()) or "none",
          "skipped": "; ".join(skipped) or "nothing",
-         "subset_sizes": _and([f"{label.replace('pct', '%')}: {m['examples']:,}"
+         "subset_sizes": join_and([f"{label.replace('pct', '%')}: {m['examples']:,}"
                                for label, m in sample["subsets"].items()])}
     if v["pool_kind"] == "real":
         scan, shards, languages = sample["scan"], sample["shards"], sample["languages"]
@@ -525,59 +161,13 @@ def pool_values(sample: dict, fig: dict) -> dict:
                               f"{', '.join(shards['patterns'])}"),
               "pool_read": f"{scan['examples_in']:,}", "pool_kept": f"{scan['kept']:,}",
               "pool_rejected": f"{sum(scan['rejected'].values()):,}",
-              "pool_rejected_by_reason": _and([f"{c:,} {k.replace('_', ' ')}" for k, c in rejected.items()]) or "none",
+              "pool_rejected_by_reason": join_and([f"{c:,} {k.replace('_', ' ')}" for k, c in rejected.items()]) or "none",
               "pool_languages": (f"{len(languages)} page languages as tagged (" +
                                  ", ".join(f"{c} {languages[c]:,}" for c in order[:8]) +
                                  (", ..." if len(order) > 8 else "") + "); the low-resource ones: " +
                                  (", ".join(f"{c} {languages[c]:,}" for c in low) or "none") +
                                  (f", and none of {', '.join(absent)}" if absent else ""))}
     return v
-
-
-def _and(items: list[str]) -> str:
-    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
-
-
-# ------------------------------------------------------------------------------------------------ tables
-
-_MATH = {r"$\alpha x^{-c}+\varepsilon$": "αx^(−c) + ε", r"$W$": "W", r"$p$": "p", r"$c$": "c", r"$\varepsilon$": "ε", r"$^\dagger$": "†", r"$\Delta$": "Δ", r"$\alpha$": "α",
-         r"$\pm$": "±", r"$\times$": "×", r"$\geq$": "≥", r"$\leq$": "≤"}
-
-
-def _untex(s: str) -> str:
-    for k, v in _MATH.items():
-        s = s.replace(k, v)
-    s = re.sub(r"\\textit\{([^}]*)\}", r"\1", s)
-    s = re.sub(r"\\textbf\{([^}]*)\}", r"\1", s)
-    s = s.replace(r"\%", "%").replace(r"\&", "&").replace(r"\_", "_").replace(r"\#", "#")
-    s = s.replace(r"\textbackslash{}", "\\")
-    s = "–" if s.strip() == "--" else re.sub(r"(?<![\w.])-(?=\d)", MINUS, s)  # a minus sign, not a hyphen
-    if "$" in s or re.search(r"\\[a-zA-Z]", s):
-        raise ValueError(f"LaTeX the paper stage cannot render: {s!r}")
-    return s.strip()
-
-
-def parse_latex_table(tex: str, source: str) -> dict:
-    """One of analysis/latex.py's tables (tabular()) as {header, rows, caption, label}; a section heading row is
-    {"section": text}."""
-    body = re.search(r"\\begin\{tabular\}\{([^}]*)\}(.*?)\\end\{tabular\}", tex, re.S)
-    caption = re.search(r"\\caption\{(.*)\}\s*\\label", tex, re.S)
-    if not body:
-        raise ValueError(f"{source}: no tabular environment")
-    lines = [ln.strip() for ln in body.group(2).split(r"\\")]
-    rows = []
-    for ln in lines:
-        ln = ln.replace(r"\hline", "").strip()
-        if not ln:
-            continue
-        m = re.fullmatch(r"\\multicolumn\{\d+\}\{l\}\{(.*)\}", ln)
-        rows.append({"section": _untex(m.group(1))} if m else [_untex(c) for c in re.split(r"(?<!\\)&", ln)])
-    header, rows = rows[0], rows[1:]
-    widths = {len(r) for r in rows if isinstance(r, list)} | {len(header)}
-    if len(widths) != 1:
-        raise ValueError(f"{source}: rows of {sorted(widths)} cells")
-    return {"header": header, "rows": rows, "align": body.group(1),
-            "caption": _untex(caption.group(1)) if caption else ""}
 
 
 # ------------------------------------------------------------------------------------------------ write
@@ -615,8 +205,6 @@ def figure_list(root: Path, pool: str = "synthetic", source: str | None = "analo
     if unknown:
         raise ValueError(f"paper/figures holds figures the paper has no caption for: {unknown}; add them to "
                          "vlscale.paper.build.FIGURES")
-    from PIL import Image
-
     out = []
     for k in found:
         if pool == "real" and k.startswith("world/"):
@@ -632,11 +220,13 @@ def figure_list(root: Path, pool: str = "synthetic", source: str | None = "analo
 
 
 def table_list(root: Path, pool: str = "synthetic") -> list[dict]:
+    """Every table of paper/tables (the rows typst sets: analysis/latex.Table.typst) with the finding it is shown
+    with; on a real pool the attention tables say they are of the synthetic probe images."""
     out = []
-    for path in sorted((root / "paper/tables").glob("*.tex")):
+    for path in sorted((root / "paper/tables").glob("*.json")):
         if path.stem not in TABLES:
             raise ValueError(f"{path}: a table the paper does not place; add it to vlscale.paper.build.TABLES")
-        table = parse_latex_table(path.read_text(), str(path))
+        table = read_json(path)
         if pool == "real" and path.stem.startswith("attention"):
             table["caption"] = SYNTHETIC_PROBES + table["caption"]
         out.append({"key": path.stem, "finding": TABLES[path.stem], **table})
@@ -652,7 +242,8 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     out = Path(out_dir) if out_dir else root / GENERATED
     out.mkdir(parents=True, exist_ok=True)
     fig, att, filt = (_read(root, f"metrics/{n}.json") for n in ("figures", "attention", "filter"))
-    found = findings(fig, att, filt, verdicts)
+    found = [f | {"figures": [k for k, (_, n) in FIGURES.items() if n == f["id"]],
+                  "tables": [k for k, n in TABLES.items() if n == f["id"]]} for f in judge(fig, att, verdicts)]
     ctrl = controls(fig, verdicts)
     counts = pd.Series([f["verdict"] for f in found]).value_counts().to_dict()
     v = values(root, fig, att, filt)
@@ -668,7 +259,7 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get("source")),
              "tables.json": table_list(root, v["pool_kind"]), "captions.json": captions}
     for name, data in files.items():
-        (out / name).write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str))
+        write_json(out / name, data)
     return files
 
 
@@ -681,8 +272,8 @@ def study_reference(root: Path) -> dict | None:
     ref = root / STUDY_REFERENCE
     if not (ref / "paper.json").is_file() or not (ref / "targets.json").is_file():
         return None
-    made = json.loads((ref / "targets.json").read_text())
-    paper = json.loads((ref / "paper.json").read_text())
+    made = read_json(ref / "targets.json")
+    paper = read_json(ref / "paper.json")
     verdicts = {f["id"]: f for f in paper["verdicts"]}
     return {"verdicts": verdicts, "commit": made["commit"][:7], "cpu": made["machine"]["cpu"],
             "wall_min": made["wall_s"] / 60, "controls": {c["control"]: c.get("passed") for c in paper["controls"]}}
@@ -767,9 +358,7 @@ def control_values(ctrl: list[dict], V: dict) -> dict:
 def compile_pdf(main: str | Path = "paper/main.typ", output: str | Path = "paper/main.pdf",
                 timestamp: int = 0) -> Path:
     """Typeset `main` with typst and the package's fonts only; the PDF's date is `timestamp` (Unix seconds)."""
-    import typst
-
-    from vlscale.analysis.fonts import FONT_DIR, font_files
+    import typst  # the typesetter, only where a PDF is made
 
     font_files()  # fails with the fix when the fonts are missing
     main, output = Path(main), Path(output)
@@ -807,10 +396,7 @@ def read_pdf(path: str | Path, render_dir: str | Path | None = None, scale: floa
 
 
 def build(root: str | Path = ".", verdicts: dict | None = None, timestamp: int = 0) -> dict:
-    """The paper stage: generated inputs, the PDF, and its record (pages, images, timings, sha256)."""
-    import hashlib
-    import time
-
+    """Generated inputs, the PDF, and its record (pages, images, timings, sha256)."""
     root = Path(root)
     t0 = time.perf_counter()
     files = write_generated(root, verdicts)

@@ -1,23 +1,20 @@
-"""The train stage, from params.yaml to checkpoints, a log and a metrics JSON per run.
+"""Train one run: from resolved params to checkpoints, a log and a metrics JSON; and the command line.
 
-`train_run(p, name)` reads the subset the sample stage wrote (data/sample) and the tokenizer the
-tokenizer stage wrote (data/tokenizer), trains with `Trainer`, and writes
-    runs/<name>/            checkpoints/, cooldown/<label>/, log.jsonl, fingerprint.json, train.json
+`train_run(p, name)` reads the subset the sample stage wrote (data/sample) or the filter arm the filter stage wrote
+(data/filter), and the tokenizer the tokenizer stage wrote (data/tokenizer), trains with `Trainer`, and writes
+    runs/<name>/            checkpoints/, cooldown/<label>/, log.jsonl, fingerprint.json, train.json (vlscale.runs)
     metrics/train/<name>.json
     plots/train/<name>.csv, plots/train/<name>_cooldown.csv   the loss curves (for `dvc plots`)
     plots/train_probe/<name>.csv                              the held-out probe
-A run directory whose fingerprint (the params that shape training) differs from this run's is
-cleared first: stale checkpoints are never resumed into a different run. A run whose directory holds a
-finished run of the same fingerprint (train.json) is not trained again: its records are rewritten
-from what the directory holds.
+A run directory whose saved fingerprint (vlscale.runs.current.train_fingerprint) differs from this run's is cleared
+first: stale checkpoints are never resumed into a different run. A run whose directory holds its finished, current
+training (train.json) is not trained again: its records are rewritten from what the directory holds.
 
-`train_runs(p)` is the stage: every run of `p["runs"]`, one after another in one process, sharing the
-world, the tokenizer and the probe's images; each run loads its programs from JAX's compilation cache. A
-process, a notebook kernel and DVC's bookkeeping per run cost ~35 s each on a 2-core CPU.
+`python -m vlscale.training.run RUN` trains one run outside DVC (`main`); training/stage.py is the train stage.
 """
 from __future__ import annotations
 
-import hashlib
+import argparse
 import json
 import shutil
 import time
@@ -28,19 +25,24 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from vlscale.config import fingerprinted_run, run_model, run_train
+from vlscale.config import ParamsError, apply_sets, load_params, validate
+from vlscale.data.filter_arms import FILTER_DIR, read_arm
 from vlscale.data.input import IdSource, ShardSource, SyntheticSource, load_source, read_sample, train_stream
 from vlscale.data.sampling import fraction_label
 from vlscale.data.subsets import derive_key
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
+from vlscale.files import dumps, read_json, write_json
 from vlscale.provenance import provenance
+from vlscale.runs.current import is_current, save_fingerprint, train_fingerprint
+from vlscale.runs.data import SAMPLE_DIR, data_record
+from vlscale.runs.layout import RunDir
+from vlscale.runs.settings import Run, resolve
 from vlscale.training.probe import Probe
 from vlscale.training.trainer import Trainer, plan_of
 from vlscale.world.render import render
 from vlscale.world.spec import build_world
 from vlscale.world.truth import ground_truth
 
-SAMPLE_DIR = Path("data/sample")
 # The batch fields the step reads; the rest (stratum, examples_seen) stay on the host.
 STEP_FIELDS = ("id_hi", "id_lo", "image", "tokens")
 
@@ -104,42 +106,22 @@ class _StepFields:
         self.it.set_state(state)
 
 
-def fingerprint(p: dict, name: str, subset: dict | None = None) -> str:
-    """sha256 of everything that shapes the run's training (not logging or checkpoint cadence).
-
-    subset: the run's entry of the sample stage's subsets.json (what it draws from).
-    """
-    train = {k: v for k, v in p["train"].items()
-             if k not in ("checkpoint_every_examples", "log_every_steps", "workers", "probe_every_examples",
-                          "probe_images")}
-    shaped = {"world": p["world"], "tokenizer": p["tokenizer"], "model": run_model(p, name), "train": train,
-              "run": fingerprinted_run(p["runs"][name]), "subset": subset}
-    return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def subset_entry(run: dict, sample_dir: Path = SAMPLE_DIR, filter_dir: Path | None = None) -> dict:
-    """The sample stage's record of the subset a run draws from (its counts, mixture and key); for a filter
-    arm's run, the filter stage's record of the arm (its size, sha256 and key)."""
-    if run.get("filter"):
-        from vlscale.filtering.manifest import FILTER_DIR, read_arm
-
-        entry = read_arm(run["filter"], filter_dir or FILTER_DIR)[1]
-        # the arm's ids (their sha256) and key say what the run reads; where they came from is in the manifest
-        return {"filter": run["filter"], **{k: v for k, v in entry.items() if k not in ("source", "pool_label")}}
-    index = json.loads((sample_dir / "subsets.json").read_text())
-    return {"key": index["key"], "source": index.get("source"), "world": index.get("world_fingerprint"),
-            **index["subsets"][fraction_label(run["fraction"])]}
-
-
-def _fresh_run_dir(run_dir: Path, fp: str) -> Path:
-    stamp = run_dir / "fingerprint.json"
-    stale = run_dir.exists() and (not stamp.is_file() or json.loads(stamp.read_text())["fingerprint"] != fp)
+def prepare_run_dir(run_dir: RunDir, fp: str) -> RunDir:
+    """The run directory, cleared first when the training it holds is not of fingerprint `fp`, with `fp` saved."""
     if jax.process_index() == 0:  # on a pod, process 0 owns the (shared) run directory
-        if stale:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps({"fingerprint": fp}))
+        if run_dir.path.exists() and not is_current(run_dir.path, fp):
+            shutil.rmtree(run_dir.path)
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        save_fingerprint(run_dir.path, fp)
     return run_dir
+
+
+def finished_record(run_dir: RunDir, fp: str) -> dict | None:
+    """The metrics of the finished training in `run_dir` when it is current (fingerprint `fp`), else None."""
+    if not (is_current(run_dir.path, fp) and run_dir.record.is_file()):
+        return None
+    metrics = read_json(run_dir.record)
+    return metrics if metrics.get("finished") else None
 
 
 class Shared:
@@ -162,20 +144,18 @@ class Shared:
 
 def build(p: dict, name: str, mesh=None, shared: Shared | None = None) -> Trainer:
     """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
-    run = p["runs"][name]
+    run = resolve(p, name)
     shared = shared or Shared(p)
     # a seed replicate's own seed; a short run's examples and cool-downs; the run's own model (the model axis)
-    p = {**p, "train": run_train(p, name), "model": run_model(p, name)}
+    p = {**p, "train": run.train, "model": run.model}
     source = run_source(shared.world, run, p["train"]["image_px"])
     return trainer_for(p, shared.world, source, shared.tokenizer, mesh, probe=shared.probe())
 
 
-def run_source(world, run: dict, image_px: int):
+def run_source(world, run: Run, image_px: int):
     """The source a run reads: its subset of the sample stage (natural or rebalanced), or its filter arm."""
-    if run.get("filter"):
-        from vlscale.filtering.manifest import FILTER_DIR, read_arm
-
-        ids, entry = read_arm(run["filter"], FILTER_DIR)
+    if run.filter:
+        ids, entry = read_arm(run.filter, FILTER_DIR)
         if entry.get("source") == "real":  # a real pool's arm lists record rows of its largest subset
             _, _, records = read_sample(world, SAMPLE_DIR, entry["pool_label"])
             return ShardSource(records.iloc[ids].reset_index(drop=True), entry["key"], {}, image_px)
@@ -183,7 +163,7 @@ def run_source(world, run: dict, image_px: int):
             raise ValueError(f"{FILTER_DIR}/manifest.json was made from world {entry.get('world')}, not this world "
                              f"({world.fingerprint()}); re-run the filter stage")
         return IdSource(world, ids, derive_key(entry["key"], 9))
-    return load_source(world, SAMPLE_DIR, fraction_label(run["fraction"]), run["rebalanced"], image_px)
+    return load_source(world, SAMPLE_DIR, fraction_label(run.fraction), run.rebalanced, image_px)
 
 
 def probe_of(p: dict, world, tokenizer: Tokenizer) -> Probe:
@@ -207,20 +187,6 @@ def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None, probe: 
     return Trainer(T, model_config, inputs, mesh=mesh, probe=probe if T.get("probe_every_examples") else None)
 
 
-def train_runs(p: dict, names: list[str] | None = None, runs_dir: str | Path = "runs", progress: bool = True,
-               records_dir: str | Path = ".") -> dict[str, dict]:
-    """The train stage: every run of `p["runs"]` (or `names`), in order, in this process; returns their metrics.
-
-    A run already finished with the same fingerprint is not trained again (train_run)."""
-    names = list(p["runs"]) if names is None else names
-    shared = Shared(p)
-    out = {}
-    for i, name in enumerate(names):
-        print(f"[{i + 1}/{len(names)}] run {name}: {p['runs'][name]}", flush=True)
-        out[name] = train_run(p, name, runs_dir, progress=progress, records_dir=records_dir, shared=shared)
-    return out
-
-
 def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
               stop_at_step: int | None = None, records_dir: str | Path = ".", shared: Shared | None = None) -> dict:
     """Train run `name` (resuming if its directory holds checkpoints of the same run); returns its metrics.
@@ -229,20 +195,20 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
     its metrics are read back and its records rewritten. The metrics JSON and loss-curve CSVs go to
     <records_dir>/metrics/train, <records_dir>/plots/train and <records_dir>/plots/train_probe.
     """
-    fp = fingerprint(p, name, subset_entry(p["runs"][name]))
-    run_dir = _fresh_run_dir(Path(runs_dir) / name, fp)
+    fp = train_fingerprint(p, name, data_record(resolve(p, name)))
+    run_dir = prepare_run_dir(RunDir(Path(runs_dir) / name), fp)
     done = finished_record(run_dir, fp)
     if done is not None and stop_at_step is None:
-        print(f"run {name}: {run_dir}/train.json holds this run, finished (fingerprint {fp}): not trained again")
+        print(f"run {name}: {run_dir.record} holds this run, finished (fingerprint {fp}): not trained again")
         if jax.process_index() == 0:
             write_records(done, run_dir, records_dir)
         return done
     t0 = time.perf_counter()
     trainer = build(p, name, shared=shared)
-    summary = trainer.fit(run_dir, progress=progress, stop_at_step=stop_at_step)
+    summary = trainer.fit(run_dir.path, progress=progress, stop_at_step=stop_at_step)
     if jax.process_index() != 0:  # on a pod, process 0 writes the run's log and records
         return summary
-    log = read_log(run_dir / "log.jsonl")
+    log = read_log(run_dir.log)
     main = log[log["phase"] == "main"]
     steady = main[main["step"] > main["step"].max() * 0.1]  # after compilation and warm-up
     metrics = {
@@ -258,34 +224,24 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         "wall_s": time.perf_counter() - t0,
         "devices": trainer.mesh.devices.size,
         "device_kind": trainer.mesh.devices.flat[0].device_kind,
-        "cooldowns": sorted(str(d.relative_to(run_dir)) for d in (run_dir / "cooldown").glob("*")),
+        "cooldowns": sorted(str(d.relative_to(run_dir.path)) for d in run_dir.cooldowns.glob("*")),
         "provenance": provenance(p["profile"], p, fingerprint=fp),
     }
     if metrics["cooldown_losses"]:
         metrics["final_loss"] = metrics["cooldown_losses"][max(metrics["cooldown_losses"])]
-    probes = read_probes(run_dir / "log.jsonl")
+    probes = read_probes(run_dir.log)
     if trainer.probe is not None:
         cooled = probes[probes["phase"] != "main"].sort_values("examples_seen") if len(probes) else probes
         metrics["probe"] = {"key": "dev", "images": p["train"]["probe_images"], "chance": trainer.probe.chance,
                             "final": cooled.iloc[-1][list(trainer.probe.chance)].to_dict() if len(cooled) else None}
-    metrics = json.loads(json.dumps(metrics, default=_json))  # as it reads back from train.json
+    metrics = json.loads(dumps(metrics))  # as it reads back from train.json
     if metrics["finished"]:
-        (run_dir / "train.json").write_text(json.dumps(metrics, indent=1))
+        write_json(run_dir.record, metrics)
     write_records(metrics, run_dir, records_dir, log=log, probes=probes)
     return metrics
 
 
-def finished_record(run_dir: Path, fp: str) -> dict | None:
-    """The metrics of the finished run in `run_dir` if it was trained with fingerprint `fp`, else None."""
-    path = run_dir / "train.json"
-    if not path.is_file():
-        return None
-    metrics = json.loads(path.read_text())
-    ok = metrics.get("finished") and metrics.get("provenance", {}).get("fingerprint") == fp
-    return metrics if ok else None
-
-
-def write_records(metrics: dict, run_dir: Path, records_dir: str | Path = ".", log: pd.DataFrame | None = None,
+def write_records(metrics: dict, run_dir: RunDir, records_dir: str | Path = ".", log: pd.DataFrame | None = None,
                   probes: pd.DataFrame | None = None) -> None:
     """A run's metrics JSON, loss-curve CSVs and probe CSV, from its metrics and its run directory's log
     (log, probes: read_log and read_probes of it, when the caller has them)."""
@@ -293,15 +249,15 @@ def write_records(metrics: dict, run_dir: Path, records_dir: str | Path = ".", l
     dirs = {k: Path(records_dir) / k for k in ("metrics/train", "plots/train", "plots/train_probe")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    (dirs["metrics/train"] / f"{name}.json").write_text(json.dumps(metrics, indent=1, default=_json))
-    log = read_log(run_dir / "log.jsonl") if log is None else log
+    write_json(dirs["metrics/train"] / f"{name}.json", metrics)
+    log = read_log(run_dir.log) if log is None else log
     columns = ["phase", "step", "examples_seen", "loss", "learning_rate"]
     is_main = log["phase"] == "main"
     log[is_main][columns].to_csv(dirs["plots/train"] / f"{name}.csv", index=False)
     log[~is_main][columns].to_csv(dirs["plots/train"] / f"{name}_cooldown.csv", index=False)
     chance = (metrics.get("probe") or {}).get("chance") or {}
     probe_columns = ["phase", "step", "examples_seen", *chance]
-    probes = read_probes(run_dir / "log.jsonl") if probes is None else probes  # empty without a probe
+    probes = read_probes(run_dir.log) if probes is None else probes  # empty without a probe
     probes.reindex(columns=probe_columns).to_csv(dirs["plots/train_probe"] / f"{name}.csv", index=False)
 
 
@@ -327,14 +283,14 @@ def read_probes(path: str | Path) -> pd.DataFrame:
 
 def planned_examples(p: dict, name: str) -> int:
     """Examples run `name` trains in all: its main run and every cool-down branch (train.cooldown_budgets)."""
-    plan = plan_of(run_train(p, name))
+    plan = plan_of(resolve(p, name).train)
     return plan.total_steps * plan.batch_size
 
 
 def examples_done(run_dir: str | Path) -> int:
     """Examples a run has trained so far, from its log: the main run's last logged step, and every step of the
     cool-down branches (which log each step); 0 before its log exists."""
-    path = Path(run_dir) / "log.jsonl"
+    path = RunDir(run_dir).log
     if not path.is_file():
         return 0
     log = read_log(path)
@@ -349,7 +305,7 @@ def examples_done(run_dir: str | Path) -> int:
 
 def measured_rate(run_dir: str | Path, skip: int = 2) -> float:
     """Examples/s of a run's main phase as logged, the median after the first `skip` records (compilation)."""
-    path = Path(run_dir) / "log.jsonl"
+    path = RunDir(run_dir).log
     if not path.is_file():
         raise ValueError(f"{path}: no log yet (the run has not started)")
     log = read_log(path)
@@ -366,21 +322,11 @@ def time_left(p: dict, names: list[str], runs_dir: str | Path, examples_per_s: f
     return {"examples": planned, "done": done, "left_s": (planned - done) / examples_per_s}
 
 
-def _json(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    return str(o)
-
-
 def main(argv=None):
     """Train one run outside DVC: `python -m vlscale.training.run RUN [--profile P] [--set train.batch_size=64]`.
 
     On a pod, every host runs the same command with --distributed (jax.distributed.initialize()).
     """
-    import argparse
-
-    from vlscale.config import ParamsError, apply_sets, load_params, validate
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("run")
     parser.add_argument("--params", default="params.yaml")
@@ -408,10 +354,7 @@ def main(argv=None):
     if args.record_inputs:
         Inputs.record_to = Path(args.record_inputs)
     try:
-        raw = load_params(args.params)
-        if args.profile:
-            raw["profile"] = args.profile
-        p = validate(raw, args.params)
+        p = load_params(args.params, args.profile)
         p = validate(apply_sets(p, args.set), f"{args.params} with --set")
         if args.run not in p["runs"]:
             raise ParamsError(f"{args.params}: no run {args.run!r}; runs are {sorted(p['runs'])}")

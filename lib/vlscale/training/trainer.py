@@ -29,6 +29,7 @@ import optax
 
 from vlscale import siglip
 from vlscale.models.vit import decode_variant
+from vlscale.runs.layout import RunDir, cooldown_label
 from vlscale.training import checkpoint, flops
 from vlscale.training import mesh as meshlib
 from vlscale.training.loss import chunked_sigmoid_loss, sigmoid_loss
@@ -81,11 +82,6 @@ class Plan:
     @property
     def total_steps(self) -> int:
         return self.main_steps + len(self.budget_steps) * self.cooldown_steps
-
-
-def cooldown_label(end_step: int, batch_size: int) -> str:
-    """Directory name of a branch: examples seen at its end, e.g. 'seen_000004096000'."""
-    return f"seen_{end_step * batch_size:012d}"
 
 
 def schedule_of(cfg: dict) -> Schedule:
@@ -231,12 +227,12 @@ class Trainer:
 
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        ckpts = RunState(run_dir, self)
+        ckpts = RunState(RunDir(run_dir), self)
         step, iterator = ckpts.restore_or_start()
         every = max(1, int(self.cfg["checkpoint_every_examples"]) // self.batch_size)
         bar = tqdm(total=self.plan.total_steps, initial=ckpts.steps_done(step), disable=not progress,
                    desc=run_dir.name, unit="step")
-        log = Logger(run_dir / "log.jsonl", self, bar, resume_step=step)
+        log = Logger(ckpts.run_dir.log, self, bar, resume_step=step)
         fn, schedule = self.step_fn(None)
         probe_every = int(self.cfg.get("probe_every_examples", 0)) // self.batch_size
         if self.probe is not None and step == 0:
@@ -270,7 +266,7 @@ class Trainer:
         fn, schedule = self.step_fn(end)
         state = jax.tree.map(jnp.copy, self.state)  # the step donates its input; keep the main state
         branch_iter = self.inputs.iterator(iterator.get_state())
-        label = cooldown_label(end, self.batch_size)
+        label = cooldown_label(end * self.batch_size)
         metrics = None
         for step in range(start, end):
             batch = meshlib.global_batch(self.mesh, next(branch_iter))
@@ -287,13 +283,13 @@ class Trainer:
 class RunState:
     """Resume logic of a run directory: the main run's checkpoints and the finished branches."""
 
-    def __init__(self, run_dir: Path, trainer: Trainer):
+    def __init__(self, run_dir: RunDir, trainer: Trainer):
         self.run_dir = run_dir
         self.trainer = trainer
-        self.checkpoints = checkpoint.RunCheckpoints(run_dir / "checkpoints")
+        self.checkpoints = checkpoint.RunCheckpoints(run_dir.checkpoints)
 
     def cooldown_dir(self, end: int) -> Path:
-        return self.run_dir / "cooldown" / cooldown_label(end, self.trainer.batch_size)
+        return self.run_dir.cooldown(end * self.trainer.batch_size)
 
     def branch_done(self, end: int) -> bool:
         meta = checkpoint.saved_params_meta(self.cooldown_dir(end))
@@ -310,7 +306,7 @@ class RunState:
             return 0, t.inputs.iterator(None)
         state, data_state, meta = self.checkpoints.restore(latest, t.state)
         if meta.get("batch_size") != t.batch_size or meta.get("main_steps") != t.plan.main_steps:
-            raise ValueError(f"{self.run_dir}/checkpoints/{latest} was written by a run with batch_size "
+            raise ValueError(f"{self.run_dir.checkpoints}/{latest} was written by a run with batch_size "
                              f"{meta.get('batch_size')} and {meta.get('main_steps')} main steps; this run has "
                              f"{t.batch_size} and {t.plan.main_steps}. Use a new run directory.")
         t.state = state

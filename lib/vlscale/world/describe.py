@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from vlscale.config import REGIONS
-from vlscale.data.ids import make_ids
+from vlscale.world.ids import make_ids
 from vlscale.world.spec import CAPTION_KINDS, INCOME_GROUPS, paper_pages_pct
 
 

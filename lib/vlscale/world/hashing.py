@@ -5,7 +5,7 @@ uint32 arithmetic (multiply, xor, shift), which wraps identically in NumPy and i
 64-bit mode, so the same function gives bit-identical draws on the host and on an accelerator.
 Functions take the array namespace `xp` (numpy or jax.numpy) as their first argument.
 
-A global id is int64 (see vlscale.data.ids); it enters as two uint32 words (hi, lo).
+A global id is int64 (see vlscale.world.ids); it enters as two uint32 words (hi, lo).
 """
 import numpy as np
 

@@ -113,14 +113,14 @@ class World:
 
 def paper_pages_pct() -> dict[str, float]:
     """The paper's Table 15: % of WebLI-100B pages per XM3600 language (Quechua is not in it)."""
-    return {l["code"]: l["web_pages_pct"] for l in vocab.load("languages")["languages"] if l["web_pages_pct"]}
+    return {lang["code"]: lang["web_pages_pct"] for lang in vocab.load("languages")["languages"] if lang["web_pages_pct"]}
 
 
 def _page_shares(quz_share_pct: float, exponent: float = 1.0):
     """Page share of each stratum ([S], sums to 1) and its resource group. The shares of the XM3600 languages
     other than English are Table 15's raised to `exponent` and scaled back to their total, so English and the
     untagged stratum keep theirs and the other languages keep their order."""
-    langs = {l["code"]: l for l in vocab.load("languages")["languages"]}
+    langs = {lang["code"]: lang for lang in vocab.load("languages")["languages"]}
     missing = set(XM3600_LANGUAGES) - set(langs)
     if missing:
         raise ValueError(f"languages.json lacks {sorted(missing)}")
@@ -140,7 +140,7 @@ def _country_given_language(countries, params, share):
     C = len(countries)
     index = {c["iso2"]: i for i, c in enumerate(countries)}
     own = np.zeros((len(STRATA), C))
-    primaries = {l["code"]: l["primary_country"] for l in vocab.load("languages")["languages"]}
+    primaries = {lang["code"]: lang["primary_country"] for lang in vocab.load("languages")["languages"]}
     for s, lang in enumerate(STRATA[:-1]):
         listed = [c for c in countries if lang in c["languages"]]
         if not listed:

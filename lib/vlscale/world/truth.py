@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vlscale.data.ids import LOCAL_BITS, STRATUM_BITS
 from vlscale.world.hashing import draw, hash32, id_words, uniform
+from vlscale.world.ids import LOCAL_BITS, STRATUM_BITS
 
 # One stream per random choice; a categorical draw uses stream and stream + 1000.
 STREAM = dict(country=1, income=2, concept=3, landmark=4, landmark_pick=5, person=6, gender=7,

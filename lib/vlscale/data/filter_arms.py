@@ -1,4 +1,7 @@
-"""Where the filter stage's arms are and how to read one back: what the train and evaluate stages need of it."""
+"""The filter stage's arms on disk: where they are and how to read one back, checked against the stage's manifest.
+
+An arm is a subset of the pool as DataComp gives one, a sorted id list (<arm>.npy); the filter stage writes them
+(vlscale.filtering.stage), and a run that trains on an arm reads it here (vlscale.runs)."""
 from __future__ import annotations
 
 import hashlib

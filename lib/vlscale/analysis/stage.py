@@ -1,0 +1,80 @@
+"""The figures stage: the paper's figures and tables from every run's evaluation, each number with its uncertainty.
+
+`run(params)` reads results/evaluate/ (the runs of the study plan, on the benchmarks of its source: the analogs
+for the synthetic web, the real sets for real shards), builds the report (analysis/report.py: Figures 1-6,
+Tables 1, 3, 4, 13, 14 and the Wilcoxon tests, with paired bootstrap intervals over test images and the spread
+over seeds) and writes:
+    paper/figures/eval/        every figure (PNG and PDF)
+    paper/tables/              every table (LaTeX and typst's rows), with the attention stage's focus table
+                               (the measured Table 6 of arXiv 2502.07617, from results/attention/summary.json)
+    plots/figures/             the `dvc plots` tables
+    metrics/figures.json       analysis/report.py `summary`, the plan and provenance
+and returns the metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from vlscale.analysis import latex, results
+from vlscale.analysis import report as report_lib
+from vlscale.attention.tables import SUMMARY_PATH, focus_tabular
+from vlscale.config import validate
+from vlscale.files import read_json, write_json
+from vlscale.plan import Plan, study_plan
+from vlscale.provenance import provenance
+
+RESULTS_DIR = Path("results/evaluate")
+METRICS_PATH = Path("metrics/figures.json")
+ATTENTION_TABLE = Path("paper/tables/attention_focus.tex")
+BLOCKS = ("profile", "runs", "sample", "filter", "figures")  # sample.source and filter.keep_fraction, arms, scorer
+
+# metrics/figures.json keys other stages read, beside analysis/report.py's (SOURCE, BENCHMARKS, ...)
+PLAN = "plan"  # vlscale.plan's record: the pool, its benchmark source, the arms and runs it skipped
+PROVENANCE = "provenance"  # the profile, the params, package versions, the runs and result files read
+
+
+def build(params: dict) -> tuple[report_lib.Report, Plan]:
+    """The report of the runs the pool allowed, on the benchmarks of its kind, and the study plan (the runs and
+    arms it skipped are printed, one line each)."""
+    validate({k: params[k] for k in ("profile", "figures")})  # runs, sample and filter: the blocks in part
+    plan = study_plan({k: params[k] for k in BLOCKS})
+    print(*plan.notes(), sep="\n")
+    F = params["figures"]
+    print("benchmarks:", plan.source, "| runs:", ", ".join(plan.runs))
+    report = report_lib.build_report(
+        results.read_results(RESULTS_DIR, plan.runs), results.read_items(RESULTS_DIR, plan.runs),
+        source=plan.source, n_boot=F["bootstrap"], seed=F["seed"],
+        facts=results.read_analog_facts(RESULTS_DIR, plan.runs), english_like_share=F["english_like_share"],
+        keep_fraction=params["filter"]["keep_fraction"])
+    return report, plan
+
+
+def reported_runs(report: report_lib.Report) -> list[str]:
+    """The runs of the report's model, by data scale and seed."""
+    runs = report.tidy.groupby("run")[["seed", "data_pct", "examples_seen"]].max()
+    return runs.sort_values(["data_pct", "seed"]).index.tolist()
+
+
+def write_attention_table(summary_path: str | Path = SUMMARY_PATH, path: str | Path = ATTENTION_TABLE) -> list[Path]:
+    """The attention stage's focus table beside the other tables (nothing without natural runs)."""
+    table = focus_tabular(read_json(summary_path))
+    return latex.write_table(table, path) if table is not None else []
+
+
+def run(params: dict) -> dict:
+    """The figures stage (module docstring). params: profile, runs, sample (source), filter (keep_fraction, arms,
+    scorer), figures."""
+    report, plan = build(params)
+    report_lib.draw(report)
+    plt.close("all")
+    runs = reported_runs(report)
+    record = provenance(params["profile"], {k: params[k] for k in BLOCKS}, runs=runs,
+                        results=[f"{RESULTS_DIR}/{r}.parquet" for r in runs],
+                        items=[f"{RESULTS_DIR}/{r}/items.parquet" for r in runs])
+    report_lib.write_report(report, ".")
+    write_attention_table()
+    metrics = report_lib.summary(report) | {PLAN: plan.record(), PROVENANCE: record}
+    write_json(METRICS_PATH, metrics)
+    return metrics
