@@ -126,7 +126,7 @@ def test_xm3600_has_one_caption_per_language_per_image_in_that_language(world, b
     gt = truth(world, bench.ids)
     assert len(bench.captions) == len(bench.ids) * 36
     pairs = list(zip(bench.caption_image.tolist(), bench.caption_language))
-    assert sorted(pairs) == sorted((i, l) for i in range(len(bench.ids)) for l in XM3600_LANGUAGES)
+    assert sorted(pairs) == sorted((i, lang) for i in range(len(bench.ids)) for lang in XM3600_LANGUAGES)
     for caption, image, language in zip(bench.captions, bench.caption_image, bench.caption_language):
         assert caption.startswith(world.concepts[gt["concept"][image]]["names"][language]), (language, caption)
         assert caption.endswith(world.country_names[gt["country"][image]][language]), (language, caption)

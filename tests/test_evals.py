@@ -449,8 +449,8 @@ def test_language_groups_are_the_papers():
 
 
 def test_multilingual_average_is_image_to_text_over_all_36_languages_with_quechua():
-    i2t = {l: 50.0 for l in groups.XM3600_LANGUAGES} | {"quz": 86.0}
-    t2i = {l: 10.0 for l in groups.XM3600_LANGUAGES}
+    i2t = {lang: 50.0 for lang in groups.XM3600_LANGUAGES} | {"quz": 86.0}
+    t2i = {lang: 10.0 for lang in groups.XM3600_LANGUAGES}
     summary = groups.multilingual_averages(i2t, t2i)
     assert summary == {"multilingual_low_resource": 30.0, "multilingual_high_resource": 30.0, "multilingual": 51.0}
 

@@ -43,7 +43,7 @@ def _aa_rates(n_sims: int, seed_sd: float, with_seeds: bool) -> float:
     """Share of A/A comparisons (same data, other seeds: 2 per side, one more configuration of 3) called different."""
     rng = np.random.default_rng(0)
     hits = 0
-    for i in range(n_sims):
+    for _ in range(n_sims):
         counts = resample_counts(N_IMAGES, N_BOOT, rng)
         a = config("a", seeds(0.6, 2, seed_sd, rng), rng, counts)
         b = config("b", seeds(0.6, 2, seed_sd, rng), rng, counts)

@@ -30,7 +30,7 @@ def evaluate(outcomes: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
                      "se": 100 * np.sqrt(acc * (1 - acc) / len(value)), "n": len(value)})
     tidy = pd.DataFrame(tidy)
     for gap, subgroups in groups.DISPARITY.items():
-        for (run, seen), g in tidy[tidy["task"].isin(subgroups)].groupby(["run", "examples_seen"]):
+        for _, g in tidy[tidy["task"].isin(subgroups)].groupby(["run", "examples_seen"]):
             if len(g) == len(subgroups):
                 tidy = pd.concat([tidy, g.iloc[[0]].assign(task=gap, metric="gap_pct", se=np.nan,
                                                            value=g["value"].max() - g["value"].min())])

@@ -87,7 +87,7 @@ def main():
     # image tower on ground-truth concepts
     hi, lo = id_words(ids)
     image_model = vit.Model(K, **{k: v for k, v in M["image"].items()}, head_zeroinit=False)
-    draw = jax.jit(lambda h, l: render(world, ground_truth(world, h, l, jnp), h, l, px, jnp) * 2.0 - 1.0)
+    draw = jax.jit(lambda h, lang: render(world, ground_truth(world, h, lang, jnp), h, lang, px, jnp) * 2.0 - 1.0)
     test = analogs.benchmark(world, "imagenet", size=p["evaluate"]["analogs"]["imagenet"], key=p["evaluate"]["keys"]["dev"])
     head = analogs.head_concepts(world)
     thi, tlo = id_words(test.ids)

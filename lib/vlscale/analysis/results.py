@@ -44,18 +44,18 @@ RADAR = {"Culture": "culture", "Multilinguality": "multilingual", "Western": "we
 
 # Table 1's rows in the paper's order: (section, label, task).
 TABLE1 = [
-    *[("Zero-shot classification", l, t) for l, t in
+    *[("Zero-shot classification", label, t) for label, t in
       [("ImageNet", "imagenet/0shot"), ("CIFAR100", "cifar100/0shot"), ("Pet", "pet/0shot")]],
-    *[("Retrieval @1", l, t) for l, t in
+    *[("Retrieval @1", label, t) for label, t in
       [("COCO I2T", "coco/i2t"), ("COCO T2I", "coco/t2i"), ("Flickr I2T", "flickr/i2t"), ("Flickr T2I", "flickr/t2i")]],
-    *[("10-shot", l, t) for l, t in
+    *[("10-shot", label, t) for label, t in
       [("ImageNet", "imagenet/10shot"), ("Birds", "birds/10shot"), ("Caltech", "caltech/10shot"),
        ("Cars", "cars/10shot"), ("CIFAR100", "cifar100/10shot"), ("Colorectal", "colorectal/10shot"),
        ("Pet", "pet/10shot"), ("DTD", "dtd/10shot")]],
-    *[("Cultural: 10-shot geolocalization", l, t) for l, t in
+    *[("Cultural: 10-shot geolocalization", label, t) for label, t in
       [("DS", "dollarstreet/geoloc_10shot"), ("GeoDE-C", "geode/country_geoloc_10shot"),
        ("GeoDE-R", "geode/region_geoloc_10shot")]],
-    *[("Cultural: zero-shot classification", l, t) for l, t in
+    *[("Cultural: zero-shot classification", label, t) for label, t in
       [("DS", "dollarstreet/0shot"), ("GeoDE", "geode/0shot"), ("GLDv2", "gldv2/0shot")]],
 ]
 TABLE1_TASKS = [t for _, _, t in TABLE1]
@@ -139,7 +139,7 @@ def english_like_languages(facts: dict, share: float) -> list[str]:
     """XM3600 caption languages (groups' codes) other than English whose captions equal the English
     caption of the same image for at least `share` of the images (analogs.json's english_equal_share)."""
     shares = facts.get("analogs", {}).get("xm3600", {}).get("english_equal_share", {})
-    return sorted(groups.XM3600_CODE.get(l, l) for l, v in shares.items() if l != "en" and v >= share)
+    return sorted(groups.XM3600_CODE.get(lang, lang) for lang, v in shares.items() if lang != "en" and v >= share)
 
 
 def no_items() -> pd.DataFrame:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from vlscale import siglip
 from vlscale.evals import protocols
 
 
@@ -99,3 +101,11 @@ class Prompts:
     def genders(self, labels: Sequence[str]) -> list[str]:
         """The prompt word of each gender label ("female"/"Female" -> the female word, "male" -> male)."""
         return [self.gender_words[g.lower()] for g in labels]
+
+
+def checkpoint_embedder(checkpoint: Path, model_config: dict, tokenizer, px: int, max_len: int,
+                        batch_size: int) -> Embedder:
+    """An Embedder over the SigLIP checkpoint at `checkpoint` (an Orbax cool-down directory)."""
+    model, params = siglip.load(checkpoint, model_config, image_size_px=px, text_len=max_len)
+    return Embedder(lambda x: siglip.embed_images(model, params, x), lambda t: siglip.embed_texts(model, params, t),
+                    lambda texts: tokenizer.encode(texts, max_len), batch_size)

@@ -42,7 +42,7 @@ XM3600_CODE = {"he": "iw"}
 XM3600_LANGUAGES = tuple(sorted(XM3600_CODE.get(code, code) for code in config.XM3600_LANGUAGES))
 LOW_RESOURCE = tuple(sorted(XM3600_CODE.get(code, code) for code in config.LOW_RESOURCE))
 # "All others" minus Quechua: only then do Table 11's high-resource averages come out (arXiv 2502.07617 Table 11).
-HIGH_RESOURCE = tuple(l for l in XM3600_LANGUAGES if l not in LOW_RESOURCE and l != "quz")
+HIGH_RESOURCE = tuple(lang for lang in XM3600_LANGUAGES if lang not in LOW_RESOURCE and lang != "quz")
 
 
 def error_pct(score: float) -> float:
@@ -59,9 +59,9 @@ def xm3600_task(direction: str, language: str) -> str:
 
 # Low / high resource: both retrieval directions of the group's languages (high excludes Quechua);
 # multilingual: image->text over all 36 languages, Quechua included (arXiv 2502.07617 Table 11).
-XM3600_LOW_RESOURCE = tuple(xm3600_task(d, l) for d in ("i2t", "t2i") for l in LOW_RESOURCE)
-XM3600_HIGH_RESOURCE = tuple(xm3600_task(d, l) for d in ("i2t", "t2i") for l in HIGH_RESOURCE)
-XM3600_I2T = tuple(xm3600_task("i2t", l) for l in XM3600_LANGUAGES)
+XM3600_LOW_RESOURCE = tuple(xm3600_task(d, lang) for d in ("i2t", "t2i") for lang in LOW_RESOURCE)
+XM3600_HIGH_RESOURCE = tuple(xm3600_task(d, lang) for d in ("i2t", "t2i") for lang in HIGH_RESOURCE)
+XM3600_I2T = tuple(xm3600_task("i2t", lang) for lang in XM3600_LANGUAGES)
 
 # Table 11's "Average" rows: name -> the tasks it averages.
 AVERAGES = {
@@ -111,8 +111,8 @@ def multilingual_averages(i2t_error: Mapping[str, float], t2i_error: Mapping[str
     """XM3600 summary from per-language Recall@1 errors (%), keyed by language code.
     low_resource / high_resource: mean over both directions of the group's languages (high excludes
     Quechua); multilingual: the image->text error averaged over all 36 languages, Quechua included."""
-    errors = {xm3600_task("i2t", l): e for l, e in i2t_error.items()}
-    errors |= {xm3600_task("t2i", l): e for l, e in t2i_error.items()}
+    errors = {xm3600_task("i2t", lang): e for lang, e in i2t_error.items()}
+    errors |= {xm3600_task("t2i", lang): e for lang, e in t2i_error.items()}
     return {name: _complete_mean(errors, name)
             for name in ("multilingual_low_resource", "multilingual_high_resource", "multilingual")}
 

@@ -210,7 +210,8 @@ def performance_disparity(correct, groups) -> tuple[float, dict]:
     correct, groups = np.asarray(correct, np.float64), np.asarray(groups)
     if correct.shape != groups.shape or correct.ndim != 1:
         raise ValueError(f"correct {correct.shape} and groups {groups.shape} must be equal-length vectors")
-    per_group = {getattr(g, "item", lambda: g)(): float(correct[groups == g].mean()) for g in np.unique(groups)}
+    per_group = {(g.item() if isinstance(g, np.generic) else g): float(correct[groups == g].mean())
+                 for g in np.unique(groups)}
     return max(per_group.values()) - min(per_group.values()), per_group
 
 

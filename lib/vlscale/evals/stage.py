@@ -32,12 +32,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlscale import siglip
 from vlscale.config import validate
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.evals import real_eval
 from vlscale.evals.analog_eval import analog_facts, analog_suite, evaluate_analog
-from vlscale.evals.embedder import Embedder, Prompts
+from vlscale.evals.embedder import Prompts, checkpoint_embedder
 from vlscale.files import read_json, write_json
 from vlscale.plan import apply as apply_plan
 from vlscale.provenance import provenance
@@ -53,14 +52,6 @@ ITEM_COLUMNS = ("run", "seed", "data_pct", "examples_seen", "source", "benchmark
 OUT_DIR = Path("results/evaluate")
 # the blocks the evaluate stage validates whole; of `sample` it reads the pool's source
 BLOCKS = ("profile", "world", "tokenizer", "model", "train", "runs", "evaluate", "filter")
-
-
-def checkpoint_embedder(checkpoint: Path, model_config: dict, tokenizer, px: int, max_len: int,
-                        batch_size: int) -> Embedder:
-    """An Embedder over the SigLIP checkpoint at `checkpoint` (an Orbax cool-down directory)."""
-    model, params = siglip.load(checkpoint, model_config, image_size_px=px, text_len=max_len)
-    return Embedder(lambda x: siglip.embed_images(model, params, x), lambda t: siglip.embed_texts(model, params, t),
-                    lambda texts: tokenizer.encode(texts, max_len), batch_size)
 
 
 def write_results(rows: list[dict], out_dir: Path, record: dict) -> Path:

@@ -19,8 +19,7 @@ import pandas as pd
 
 from vlscale.data.input import center_crop_resize
 from vlscale.data.shards import load_example
-from vlscale.evals.embedder import Embedder
-from vlscale.evals.stage import checkpoint_embedder
+from vlscale.evals.embedder import Embedder, checkpoint_embedder
 from vlscale.filtering.classifier import AlignmentHead, features
 from vlscale.world.captions import captions
 from vlscale.world.ids import make_ids

@@ -27,7 +27,7 @@ STAGE_SOURCES = {
 # sha256 of STAGE_SOURCES[stage] when CODE_VERSIONS[stage] was last confirmed (python -m vlscale.runs --digests)
 CODE_DIGESTS = {
     "train": "d6aba0a95bde8332f725d01792d93cc3086d1af1a8bc3bb0eef94a5706fc5f19",
-    "evaluate": "e9bdf836ca52fa4b4a68d960ce29a29677512ece4a9540d7865a2e489e19ee35",
+    "evaluate": "74f86547a1a66fa1ec91751136ae03dd6f6181836b08a7d825cb11bed0bf8295",
 }
 
 
