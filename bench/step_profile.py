@@ -55,7 +55,7 @@ def main():
     subsets = synthetic_subsets(world, min(p["sample"]["pool_size"], 10**8), p["sample"]["key"])
     source = SyntheticSource(world, subsets, 1.0)
     trainer = trainer_for(p, world, source, _tokenizer(p, world, subsets))
-    B = trainer.batch_size
+    batch_size = trainer.batch_size
     it = trainer.inputs.iterator()
     host = next(it)
     batch = meshlib.global_batch(trainer.mesh, host)
@@ -117,16 +117,16 @@ def main():
             jax.block_until_ready(full_step(batch))
         jax.profiler.stop_trace()
 
-    M = p["model"]
-    print(f"\nvlscale step profile — profile {args.profile}, batch {B}, jax {jax.__version__}, "
+    model_params = p["model"]
+    print(f"\nvlscale step profile — profile {args.profile}, batch {batch_size}, jax {jax.__version__}, "
           f"{trainer.mesh.devices.size} × {trainer.mesh.devices.flat[0].device_kind}")
-    print(f"model: image {M['image']}, text {M['text']}; {p['train']['image_px']} px, "
+    print(f"model: image {model_params['image']}, text {model_params['text']}; {p['train']['image_px']} px, "
           f"{p['tokenizer']['max_len']} tokens, {p['train']['dtype']}\n")
     full = results[-1][1]
     print("| part | ms / step | share of full step | examples/s alone |")
     print("|---|---:|---:|---:|")
     for name, s in results:
-        print(f"| {name} | {1e3 * s:.1f} | {s / full:.0%} | {B / s:,.0f} |")
+        print(f"| {name} | {1e3 * s:.1f} | {s / full:.0%} | {batch_size / s:,.0f} |")
 
 
 if __name__ == "__main__":

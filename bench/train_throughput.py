@@ -25,10 +25,10 @@ def _tokenizer(p, world, subsets):
     """A tokenizer of the profile's settings, trained here on a caption sample (a few seconds)."""
     from vlscale.data.tokenizer import Tokenizer, balanced_caption_sample, train_tokenizer
 
-    K = p["tokenizer"]
+    tokenizer_params = p["tokenizer"]
     path = Path(tempfile.mkdtemp()) / "spm.model"
-    train_tokenizer(balanced_caption_sample(world, subsets, 1.0, K["per_language"], K["key"]),
-                    K["vocab_size"], path, per_language=K["per_language"])
+    captions = balanced_caption_sample(world, subsets, 1.0, tokenizer_params["per_language"], tokenizer_params["key"])
+    train_tokenizer(captions, tokenizer_params["vocab_size"], path, per_language=tokenizer_params["per_language"])
     return Tokenizer(path)
 
 
@@ -106,10 +106,11 @@ def main():
             break
 
     r0 = rows[0]
-    M = p["model"]
+    model_params = p["model"]
     print(f"\nvlscale train throughput — profile {args.profile}, jax {jax.__version__}, {r0['devices']} × "
           f"{r0['device_kind']}, {platform.processor() or platform.machine()}")
-    print(f"model: image {M['image']}, text {M['text']}, out_dim {M['out_dim']}; {r0['n_params']:,} params; "
+    print(f"model: image {model_params['image']}, text {model_params['text']}, out_dim {model_params['out_dim']}; "
+          f"{r0['n_params']:,} params; "
           f"{p['train']['image_px']} px, {p['tokenizer']['max_len']} tokens, {p['train']['dtype']}, "
           f"drop_tokens_frac {p['train']['drop_tokens_frac']}, {p['train']['loss']} loss")
     print(f"model FLOPs / example (fwd+bwd): {r0['flops_per_example'] / 1e9:.3f} GFLOP; peak: {r0['peak_source']}\n")

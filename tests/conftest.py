@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from vlscale.config import load_params, read_params, validate, write_params
+from vlscale.config import load_params, overlay_path, read_params, validate
 from vlscale.data import sampling
 from vlscale.data.shards import scan_shards
 from vlscale.data.tokenizer import balanced_caption_sample, train_tokenizer
@@ -19,6 +19,17 @@ from vlscale.provenance import provenance
 from vlscale.world.spec import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_params(params: dict, dst: str | Path) -> Path:
+    """Write resolved `params` (read_params' values, with their `profile`) as dst/params.yaml, a params file of its
+    own: dst/profiles/<profile>.yaml is written empty. For a scratch folder that runs one profile; returns the file."""
+    path = Path(dst) / "params.yaml"
+    over = overlay_path(path, params["profile"])
+    over.parent.mkdir(parents=True, exist_ok=True)
+    over.write_text("{}\n")
+    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -192,8 +192,8 @@ def run_sample_stage(folder, shards, engine: str):
     import subprocess
     import sys
 
-    from conftest import ROOT
-    from vlscale.config import read_params, write_params
+    from conftest import ROOT, write_params
+    from vlscale.config import read_params
 
     folder.mkdir()
     shutil.copytree(ROOT / "notebooks", folder / "notebooks")

@@ -21,6 +21,7 @@ from vlscale.config import (
     read_params,
     validate,
 )
+from vlscale.pipeline import overlay_note
 from vlscale.runs.settings import run_train
 
 
@@ -91,13 +92,32 @@ def test_an_overlay_merges_mappings_replaces_other_values_and_null_removes_a_key
     assert base["runs"]["s10"] == {"fraction": 0.1}  # the base is not changed
 
 
+def test_null_removes_only_an_open_mappings_entry_and_never_a_block():
+    base = {"train": {"peak_lr": 0.002, "seed": 0}, "runs": {"s1": {"fraction": 0.01}}}
+    assert overlay(base, {"train": {"peak_lr": None}}, "o.yaml")["train"] == {"peak_lr": None, "seed": 0}  # a value
+    assert overlay(base, {"runs": {"s1": {"seed": 5}}}, "o.yaml")["runs"]["s1"] == {"fraction": 0.01, "seed": 5}
+    with pytest.raises(ParamsError, match=r"o\.yaml: train: null; .* cannot remove the block"):
+        overlay(base, {"train": None}, "o.yaml")
+    with pytest.raises(ParamsError, match=r"o\.yaml: runs\.s9: params\.yaml has no such key"):
+        overlay(base, {"runs": {"s9": None}}, "o.yaml")  # nothing to remove
+
+
+def test_the_params_stage_names_the_keys_an_overlay_sets_and_how_to_change_them(tmp_path, raw):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "profile": "study"}))
+    (tmp_path / "profiles/study.yaml").write_text("train: {peak_lr: 0.004}\nruns: {m: {fraction: 1.0}}\n")
+    note = overlay_note(tmp_path / "params.yaml")
+    assert "sets 1 values" in note and "(train.peak_lr)" in note
+    assert f"dvc exp run -S {tmp_path}/profiles/study.yaml:KEY=VALUE" in note
+
+
 def test_an_overlay_key_params_yaml_lacks_is_an_error_naming_the_file_and_key(tmp_path, raw):
     (tmp_path / "profiles").mkdir()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**raw, "profile": "study"}))
     (tmp_path / "profiles/study.yaml").write_text("train: {peak_lrr: 0.003}\n")
     with pytest.raises(ParamsError, match=r"profiles/study\.yaml: train\.peak_lrr: params\.yaml has no such key"):
         load_params(tmp_path / "params.yaml")
-    (tmp_path / "profiles/study.yaml").write_text("runs: {s1: {sead: 3}}\n")  # a new run is allowed, a new run key not
+    (tmp_path / "profiles/study.yaml").write_text("runs: {s1: {sead: 3}}\n")  # a run's entry is open; validation names it
     with pytest.raises(ParamsError, match=r"profiles/study\.yaml: runs\.s1\.sead"):
         load_params(tmp_path / "params.yaml")
     (tmp_path / "profiles/study.yaml").write_text("train: {peak_lr: -1}\n")  # a bad value names both files
@@ -215,7 +235,7 @@ def test_a_runs_own_peak_lr_replaces_the_train_blocks_and_shapes_its_fingerprint
     raw["runs"]["wide"] = {"fraction": 1.0, "peak_lr": 0.0005}
     p = validate(raw)
     assert run_train(p, "wide")["peak_lr"] == 0.0005 and run_train(p, "s100")["peak_lr"] == p["train"]["peak_lr"]
-    assert p["runs"]["s100"]["peak_lr"] is None  # a run without one hashes as it did before the key existed:
+    assert p["runs"]["s100"]["peak_lr"] is None  # a run without one hashes as an entry without the key:
     subset = {"key": 0, "counts": {"en": 10}}
     without = {k: v for k, v in p["runs"]["s100"].items() if k != "peak_lr"}
     assert fingerprint(p, "s100", subset) == fingerprint({**p, "runs": {"s100": without}}, "s100", subset)

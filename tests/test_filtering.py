@@ -27,7 +27,7 @@ from vlscale.filtering import arms as filter_arms
 from vlscale.filtering.classifier import AlignmentHead, auc
 from vlscale.filtering.score import Scorers, pool_shards, score_record_shard, score_records, shard_ids
 from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k, top_k
-from vlscale.filtering.stage import run_filter, scorer_ids, web_ids
+from vlscale.filtering.stage import draw_account, run_filter, scorer_ids, web_ids
 from vlscale.world.ids import CLASSIFIER_BIT, HELDOUT_BIT, LOCAL_BITS, SCORER_BIT, TOKENIZER_BIT
 from vlscale.world.spec import build_world
 from vlscale.world.truth import truth
@@ -281,6 +281,13 @@ def workdir(filter_workdir):
 def stage_scores(out_dir) -> pd.DataFrame:
     """Every pool pair's scores the filter stage wrote to out_dir/scores, one parquet per shard."""
     return pd.concat(pd.read_parquet(f) for f in sorted((out_dir / "scores").glob("*.parquet")))
+
+
+def test_the_stage_draws_the_figures_of_its_account_that_the_notebook_shows(workdir, tmp_path):
+    account = pd.read_parquet(workdir / "data/filter/account.parquet")
+    arms = list(json.loads((workdir / "data/filter/manifest.json").read_text())["arms"])
+    draw_account(account, arms, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["account.png", "caption_languages.png", "languages.png"]
 
 
 def test_every_arm_keeps_exactly_k_and_is_the_same_in_two_processes(workdir):

@@ -10,7 +10,7 @@ from vlscale.config import DEFAULT_PROFILE
 from vlscale.pipeline import stage_names, stage_parameters, stage_spec
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-STAGES = stage_names(ROOT / "dvc.yaml", ROOT / "params.yaml")
+STAGES = stage_names(ROOT / "dvc.yaml")
 # Notebooks that are not DVC stages: run by hand elsewhere (Colab).
 STANDALONE = {"notebooks/colab_tpu.ipynb"}
 
@@ -23,18 +23,7 @@ def _parameters_cell(path):
             for t in node.targets}
 
 
-def _first_items(stages):
-    """One stage per notebook: a foreach notebook's defaults are those of its first item."""
-    seen, out = set(), []
-    for s in stages:
-        nb = stage_spec(s, ROOT / "dvc.yaml")["notebook"]
-        if nb not in seen:
-            seen.add(nb)
-            out.append(s)
-    return out
-
-
-@pytest.mark.parametrize("stage", _first_items(STAGES))
+@pytest.mark.parametrize("stage", STAGES)
 def test_notebook_parameters_are_exactly_the_stage_params_with_the_default_profiles_values(stage):
     spec = stage_spec(stage, ROOT / "dvc.yaml")
     declared = _parameters_cell(ROOT / spec["notebook"])

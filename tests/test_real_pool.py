@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 import realpool
-from conftest import repo_copy
-from vlscale.config import read_params, validate, write_params
+from conftest import repo_copy, write_params
+from vlscale.config import read_params, validate
 
 pytestmark = pytest.mark.pipeline
 

@@ -2,6 +2,7 @@
 stage's result for it is current (vlscale.runs)."""
 import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -9,14 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vlscale.data.filter_arms import sha256_of
+from vlscale.runs import current
 from vlscale.runs.current import (
-    CODE_DIGESTS,
     CODE_VERSIONS,
-    STAGE_SOURCES,
+    PACKAGE,
+    StaleCodeVersion,
+    check_code_version,
     evaluation_fingerprint,
     is_current,
     save_fingerprint,
-    source_digest,
+    stage_sources,
     train_fingerprint,
 )
 from vlscale.runs.data import data_record, pool_share
@@ -49,12 +52,31 @@ def test_each_stage_code_version_is_recorded_with_the_digest_of_its_sources():
     """Whoever changes the code that computes a stage's results raises its code version (results made before are
     then made again) and records the new digest; a change that leaves every result as it was records it alone."""
     for stage in CODE_VERSIONS:
-        got = source_digest(stage)
-        assert got == CODE_DIGESTS[stage], (
-            f"the sources of the {stage} stage ({', '.join(STAGE_SOURCES[stage])} under lib/vlscale) changed. If "
-            f"what the stage computes changed, raise vlscale.runs.current.CODE_VERSIONS[{stage!r}] (now "
-            f"{CODE_VERSIONS[stage]}) so that results made before are made again; either way record "
-            f"CODE_DIGESTS[{stage!r}] = {got!r} (`python -m vlscale.runs --digests` prints every stage's)")
+        check_code_version(stage)  # raises StaleCodeVersion, saying what to do, when the digest is not recorded
+
+
+def test_a_stages_sources_are_the_import_closure_of_its_root_with_the_data_it_reads():
+    names = {f.relative_to(PACKAGE).as_posix() for f in stage_sources("evaluate")}
+    assert {"evals/stage.py", "evals/protocols.py", "siglip.py", "models/vit.py", "world/render.py",
+            "world/data/concepts.json", "evals/data/classes.json", "runs/settings.py"} <= names
+    assert "runs/current.py" not in names  # it records the digests: hashing it would chase its own tail
+    assert not any(n.startswith(("paper/", "analysis/", "attention/")) for n in names)
+    train = {f.relative_to(PACKAGE).as_posix() for f in stage_sources("train")}
+    assert {"training/trainer.py", "training/probe.py", "data/input.py", "evals/protocols.py"} <= train
+    assert "evals/stage.py" not in train
+
+
+def test_a_changed_source_makes_its_stage_refuse_until_the_version_is_confirmed(tmp_path, monkeypatch):
+    copy = tmp_path / "vlscale"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(current, "CODE_DIGESTS", {s: current.source_digest(s, copy) for s in CODE_VERSIONS})
+    (copy / "evals" / "stage.py").write_text("# edited\n")  # a source of evaluation, not of training
+    check_code_version("train", copy)
+    protocols = copy / "evals" / "protocols.py"  # a source of both: the in-run probe uses the protocols
+    protocols.write_text(protocols.read_text() + "\nCHANGED = True\n")
+    for stage in ("evaluate", "train"):
+        with pytest.raises(StaleCodeVersion, match=rf"CODE_VERSIONS\['{stage}'\].*python -m vlscale.runs --digests"):
+            check_code_version(stage, copy)
 
 
 def test_the_training_fingerprint_is_the_hash_finished_runs_were_made_with():

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import ROOT
-from vlscale.config import read_params, write_params
+from conftest import ROOT, write_params
+from vlscale.config import read_params
 from vlscale.data import sampling
 from vlscale.data.shards import scan_shards
 

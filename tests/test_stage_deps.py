@@ -103,7 +103,7 @@ def _covered(path: Path, deps: list[Path]) -> bool:
 
 
 def _stage(name: str) -> dict:
-    return STAGES[name].get("do", STAGES[name])  # a foreach stage's deps are its `do` block's
+    return STAGES[name]
 
 
 def _notebook(name: str) -> Path:
@@ -147,9 +147,9 @@ def test_only_the_params_stage_reads_the_params_files_and_every_stage_depends_on
     assert all(isinstance(p, dict) and list(p.values()) == [None] for p in STAGES[PARAMS_STAGE]["params"])  # whole files
     assert sorted(declared) == sorted(["params.yaml", *(f"profiles/{p.name}" for p in (ROOT / "profiles").glob("*.yaml"))])
     outs = [next(iter(o)) for o in STAGES[PARAMS_STAGE]["outs"]]
-    names = stage_names(ROOT / "dvc.yaml", ROOT / "params.yaml")
+    names = stage_names(ROOT / "dvc.yaml")
     assert outs == [str(resolved_file(s)) for s in names]
-    assert set(STAGE_PARAMS) == {s.partition("@")[0] for s in names}
+    assert set(STAGE_PARAMS) == set(names)
     for stage in NOTEBOOK_STAGES:
         assert "params" not in _stage(stage), f"dvc.yaml stage {stage} declares params: it reads its resolved file"
         assert str(resolved_file(stage)) in _stage(stage)["deps"], f"dvc.yaml stage {stage}: no resolved params dep"

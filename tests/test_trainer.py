@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from vlscale.config import load_params, validate
+from vlscale.config import load_params, read_params, validate
 from vlscale.data.input import ShardSource, load_source
 from vlscale.data.tokenizer import Tokenizer, train_tokenizer
 from vlscale.runs.current import train_fingerprint
 from vlscale.siglip import read_orbax_params
+from vlscale.training import stage as train_stage
 from vlscale.training.mesh import param_spec
 from vlscale.training.run import (
     examples_done,
@@ -183,6 +184,20 @@ def test_a_finished_run_is_not_trained_again_and_its_records_are_rewritten(workd
     out = _train(workdir, runs, "--records-dir", str(again), *probe, "--set", "train.peak_lr=0.002")
     assert "not trained again" not in out.stdout
     assert json.loads((again / "metrics/train/s10.json").read_text())["provenance"]["params"]["train"]["peak_lr"] == 0.002
+
+
+def test_the_train_stage_trains_the_runs_it_is_given_and_draws_their_curves(workdir, monkeypatch):
+    """run(params, names) trains each named run (all of params' runs without names), returns {run: its metrics} and
+    draws the curves its notebook shows."""
+    monkeypatch.chdir(workdir)
+    params = read_params("params.yaml")
+    with pytest.raises(ValueError, match="'nowhere'"):
+        train_stage.run(params, ["s10", "nowhere"])  # refused before any work
+    assert not Path("runs").exists()
+    metrics = train_stage.run(params, ["s10"])
+    assert list(metrics) == ["s10"]
+    assert metrics["s10"]["examples_seen"] == json.loads(Path("metrics/train/s10.json").read_text())["examples_seen"]
+    assert sorted(p.name for p in train_stage.FIG_DIR.iterdir()) == ["loss_curves.png", "probe_curves.png"]
 
 
 def test_a_run_with_changed_params_starts_afresh_instead_of_resuming(workdir):

@@ -288,8 +288,8 @@ def test_language_share_exponent_keeps_english_the_order_and_the_totals(world, p
     assert np.all(b[low] > a[low])
 
 
-def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_as_they_were(world, params):
-    """language_share_exponent and person_scale at 1 are the world before they existed: same fingerprint, same
+def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_unchanged(world, params):
+    """language_share_exponent and person_scale at 1 are the world without these knobs: same fingerprint, same
     shares, same images; any other value is another world."""
     from vlscale.config import WORLD_NEUTRAL
     from vlscale.world.render import render_ids

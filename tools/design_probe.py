@@ -5,8 +5,8 @@ param overrides, evaluated on the development key, and the study targets' levels
     python tools/design_probe.py --table          # results/reference/ladder/design_dev.md from the rows so far
 
 A probe is rung N of tools/ladder.py (the cpu profile with the pool, examples and schedule scaled to N) with one run,
-a single cool-down at its end, the random filter arm alone and the overrides applied (dotted paths into params.yaml;
-a per-profile value is set for every profile). It trains and evaluates in <work>/<name> with `dvc repro evaluate`
+a single cool-down at its end, the random filter arm alone and the overrides applied (dotted paths into params.yaml
+as the cpu profile resolves it, vlscale.config.read_params). It trains and evaluates in <work>/<name> with `dvc repro evaluate`
 (a finished run there is not trained again) and appends a row to results/reference/ladder/design_dev.csv: the
 overrides, the levels of the study targets (tools/ladder.TARGETS), the high-resource XM3600 R@1, the male preference
 and the training time. One seed per probe: the dev-key seed spread of the 100% run at N = 800,000 (two seeds, the
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from vlscale.config import read_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ladder import OUT, ROOT, TARGETS, clone_of, last_checkpoint, repro, rung_params  # noqa: E402
@@ -51,10 +51,7 @@ def _set(p: dict, path: str, value) -> None:
         if k not in p:
             raise SystemExit(f"override {path!r}: params.yaml has no key {k!r}")
         p = p[k]
-    if isinstance(p.get(last), dict) and set(p[last]) >= {"cpu", "smoke"}:  # a per-profile value: every profile
-        p[last] = {profile: value for profile in p[last]}
-    else:
-        p[last] = value
+    p[last] = value
 
 
 def probe_params(params: dict, n: int, overrides: dict, seed: int = 0, fraction: float = 1.0) -> dict:
@@ -75,7 +72,7 @@ def levels(clone: Path, run: str = "probe") -> dict:
 
 
 def run(name: str, overrides: dict, n: int, seed: int, work: Path) -> dict:
-    params = probe_params(yaml.safe_load((ROOT / "params.yaml").read_text()), n, overrides, seed)
+    params = probe_params(read_params(ROOT / "params.yaml", "cpu"), n, overrides, seed)
     t0 = time.time()
     clone = clone_of(work / name)
     repro(clone, params, clone / "probe_repro.log", "evaluate")

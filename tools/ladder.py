@@ -31,6 +31,8 @@ from pathlib import Path
 
 import yaml
 
+from vlscale.files import read_json, write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results/reference/ladder"
 BASE_N = 200_000  # the cpu profile's examples seen and pool
@@ -113,8 +115,8 @@ def run(n: int, key: str, seeds: int, work: Path, reuse: Path | None = None) -> 
         shutil.copy2(clone / rel, out / Path(rel).name)
     for f in sorted((clone / "metrics/train").glob("*.json")):
         shutil.copy2(f, out / "train" / f.name)
-    (out / "rung.json").write_text(json.dumps({"examples_seen": n, "key": key, "seeds": seeds,
-                                               "wall_s": round(time.time() - t0, 1), "params": params}, indent=1))
+    write_json(out / "rung.json", {"examples_seen": n, "key": key, "seeds": seeds,
+                                   "wall_s": round(time.time() - t0, 1), "params": params})
     return out
 
 
@@ -122,8 +124,8 @@ def table(key: str, out: Path = OUT) -> list[dict]:
     """Every part of every finding at every rung of `key` under `out` (results/reference/ladder/)."""
     rows = []
     for rung in sorted(out.glob(f"N*_{key}"), key=lambda p: int(p.name[1:].split("_")[0])):
-        n = json.loads((rung / "rung.json").read_text())["examples_seen"]
-        for f in json.loads((rung / "paper.json").read_text())["verdicts"]:
+        n = read_json(rung / "rung.json")["examples_seen"]
+        for f in read_json(rung / "paper.json")["verdicts"]:
             for part in f["parts"]:
                 rows.append({"examples_seen": n, "finding": f["id"], "part": part["label"], "verdict": part["verdict"],
                              "effect": part.get("effect"), "ci95": part.get("ci95"), "n_seeds": part.get("n_seeds"),
@@ -146,8 +148,8 @@ def levels(key: str, out: Path = OUT) -> list[dict]:
     """Each target's level at the 100% data scale (seed mean) at every rung of `key`."""
     rows = []
     for rung in sorted(out.glob(f"N*_{key}"), key=lambda p: int(p.name[1:].split("_")[0])):
-        n = json.loads((rung / "rung.json").read_text())["examples_seen"]
-        fig = json.loads((rung / "figures.json").read_text())
+        n = read_json(rung / "rung.json")["examples_seen"]
+        fig = read_json(rung / "figures.json")
         for name, (target, read) in TARGETS.items():
             rows.append({"examples_seen": n, "target": name, "value": read(fig), "study_target": target})
     return rows

@@ -49,21 +49,21 @@ def main():
 
     raw = read_params("params.yaml", args.profile)
     p = validate(raw)
-    T, M = p["train"], p["model"]
+    train, model_params = p["train"], p["model"]
     world = build_world(p["world"])
     pool = synthetic_subsets(world, p["sample"]["pool_size"], p["sample"]["key"])
     source = SyntheticSource(world, pool, 1.0)
-    n = min(args.examples or T["examples_seen"], len(source))
-    B, px, K = T["batch_size"], T["image_px"], len(world.concepts)
-    steps = n // B
+    n = min(args.examples or train["examples_seen"], len(source))
+    batch_size, px, n_concepts = train["batch_size"], train["image_px"], len(world.concepts)
+    steps = n // batch_size
     eval_at = {round(steps * k / args.evals) for k in range(1, args.evals + 1)}  # the last is the end
-    order = np.random.default_rng(T["seed"]).permutation(len(source))[:n]  # pool positions, shuffled
+    order = np.random.default_rng(train["seed"]).permutation(len(source))[:n]  # pool positions, shuffled
     ids = source.ids(order)
     gt = truth(world, ids)
-    tx = optax.adamw(T["peak_lr"], weight_decay=T["weight_decay"])
+    tx = optax.adamw(train["peak_lr"], weight_decay=train["weight_decay"])
 
     def fit(model, inputs, labels, evaluate, name):
-        params = model.init(jax.random.key(T["seed"]), inputs(np.arange(1)))["params"]
+        params = model.init(jax.random.key(train["seed"]), inputs(np.arange(1)))["params"]
         state = tx.init(params)
 
         @jax.jit
@@ -76,17 +76,17 @@ def main():
 
         rows, t0 = [], time.perf_counter()
         for i in range(steps):
-            sel = np.arange(i * B, (i + 1) * B) % len(labels)
+            sel = np.arange(i * batch_size, (i + 1) * batch_size) % len(labels)
             params, state, value = step(params, state, inputs(sel), labels[sel])
             if i + 1 in eval_at:
-                rows.append({"tower": name, "step": i + 1, "examples": (i + 1) * B, "loss": float(value),
+                rows.append({"tower": name, "step": i + 1, "examples": (i + 1) * batch_size, "loss": float(value),
                              **evaluate(params), "s": time.perf_counter() - t0})
                 print(rows[-1], flush=True)
         return rows
 
     # image tower on ground-truth concepts
     hi, lo = id_words(ids)
-    image_model = vit.Model(K, **{k: v for k, v in M["image"].items()}, head_zeroinit=False)
+    image_model = vit.Model(n_concepts, **{k: v for k, v in model_params["image"].items()}, head_zeroinit=False)
     draw = jax.jit(lambda h, lang: render(world, ground_truth(world, h, lang, jnp), h, lang, px, jnp) * 2.0 - 1.0)
     test = analogs.benchmark(world, "imagenet", size=p["evaluate"]["analogs"]["imagenet"], key=p["evaluate"]["keys"]["dev"])
     head = analogs.head_concepts(world)
@@ -94,8 +94,8 @@ def main():
     logits = jax.jit(lambda q, x: image_model.apply({"params": q}, x)[0][:, head])
 
     def image_eval(params):
-        preds = np.concatenate([np.asarray(logits(params, draw(thi[i:i + B], tlo[i:i + B]))).argmax(1)
-                                for i in range(0, len(thi), B)])
+        preds = np.concatenate([np.asarray(logits(params, draw(thi[i:i + batch_size], tlo[i:i + batch_size]))).argmax(1)
+                                for i in range(0, len(thi), batch_size)])
         return {"imagenet_head_acc": 100 * float((preds == test.labels).mean())}
 
     rows = fit(image_model, lambda sel: draw(hi[sel], lo[sel]), gt["concept"], image_eval, "image")
@@ -103,7 +103,7 @@ def main():
     # image tower on perceived gender, from the pool's images of people (the FairFace-like task)
     people = np.flatnonzero(gt["has_person"])
     ph, pl = hi[people], lo[people]
-    gender_model = vit.Model(2, **{k: v for k, v in M["image"].items()}, head_zeroinit=False)
+    gender_model = vit.Model(2, **{k: v for k, v in model_params["image"].items()}, head_zeroinit=False)
     faces = analogs.benchmark(world, "fairface", size=p["evaluate"]["analogs"]["fairface"],
                               key=p["evaluate"]["keys"]["dev"])
     fgt = truth(world, faces.ids)
@@ -111,8 +111,9 @@ def main():
     gender_logits = jax.jit(lambda q, x: gender_model.apply({"params": q}, x)[0])
 
     def gender_eval(params):
-        preds = np.concatenate([np.asarray(gender_logits(params, draw(fhi[i:i + B], flo[i:i + B]))).argmax(1)
-                                for i in range(0, len(fhi), B)])
+        preds = np.concatenate([np.asarray(gender_logits(params, draw(fhi[i:i + batch_size],
+                                                                      flo[i:i + batch_size]))).argmax(1)
+                                for i in range(0, len(fhi), batch_size)])
         return {"fairface_gender_acc": 100 * float((preds == fgt["gender"]).mean())}
 
     rows += fit(gender_model, lambda sel: draw(ph[sel % len(people)], pl[sel % len(people)]),
@@ -120,14 +121,15 @@ def main():
 
     # text tower on the concept a caption names
     tokenizer = Tokenizer(TOKENIZER_PATH)
-    L = p["tokenizer"]["max_len"]
+    max_len = p["tokenizer"]["max_len"]
     named = np.flatnonzero(gt["caption_kind"] != 2)  # vague captions name nothing
     _, texts = source.read(order[named])
-    tokens = tokenizer.encode(texts, L)
+    tokens = tokenizer.encode(texts, max_len)
     labels = gt["caption_concept"][named]
     held = len(tokens) // 10
     english = np.array(world.strata)[gt["caption_language"][named]] == "en"
-    text_model = text_transformer.Model(K, **{k: v for k, v in M["text"].items()}, vocab_size=tokenizer.vocab_size)
+    text_model = text_transformer.Model(n_concepts, **{k: v for k, v in model_params["text"].items()},
+                                        vocab_size=tokenizer.vocab_size)
     predict = jax.jit(lambda q, t: text_model.apply({"params": q}, t)[0].argmax(-1))
 
     def text_eval(params):
@@ -137,8 +139,8 @@ def main():
 
     rows += fit(text_model, lambda sel: tokens[held:][sel % (len(tokens) - held)], labels[held:], text_eval, "text")
 
-    print(f"\nlearnability — profile {args.profile}: {n:,} examples, batch {B}, lr {T['peak_lr']}, {px} px, "
-          f"{L} tokens; image {M['image']}, text {M['text']}")
+    print(f"\nlearnability — profile {args.profile}: {n:,} examples, batch {batch_size}, lr {train['peak_lr']}, "
+          f"{px} px, {max_len} tokens; image {model_params['image']}, text {model_params['text']}")
     print("\n| tower | examples | loss | held-out accuracy (%) |")
     print("|---|---:|---:|---|")
     for r in rows:

@@ -34,6 +34,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from vlscale.files import write_json
+
 CLIP_BENCHMARK = "clip-benchmark==1.6.2"
 TIMM = "timm==1.0.31"
 
@@ -106,9 +108,8 @@ def main():
                "clip_pets": _templates(templates["pets"]),
                "clip7": CLIP7,
                "big_vision8": CLIP7 + ["{}"]}
-    dump = dict(ensure_ascii=False, indent=1)
-    (out / "classes.json").write_text(json.dumps(classes, **dump) + "\n")
-    (out / "templates.json").write_text(json.dumps(prompts, **dump) + "\n")
+    write_json(out / "classes.json", classes)
+    write_json(out / "templates.json", prompts)
     for name, text in licences.items():
         (out / name).write_text(text)
     (out / "NOTICE.md").write_text(NOTICE)

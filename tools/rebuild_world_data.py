@@ -200,6 +200,7 @@ def read_json(path):
 
 
 def write_json(path, obj):
+    # compact on purpose, unlike vlscale.files.write_json: these tables ship inside the package
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     Path(path).write_text(text + "\n", encoding="utf-8")
 

@@ -35,19 +35,19 @@ def measure(repro: Path) -> pd.DataFrame:
     from vlscale.world.spec import build_world
 
     p = load_params(repro / "params.yaml")
-    W = build_world(p["world"])
-    E = p["evaluate"]
-    key = E["keys"][E["use_key"]]
-    bench = analogs.imagenet(W, size=E["analogs"]["imagenet"], key=key)
-    concept_of_item = analogs.head_concepts(W)[bench.labels]
-    subsets = sampling.synthetic_subsets(W, p["sample"]["pool_size"], p["sample"]["key"])
+    world = build_world(p["world"])
+    evaluate_params = p["evaluate"]
+    key = evaluate_params["keys"][evaluate_params["use_key"]]
+    bench = analogs.imagenet(world, size=evaluate_params["analogs"]["imagenet"], key=key)
+    concept_of_item = analogs.head_concepts(world)[bench.labels]
+    subsets = sampling.synthetic_subsets(world, p["sample"]["pool_size"], p["sample"]["key"])
     tidy = results.read_results(repro / "results/evaluate")
     natural = [r for r, run in p["runs"].items() if not run.get("filter") and not run.get("rebalanced")]
     rows, counts = [], {}
     for run in natural:
         f = p["runs"][run]["fraction"]
         if f not in counts:
-            counts[f] = (sampling.concept_counts(W, subsets, f, progress=False), subsets.counts(f))
+            counts[f] = (sampling.concept_counts(world, subsets, f, progress=False), subsets.counts(f))
         concept_pairs, language_pairs = counts[f]
         items = pd.read_parquet(repro / f"results/evaluate/{run}/items.parquet")
         items = items[items["task"] == "imagenet/0shot"]
@@ -57,10 +57,10 @@ def measure(repro: Path) -> pd.DataFrame:
                              f"has {len(concept_of_item)}: evaluated with other params")
         per = pd.DataFrame({"concept": concept_of_item, "correct": last["value"].to_numpy()})
         for c, g in per.groupby("concept"):
-            rows.append({"run": run, "data_pct": 100 * f, "kind": "head concept", "name": W.concepts[c]["en"],
+            rows.append({"run": run, "data_pct": 100 * f, "kind": "head concept", "name": world.concepts[c]["en"],
                          "pairs": int(concept_pairs[c]), "value": 100 * g["correct"].mean(), "n_test": len(g)})
         final = tidy[(tidy["run"] == run) & (tidy["examples_seen"] == tidy.loc[tidy["run"] == run, "examples_seen"].max())]
-        for s, lang in enumerate(W.strata):
+        for s, lang in enumerate(world.strata):
             task = f"xm3600/i2t/{XM3600_CODE.get(lang, lang)}"
             hit = final[(final["task"] == task) & (final["metric"] == "error_pct")]
             if len(hit):
@@ -69,7 +69,7 @@ def measure(repro: Path) -> pd.DataFrame:
                              "n_test": int(hit["n"].iloc[0])})
     out = pd.DataFrame(rows)
     out.insert(0, "examples_seen", p["train"]["examples_seen"])
-    out.insert(1, "key", E["use_key"])
+    out.insert(1, "key", evaluate_params["use_key"])
     return out
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 
 def stage_of(notebook: str, stages) -> str:
-    """The dvc.yaml stage of an executed notebook: 05_train -> train, 08_figures -> figures (a foreach
-    stage's notebooks are named for their item: 05_train_s10 -> train)."""
+    """The dvc.yaml stage of an executed notebook: 05_train -> train, 08_figures -> figures (the longest stage
+    name its name starts with after the number)."""
     rest = notebook.split("_", 1)[1] if "_" in notebook else notebook
     matches = [s for s in stages if rest == s or rest.startswith(f"{s}_")]
     return max(matches, key=len) if matches else rest
@@ -33,7 +33,7 @@ def stage_times(reports: Path, dvc_file: Path = Path("dvc.yaml")) -> list[dict]:
         meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
         if not meta.get("duration"):
             continue
-        name = path.stem  # e.g. 05_train_s10
+        name = path.stem  # e.g. 05_train
         stage = stage_of(name, stages)
         rows.append({"notebook": name, "stage": stage, "start": datetime.fromisoformat(meta["start_time"]),
                      "end": datetime.fromisoformat(meta["end_time"]), "s": float(meta["duration"])})

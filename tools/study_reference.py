@@ -16,12 +16,13 @@ Writes:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from vlscale.files import read_json, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ladder import ROOT, TARGETS, last_checkpoint  # noqa: E402
@@ -117,19 +118,19 @@ def write(study: Path, out: Path = OUT, keep_times: bool = False) -> Path:
     pages.mkdir()
     subprocess.run(["pdftoppm", "-png", "-r", "80", str(study / "paper/main.pdf"), str(pages / "main")], check=True)
     if keep_times and (out / "stage_times.json").is_file():  # the full repro's, before a run was added to it
-        times = json.loads((out / "stage_times.json").read_text())
+        times = read_json(out / "stage_times.json")
     else:
         rows = stage_times(study / "reports", study / "dvc.yaml")
         # each stage's own seconds (its notebook's last execution); their sum leaves out DVC's work between stages
         times = {"stages": {s: round(sec, 1) for s, (_, sec) in by_stage(rows).items()}}
         times["notebooks_s"] = round(sum(times["stages"].values()), 1)
-        (out / "stage_times.json").write_text(json.dumps(times, indent=1) + "\n")
+        write_json(out / "stage_times.json", times)
     final_tasks(study).to_csv(out / "final_tasks.csv", index=False)
-    figures = json.loads((study / "metrics/figures.json").read_text())
+    figures = read_json(study / "metrics/figures.json")
     record = {"targets": targets(figures), "key": yaml.safe_load((study / "params.yaml").read_text())["evaluate"]["use_key"],
               "commit": _git(study, "rev-parse", "HEAD"), "dirty": bool(_git(study, "status", "--porcelain")),
               "machine": machine(), "profile": profile, "wall_s": times["notebooks_s"]}
-    (out / "targets.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(out / "targets.json", record)
     return out
 
 

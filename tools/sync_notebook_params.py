@@ -55,12 +55,9 @@ def rewrite(path: Path, source: str) -> bool:
 
 
 def main(root: Path = ROOT) -> int:
-    done, failed = set(), 0
-    for stage in stage_names(root / "dvc.yaml", root / "params.yaml"):
+    failed = 0
+    for stage in stage_names(root / "dvc.yaml"):
         notebook = stage_spec(stage, root / "dvc.yaml")["notebook"]
-        if notebook in done:  # a foreach notebook takes its first item's params
-            continue
-        done.add(notebook)
         values = stage_parameters(stage, root / "params.yaml", root / "dvc.yaml", DEFAULT_PROFILE)
         try:
             changed = rewrite(root / notebook, parameters_source(values))

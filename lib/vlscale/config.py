@@ -37,34 +37,55 @@ class ParamsError(ValueError):
     """A bad value in params.yaml, with the key path, the value and what is allowed."""
 
 
-# The mappings whose keys params.yaml does not fix: the runs (an overlay adds a run by a new name), a tower's
-# big_vision config (a variant in place of explicit sizes) and the Beam runner's options.
+# The mappings whose keys params.yaml does not fix: the runs (an overlay adds a run by a new name) and each run's
+# entry (it may set a run key params.yaml leaves to its default), a tower's big_vision config (a variant in place of
+# explicit sizes) and the Beam runner's options.
 OPEN_MAPPINGS = (("runs",), ("model", "image"), ("model", "text"), ("beam", "options"))
+
+
+def _is_open(at: tuple[str, ...]) -> bool:
+    return at in OPEN_MAPPINGS or (len(at) == 2 and at[0] == "runs")
 
 
 def overlay(base: dict, over: dict, source: str, _at: tuple[str, ...] = ()) -> dict:
     """`base` with the overlay `over` laid over it (a new mapping; neither is changed).
 
-    Mappings merge key by key; any other value (a number, a string, a list) replaces the base's; null removes
-    the key (a run the profile does not train, or a tower's explicit sizes where the overlay names a variant).
-    A key the overlay names that `base` lacks is a ParamsError naming `source` and the key, except a new entry
-    of an open mapping (OPEN_MAPPINGS), such as a run the profile adds.
+    Mappings merge key by key; any other value (a number, a string, a list, null) replaces the base's. Inside an
+    open mapping (OPEN_MAPPINGS, and each run's entry) an entry may be new, and null removes the entry: a run the
+    profile does not train, a tower's explicit sizes where the overlay names a variant. Any other key the overlay
+    names that `base` lacks, and a whole block set to null, is a ParamsError naming `source` and the key.
     """
     out = dict(base)
     for key, value in over.items():
         where = ".".join((*_at, str(key)))
         if where == "profile":
             raise ParamsError(f"{source}: profile: an overlay cannot choose the profile; set it in params.yaml")
-        if key not in base and not (_at in OPEN_MAPPINGS and value is not None):
+        if not _at and value is None:
+            raise ParamsError(f"{source}: {where}: null; an overlay changes a block's values, it cannot remove the "
+                              "block")
+        if key not in base and not (_is_open(_at) and value is not None):
             raise ParamsError(f"{source}: {where}: params.yaml has no such key; an overlay changes the values "
-                              f"params.yaml gives (new entries only in {', '.join('.'.join(m) for m in OPEN_MAPPINGS)})")
-        if value is None:
+                              "params.yaml gives (new entries only in runs, a run's entry, model.image, model.text "
+                              "and beam.options)")
+        if value is None and _is_open(_at):
             del out[key]
         elif isinstance(value, dict) and isinstance(base.get(key), dict):
             out[key] = overlay(base[key], value, source, (*_at, str(key)))
         else:
             out[key] = value
     return out
+
+
+def overridden_keys(base: dict, over: dict, _at: tuple[str, ...] = ()) -> list[str]:
+    """The dotted keys whose params.yaml value the overlay `over` replaces (its leaves that `base` holds)."""
+    keys = []
+    for key, value in over.items():
+        where = (*_at, str(key))
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            keys += overridden_keys(base[key], value, where)
+        elif key in base:
+            keys.append(".".join(where))
+    return keys
 
 
 class _Block(BaseModel):
@@ -512,8 +533,8 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     return resolved
 
 
-# World knobs whose neutral value leaves the world as it was before the knob existed: at that value they are left
-# out of the resolved world block, so the world, run and evaluation fingerprints made before them still hold.
+# World knobs with a neutral value, at which the world is the world without the knob: at that value they are left
+# out of the resolved world block, so that the world, run and evaluation fingerprints are those of a block without them.
 WORLD_NEUTRAL = {"language_share_exponent": 1.0, "person_scale": 1.0}
 
 
@@ -582,7 +603,7 @@ def apply_sets(p: dict, sets) -> dict:
     return p
 
 
-def _read_mapping(path: Path, what: str) -> dict:
+def read_mapping(path: Path, what: str) -> dict:
     try:
         value = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -606,25 +627,14 @@ def read_params(path: str | Path = "params.yaml", profile: str | None = None) ->
     and key of an unknown profile, a missing overlay file or an overlay key params.yaml lacks.
     """
     path = Path(path)
-    raw = _read_mapping(path, "the params")
+    raw = read_mapping(path, "the params")
     if profile is not None:
         raw["profile"] = profile
     profile = raw.get("profile")
     if profile not in PROFILES:
         raise ParamsError(f"{path}: profile = {profile!r}: unknown profile; allowed: {', '.join(PROFILES)}")
     over = overlay_path(path, profile)
-    return overlay(raw, _read_mapping(over, f"profile {profile}'s overlay"), str(over))
-
-
-def write_params(params: dict, dst: str | Path) -> Path:
-    """Write resolved `params` (read_params' values, with their `profile`) as dst/params.yaml, a params file of its
-    own: dst/profiles/<profile>.yaml is written empty. For a scratch folder that runs one profile; returns the file."""
-    path = Path(dst) / "params.yaml"
-    over = overlay_path(path, params["profile"])
-    over.parent.mkdir(parents=True, exist_ok=True)
-    over.write_text("{}\n")
-    path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    return path
+    return overlay(raw, read_mapping(over, f"profile {profile}'s overlay"), str(over))
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict:
@@ -634,4 +644,4 @@ def load_params(path: str | Path = "params.yaml", profile: str | None = None) ->
     """
     params = read_params(path, profile)
     over = overlay_path(path, params["profile"])
-    return validate(params, f"{path} with {over}" if _read_mapping(over, "") else str(path))
+    return validate(params, f"{path} with {over}" if read_mapping(over, "") else str(path))

@@ -231,12 +231,12 @@ def _write_clip_benchmark(name, rows, out: Path, pretrained, model_name, extra) 
 def _analogs(args, embedder, px, out, pretrained, model_name, record) -> list[dict]:
     """The synthetic analogs of the params file's profile (report key), as the evaluate stage runs them."""
     p = validate(load_params(args.params))
-    E = p["evaluate"]
-    sizes = {k: v for k, v in E["analogs"].items() if v > 0}
-    key = E["keys"][E["use_key"]]
-    suite = analog_suite(build_world(p["world"]), px, sizes,
-                         {k: v for k, v in E["train_sizes"].items() if k in sizes and v > 0}, key, print)
-    prompts = Prompts(tuple(E["templates"]["analog"]))
+    evaluate_params = p["evaluate"]
+    sizes = {k: v for k, v in evaluate_params["analogs"].items() if v > 0}
+    key = evaluate_params["keys"][evaluate_params["use_key"]]
+    train_sizes = {k: v for k, v in evaluate_params["train_sizes"].items() if k in sizes and v > 0}
+    suite = analog_suite(build_world(p["world"]), px, sizes, train_sizes, key, print)
+    prompts = Prompts(tuple(evaluate_params["templates"]["analog"]))
     tidy = []
     for bench in sizes:
         t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from vlscale.config import ParamsError, load_params, read_params
+from vlscale.config import ParamsError, load_params, overlay_path, overridden_keys, read_mapping, read_params
 from vlscale.plan import study_plan
 
 PARAMS_STAGE = "params"  # the stage that writes the others' resolved params
@@ -68,61 +68,31 @@ def copy_checkout(src: str | Path, dst: str | Path) -> list[str]:
     return files
 
 
-def stage_names(dvc_file: str | Path = "dvc.yaml", params_file: str | Path = "params.yaml") -> list[str]:
-    """Every stage that runs a notebook, as DVC names it (all but the params stage): a foreach stage `train` over
-    params.yaml's `runs` gives train@s1, ..."""
+def stage_names(dvc_file: str | Path = "dvc.yaml") -> list[str]:
+    """Every stage that runs a notebook (all but the params stage), in dvc.yaml's order."""
     stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
-    params = yaml.safe_load(Path(params_file).read_text())
-    names = []
-    for name, spec in stages.items():
-        if name == PARAMS_STAGE:
-            continue
-        if "foreach" in spec:
-            names += [f"{name}@{key}" for key in _foreach_items(spec["foreach"], params)]
-        else:
-            names.append(name)
-    return names
-
-
-def _foreach_items(expr, params: dict) -> list[str]:
-    if isinstance(expr, str) and expr.startswith("${") and expr.endswith("}"):
-        return list(params[expr[2:-1]])
-    return list(expr)
-
-
-def _substitute(value, key: str):
-    if isinstance(value, str):
-        return value.replace("${key}", key)
-    if isinstance(value, list):
-        return [_substitute(v, key) for v in value]
-    if isinstance(value, dict):
-        return {_substitute(k, key): _substitute(v, key) for k, v in value.items()}
-    return value
+    return [name for name in stages if name != PARAMS_STAGE]
 
 
 def stage_spec(stage: str, dvc_file: str | Path = "dvc.yaml") -> dict:
-    """The stage's entry in dvc.yaml, with `notebook` (its notebooks/ dependency), `param_names` (the params it
-    reads, STAGE_PARAMS) and `item` added.
+    """The stage's entry in dvc.yaml, with `notebook` (its notebooks/ dependency) and `param_names` (the params it
+    reads, STAGE_PARAMS) added.
 
-    `stage` is a DVC stage name; `name@key` is the `key` item of a foreach stage, with ${key} substituted (and
-    {item} in its STAGE_PARAMS names). Raises ValueError naming dvc_file for an unknown stage or one without
-    exactly one notebook.
+    Raises ValueError naming dvc_file for an unknown stage or one without exactly one notebook.
     """
     stages = yaml.safe_load(Path(dvc_file).read_text())["stages"]
-    name, _, key = stage.partition("@")
-    if name not in stages or name == PARAMS_STAGE or bool(key) != ("foreach" in stages[name]):
+    if stage not in stages or stage == PARAMS_STAGE:
         raise ValueError(f"{dvc_file}: no notebook stage '{stage}'; stages are "
-                         f"{', '.join(s for s in stages if s != PARAMS_STAGE)} (a foreach stage is named stage@item)")
-    if name not in STAGE_PARAMS:
-        raise ValueError(f"{dvc_file}: stage '{name}' has no entry in vlscale.pipeline.STAGE_PARAMS (the params it "
+                         f"{', '.join(s for s in stages if s != PARAMS_STAGE)}")
+    if stage not in STAGE_PARAMS:
+        raise ValueError(f"{dvc_file}: stage '{stage}' has no entry in vlscale.pipeline.STAGE_PARAMS (the params it "
                          "reads)")
-    spec = dict(_substitute(stages[name]["do"], key) if key else stages[name])
+    spec = dict(stages[stage])
     notebooks = [d for d in spec.get("deps", []) if str(d).startswith("notebooks/") and str(d).endswith(".ipynb")]
     if len(notebooks) != 1:
         raise ValueError(f"{dvc_file}: stage '{stage}' must depend on exactly one notebook, found {notebooks}")
     spec["notebook"] = notebooks[0]
-    spec["param_names"] = [p.format(item=key) for p in STAGE_PARAMS[name]]
-    spec["item"] = key or None
+    spec["param_names"] = list(STAGE_PARAMS[stage])
     return spec
 
 
@@ -164,16 +134,29 @@ def write_resolved(params_file: str | Path = "params.yaml", dvc_file: str | Path
     params to out_dir/<stage>.yaml (a file whose content is unchanged is not rewritten). Returns the files."""
     load_params(params_file)  # fails before any file is written, naming the file and key
     raw = read_params(params_file)
+    print(overlay_note(params_file))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for stage in stage_names(dvc_file, params_file):
+    for stage in stage_names(dvc_file):
         path = out_dir / resolved_file(stage).name
         text = _dump(notebook_parameters(raw, stage_spec(stage, dvc_file)["param_names"], str(params_file)))
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
         written.append(path)
     return written
+
+
+def overlay_note(params_file: str | Path = "params.yaml") -> str:
+    """One line saying which keys the active profile's overlay sets over params.yaml: a `dvc exp run -S KEY=VALUE`
+    on one of those changes params.yaml and nothing the stages read, so the line says how to change them."""
+    base = read_mapping(Path(params_file), "the params")
+    over_file = overlay_path(params_file, base["profile"])
+    keys = overridden_keys(base, read_mapping(over_file, "the overlay"))
+    if not keys:
+        return f"profile {base['profile']}: {over_file} changes no value of {params_file}"
+    return (f"profile {base['profile']}: {over_file} sets {len(keys)} values over {params_file} ({', '.join(keys)}); "
+            f"change one with `dvc exp run -S {over_file}:KEY=VALUE`")
 
 
 def read_resolved(stage: str, params_file: str | Path = "params.yaml", dvc_file: str | Path = "dvc.yaml",
@@ -195,7 +178,7 @@ PLANNED_STAGES = ("filter", "train", "evaluate", "attention", "figures")
 def plan_notes(stage: str, params: dict) -> list[str]:
     """What the stage skips on this pool (vlscale.plan), one line each, as `dvc repro` prints it before the stage runs:
     the filter stage its arms, the stages that read the runs the runs on them too."""
-    if stage.partition("@")[0] not in PLANNED_STAGES:
+    if stage not in PLANNED_STAGES:
         return []
     return study_plan(params).notes(runs=stage != "filter")
 
@@ -231,8 +214,7 @@ def run(stage: str, params_file: str = "params.yaml", dvc_file: str = "dvc.yaml"
         print(f"{stage}: {line}", file=sys.stderr, flush=True)
     parameters = read_resolved(stage, params_file, dvc_file)
     notebook = Path(spec["notebook"])
-    suffix = f"_{spec['item']}" if spec["item"] else ""
-    out = Path("reports") / f"{notebook.stem}{suffix}{notebook.suffix}"
+    out = Path("reports") / notebook.name
     out.parent.mkdir(parents=True, exist_ok=True)
     use_compilation_cache()
     # Run from the notebook's own folder, as JupyterLab runs it: the notebook finds the repository root

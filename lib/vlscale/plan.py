@@ -53,28 +53,28 @@ def benchmark_source(p: dict) -> str | None:
     return source
 
 
-def arm_skip_reason(arm: str, F: dict, pool: str) -> str | None:
+def arm_skip_reason(arm: str, filter_params: dict, pool: str) -> str | None:
     """Why a pool of kind `pool` cannot have filter arm `arm` (None: it can)."""
     if pool == "synthetic":
         return None
     if arm in SYNTHETIC_ONLY:
         return f"{SYNTHETIC_ONLY[arm]}; a real pool has none"
-    if arm in CLIP_ARMS and not F.get("scorer", {}).get("checkpoint"):
+    if arm in CLIP_ARMS and not filter_params.get("scorer", {}).get("checkpoint"):
         return ("its scorer is trained here on the synthetic world's curated pairs only; set filter.scorer.checkpoint "
                 "to a model (any vlscale.siglip.load reads) to score a real pool")
     return None
 
 
-def skipped_arms(F: dict, pool: str) -> dict[str, str]:
-    """{arm: why} of the arms of the filter block `F` a pool of kind `pool` cannot have."""
-    return {a: why for a in F.get("arms", []) if (why := arm_skip_reason(a, F, pool))}
+def skipped_arms(filter_params: dict, pool: str) -> dict[str, str]:
+    """{arm: why} of the arms of the filter block `filter_params` that a pool of kind `pool` cannot have."""
+    return {a: why for a in filter_params.get("arms", []) if (why := arm_skip_reason(a, filter_params, pool))}
 
 
 def study_plan(p: dict) -> Plan:
     """The plan of resolved params `p` (blocks sample, filter, runs and figures where present)."""
     pool = pool_kind(p)
-    F = p.get("filter") or {}
-    skipped = skipped_arms(F, pool)
+    filter_params = p.get("filter") or {}
+    skipped = skipped_arms(filter_params, pool)
     runs, skipped_runs = {}, {}
     for name, run in (p.get("runs") or {}).items():
         arm = run.get("filter")
@@ -82,7 +82,7 @@ def study_plan(p: dict) -> Plan:
             skipped_runs[name] = f"it trains on filter arm {arm!r}, which is skipped"
         else:
             runs[name] = run
-    arms = tuple(a for a in F.get("arms", []) if a not in skipped)
+    arms = tuple(a for a in filter_params.get("arms", []) if a not in skipped)
     return Plan(pool, arms, runs, skipped, skipped_runs, benchmark_source(p))
 
 

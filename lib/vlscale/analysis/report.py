@@ -28,6 +28,11 @@ METHOD_NOTE = {
 }
 
 
+# metrics/figures.json keys other stages read (the figures stage adds them to summary's)
+PLAN = "plan"  # vlscale.plan's record: the pool, its benchmark source, the arms and runs it skipped
+PROVENANCE = "provenance"  # the profile, the params, package versions, the runs and result files read
+
+
 @dataclass
 class Report:
     """Everything the figures stage shows and writes, for one benchmark source and one model."""
@@ -176,7 +181,7 @@ def draw(report: Report) -> dict:
     real = report.source == "real"
     report.not_drawn = unmeasured_figures(report) if real else {}
     report.figures = {k: make() for k, make in makers.items() if k not in report.not_drawn}
-    if real:  # the paper's own benchmarks: the titles no longer say analog
+    if real:  # the paper's own benchmarks: the titles do not say analog
         for fig in report.figures.values():
             for text in [fig._suptitle, *(ax.title for ax in fig.axes)]:
                 if text is not None:
@@ -331,7 +336,7 @@ def write_report(report: Report, root: str | Path = ".") -> list[Path]:
             c.table14, "Language rebalancing (Table 14 analog): error (%) [95% CI] before and after raising the "
             "seven low-resource languages to 1% each, per data scale, at equal examples seen.", "tab:table14")
     for name, table in tables.items():
-        if report.source == "real":  # the paper's own benchmarks, no longer their analogs
+        if report.source == "real":  # the paper's own benchmarks, not their analogs
             table = table.map_text(results.on_real_benchmarks)
         written += latex.write_table(table, tab_dir / name)
     csvs = {"fig1.csv": plots.figure1_csv(report.fig1), "fig2.csv": plots.figure2_csv(report.fig2),

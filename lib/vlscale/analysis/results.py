@@ -3,12 +3,12 @@ the per-item outcomes behind them, and the paper's layout of tasks into Table 1 
 
 Input (results/evaluate/):
 - <run>.parquet: one row per (run, checkpoint, task, metric) with the columns of COLUMNS (and `seed`,
-  the run's training seed; 0 when an older table lacks it). Values are errors in % (metric
+  the run's training seed; 0 when a table lacks it). Values are errors in % (metric
   "error_pct") unless the metric says otherwise.
 - <run>/items.parquet: one row per (run, checkpoint, task, outcome) with the columns of
   ITEM_COLUMNS; `item` is the test image an outcome belongs to (a caption its image) and `value`
   the success in [0, 1] whose mean gives the task's metric
-  (ITEM_METRICS). Absent for older results and for real sets evaluated without items.
+  (ITEM_METRICS). Absent for results written without items (e.g. real sets evaluated without them).
 
 A "data scale" is a run's data_pct (1, 10, 100 by default, the paper's 1B / 10B / 100B); runs that
 share a data_pct and a model differ by seed. "Final" is each run's last cooled-down checkpoint (the

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 
 from vlscale.analysis import latex, results
 from vlscale.analysis import report as report_lib
+from vlscale.analysis.report import PLAN, PROVENANCE
 from vlscale.attention.tables import SUMMARY_PATH, focus_tabular
 from vlscale.config import validate
 from vlscale.files import read_json, write_json
@@ -30,9 +31,6 @@ METRICS_PATH = Path("metrics/figures.json")
 ATTENTION_TABLE = Path("paper/tables/attention_focus.tex")
 BLOCKS = ("profile", "runs", "sample", "filter", "figures")  # sample.source and filter.keep_fraction, arms, scorer
 
-# metrics/figures.json keys other stages read, beside analysis/report.py's (SOURCE, BENCHMARKS, ...)
-PLAN = "plan"  # vlscale.plan's record: the pool, its benchmark source, the arms and runs it skipped
-PROVENANCE = "provenance"  # the profile, the params, package versions, the runs and result files read
 
 
 def build(params: dict) -> tuple[report_lib.Report, Plan]:
@@ -41,12 +39,13 @@ def build(params: dict) -> tuple[report_lib.Report, Plan]:
     validate({k: params[k] for k in ("profile", "figures")})  # runs, sample and filter: the blocks in part
     plan = study_plan({k: params[k] for k in BLOCKS})
     print(*plan.notes(), sep="\n")
-    F = params["figures"]
+    figures_params = params["figures"]
     print("benchmarks:", plan.source, "| runs:", ", ".join(plan.runs))
     report = report_lib.build_report(
         results.read_results(RESULTS_DIR, plan.runs), results.read_items(RESULTS_DIR, plan.runs),
-        source=plan.source, n_boot=F["bootstrap"], seed=F["seed"],
-        facts=results.read_analog_facts(RESULTS_DIR, plan.runs), english_like_share=F["english_like_share"],
+        source=plan.source, n_boot=figures_params["bootstrap"], seed=figures_params["seed"],
+        facts=results.read_analog_facts(RESULTS_DIR, plan.runs),
+        english_like_share=figures_params["english_like_share"],
         keep_fraction=params["filter"]["keep_fraction"])
     return report, plan
 

@@ -12,7 +12,7 @@
 - Disparity (max - min over subgroups) is biased upward by noise: with equal true accuracies the
   observed gap is still positive. The permutation null (subgroup labels shuffled among the
   benchmark's images, outcomes kept) gives the gap expected from noise alone.
-- Without items (older results, or real sets evaluated without them) a task's replicates are drawn
+- Without items (results written without them, e.g. of real sets evaluated without them) a task's replicates are drawn
   from N(value, se) with its binomial se, independently per run and checkpoint, and `method` says so
   ("binomial", or "mixed" when only some reported tasks have items).
 - The Wilcoxon signed-rank test over tasks is the paper's; it treats tasks as independent pairs,
@@ -59,16 +59,6 @@ def interval(draws: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.nda
     if ok.any():
         out[ok] = np.nanpercentile(draws[ok], q, axis=1).T
     return out[:, 0], out[:, 1]
-
-
-def p_two_sided(draws: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of a difference: twice the share of replicates on the far side of zero
-    (NaN without finite replicates)."""
-    d = np.asarray(draws, dtype=float)
-    d = d[np.isfinite(d)]
-    if not len(d):
-        return np.nan
-    return float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
 
 
 def seed_spread(values) -> dict:

@@ -5,7 +5,7 @@ pixels themselves. A patch's weight is spread evenly over its pixels (nearest up
 inside a mask is its weight times the share of the patch the mask covers. The mask is binary: a pixel is the
 object's where the renderer's anti-aliased coverage is at least one half (`world.render.object_mask`).
 
-Scores per image (PRIOR_ART.md, "Attention maps of a MAP head"):
+Scores per image (docs/world.md, "Attention against the object's mask"):
 - energy: the energy-based pointing game (Score-CAM, Wang et al. 2020), sum(S * M) / sum(S); all mass on the
   object gives 1, a uniform map gives the mask's area share;
 - area: the mask's area share, so a uniform map's energy, and lift = energy / area (1 for a uniform map);

@@ -40,7 +40,18 @@ from vlscale.attention.baselines import centre_prior, derangement, prior_scores,
 from vlscale.attention.focus import focus_scores, head_mean, mask_geometry, peak_concentration
 from vlscale.attention.groups import BASELINES, GROUPS, METRICS, POOLS
 from vlscale.attention.probe import PRIOR_SPLIT, probe_masks, probe_set
-from vlscale.attention.tables import SUMMARY_PATH
+from vlscale.attention.tables import (
+    EVIDENCE,
+    EVIDENCE_SETUP,
+    GRID,
+    IMAGE_PX,
+    IMAGES,
+    MEANS,
+    PER_GROUP,
+    PLAN,
+    POINTING_RADIUS_PX,
+    SUMMARY_PATH,
+)
 from vlscale.config import validate
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.files import write_json
@@ -59,16 +70,6 @@ FIG_DIR = Path("paper/figures/attention")
 FOCUS_CSV = Path("plots/attention/focus.csv")
 METRICS_PATH = Path("metrics/attention.json")
 
-# metrics/attention.json (and summary.json) keys other stages read
-MEANS = "means"  # per checkpoint, pool and score: value, 95% interval (attention/tables.py lays them out)
-EVIDENCE = "evidence"  # finding 8's comparisons by name (vlscale.analysis.evidence records)
-EVIDENCE_SETUP = "evidence_setup"  # per model: examples seen, configurations and their seeds, seed variance
-IMAGES = "images"  # probe images
-PER_GROUP = "per_group"  # probe images per group
-GRID = "grid"  # the patch grid [rows, columns]
-IMAGE_PX = "image_px"
-POINTING_RADIUS_PX = "pointing_radius_px"
-PLAN = "plan"  # vlscale.plan's record: the pool and what it skipped
 
 
 def checkpoints_to_map(p: dict, runs_dir: Path) -> pd.DataFrame:
@@ -191,32 +192,33 @@ def run(params: dict) -> dict:
 
 def measure(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR, progress=print) -> dict:
     """Map, score and summarise (module docstring); writes <out_dir> and returns the summary."""
-    A, T, E = p["attention"], p["train"], p["evaluate"]
+    attention_params, train, evaluate_params = p["attention"], p["train"], p["evaluate"]
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     world = build_world(p["world"])
-    key = E["keys"][E["use_key"]]
-    probe = probe_set(world, A["images_per_group"], key)
-    px = T["image_px"]
+    key = evaluate_params["keys"][evaluate_params["use_key"]]
+    probe = probe_set(world, attention_params["images_per_group"], key)
+    px = train["image_px"]
     masks = probe_masks(world, probe.ids, px)
-    images = render_padded(render_jax(world, px), probe.ids, E["batch_size"])
-    radius = A["pointing_radius"] * px
+    images = render_padded(render_jax(world, px), probe.ids, evaluate_params["batch_size"])
+    radius = attention_params["pointing_radius"] * px
     groups = probe.meta["group"].to_numpy()
-    partner = derangement(groups, uncertainty._rng(A["seed"], "attention", "shuffle"))
+    partner = derangement(groups, uncertainty._rng(attention_params["seed"], "attention", "shuffle"))
     todo = checkpoints_to_map(p, runs_dir)
     vocab = Tokenizer(TOKENIZER_PATH).vocab_size
-    rows = figure_rows(probe.meta, A["figure_rows_per_group"])
+    rows = figure_rows(probe.meta, attention_params["figure_rows_per_group"])
     setup_s = time.perf_counter() - t0
-    progress(f"{len(probe.ids)} probe images ({A['images_per_group']} per group), {len(todo)} checkpoints to map")
+    progress(f"{len(probe.ids)} probe images ({attention_params['images_per_group']} per group), "
+             f"{len(todo)} checkpoints to map")
     scores, figure_maps, blind = [], {}, {}
     for i, r in enumerate(todo.itertuples()):
         model, params = siglip.load(Path(r.checkpoint), _model_config(p, r.run, vocab), image_size_px=px,
                                     text_len=p["tokenizer"]["max_len"])
-        maps = attention_fn(model, params, E["batch_size"])(images)
+        maps = attention_fn(model, params, evaluate_params["batch_size"])(images)
         grid = "x".join(map(str, maps.shape[1:]))
         if grid not in blind:
-            blind[grid] = Blind(world, A["images_per_group"], key, px, masks, maps.shape[1:], radius)
+            blind[grid] = Blind(world, attention_params["images_per_group"], key, px, masks, maps.shape[1:], radius)
         s = _label_rows(score_checkpoint(maps, masks, radius, blind[grid], partner), r, groups)
         scores.append(s)
         figure_maps[f"{r.run}@{r.examples_seen}"] = maps[rows]
@@ -231,9 +233,11 @@ def measure(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DI
     np.savez_compressed(out_dir / "baselines.npz", probe_ids=probe.ids, partner=partner,
                         **{k: v for g, b in blind.items() for k, v in b.arrays(g).items()})
     keep_pct = 100 * p["filter"]["keep_fraction"] if p.get("filter") else None
-    summary = summarise(focus, int(np.prod(maps.shape[1:])), A["bootstrap"], A["seed"], keep_pct=keep_pct)
-    summary.update({IMAGES: int(len(probe.ids)), PER_GROUP: A["images_per_group"], "key": key,
-                    "key_use": E["use_key"], IMAGE_PX: px, POINTING_RADIUS_PX: radius, GRID: list(maps.shape[1:]),
+    summary = summarise(focus, int(np.prod(maps.shape[1:])), attention_params["bootstrap"], attention_params["seed"],
+                        keep_pct=keep_pct)
+    summary.update({IMAGES: int(len(probe.ids)), PER_GROUP: attention_params["images_per_group"], "key": key,
+                    "key_use": evaluate_params["use_key"], IMAGE_PX: px, POINTING_RADIUS_PX: radius,
+                    GRID: list(maps.shape[1:]),
                     "baselines": _baselines_record(blind, key), "setup_s": setup_s,
                     "wall_s": time.perf_counter() - t0})
     write_json(out_dir / SUMMARY_PATH.name, summary)

@@ -17,6 +17,18 @@ PER_SCALE = (*METRICS, "shuffled_energy", "shuffled_hit")  # what each scale's m
 BLIND = ("area", "prior_energy", "hit_chance", "prior_hit", "energy_bound")  # the same for every model
 
 
+# metrics/attention.json (and summary.json) keys other stages read
+MEANS = "means"  # per checkpoint, pool and score: value, 95% interval (attention/tables.py lays them out)
+EVIDENCE = "evidence"  # finding 8's comparisons by name (vlscale.analysis.evidence records)
+EVIDENCE_SETUP = "evidence_setup"  # per model: examples seen, configurations and their seeds, seed variance
+IMAGES = "images"  # probe images
+PER_GROUP = "per_group"  # probe images per group
+GRID = "grid"  # the patch grid [rows, columns]
+IMAGE_PX = "image_px"
+POINTING_RADIUS_PX = "pointing_radius_px"
+PLAN = "plan"  # vlscale.plan's record: the pool and what it skipped
+
+
 def _shared_seen(d: pd.DataFrame) -> int:
     return max(set.intersection(*d.groupby("data_pct")["examples_seen"].apply(set)))
 
@@ -27,7 +39,7 @@ def focus_table(summary: dict) -> pd.DataFrame:
     several seeds, their range (lowest and highest seed), else the 95% interval over the probe images (`spread`
     says which); beside them what content-free maps score: uniform (area), the centre prior's energy and hit, a
     random peak (hit_chance), and energy's bound on the grid (energy_bound)."""
-    m = pd.DataFrame(summary["means"])
+    m = pd.DataFrame(summary[MEANS])
     d = m[m["curation"] == "natural"]
     if d.empty:
         return pd.DataFrame()

@@ -17,7 +17,6 @@ scan's own per-shard function).
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from vlscale.data.subsets import (
     uid_hash,
     uid_key_bytes,
 )
-from vlscale.files import atomic_write
+from vlscale.files import atomic_write, read_json, write_json
 
 log = logging.getLogger("vlscale.beam")
 UID_COLUMNS = ["uid", "language", "shard", "member"]
@@ -88,7 +87,7 @@ def _write_scan_parts(_, out: str, parts, duplicates, duplicate_samples, written
     doc = {"parts": [p for _, p in parts], "duplicates": int(duplicates),
            "duplicate_samples": [[shard, key] for _, _, shard, key in sorted(duplicate_samples)],
            "record_files": sorted(i for i, _ in written)}
-    atomic_write(Path(out) / "scan_parts.json", lambda p: p.write_text(json.dumps(doc)))
+    write_json(Path(out) / "scan_parts.json", doc, indent=None)
 
 
 def scan_shards(paths, *, languages, out_dir, beam_params: dict, max_caption_chars: int = 1024,
@@ -123,7 +122,7 @@ def scan_shards(paths, *, languages, out_dir, beam_params: dict, max_caption_cha
 def read_scan(out_dir) -> sh.ShardScan:
     """The ShardScan a Beam scan wrote to `out_dir`, as the local scan returns it."""
     out_dir = Path(out_dir)
-    doc = json.loads((out_dir / "scan_parts.json").read_text())
+    doc = read_json(out_dir / "scan_parts.json")
     merged = sh.ScanMerge(len(doc["parts"]))
     for part in doc["parts"]:
         merged.add_counts(sh.ShardPart.from_counts(part))
@@ -191,9 +190,8 @@ def subset_uid_lists(record_files, fractions: dict, key: int, out_dir, beam_para
     with pipeline(beam_params, "vlscale-sizes") as p:  # first the strata's sizes: which lists are written
         (p | beam.Create(record_files) | beam.FlatMap(lambda f: pd.read_parquet(f, columns=["language"])["language"])
          | beam.combiners.Count.PerElement() | beam.combiners.ToDict()
-         | beam.Map(lambda d: atomic_write(out_dir / "strata_sizes.json",
-                                            lambda q: q.write_text(json.dumps(d, sort_keys=True)))))
-    sizes = json.loads((out_dir / "strata_sizes.json").read_text()) if record_files else {}
+         | beam.Map(lambda d: write_json(out_dir / "strata_sizes.json", d, indent=None, sort_keys=True)))
+    sizes = read_json(out_dir / "strata_sizes.json") if record_files else {}
     (out_dir / "strata_sizes.json").unlink(missing_ok=True)
     sizes_arr = np.array([sizes[n] for n in sorted(sizes)], np.int64)
     files = {label: (f"uids_{label}.parquet" if subset_counts(sizes_arr, f).sum() <= write_ids_max else None)

@@ -18,11 +18,22 @@ from tqdm.auto import tqdm
 from vlscale.config import LOW_RESOURCE
 from vlscale.data.mixture import Mixture
 from vlscale.data.subsets import NestedSubsets, UidSubsets, derive_key
+from vlscale.files import atomic_write, jsonable
 from vlscale.world.hashing import id_words
 from vlscale.world.spec import paper_pages_pct
 from vlscale.world.truth import ground_truth
 
 _CHUNK = 1 << 20
+
+
+# metrics/sample.json keys other stages read
+SOURCE = "source"  # synthetic | webdataset | parquet
+POOL_EXAMPLES = "pool_examples"  # examples in the pool
+SUBSETS = "subsets"  # per subset label (1pct, 10pct, 100pct): its record, below
+SUBSET_EXAMPLES = "examples"  # a subset's examples
+SCAN = "scan"  # a real pool: what the scan read, kept and rejected (by reason), its shards
+SHARDS = "shards"  # a real pool: vlscale.data.shards.shard_summary of its shard paths
+LANGUAGES = "languages"  # a real pool: examples per page language as tagged
 
 
 def fraction_label(fraction: float) -> str:
@@ -148,7 +159,9 @@ def write_subsets(out_dir: str | Path, subsets, fractions, mixes: dict, write_id
                 write_uid_list(records.iloc[subsets.ids(f)][["uid", "language", "shard", "member"]],
                                out_dir / entry["ids_file"])
         index["subsets"][label] = entry
-    (out_dir / "subsets.json").write_text(json.dumps(index, indent=1, default=_json_default))
+    # json.dumps, not write_json: ASCII, no final newline (dvc.lock's hash of data/sample is of these bytes)
+    text = json.dumps(index, indent=1, default=jsonable)
+    atomic_write(out_dir / "subsets.json", lambda tmp: tmp.write_text(text))
     return index
 
 
@@ -156,13 +169,3 @@ def write_uid_list(chosen: pd.DataFrame, path) -> None:
     """A real subset's id list: its records (uid, language, shard, member) sorted by uid, as parquet (the
     same bytes from the local stage and the Beam pipeline)."""
     chosen.sort_values("uid").to_parquet(path, index=False)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

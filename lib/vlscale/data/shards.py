@@ -28,7 +28,6 @@ import os
 import tarfile
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets, which is not a dependency
+
+from vlscale.files import write_json
 
 # The order matters: an example is counted under the first reason that applies to it.
 REASONS = (
@@ -101,7 +102,7 @@ class ShardScan:
 
     def to_json(self, path):
         """Write the report as indented JSON to `path`."""
-        Path(path).write_text(json.dumps(self.report, indent=2) + "\n")
+        write_json(path, self.report, indent=2)
 
 
 @dataclasses.dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 from vlscale.analysis import figures
 from vlscale.config import validate
 from vlscale.data import sampling
+from vlscale.data.sampling import LANGUAGES, POOL_EXAMPLES, SCAN, SHARDS, SOURCE, SUBSET_EXAMPLES, SUBSETS
 from vlscale.data.shards import scan_shards, shard_summary
 from vlscale.data.subsets import StrataCounts
 from vlscale.files import write_json
@@ -31,23 +32,15 @@ from vlscale.world.spec import build_world
 OUT_DIR, FIG_DIR, PLOTS_DIR = Path("data/sample"), Path("paper/figures/sample"), Path("plots/sample")
 METRICS_PATH = Path("metrics/sample.json")
 
-# metrics/sample.json keys other stages read
-SOURCE = "source"  # synthetic | webdataset | parquet
-POOL_EXAMPLES = "pool_examples"  # examples in the pool
-SUBSETS = "subsets"  # per subset label (1pct, 10pct, 100pct): its record, below
-SUBSET_EXAMPLES = "examples"  # a subset's examples
-SCAN = "scan"  # a real pool: what the scan read, kept and rejected (by reason), its shards
-SHARDS = "shards"  # a real pool: vlscale.data.shards.shard_summary of its shard paths
-LANGUAGES = "languages"  # a real pool: examples per page language as tagged
 
 
 def scan_local(p: dict, world):
     """A real pool scanned in this process: (ShardScan, subsets, uid lists None)."""
-    S = p["sample"]
-    scan = scan_shards(S["shards"], languages=world.strata, max_caption_chars=S["max_caption_chars"],
-                       default_language=S["untagged_language"])
+    sample = p["sample"]
+    scan = scan_shards(sample["shards"], languages=world.strata, max_caption_chars=sample["max_caption_chars"],
+                       default_language=sample["untagged_language"])
     _account(scan)
-    return scan, sampling.real_subsets(scan.records, S["key"]), None
+    return scan, sampling.real_subsets(scan.records, sample["key"]), None
 
 
 def scan_beam(p: dict, world):
@@ -56,16 +49,16 @@ def scan_beam(p: dict, world):
     from vlscale.beam import sample as beam_sample  # the beam extra
     from vlscale.beam.runner import outside_ipython  # Beam's interactive mode does not import with pandas 3
 
-    S = p["sample"]
-    scan = outside_ipython(beam_sample.scan_shards, paths=S["shards"], languages=world.strata,
-                           max_caption_chars=S["max_caption_chars"], out_dir=OUT_DIR / "beam", beam_params=p["beam"],
-                           default_language=S["untagged_language"])
+    sample = p["sample"]
+    scan = outside_ipython(beam_sample.scan_shards, paths=sample["shards"], languages=world.strata,
+                           max_caption_chars=sample["max_caption_chars"], out_dir=OUT_DIR / "beam",
+                           beam_params=p["beam"], default_language=sample["untagged_language"])
     _account(scan)
     lists = outside_ipython(beam_sample.subset_uid_lists,
                             record_files=sorted((OUT_DIR / "beam/records").glob("shard_*.parquet")),
-                            fractions={sampling.fraction_label(f): f for f in S["fractions"]}, key=S["key"],
-                            out_dir=OUT_DIR, beam_params=p["beam"], write_ids_max=S["write_ids_max"])
-    return scan, StrataCounts(lists["sizes"], S["key"]), lists["files"]
+                            fractions={sampling.fraction_label(f): f for f in sample["fractions"]}, key=sample["key"],
+                            out_dir=OUT_DIR, beam_params=p["beam"], write_ids_max=sample["write_ids_max"])
+    return scan, StrataCounts(lists["sizes"], sample["key"]), lists["files"]
 
 
 def _account(scan) -> None:
@@ -79,11 +72,11 @@ def _account(scan) -> None:
 def coverage(p: dict, world, subsets):
     """Long-tail coverage per subset: of the concepts of each kind (synthetic pool) or of the page languages (real
     shards carry no concept), the share with at least k examples."""
-    S = p["sample"]
-    if S["source"] == "synthetic":
-        counts = {f: sampling.concept_counts(world, subsets, f) for f in S["fractions"]}
-        return sampling.coverage_table(world, counts, S["coverage_k"])
-    return sampling.language_coverage(subsets, S["fractions"], S["coverage_k"])
+    sample = p["sample"]
+    if sample["source"] == "synthetic":
+        counts = {f: sampling.concept_counts(world, subsets, f) for f in sample["fractions"]}
+        return sampling.coverage_table(world, counts, sample["coverage_k"])
+    return sampling.language_coverage(subsets, sample["fractions"], sample["coverage_k"])
 
 
 def subset_metrics(subsets, fraction, mix, index: dict, lang, cov) -> dict:
@@ -106,21 +99,21 @@ def subset_metrics(subsets, fraction, mix, index: dict, lang, cov) -> dict:
 def run(params: dict) -> dict:
     """The sample stage (module docstring). params: profile, world, sample, engine, beam."""
     p = validate({k: params[k] for k in ("profile", "world", "sample", "engine", "beam")})
-    S, world = p["sample"], build_world(p["world"])
-    fractions, synthetic = S["fractions"], S["source"] == "synthetic"
+    sample, world = p["sample"], build_world(p["world"])
+    fractions, synthetic = sample["fractions"], sample["source"] == "synthetic"
     for folder in (OUT_DIR, FIG_DIR, PLOTS_DIR):
         folder.mkdir(parents=True, exist_ok=True)
     if synthetic:
-        scan, subsets, uid_lists = None, sampling.synthetic_subsets(world, S["pool_size"], S["key"]), None
+        scan, subsets, uid_lists = None, sampling.synthetic_subsets(world, sample["pool_size"], sample["key"]), None
     else:
         scan, subsets, uid_lists = (scan_beam if p["engine"] == "beam" else scan_local)(p, world)
     print(subsets)
 
-    mixes = sampling.mixtures(subsets, fractions, S["rebalance_targets"], S["key"])
+    mixes = sampling.mixtures(subsets, fractions, sample["rebalance_targets"], sample["key"])
     lang = sampling.language_table(subsets, fractions, mixes)
     lang.to_csv(PLOTS_DIR / "language_mix.csv", index=False)
-    index = sampling.write_subsets(OUT_DIR, subsets, fractions, mixes, S["write_ids_max"],
-                                   meta={"source": S["source"], "world_fingerprint": world.fingerprint(),
+    index = sampling.write_subsets(OUT_DIR, subsets, fractions, mixes, sample["write_ids_max"],
+                                   meta={"source": sample["source"], "world_fingerprint": world.fingerprint(),
                                          "provenance": provenance(p["profile"], p, with_commit=False)},
                                    records=None if synthetic else scan.records, uid_lists=uid_lists)
     for f in fractions:
@@ -130,12 +123,12 @@ def run(params: dict) -> dict:
     cov.to_csv(PLOTS_DIR / "coverage.csv", index=False)
     figures.save(figures.coverage(cov, "concepts" if synthetic else "page languages"), FIG_DIR / "coverage.png")
 
-    metrics = {SOURCE: S["source"], POOL_EXAMPLES: int(subsets.sizes.sum()),
+    metrics = {SOURCE: sample["source"], POOL_EXAMPLES: int(subsets.sizes.sum()),
                SUBSETS: {sampling.fraction_label(f): subset_metrics(subsets, f, mixes[f], index, lang, cov)
                          for f in fractions}}
     if scan is not None:  # a real pool: its shards, what the scan kept and rejected, its languages as tagged
         metrics[SCAN] = {k: scan.report[k] for k in ("examples_in", "kept", "rejected", "shards", "shards_unreadable")}
-        metrics[SHARDS] = shard_summary(S["shards"])
+        metrics[SHARDS] = shard_summary(sample["shards"])
         metrics[LANGUAGES] = {code: int(n) for code, n in zip(subsets.names, subsets.counts(max(fractions))) if n}
     metrics["provenance"] = provenance(p["profile"], p)
     write_json(METRICS_PATH, metrics)

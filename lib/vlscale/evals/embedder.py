@@ -16,6 +16,7 @@ import numpy as np
 
 from vlscale import siglip
 from vlscale.evals import protocols
+from vlscale.world.spec import GENDER_WORDS
 
 
 class Embedder:
@@ -73,9 +74,7 @@ class Embedder:
 
 
 def _world_gender_words() -> dict[str, str]:
-    from vlscale.world.spec import GENDER_WORDS  # the words the synthetic captions use
-
-    return dict(GENDER_WORDS)
+    return dict(GENDER_WORDS)  # the words the synthetic captions use
 
 
 @dataclasses.dataclass

@@ -44,6 +44,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from vlscale.evals.names import imagenet_name_of
+
 MISSING_EXAMPLES = 5  # how many missing paths an error or warning names
 # Reasons an image or a caption is left out (EvalSet.skipped).
 IMAGE_MISSING, IMAGE_UNDECODABLE, CAPTION_WITHOUT_IMAGE = (
@@ -190,8 +192,6 @@ def _imagenet_class_names(root: Path, wnids: list[str]) -> list[str]:
                 if absent:
                     raise ValueError(f"{path}: no name for {len(absent)} wnids of the images, e.g. {absent[:MISSING_EXAMPLES]}")
                 return [mapping[w] for w in wnids]
-    from vlscale.evals.names import imagenet_name_of
-
     shipped = imagenet_name_of()
     unknown = [w for w in wnids if w not in shipped]
     if unknown:

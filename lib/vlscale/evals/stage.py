@@ -40,7 +40,7 @@ from vlscale.evals.embedder import Prompts, checkpoint_embedder
 from vlscale.files import read_json, write_json
 from vlscale.plan import apply as apply_plan
 from vlscale.provenance import provenance
-from vlscale.runs.current import evaluation_fingerprint, is_current, save_fingerprint
+from vlscale.runs.current import check_code_version, evaluation_fingerprint, is_current, save_fingerprint
 from vlscale.runs.data import pool_share
 from vlscale.runs.layout import RunDir
 from vlscale.runs.settings import resolve
@@ -135,8 +135,9 @@ def evaluate_runs(p: dict, names: list[str], runs_dir: str | Path = "runs", out_
     Returns {run: its metrics record}.
     """
     out_dir, runs_dir = Path(out_dir), Path(runs_dir)
-    E, T = p["evaluate"], p["train"]
-    key = E["keys"][E["use_key"]]
+    evaluate_params, train = p["evaluate"], p["train"]
+    key = evaluate_params["keys"][evaluate_params["use_key"]]
+    check_code_version("evaluate")  # a current evaluation is one this code made
     fingerprints = {name: evaluation_fingerprint(p, name, runs_dir / name, TOKENIZER_PATH) for name in names}
     # the fingerprint is written last: results beside a current fingerprint are complete
     todo = [n for n in names if not (is_current(out_dir / n, fingerprints[n]) and (out_dir / f"{n}.parquet").is_file()
@@ -146,46 +147,47 @@ def evaluate_runs(p: dict, names: list[str], runs_dir: str | Path = "runs", out_
             progress(f"{n}: {out_dir / n} holds its results from the same inputs: not evaluated again")
     if todo:
         t0 = time.perf_counter()
-        px, max_len = T["image_px"], p["tokenizer"]["max_len"]
+        px, max_len = train["image_px"], p["tokenizer"]["max_len"]
         tokenizer = Tokenizer(TOKENIZER_PATH)
         suites, facts = {}, {}
-        sizes = {k: v for k, v in E["analogs"].items() if v > 0}
+        sizes = {k: v for k, v in evaluate_params["analogs"].items() if v > 0}
         if sizes:
-            suite = analog_suite(build_world(p["world"]), px, sizes,
-                                 {k: v for k, v in E["train_sizes"].items() if k in sizes and v > 0}, key, progress)
+            train_sizes = {k: v for k, v in evaluate_params["train_sizes"].items() if k in sizes and v > 0}
+            suite = analog_suite(build_world(p["world"]), px, sizes, train_sizes, key, progress)
             suites["analog"] = {b: (lambda emb, pr, shots, b=b: evaluate_analog(suite, b, emb, pr, shots))
                                 for b in sizes}
             facts = analog_facts(suite)
-        real = {k: real_eval.LOADERS[k](root) for k, root in E["real_sets"].items() if root}
+        real = {k: real_eval.LOADERS[k](root) for k, root in evaluate_params["real_sets"].items() if root}
         if real:
             suites["real"] = real_eval.real_suite(real, px, key)
         if not suites:
             raise ValueError("evaluate: no analog has a size > 0 and no real set has a folder; nothing to evaluate")
-        prompts_of = {source: Prompts(tuple(E["templates"][source])) for source in ("analog", "real")}
+        prompts_of = {source: Prompts(tuple(evaluate_params["templates"][source])) for source in ("analog", "real")}
         setup_s = time.perf_counter() - t0
         for i, name in enumerate(todo):
             progress(f"[{i + 1}/{len(todo)}] evaluating run {name}")
             t1 = time.perf_counter()
             run = resolve(p, name)
-            # results of earlier inputs go first: a checkpoint that no longer exists leaves no JSON behind
+            # results of earlier inputs go first: a checkpoint that is gone leaves no JSON behind
             shutil.rmtree(out_dir / name, ignore_errors=True)
             (out_dir / f"{name}.parquet").unlink(missing_ok=True)
             # the run's own model (the model axis), else params' model
             model_config = {**run.model, "text": {**run.model["text"], "vocab_size": tokenizer.vocab_size}}
-            record = dict(profile=p["profile"], model=run.model_name, evaluate=E, key=key, run_params=run.entry,
-                          provenance=provenance(p["profile"], p))
+            record = dict(profile=p["profile"], model=run.model_name, evaluate=evaluate_params, key=key,
+                          run_params=run.entry, provenance=provenance(p["profile"], p))
             table, items = evaluate_run(
-                name, runs_dir / name, pool_share(run), run.seed, T["examples_seen"], suites,
+                name, runs_dir / name, pool_share(run), run.seed, train["examples_seen"], suites,
                 lambda ckpt, model_config=model_config: checkpoint_embedder(ckpt, model_config, tokenizer, px, max_len,
-                                                                            E["batch_size"]),
-                prompts_of, out_dir, record, E["shots"], progress, run.curation)
+                                                                            evaluate_params["batch_size"]),
+                prompts_of, out_dir, record, evaluate_params["shots"], progress, run.curation)
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             table.to_parquet(out_dir / f"{name}.parquet", index=False)
             items.to_parquet(out_dir / name / "items.parquet", index=False)
-            write_json(out_dir / name / "analogs.json", {"key": key, "key_use": E["use_key"], "analogs": facts})
+            write_json(out_dir / name / "analogs.json",
+                       {"key": key, "key_use": evaluate_params["use_key"], "analogs": facts})
             last = table[table["examples_seen"] == table["examples_seen"].max()]
             metrics = {
-                "run": name, **run.entry, "seed": run.seed, "key": key, "key_use": E["use_key"],
+                "run": name, **run.entry, "seed": run.seed, "key": key, "key_use": evaluate_params["use_key"],
                 "checkpoints": sorted(int(s) for s in table["examples_seen"].unique()),
                 "final": {f"{r.source}/{r.task}": {"value": r.value, "se": r.se, "n": r.n, "metric": r.metric}
                           for r in last.itertuples()},

@@ -62,9 +62,10 @@ def shard_counts(world, shard, arms: dict[str, np.ndarray]) -> pd.DataFrame:
     return acc.count_table(acc.labels(world, truth(world, ids)), {a: member(ids, kept) for a, kept in arms.items()})
 
 
-def scored_arms(F: dict, kind: str) -> list[str]:
-    """The arms of filter.arms (`F`) that are a top k, for a pool of `kind` (a real pool has REAL_ARMS only)."""
-    return [arm for arm in (SCORED_ARMS if kind == SYNTHETIC else REAL_ARMS) if arm in F["arms"]]
+def scored_arms(filter_params: dict, kind: str) -> list[str]:
+    """The arms of `filter_params["arms"]` that are a top k, for a pool of `kind` (a real pool has REAL_ARMS
+    only)."""
+    return [arm for arm in (SCORED_ARMS if kind == SYNTHETIC else REAL_ARMS) if arm in filter_params["arms"]]
 
 
 @dataclass
@@ -132,24 +133,25 @@ class ShardScorer:
         return self._score_real(index, *shard)
 
     def _score_synthetic(self, index: int, shard) -> tuple[dict, np.ndarray]:
-        F = self.work.p["filter"]
+        filter_params = self.work.p["filter"]
         ids = shard_ids(shard)
         gt, raw = score_synthetic(self.world, ids, self.scorers, self.render)
         english = english_caption(self.world, gt)
         columns = {"caption_en": english, **raw,
-                   **selection_scores(ids, raw, english, F["key"], planted_eligible(self.world, gt))}
-        in_random = self.pool.contains(ids, F["keep_fraction"])
+                   **selection_scores(ids, raw, english, filter_params["key"], planted_eligible(self.world, gt))}
+        in_random = self.pool.contains(ids, filter_params["keep_fraction"])
         write_scores(self.work.out_dir, index, {"id": ids, **columns, "random": in_random})
         return shard_candidates(ids, columns, self.work.arms, self.work.k), ids[in_random]
 
     def _score_real(self, index: int, records: pd.DataFrame, positions: np.ndarray) -> tuple[dict, Counter]:
-        F = self.work.p["filter"]
+        filter_params = self.work.p["filter"]
         table, bad = score_record_shard(records, positions, self.scorers, self.work.p["train"]["image_px"])
         here = table["row"].to_numpy()
         english = table["language"].to_numpy() == "en"
         columns = {c: table[c].to_numpy() for c in table.columns} | {"caption_en": english}
         raw = {c: columns[c] for c in self.scorers.names}
-        columns |= selection_scores(here, raw, english, F["key"]) | {"random": np.isin(here, self.work.random_rows)}
+        columns |= (selection_scores(here, raw, english, filter_params["key"])
+                    | {"random": np.isin(here, self.work.random_rows)})
         write_scores(self.work.out_dir, index, columns)
         return shard_candidates(here, columns, self.work.arms, self.work.k), bad
 

@@ -11,7 +11,8 @@ data/filter/ (`out_dir`):
     account.parquet           per (arm, grouping, group): pool, kept, removed and their shares
     models/scorer, models/classifier   the filter models the stage trained (checkpoints, log)
     manifest.json             k, the arms' sizes and sha256, the filter models' records, timings, provenance
-and returns the manifest; `run` writes it to metrics/filter.json too, the account to plots/filter/account.csv.
+and returns the manifest; `run` writes it to metrics/filter.json too, the account to plots/filter/account.csv and
+its figures to paper/figures/filter/ (FIG_DIR: account.png, languages.png, caption_languages.png).
 Scoring maps one function over the pool's shards (filtering/shards.py) on the local engine or on Beam
 (`engine: beam`, vlscale.beam.filter): the same files either way. The random arm is the pool's nested random subset of filter.keep_fraction, k
 its size: when keep_fraction is one of sample.fractions it is that subset exactly, and the natural run
@@ -25,12 +26,14 @@ from collections import Counter
 from pathlib import Path
 
 import jax
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from vlscale import plan
+from vlscale.analysis import figures
 from vlscale.beam.runner import outside_ipython
-from vlscale.config import ParamsError, validate
+from vlscale.config import LOW_RESOURCE, ParamsError, validate
 from vlscale.data.filter_arms import FILTER_DIR, arm_path, sha256_of
 from vlscale.data.input import IdSource, read_sample
 from vlscale.data.sampling import real_subsets
@@ -54,6 +57,7 @@ from vlscale.world.truth import truth
 
 METRICS = Path("metrics/filter.json")
 ACCOUNT_PLOT = Path("plots/filter/account.csv")
+FIG_DIR = Path("paper/figures/filter")
 _SCORER_STRATUM = 1 << (SCORER_BIT - LOCAL_BITS)
 _CLASSIFIER_STRATUM = 1 << (CLASSIFIER_BIT - LOCAL_BITS)
 _LABELLED_OFFSET = 1 << (LOCAL_BITS - 1)  # the labelled pairs' local indices, apart from the web source's
@@ -84,20 +88,20 @@ def web_ids(world, n: int, labelled: bool = False) -> np.ndarray:
 
 def model_train_block(p: dict, budget: float) -> dict:
     """The train block a filter model trains with: `budget` × train.examples_seen, one cool-down at its end."""
-    T = p["train"]
-    return {**T, "examples_seen": int(round(budget * T["examples_seen"])), "cooldown_budgets": [1.0],
+    train = p["train"]
+    return {**train, "examples_seen": int(round(budget * train["examples_seen"])), "cooldown_budgets": [1.0],
             "probe_every_examples": 0}
 
 
 def train_model(p: dict, world, tokenizer, ids: np.ndarray, budget: float, run_dir: Path, seed: int,
                 progress: bool = True) -> dict:
     """Train a SigLIP of params `p`'s model on the pairs `ids`; returns {checkpoint, summary}."""
-    T = {**model_train_block(p, budget), "seed": seed}
+    train = {**model_train_block(p, budget), "seed": seed}
     source = IdSource(world, ids, derive_key(seed, 3))
-    trainer = trainer_for({**p, "train": T}, world, source, tokenizer)
+    trainer = trainer_for({**p, "train": train}, world, source, tokenizer)
     summary = trainer.fit(run_dir, progress=progress)
     _, last = RunDir(run_dir).cooled_down()[-1]
-    return {"checkpoint": str(last), "examples_seen": T["examples_seen"], "unique_pairs": len(ids), "seed": seed,
+    return {"checkpoint": str(last), "examples_seen": train["examples_seen"], "unique_pairs": len(ids), "seed": seed,
             "summary": {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}}
 
 
@@ -138,60 +142,81 @@ BLOCKS = ("profile", "world", "tokenizer", "model", "train", "filter", "engine",
 def run(params: dict) -> dict:
     """The filter stage: `params` the notebook's parameters cell (BLOCKS, and sample.key and evaluate.batch_size,
     the two values of other blocks it reads: a real pool's subset key, and the embedding batch). Writes data/filter
-    (see the module docstring), metrics/filter.json (the manifest) and plots/filter/account.csv; returns the
-    manifest."""
+    (see the module docstring), metrics/filter.json (the manifest), plots/filter/account.csv and the figures of
+    paper/figures/filter/; returns the manifest."""
     p = validate({name: params[name] for name in BLOCKS})
     p["sample"] = {"key": params["sample"]["key"]}
     p["evaluate"] = {"batch_size": params["evaluate"]["batch_size"]}
     manifest = run_filter(p, progress=False)
     write_json(METRICS, manifest)
     ACCOUNT_PLOT.parent.mkdir(parents=True, exist_ok=True)
-    pd.read_parquet(FILTER_DIR / "account.parquet").to_csv(ACCOUNT_PLOT, index=False)
+    account = pd.read_parquet(FILTER_DIR / "account.parquet")
+    account.to_csv(ACCOUNT_PLOT, index=False)
+    draw_account(account, list(manifest["arms"]))
     return manifest
+
+
+def draw_account(account: pd.DataFrame, arms: list[str], fig_dir: Path = FIG_DIR):
+    """The account's figures: each arm's representation ratio per group (account.png), the kept share of each page
+    language's pairs (languages.png) and of each caption language's (caption_languages.png)."""
+    fig = figures.filter_account(account, arms)
+    figures.save(fig, fig_dir / "account.png")
+    plt.close(fig)
+    fig = figures.filter_languages(account, LOW_RESOURCE)
+    figures.save(fig, fig_dir / "languages.png")
+    plt.close(fig)
+    by_caption = account[account["grouping"] == "caption_language"]
+    fig = figures.filter_languages(by_caption.assign(grouping="language"), LOW_RESOURCE)
+    fig.axes[0].set_title("Pairs kept per caption language (* low-resource), languages by pool size")
+    figures.save(fig, fig_dir / "caption_languages.png")
+    plt.close(fig)
 
 
 def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path = "data/sample",
                progress: bool = True, log=print) -> dict:
     """The filter stage's work on resolved params `p` (see the module docstring); returns the manifest."""
-    F, out_dir = p["filter"], Path(out_dir)
+    filter_params, out_dir = p["filter"], Path(out_dir)
     world = build_world(p["world"])
     tokenizer = Tokenizer(TOKENIZER_PATH)
     label, _, pool = read_sample(world, sample_dir, None)  # the largest subset: the pool
     kind = REAL if isinstance(pool, pd.DataFrame) else SYNTHETIC
-    skipped = skipped_arms(F, kind, log)
-    F = {**F, "arms": [a for a in F["arms"] if a not in skipped]}
-    p = {**p, "filter": F}
-    scorer = load_scorer(p, tokenizer) if needs_scorer(F["arms"]) and F["scorer"]["checkpoint"] else None
+    skipped = skipped_arms(filter_params, kind, log)
+    filter_params = {**filter_params, "arms": [a for a in filter_params["arms"] if a not in skipped]}
+    p = {**p, "filter": filter_params}
+    scorer = (load_scorer(p, tokenizer) if needs_scorer(filter_params["arms"]) and filter_params["scorer"]["checkpoint"]
+              else None)
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "scores").mkdir(parents=True)
     times, models = {}, {}
     t0 = time.perf_counter()
     render = render_jax(world, p["train"]["image_px"]) if kind == SYNTHETIC else None
-    if needs_scorer(F["arms"]) and scorer is None:
-        log(f"training the scorer on {F['scorer']['examples']:,} curated English pairs")
-        models["scorer"] = train_model(p, world, tokenizer, scorer_ids(world, F["scorer"]["examples"]),
-                                       F["scorer"]["budget"], out_dir / "models/scorer",
-                                       derive_key(F["key"], 1) % 2**31, progress)
+    if needs_scorer(filter_params["arms"]) and scorer is None:
+        log(f"training the scorer on {filter_params['scorer']['examples']:,} curated English pairs")
+        models["scorer"] = train_model(p, world, tokenizer, scorer_ids(world, filter_params["scorer"]["examples"]),
+                                       filter_params["scorer"]["budget"], out_dir / "models/scorer",
+                                       derive_key(filter_params["key"], 1) % 2**31, progress)
         scorer = load_embedder(p, tokenizer, models["scorer"]["checkpoint"])
         times["scorer_train_s"] = time.perf_counter() - t0
     elif scorer is not None:
-        models["scorer"] = {"checkpoint": F["scorer"]["checkpoint"]}
+        models["scorer"] = {"checkpoint": filter_params["scorer"]["checkpoint"]}
     head = classifier = None
-    if "classifier" in F["arms"]:
+    if "classifier" in filter_params["arms"]:
         t1 = time.perf_counter()
-        C = F["classifier"]
-        log(f"training the classifier's model on {C['web_examples']:,} web pairs")
-        models["classifier"] = train_model(p, world, tokenizer, web_ids(world, C["web_examples"]), C["budget"],
-                                           out_dir / "models/classifier", derive_key(F["key"], 2) % 2**31, progress)
+        classifier_params = filter_params["classifier"]
+        log(f"training the classifier's model on {classifier_params['web_examples']:,} web pairs")
+        models["classifier"] = train_model(p, world, tokenizer, web_ids(world, classifier_params["web_examples"]),
+                                           classifier_params["budget"], out_dir / "models/classifier",
+                                           derive_key(filter_params["key"], 2) % 2**31, progress)
         classifier = load_embedder(p, tokenizer, models["classifier"]["checkpoint"])
-        head, models["classifier"]["head"] = fit_classifier(world, classifier, C["labelled"], C["holdout"], F["key"],
-                                                            render)
+        head, models["classifier"]["head"] = fit_classifier(world, classifier, classifier_params["labelled"],
+                                                            classifier_params["holdout"], filter_params["key"], render)
         log(f"classifier head: {models['classifier']['head']}")
         times["classifier_train_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     if kind == SYNTHETIC:
-        k, shards, random_rows = filter_k(pool, F), pool_shards(pool.sizes, F["shard_size"]), None
+        k, random_rows = filter_k(pool, filter_params), None
+        shards = pool_shards(pool.sizes, filter_params["shard_size"])
     else:
         pool = pool.reset_index(drop=True)
         random_rows = real_random_rows(p, pool)
@@ -209,11 +234,11 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     else:
         scorers = Scorers(clip=scorer, classifier=classifier, head=head)
         selection = map_shards(ShardScorer(work, world, pool, scorers, render), shards, log)
-    manifest = _write_arms(F, kind, pool, selection, out_dir, k, log, shards=len(shards))
+    manifest = _write_arms(filter_params, kind, pool, selection, out_dir, k, log, shards=len(shards))
     if selection.counters is not None:
         manifest["beam"] = {"runner": p["beam"]["runner"], "counters": selection.counters}
     times["scoring_s"] = time.perf_counter() - t2
-    manifest |= {"pool_label": label, "keep_fraction": F["keep_fraction"], "key": F["key"],
+    manifest |= {"pool_label": label, "keep_fraction": filter_params["keep_fraction"], "key": filter_params["key"],
                  "world_fingerprint": world.fingerprint(), "source": kind, "skipped_arms": skipped,
                  "models": models, "engine": engine, "seconds": {**times, "total_s": time.perf_counter() - t0},
                  "devices": jax.device_count(), "provenance": provenance(p["profile"], p)}
@@ -221,18 +246,18 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     return manifest
 
 
-def skipped_arms(F: dict, kind: str, log=print) -> dict[str, str]:
+def skipped_arms(filter_params: dict, kind: str, log=print) -> dict[str, str]:
     """The arms of filter.arms a pool of `kind` cannot have, each with why (vlscale.plan.skipped_arms: a real pool
     has no world truth, and no scorer unless filter.scorer.checkpoint names one), each logged on one line."""
-    skipped = plan.skipped_arms(F, kind)
+    skipped = plan.skipped_arms(filter_params, kind)
     for arm, why in skipped.items():
         log(f"filter arm {arm!r} skipped: {why}")
     return skipped
 
 
-def filter_k(pool, F: dict) -> int:
+def filter_k(pool, filter_params: dict) -> int:
     """k: the size of the random arm, the nested random subset of filter.keep_fraction."""
-    return int(pool.counts(F["keep_fraction"]).sum())
+    return int(pool.counts(filter_params["keep_fraction"]).sum())
 
 
 def real_random_rows(p: dict, records: pd.DataFrame) -> np.ndarray:
@@ -240,7 +265,8 @@ def real_random_rows(p: dict, records: pd.DataFrame) -> np.ndarray:
     return real_subsets(records, p["sample"]["key"]).ids(p["filter"]["keep_fraction"])
 
 
-def _write_arms(F: dict, kind: str, pool, selection: Selection, out_dir: Path, k: int, log, **extra) -> dict:
+def _write_arms(filter_params: dict, kind: str, pool, selection: Selection, out_dir: Path, k: int, log,
+                **extra) -> dict:
     """Write each arm (<arm>.npy; a real pool's also <arm>_uids.parquet) and the account; the manifest's entries."""
     arms = selection.arms
     if kind == SYNTHETIC:
@@ -250,14 +276,14 @@ def _write_arms(F: dict, kind: str, pool, selection: Selection, out_dir: Path, k
         rows = np.arange(len(pool))
         language = pool["language"].to_numpy(str)  # a record has one language: its page's and its caption's
         groups = {"language": language, "caption_language": language}
-        account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in F["arms"]}))
+        account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in filter_params["arms"]}))
         for arm, ids in arms.items():
             pd.DataFrame({"uid": pool["uid"].to_numpy()[ids]}).to_parquet(out_dir / f"{arm}_uids.parquet",
                                                                          index=False)
         bad = sum(selection.rests, Counter())
         extra = {"pool_pairs": len(pool), "bad_records": dict(sorted(bad.items())), **extra}
     entries = {}
-    for arm in F["arms"]:
+    for arm in filter_params["arms"]:
         ids = arms[arm]
         if len(ids) != k:
             raise RuntimeError(f"arm {arm!r} kept {len(ids)} pairs, not k = {k}")

@@ -17,7 +17,6 @@ ships, ignoring the machine's own fonts and with a fixed timestamp, so the PDF i
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import shutil
 import time
@@ -27,13 +26,16 @@ import pandas as pd
 from PIL import Image
 
 from vlscale.analysis import evidence as ev
+from vlscale.analysis import report
 from vlscale.analysis.fonts import FONT_DIR, font_files
 from vlscale.analysis.results import on_real_benchmarks
+from vlscale.attention import tables as attention_tables
 from vlscale.config import LOW_RESOURCE
+from vlscale.data import sampling
 from vlscale.files import read_json, write_json
 from vlscale.paper.findings import REFERENCE, controls, judge
 from vlscale.paper.text import fmt, join_and
-from vlscale.world import vocab
+from vlscale.world import describe, vocab
 
 REF_SCALE = read_json(REFERENCE)["scale"]
 GENERATED = Path("paper/generated")
@@ -81,7 +83,7 @@ def _read(root: Path, rel: str):
 
 
 def _scales(fig: dict) -> list[str]:
-    return list(fig["group_averages_by_scale"])
+    return list(fig[report.GROUP_AVERAGES_BY_SCALE])
 
 
 # ------------------------------------------------------------------------------------------------ setup values
@@ -91,23 +93,23 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
     world = _read(root, "metrics/world.json")
     sample = _read(root, "metrics/sample.json")
     trains = {p.stem: read_json(p) for p in sorted((root / "metrics/train").glob("*.json"))}
-    prov = fig["provenance"]
+    prov = fig[report.PROVENANCE]
     natural = [t for t in trains.values() if not t.get("rebalanced") and not t.get("filter") and not t.get("model")]
     biggest = max(natural, key=lambda t: t["examples_seen"]) if natural else next(iter(trains.values()))
     v = {
         "profile": prov["profile"],
         "git_commit": str(prov.get("git_commit") or "unknown"),
         "versions": ", ".join(f"{k} {x}" for k, x in prov["versions"].items() if x),
-        "world_examples": f"{world['examples']:,}",
-        "low_resource_share": fmt(world["low_resource_share_pct"], 2),
+        "world_examples": f"{world[describe.EXAMPLES]:,}",
+        "low_resource_share": fmt(world[describe.LOW_RESOURCE_SHARE_PCT], 2),
         "language_exponent": fmt(world["provenance"]["params"]["world"].get("language_share_exponent", 1.0), 2),
         "paper_low_resource_share": fmt(sum(lang["web_pages_pct"] for lang in vocab.load("languages")["languages"]
                                             if lang["code"] in LOW_RESOURCE), 2),  # Table 15's
-        "language_dev": fmt(world["language_share_max_abs_dev_pct"], 2),
-        "head_share": fmt(100 * world["head_share_of_examples"], 1),
-        "pool_size": f"{sample['pool_examples']:,}",
-        "pool_source": sample["source"],
-        "model": fig.get("model", "--"),
+        "language_dev": fmt(world[describe.LANGUAGE_SHARE_MAX_ABS_DEV_PCT], 2),
+        "head_share": fmt(100 * world[describe.HEAD_SHARE_OF_EXAMPLES], 1),
+        "pool_size": f"{sample[sampling.POOL_EXAMPLES]:,}",
+        "pool_source": sample[sampling.SOURCE],
+        "model": fig.get(report.MODEL, "--"),
         "n_params": f"{biggest['n_params']:,}",
         "examples_seen": f"{biggest['examples_seen']:,}",
         "examples_per_s": f"{biggest['examples_per_s']:,.0f}",
@@ -117,13 +119,13 @@ def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
         "run_names": ", ".join(trains),
         "filter_k": f"{filt['k']:,}" if "k" in filt else "--",
         "filter_pool": f"{filt['pool_pairs']:,}" if "pool_pairs" in filt else "--",
-        "analog_key_use": fig.get("analog_key_use", "--"),
-        "bootstrap": str(fig.get("n_boot", "--")),
-        "attention_images": str(att.get("images", "--")),
-        "attention_per_group": str(att.get("per_group", "--")),
-        "attention_grid": " × ".join(map(str, att.get("grid", []))) or "--",
-        "attention_px": str(att.get("image_px", "--")),
-        "pointing_radius": fmt(att.get("pointing_radius_px"), 1),
+        "analog_key_use": fig.get(report.ANALOG_KEY_USE, "--"),
+        "bootstrap": str(fig.get(report.N_BOOT, "--")),
+        "attention_images": str(att.get(attention_tables.IMAGES, "--")),
+        "attention_per_group": str(att.get(attention_tables.PER_GROUP, "--")),
+        "attention_grid": " × ".join(map(str, att.get(attention_tables.GRID, []))) or "--",
+        "attention_px": str(att.get(attention_tables.IMAGE_PX, "--")),
+        "pointing_radius": fmt(att.get(attention_tables.POINTING_RADIUS_PX), 1),
         "scales": ", ".join(_scales(fig)[:-1]) + f" and {_scales(fig)[-1]}" if len(_scales(fig)) > 1 else
         "".join(_scales(fig)),
         "low_resource_count": str(len(LOW_RESOURCE)),
@@ -138,19 +140,19 @@ def pool_values(sample: dict, fig: dict) -> dict:
     """What the study ran on, as the setup prints it: the pool's kind, the benchmarks reported, what the pool could
     not give (the plan's skipped arms and runs) and, for real shards, the shards, what the scan kept and rejected by
     reason, the languages as tagged and the subsets' sizes (metrics/sample.json)."""
-    plan = fig.get("plan", {})
+    plan = fig.get(report.PLAN, {})
     skipped = [f"filter arm {a} ({why})" for a, why in plan.get("skipped_arms", {}).items()]
     runs = list(plan.get("skipped_runs", {}))
     if runs:
         skipped.append(f"the run{'s' if len(runs) > 1 else ''} on those arms ({', '.join(runs)})")
-    v = {"pool_kind": "synthetic" if sample["source"] == "synthetic" else "real",
-         "benchmark_source": "the synthetic analogs" if fig.get("source") == "analog" else "the real evaluation sets",
-         "benchmarks": ", ".join(f"{b} ({m['n']:,} test items)" for b, m in fig.get("benchmarks", {}).items()) or "none",
+    v = {"pool_kind": "synthetic" if sample[sampling.SOURCE] == "synthetic" else "real",
+         "benchmark_source": "the synthetic analogs" if fig.get(report.SOURCE) == "analog" else "the real evaluation sets",
+         "benchmarks": ", ".join(f"{b} ({m['n']:,} test items)" for b, m in fig.get(report.BENCHMARKS, {}).items()) or "none",
          "skipped": "; ".join(skipped) or "nothing",
-         "subset_sizes": join_and([f"{label.replace('pct', '%')}: {m['examples']:,}"
-                               for label, m in sample["subsets"].items()])}
+         "subset_sizes": join_and([f"{label.replace('pct', '%')}: {m[sampling.SUBSET_EXAMPLES]:,}"
+                               for label, m in sample[sampling.SUBSETS].items()])}
     if v["pool_kind"] == "real":
-        scan, shards, languages = sample["scan"], sample["shards"], sample["languages"]
+        scan, shards, languages = sample[sampling.SCAN], sample[sampling.SHARDS], sample[sampling.LANGUAGES]
         n = shards["files"]
         rejected = {k: c for k, c in scan["rejected"].items() if c}
         order = sorted(languages, key=lambda c: (-languages[c], c))
@@ -184,7 +186,7 @@ REAL_POOL_CAPTIONS = {
 
 def figure_caption(key: str, pool: str = "synthetic", source: str | None = "analog") -> str:
     """A figure's caption for the pool's kind and the benchmarks reported: on real benchmarks the evaluation
-    figures are the paper's own, no longer analogs; on a real pool the attention maps are of the synthetic probe
+    figures are the paper's own, not analogs; on a real pool the attention maps are of the synthetic probe
     images."""
     caption = FIGURES[key][0]
     if pool == "real":
@@ -256,7 +258,7 @@ def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_di
     v["study_reference"] = point_to_study(found, study) if study else ""
     v["ladder_figures"] = copy_ladder(root, out) if v["profile"] == "study" else []
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
-    files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get("source")),
+    files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get(report.SOURCE)),
              "tables.json": table_list(root, v["pool_kind"]), "captions.json": captions}
     for name, data in files.items():
         write_json(out / name, data)
@@ -328,7 +330,7 @@ def replicated(fig: dict, att: dict) -> str:
     """The configurations trained with more than one seed, as the text names them: '10% (2 seeds at 199,936
     examples seen), ...' ('none' without replicates)."""
     seen = {}
-    for r in {**fig.get("evidence", {}), **att.get("evidence", {})}.values():
+    for r in {**fig.get(report.EVIDENCE, {}), **att.get(attention_tables.EVIDENCE, {})}.values():
         for side in ("a", "b"):
             name, n = r.get(side), r.get(f"n_{side}", 0)
             if n and n >= 2 and "@" in str(name) and not r["name"].startswith("control/"):
@@ -343,16 +345,16 @@ def replicated(fig: dict, att: dict) -> str:
     return ", ".join(f"{label(c)} ({n} seeds at {s:,} examples seen)" for (c, s), n in sorted(seen.items(), key=lambda x: (x[0][1], x[0][0])))
 
 
-def control_values(ctrl: list[dict], V: dict) -> dict:
+def control_values(ctrl: list[dict], verdicts: dict) -> dict:
     """The controls and the rules' settings as the text prints them; `controls_failed` names any control that
     failed (the report says so at the top)."""
     failed = [c["control"] for c in ctrl if c["passed"] is False]
     unrun = [c["control"] for c in ctrl if c["passed"] is None]
     return {"controls_failed": ", ".join(failed), "controls_unrun": ", ".join(unrun),
-            "level_pct": fmt(100 * ev.LEVEL, 0), "power_pct": fmt(100 * V["power"], 0),
+            "level_pct": fmt(100 * ev.LEVEL, 0), "power_pct": fmt(100 * verdicts["power"], 0),
             "equivalence_level_pct": fmt(100 * (1 - 2 * (1 - ev.LEVEL)), 0),
-            "chance_floor_pp": fmt(V["chance_floor_pp"]),
-            "margins": "; ".join(f"{k.replace('_', ' ')} ±{fmt(m, 2)}" for k, m in V["margins"].items())}
+            "chance_floor_pp": fmt(verdicts["chance_floor_pp"]),
+            "margins": "; ".join(f"{k.replace('_', ' ')} ±{fmt(m, 2)}" for k, m in verdicts["margins"].items())}
 
 
 def compile_pdf(main: str | Path = "paper/main.typ", output: str | Path = "paper/main.pdf",
@@ -365,10 +367,6 @@ def compile_pdf(main: str | Path = "paper/main.typ", output: str | Path = "paper
     typst.compile(str(main), output=str(output), root=str(main.parent), font_paths=[str(FONT_DIR)],
                   ignore_system_fonts=True, timestamp=timestamp)
     return output
-
-
-def build_date(timestamp: int) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d")
 
 
 def read_pdf(path: str | Path, render_dir: str | Path | None = None, scale: float = 1.0) -> list[dict]:

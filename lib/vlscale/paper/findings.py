@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from vlscale.analysis import evidence as ev
+from vlscale.analysis import report
 from vlscale.analysis.results import scale_label
+from vlscale.attention import tables as attention_tables
 from vlscale.evals.groups import AVERAGES
 from vlscale.files import read_json
 from vlscale.paper.text import finite, fmt
@@ -79,16 +81,16 @@ def part(label: str, rec: dict | None, verdict: ev.Verdict | None, paper: float 
 class Judge:
     """Applies the rules of analysis/evidence.py to the study's evidence with the `verdicts` params."""
 
-    def __init__(self, fig: dict, att: dict, V: dict, effects: dict):
+    def __init__(self, fig: dict, att: dict, verdicts: dict, effects: dict):
         self.fig = fig
-        self.model = fig.get("model", "")  # the figures stage's model: the one finding 8 reads the maps of
-        self.pool = att.get("plan", {}).get("pool", "synthetic")
-        self.ev = {**fig.get("evidence", {}), **att.get("evidence", {})}
-        self.V, self.effects = V, effects
-        self.power = V["power"]
-        self.source, self.benchmarks = fig.get("source"), list(fig.get("benchmarks", {}))
-        self.tasks = sorted({t for b in fig.get("benchmarks", {}).values() for t in b["tasks"]})
-        self.skipped_arms = fig.get("plan", {}).get("skipped_arms", {})
+        self.model = fig.get(report.MODEL, "")  # the figures stage's model: the one finding 8 reads the maps of
+        self.pool = att.get(attention_tables.PLAN, {}).get("pool", "synthetic")
+        self.ev = {**fig.get(report.EVIDENCE, {}), **att.get(attention_tables.EVIDENCE, {})}
+        self.verdicts, self.effects = verdicts, effects
+        self.power = verdicts["power"]
+        self.source, self.benchmarks = fig.get(report.SOURCE), list(fig.get(report.BENCHMARKS, {}))
+        self.tasks = sorted({t for b in fig.get(report.BENCHMARKS, {}).values() for t in b["tasks"]})
+        self.skipped_arms = fig.get(report.PLAN, {}).get("skipped_arms", {})
 
     def absent(self, name: str) -> str:
         """Why the comparison `name` was not measured: its filter arm was skipped on this pool, no real benchmark
@@ -133,7 +135,7 @@ class Judge:
 
     def no_change(self, label: str, name: str, margin_key: str, unit: str = "pp",
                   floors: tuple[tuple[str, str], ...] = ()) -> dict:
-        rec, margin = self.rec(name), self.V["margins"][margin_key]
+        rec, margin = self.rec(name), self.verdicts["margins"][margin_key]
         if rec is None:
             return part(label, None, None, 0.0, unit, absent=self.absent(name))
         verdict = ev.no_change(difference_of(rec), margin, self.power)
@@ -148,10 +150,10 @@ class Judge:
             return ev.Verdict(ev.NOT_TESTED, f"{what}: {self.absent(level_name)}", verdict.rule)
         if lv is None or not finite(lv.get("value_hi")):
             return ev.Verdict(ev.INCONCLUSIVE, f"{what}: its distance from chance was not measured", verdict.rule)
-        if not ev.off_floor(lv["value_hi"], lv["reference"], self.V["chance_floor_pp"]):
+        if not ev.off_floor(lv["value_hi"], lv["reference"], self.verdicts["chance_floor_pp"]):
             return ev.Verdict(ev.INCONCLUSIVE, f"{what} is at its chance floor ({fmt(lv['value'])}%, interval up to "
                               f"{fmt(lv['value_hi'])}%, chance {fmt(lv['reference'])}%): no change can be seen",
-                              verdict.rule + f"; needs {what} at least {fmt(self.V['chance_floor_pp'])} pp below chance")
+                              verdict.rule + f"; needs {what} at least {fmt(self.verdicts['chance_floor_pp'])} pp below chance")
         return verdict
 
 
@@ -254,7 +256,7 @@ def larger_models_help_everywhere(j: Judge) -> list[dict]:
     at the 100% data scale (analysis/study.model_comparisons). The compute half of the claim is Figure 6's curves."""
     pairs = sorted({(r["small"], r["large"]) for key, r in j.ev.items() if key.startswith("model/")})
     if not pairs:
-        models = j.fig.get("figure6", {})
+        models = j.fig.get(report.FIGURE6, {})
         why = ("the profile trains one model size (the study, gpu and tpu profiles' model axis)" if len(models) < 2 else
                "its model sizes share no final checkpoint at every data scale, or cannot be ordered by size")
         return [{"label": f"model sizes: {', '.join(models) or 'none'}", "verdict": ev.NOT_TESTED, "reason": why,
@@ -332,11 +334,11 @@ FINDINGS = (
 )
 
 
-def judge(fig: dict, att: dict, V: dict) -> list[dict]:
+def judge(fig: dict, att: dict, verdicts: dict) -> list[dict]:
     """Per finding of the paper (reference.json's, in its order): its parts (each a judged comparison), the combined
     verdict, the rule, and what this profile can test."""
     ref = read_json(REFERENCE)
-    j = Judge(fig, att, V, ref["effects"])
+    j = Judge(fig, att, verdicts, ref["effects"])
     by_number = {f.number: f for f in FINDINGS}
     out = []
     for f in ref["findings"]:
@@ -357,14 +359,14 @@ def judge(fig: dict, att: dict, V: dict) -> list[dict]:
 POSITIVE_EXPECT = "planted arm worse on Culture zero-shot"
 
 
-def controls(fig: dict, V: dict) -> list[dict]:
+def controls(fig: dict, verdicts: dict) -> list[dict]:
     """The negative control (the random data's runs split by seed into two halves, compared as two arms: must show
     no difference) and the positive control (the planted arm against random: must come out worse on the Culture
     zero-shot tasks, whose classes are the place-bound concepts it leaves out), each through the difference a
     finding's comparison goes through. The negative control tests each group present (three
     on the analogs) at 5% divided by their number (Bonferroni): the control's false alarm rate stays at 5%. A control whose training noise is not
     measured is not judged (passed: None)."""
-    e, out = fig.get("evidence", {}), []
+    e, out = fig.get(report.EVIDENCE, {}), []
     neg = {k.rsplit("/", 1)[1]: v for k, v in e.items() if k.startswith("control/negative/")}
     level = 1 - (1 - ev.LEVEL) / max(len(neg), 1)
     if neg and all(r["separable"] for r in neg.values()):
@@ -375,7 +377,7 @@ def controls(fig: dict, V: dict) -> list[dict]:
                                  "a difference" if g in found else "no difference",
                                  f"no difference when the {fmt(100 * level, 1)}% interval contains zero")
             shown = part(f"{g}: {'+'.join(map(str, r['runs_a']))} vs {'+'.join(map(str, r['runs_b']))}",
-                         r, verdict, None, power=V["power"])
+                         r, verdict, None, power=verdicts["power"])
             parts.append(shown | {"ci95": list(difference_of(r).bounds(level)), "level": level})
         out.append({"control": "negative", "expect": "no difference", "passed": not found,
                     "outcome": (("a difference on " + ", ".join(found)) if found else "no difference") +
@@ -386,14 +388,14 @@ def controls(fig: dict, V: dict) -> list[dict]:
                     "outcome": f"not judged: {why}", "parts": []})
     pos = e.get("control/positive/culture_0shot")
     if pos and pos["separable"]:
-        v = ev.directional(difference_of(pos), +1, None, V["power"])
+        v = ev.directional(difference_of(pos), +1, None, verdicts["power"])
         seen = v.verdict == ev.REPRODUCES
         shown = ev.Verdict("detected" if seen else "not detected", v.reason, v.rule)
         out.append({"control": "positive", "expect": POSITIVE_EXPECT, "passed": seen,
                     "outcome": v.reason, "parts": [part("Culture zero-shot error, planted minus random", pos, shown,
-                                                        None, power=V["power"])]})
+                                                        None, power=verdicts["power"])]})
     else:
-        skipped = fig.get("plan", {}).get("skipped_arms", {}).get("planted")
+        skipped = fig.get(report.PLAN, {}).get("skipped_arms", {}).get("planted")
         why = ("its training noise is not measured" if pos else
                f"filter arm planted skipped on this pool ({skipped})" if skipped else "no run on the planted arm")
         out.append({"control": "positive", "expect": POSITIVE_EXPECT, "passed": None,

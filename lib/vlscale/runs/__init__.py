@@ -18,7 +18,8 @@ package about it:
       A result is current when the fingerprint saved beside it equals the hash of the resolved settings that
       shape it, the fingerprints of the inputs it reads, and its stage's code version.
 
-  A stage's code version (current.CODE_VERSIONS) is raised by whoever changes what the stage computes;
-  tests/test_runs.py fails when the source files that compute a stage's results change and the digest recorded
-  beside the version does not: `python -m vlscale.runs --digests` prints the digests to record.
+  A stage's code version (current.CODE_VERSIONS) is raised by whoever changes what the stage computes. The train
+  and evaluate stages refuse to start (current.check_code_version) when the code they import (the import closure of
+  current.STAGE_ROOTS, with its data files) differs from the digest recorded beside the version:
+  `python -m vlscale.runs --digests` prints the digests to record.
 """

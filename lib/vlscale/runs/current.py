@@ -3,6 +3,7 @@ a run's training and of its evaluation, and the stages' code versions."""
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 from pathlib import Path
@@ -16,35 +17,90 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # ----------------------------------------------------------------------------------------- code versions
 
 CODE_VERSIONS = {"train": 1, "evaluate": 1}
-# The files (under lib/vlscale; of a folder, its code and data files, SOURCE_SUFFIXES) whose code computes each
-# stage's results; tests/test_runs.py hashes them.
-SOURCE_SUFFIXES = (".py", ".json", ".txt")
-STAGE_SOURCES = {
-    "train": ("training", "models", "siglip.py", "data/input.py", "data/mixture.py", "data/shards.py",
-              "data/subsets.py", "data/tokenizer.py", "world"),
-    "evaluate": ("evals", "models", "siglip.py", "data/tokenizer.py", "world"),
-}
-# sha256 of STAGE_SOURCES[stage] when CODE_VERSIONS[stage] was last confirmed (python -m vlscale.runs --digests)
+# The module whose import closure within vlscale computes each stage's results: every vlscale module it imports,
+# directly or not, and the data files (DATA_SUFFIXES) of each package's data/ folder, are the stage's sources.
+STAGE_ROOTS = {"train": "vlscale.training.run", "evaluate": "vlscale.evals.stage"}
+# This module decides currency and records the digests of the others: it is nobody's source.
+NOT_SOURCES = ("vlscale.runs.current",)
+DATA_SUFFIXES = (".json", ".txt")
+# sha256 of a stage's sources when CODE_VERSIONS[stage] was last confirmed (python -m vlscale.runs --digests)
 CODE_DIGESTS = {
-    "train": "d6aba0a95bde8332f725d01792d93cc3086d1af1a8bc3bb0eef94a5706fc5f19",
-    "evaluate": "74f86547a1a66fa1ec91751136ae03dd6f6181836b08a7d825cb11bed0bf8295",
+    "train": "daac5922cb0f0e8d0344d0d5ba51872cfdb4db754169cb8cd4edea354da0759c",
+    "evaluate": "8685533482fd28b0194f6db7997642cc15cd49bc3a176133d8499daa36fbdfc1",
 }
+
+
+class StaleCodeVersion(RuntimeError):
+    """The sources of a stage changed since its code version was last confirmed."""
+
+
+def _module_file(module: str, package: Path) -> Path | None:
+    parts = module.split(".")[1:]
+    for path in (package.joinpath(*parts).with_suffix(".py"), package.joinpath(*parts, "__init__.py")):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The vlscale modules the file `path` (module `module`) imports, at any depth of its code."""
+    found = set()
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}  # `from vlscale import siglip`: a module
+    return {m for m in found if m == "vlscale" or m.startswith("vlscale.")}
+
+
+def stage_sources(stage: str, package: Path = PACKAGE) -> list[Path]:
+    """The files that compute `stage`'s results: the import closure of STAGE_ROOTS[stage] within vlscale (each
+    module's file and its parent packages' __init__.py) and the data files of the packages it reaches."""
+    seen, todo, files = set(), [STAGE_ROOTS[stage]], set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = _module_file(module, package)
+        if path is None or module in NOT_SOURCES:
+            continue
+        files.add(path)
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(2, len(parts))]  # importing a.b.c runs a.b's __init__
+        todo += sorted(_imports(path, module))
+        data = path.parent / "data"
+        if data.is_dir():
+            files |= {f for f in data.rglob("*") if f.is_file() and f.suffix in DATA_SUFFIXES}
+    return sorted(files)
 
 
 def source_digest(stage: str, package: Path = PACKAGE) -> str:
-    """sha256 of the files of STAGE_SOURCES[stage]: their paths under the package and their bytes."""
+    """sha256 of `stage`'s sources (stage_sources): their paths under the package and their bytes."""
     h = hashlib.sha256()
-    files = []
-    for source in STAGE_SOURCES[stage]:
-        path = package / source
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: in vlscale.runs.current.STAGE_SOURCES[{stage!r}] but not in the package; "
-                                    "list the files that compute the stage's results now")
-        files += [f for f in path.rglob("*") if f.is_file() and f.suffix in SOURCE_SUFFIXES] if path.is_dir() \
-            else [path]
-    for f in sorted(files):
+    for f in stage_sources(stage, package):
         h.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
+
+
+def check_code_version(stage: str, package: Path = PACKAGE) -> None:
+    """Raise StaleCodeVersion when `stage`'s sources differ from those its code version was confirmed with: a
+    result the stage finds current could then have been computed by other code. The train and evaluate stages call
+    it before any work."""
+    got = source_digest(stage, package)
+    if got != CODE_DIGESTS[stage]:
+        raise StaleCodeVersion(
+            f"the code that computes the {stage} stage's results (the import closure of {STAGE_ROOTS[stage]}) has "
+            f"changed since its code version ({CODE_VERSIONS[stage]}) was confirmed. If what the stage computes "
+            f"changed, raise vlscale.runs.current.CODE_VERSIONS[{stage!r}], so that results made before are made "
+            f"again; either way record CODE_DIGESTS[{stage!r}] = {got!r} in lib/vlscale/runs/current.py "
+            "(`python -m vlscale.runs --digests` prints every stage's)")
 
 
 # ----------------------------------------------------------------------------------------- currency
@@ -56,7 +112,7 @@ def fingerprint(stage: str, settings: dict, inputs: dict) -> str:
     """sha256 (16 hex digits) of the resolved `settings` that shape a result of `stage`, the fingerprints of the
     `inputs` it reads, and the stage's code version."""
     shaped = {**settings, **inputs}
-    # Version 1 is left out, so that the runs fingerprinted before code versions existed keep their fingerprint.
+    # Version 1 is not hashed: a stage at version 1 has the fingerprint of its settings and inputs alone.
     if CODE_VERSIONS[stage] > 1:
         shaped["code_version"] = CODE_VERSIONS[stage]
     return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -116,7 +172,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.digests:
         print("CODE_DIGESTS = {")
-        for stage in STAGE_SOURCES:
+        for stage in STAGE_ROOTS:
             print(f'    "{stage}": "{source_digest(stage)}",')
         print("}")
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LATER_RUN_KEYS = ("model", "peak_lr")  # run keys added after runs were fingerprinted: hashed only when set
+LATER_RUN_KEYS = ("model", "peak_lr")  # optional run keys: a fingerprint hashes them only when they are set
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class Run:
 
     @property
     def hashed_entry(self) -> dict:
-        """Its entry as fingerprints hash it: without the keys added later (LATER_RUN_KEYS) when they are null, so
-        that a run that does not use them keeps the fingerprint it had before they existed."""
+        """Its entry as fingerprints hash it: without the optional keys (LATER_RUN_KEYS) that are null, so that a
+        run that does not set them has the fingerprint of an entry without them."""
         return {k: v for k, v in self.entry.items() if k not in LATER_RUN_KEYS or v is not None}
 
 
@@ -66,15 +66,15 @@ def run_train(p: dict, name: str) -> dict:
     A run with budget b < 1 sees b × train.examples_seen examples; its cool-downs end where the train
     block's do, as long as they come before b, and at b itself.
     """
-    T, run = p["train"], p["runs"][name]
-    out = dict(T)
+    train, run = p["train"], p["runs"][name]
+    out = dict(train)
     for k in ("seed", "peak_lr"):
         if run.get(k) is not None:
             out[k] = run[k]
     b = run.get("budget", 1.0)
     if b < 1.0:
-        out["examples_seen"] = int(round(b * T["examples_seen"]))
-        out["cooldown_budgets"] = [c / b for c in T["cooldown_budgets"] if c < b * (1 - 1e-9)] + [1.0]
+        out["examples_seen"] = int(round(b * train["examples_seen"]))
+        out["cooldown_budgets"] = [c / b for c in train["cooldown_budgets"] if c < b * (1 - 1e-9)] + [1.0]
     return out
 
 

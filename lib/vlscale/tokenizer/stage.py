@@ -28,15 +28,17 @@ SAMPLE_DIR = Path("data/sample")  # the sample stage's pool: how many pages per 
 def run(params: dict) -> dict:
     """The tokenizer stage (module docstring). params: profile, world, tokenizer."""
     p = validate({k: params[k] for k in ("profile", "world", "tokenizer")})
-    K = p["tokenizer"]
+    tokenizer_params = p["tokenizer"]
     MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
-    captions = tk.pool_caption_sample(build_world(p["world"]), SAMPLE_DIR, K["per_language"], K["key"])
-    if K["model_path"]:
-        shutil.copyfile(K["model_path"], MODEL_PATH)  # the user's model, e.g. mT5's spiece.model
+    captions = tk.pool_caption_sample(build_world(p["world"]), SAMPLE_DIR, tokenizer_params["per_language"],
+                                      tokenizer_params["key"])
+    if tokenizer_params["model_path"]:
+        shutil.copyfile(tokenizer_params["model_path"], MODEL_PATH)  # the user's model, e.g. mT5's spiece.model
     else:
-        tk.train_tokenizer(captions, K["vocab_size"], MODEL_PATH, per_language=K["per_language"], seed=K["key"])
+        tk.train_tokenizer(captions, tokenizer_params["vocab_size"], MODEL_PATH,
+                           per_language=tokenizer_params["per_language"], seed=tokenizer_params["key"])
     tok = tk.Tokenizer(MODEL_PATH)
-    stats = tk.language_stats(tok, captions, K["max_len"])
+    stats = tk.language_stats(tok, captions, tokenizer_params["max_len"])
     low = stats["low_resource"]
     metrics = {
         "vocab_size": tok.vocab_size,

@@ -59,15 +59,3 @@ def save_params(directory: str | Path, step: int, params, meta: dict):
                                                meta=ocp.args.JsonSave(meta)), force=True)
     manager.wait_until_finished()
     manager.close()
-
-
-def saved_params_meta(directory: str | Path) -> dict | None:
-    """The meta of the newest model saved under `directory` by save_params, or None if there is none."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    manager = _manager(directory, None, ("params", "meta"))
-    step = manager.latest_step()
-    meta = None if step is None else manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-    manager.close()
-    return meta

@@ -33,7 +33,7 @@ from vlscale.data.subsets import derive_key
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.files import dumps, read_json, write_json
 from vlscale.provenance import provenance
-from vlscale.runs.current import is_current, save_fingerprint, train_fingerprint
+from vlscale.runs.current import check_code_version, is_current, save_fingerprint, train_fingerprint
 from vlscale.runs.data import SAMPLE_DIR, data_record
 from vlscale.runs.layout import RunDir
 from vlscale.runs.settings import Run, resolve
@@ -168,8 +168,8 @@ def run_source(world, run: Run, image_px: int):
 
 def probe_of(p: dict, world, tokenizer: Tokenizer) -> Probe:
     """The held-out probe of params `p`: analogs of the development key (params.yaml evaluate.keys)."""
-    T, max_len = p["train"], p["tokenizer"]["max_len"]
-    return Probe(world, lambda texts: tokenizer.encode(texts, max_len), T["image_px"], T["probe_images"],
+    train, max_len = p["train"], p["tokenizer"]["max_len"]
+    return Probe(world, lambda texts: tokenizer.encode(texts, max_len), train["image_px"], train["probe_images"],
                  p["evaluate"]["keys"]["dev"])
 
 
@@ -177,14 +177,15 @@ def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None, probe: 
     """A Trainer over `source` with the model, tokenizer length and train settings of params `p`.
 
     probe: the held-out probe to log (default: made from `p` when train.probe_every_examples is set)."""
-    T = p["train"]
+    train = p["train"]
     model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
     # The stream lasts until the last cool-down branch ends (budgets are rounded to whole steps).
-    inputs = Inputs(world, source, tokenizer, T["batch_size"], plan_of(T).budget_steps[-1] * T["batch_size"],
-                    T["seed"], p["tokenizer"]["max_len"], T["image_px"], T["workers"])
-    if probe is None and T.get("probe_every_examples"):
+    inputs = Inputs(world, source, tokenizer, train["batch_size"],
+                    plan_of(train).budget_steps[-1] * train["batch_size"], train["seed"], p["tokenizer"]["max_len"],
+                    train["image_px"], train["workers"])
+    if probe is None and train.get("probe_every_examples"):
         probe = probe_of(p, world, tokenizer)
-    return Trainer(T, model_config, inputs, mesh=mesh, probe=probe if T.get("probe_every_examples") else None)
+    return Trainer(train, model_config, inputs, mesh=mesh, probe=probe if train.get("probe_every_examples") else None)
 
 
 def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
@@ -195,6 +196,7 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
     its metrics are read back and its records rewritten. The metrics JSON and loss-curve CSVs go to
     <records_dir>/metrics/train, <records_dir>/plots/train and <records_dir>/plots/train_probe.
     """
+    check_code_version("train")  # a finished run is current only if the code that trained it is this code
     fp = train_fingerprint(p, name, data_record(resolve(p, name)))
     run_dir = prepare_run_dir(RunDir(Path(runs_dir) / name), fp)
     done = finished_record(run_dir, fp)

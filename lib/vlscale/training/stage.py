@@ -1,18 +1,26 @@
-"""The train stage: one run of params.yaml `runs` per call (DVC runs the stage for each run).
+"""The train stage: every run of params.yaml `runs` the study plan trains, one after another in one process.
 
-`run(params, name)` validates the stage's params (the blocks notebooks/05_train.ipynb's parameters cell holds),
-applies the study plan (vlscale.plan), trains run `name` with training/run.py's `train_run` (which leaves a run
-whose directory holds its current, finished training as it is) and returns its metrics, as written to
-metrics/train/<name>.json. `resolved(params)` holds the runs the plan trains (its `runs`), in params order.
+`run(params, names=None)` validates the stage's params (the blocks notebooks/05_train.ipynb's parameters cell holds),
+applies the study plan (vlscale.plan), trains each run (or the runs `names`) with training/run.py's `train_run`
+(which leaves a run whose directory holds its current, finished training as it is), draws the loss and probe curves
+of the runs it trained to paper/figures/train/ (FIG_DIR) and returns {run: its metrics}, as written to
+metrics/train/<run>.json. The world, tokenizer and probe images are made once for all runs. `resolved(params)`
+holds the runs the plan trains (its `runs`), in params order.
 """
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
+import matplotlib.pyplot as plt
+
+from vlscale.analysis import figures
 from vlscale.config import EvaluateKeys, validate
 from vlscale.plan import apply as apply_plan
-from vlscale.training.run import Shared, train_run
+from vlscale.runs.layout import RunDir
+from vlscale.training.run import Shared, read_log, read_probes, train_run
 
+FIG_DIR = Path("paper/figures/train")
+RUNS_DIR = Path("runs")
 # the blocks the train stage validates whole; of `evaluate` it reads the keys, of `sample` the pool's source
 BLOCKS = ("profile", "world", "tokenizer", "model", "train", "runs", "filter")
 
@@ -25,23 +33,36 @@ def resolved(params: dict, log=print) -> dict:
     return apply_plan(p, log)[0]
 
 
-def run(params: dict, name: str) -> dict:
-    """Train run `name` of the stage's params `params`; returns its metrics (metrics/train/<name>.json)."""
+def run(params: dict, names: list[str] | None = None) -> dict[str, dict]:
+    """The train stage on the stage's params `params`: every run the study plan trains, or the runs `names`;
+    writes paper/figures/train/ (loss_curves.png, and probe_curves.png when the runs probed) and returns
+    {run: its metrics} (metrics/train/<run>.json)."""
     p = resolved(params, log=lambda line: None)
-    if name not in p["runs"]:
-        raise ValueError(f"run {name!r} is not trained: not a run of params' runs, or the plan skips it "
+    names = list(p["runs"]) if names is None else list(names)
+    skipped = [name for name in names if name not in p["runs"]]
+    if skipped:
+        raise ValueError(f"runs {skipped} are not trained: not runs of params' runs, or the plan skips them "
                          f"(runs trained: {sorted(p['runs'])})")
-    return train_run(p, name, shared=_shared(p))
+    shared = Shared(p)
+    metrics = {name: train_run(p, name, runs_dir=RUNS_DIR, shared=shared) for name in names}
+    draw_curves(metrics)
+    return metrics
 
 
-_SHARED: dict[str, Shared] = {}
-
-
-def _shared(p: dict) -> Shared:
-    """The world, tokenizer and probe every run of `p` shares: made once for successive calls of `run` (the
-    blocks they read are the key)."""
-    key = json.dumps({k: p[k] for k in ("world", "tokenizer", "train", "evaluate")}, sort_keys=True, default=str)
-    if key not in _SHARED:
-        _SHARED.clear()
-        _SHARED[key] = Shared(p)
-    return _SHARED[key]
+def draw_curves(metrics: dict[str, dict], runs_dir: Path = RUNS_DIR, fig_dir: Path = FIG_DIR):
+    """The loss curves of the runs of `metrics` (their log.jsonl under runs_dir) to fig_dir/loss_curves.png, and
+    their probe curves to fig_dir/probe_curves.png when any run probed."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    logs = {name: read_log(RunDir(runs_dir / name).log) for name in metrics}
+    fig = figures.loss_curves(logs, title="Training loss at equal examples seen")
+    figures.save(fig, fig_dir / "loss_curves.png")
+    plt.close(fig)
+    probes = {name: read_probes(RunDir(runs_dir / name).log) for name in metrics}
+    probes = {name: t for name, t in probes.items() if len(t)}
+    if not probes:
+        (fig_dir / "probe_curves.png").unlink(missing_ok=True)  # no curves: none from an earlier call
+        return
+    chance = next(m["probe"]["chance"] for m in metrics.values() if "probe" in m)
+    fig = figures.probe_curves(probes, chance)
+    figures.save(fig, fig_dir / "probe_curves.png")
+    plt.close(fig)

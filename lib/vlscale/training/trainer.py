@@ -29,7 +29,7 @@ import optax
 
 from vlscale import siglip
 from vlscale.models.vit import decode_variant
-from vlscale.runs.layout import RunDir, cooldown_label
+from vlscale.runs.layout import RunDir, checkpoint_meta, cooldown_label
 from vlscale.training import checkpoint, flops
 from vlscale.training import mesh as meshlib
 from vlscale.training.loss import chunked_sigmoid_loss, sigmoid_loss
@@ -292,7 +292,7 @@ class RunState:
         return self.run_dir.cooldown(end * self.trainer.batch_size)
 
     def branch_done(self, end: int) -> bool:
-        meta = checkpoint.saved_params_meta(self.cooldown_dir(end))
+        meta = checkpoint_meta(self.cooldown_dir(end))
         return meta is not None and meta.get("step") == end
 
     def steps_done(self, step: int) -> int:

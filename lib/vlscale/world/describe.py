@@ -8,6 +8,12 @@ from vlscale.config import REGIONS
 from vlscale.world.ids import make_ids
 from vlscale.world.spec import CAPTION_KINDS, INCOME_GROUPS, paper_pages_pct
 
+# metrics/world.json keys other stages read
+EXAMPLES = "examples"  # examples drawn
+LANGUAGE_SHARE_MAX_ABS_DEV_PCT = "language_share_max_abs_dev_pct"  # largest |world - Table 15| page share (pp)
+LOW_RESOURCE_SHARE_PCT = "low_resource_share_pct"  # pages of the seven low-resource languages (%)
+HEAD_SHARE_OF_EXAMPLES = "head_share_of_examples"  # examples whose concept is a head concept (fraction)
+
 
 def pool_ids(world, n: int) -> np.ndarray:
     """Sorted int64 ids of the first examples of every stratum in a pool of n examples (shape (n,))."""

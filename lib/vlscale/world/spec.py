@@ -4,7 +4,7 @@
 NumPy tables. Everything random about an example is then drawn from these tables by hashing
 (seed, id) (see truth.py); the tables themselves are a pure function of the params.
 
-Mechanisms (DESIGN.md, "The synthetic web"):
+Mechanisms (docs/world.md, "The synthetic web"):
 - page language = the pool stratum, with the paper's Table 15 shares (Quechua, which Table 15 omits,
   gets `quz_share_pct`; pages in languages outside XM3600 form the `und` stratum, whose captions are
   in a language drawn from the natural mix, as untagged pages are);

@@ -23,7 +23,17 @@ from vlscale.files import write_json
 from vlscale.provenance import provenance
 from vlscale.world import vocab
 from vlscale.world.captions import captions
-from vlscale.world.describe import caption_noise, concept_frequencies, language_shares, pool_ids, region_income
+from vlscale.world.describe import (
+    EXAMPLES,
+    HEAD_SHARE_OF_EXAMPLES,
+    LANGUAGE_SHARE_MAX_ABS_DEV_PCT,
+    LOW_RESOURCE_SHARE_PCT,
+    caption_noise,
+    concept_frequencies,
+    language_shares,
+    pool_ids,
+    region_income,
+)
 from vlscale.world.ids import make_ids
 from vlscale.world.render import render_ids
 from vlscale.world.spec import build_world
@@ -32,11 +42,6 @@ from vlscale.world.truth import truth
 FIG_DIR, PLOTS_DIR, METRICS_PATH = Path("paper/figures/world"), Path("plots/world"), Path("metrics/world.json")
 CAPTIONS_CSV = PLOTS_DIR / "captions.csv"  # one caption per language, read by the paper stage
 
-# metrics/world.json keys other stages read
-EXAMPLES = "examples"  # examples drawn
-LANGUAGE_SHARE_MAX_ABS_DEV_PCT = "language_share_max_abs_dev_pct"  # largest |world - Table 15| page share (pp)
-LOW_RESOURCE_SHARE_PCT = "low_resource_share_pct"  # pages of the seven low-resource languages (%)
-HEAD_SHARE_OF_EXAMPLES = "head_share_of_examples"  # examples whose concept is a head concept (fraction)
 
 GRID_LANGUAGES = ("en", "hi", "te", "ja", "ar", "ru", "sw", "he", "zh", "th", "bn", "fil")  # several scripts
 CAPTION_KIND_NAMES = ("clean", "misaligned", "vague")
@@ -75,10 +80,10 @@ def caption_per_language(world) -> pd.DataFrame:
 def run(params: dict) -> dict:
     """The world stage (module docstring). params: profile, world, world_report (as params.yaml has them)."""
     p = validate({k: params[k] for k in ("profile", "world", "world_report")})
-    world, R = build_world(p["world"]), p["world_report"]
+    world, report = build_world(p["world"]), p["world_report"]
     for folder in (FIG_DIR, PLOTS_DIR):
         folder.mkdir(parents=True, exist_ok=True)
-    ids = pool_ids(world, R["examples"])
+    ids = pool_ids(world, report["examples"])
     gt = truth(world, ids)
 
     langs = language_shares(world, gt)
@@ -88,7 +93,8 @@ def run(params: dict) -> dict:
     figures.save(figures.long_tail(freq), FIG_DIR / "long_tail.png")
     figures.save(figures.region_income(region_income(world, gt)), FIG_DIR / "region_income.png")
     noise = caption_noise(world, gt)
-    example_grid(world, ids, gt, R["grid_examples"], R["grid_px"]).to_csv(PLOTS_DIR / "examples.csv", index=False)
+    grid = example_grid(world, ids, gt, report["grid_examples"], report["grid_px"])
+    grid.to_csv(PLOTS_DIR / "examples.csv", index=False)
     caption_per_language(world).to_csv(CAPTIONS_CSV, index=False)
 
     known = langs[langs["paper_pct"].notna()]
