@@ -84,13 +84,14 @@ def run_one(engine: str, shards: list[str], out: str, workers: int) -> dict:
         sampling.write_subsets(out, subsets, list(FRACTIONS.values()), mixes, 10**9, {}, records=scan.records)
     else:
         from vlscale.beam import sample as beam_sample
+        from vlscale.config import BeamParams
 
-        params = {"runner": "in_process", "options": {"direct_running_mode": "multi_processing",
-                                                      "direct_num_workers": workers}}
-        scan = beam_sample.scan_shards(shards, languages=LANGUAGES, out_dir=out / "beam", beam_params=params)
+        beam_params = BeamParams(runner="in_process", options={"direct_running_mode": "multi_processing",
+                                                               "direct_num_workers": workers})
+        scan = beam_sample.scan_shards(shards, languages=LANGUAGES, out_dir=out / "beam", beam_params=beam_params)
         t1 = time.perf_counter()
         beam_sample.subset_uid_lists(sorted((out / "beam/records").glob("shard_*.parquet")), FRACTIONS, 0, out,
-                                     params, 10**9)
+                                     beam_params, 10**9)
     t2 = time.perf_counter()
     digest = hashlib.sha256(b"".join((out / f"uids_{label}.parquet").read_bytes() for label in FRACTIONS)).hexdigest()
     return {"scan_s": t1 - t0, "subsets_s": t2 - t1, "total_s": t2 - t0, "kept": scan.report["kept"],

@@ -16,7 +16,7 @@ import tempfile
 import time
 from importlib.metadata import version
 
-from vlscale.config import load_params, validate
+from vlscale.config import load_params
 from vlscale.data.input import SyntheticSource, train_stream
 from vlscale.data.mixture import low_resource_targets
 from vlscale.data.sampling import synthetic_subsets
@@ -61,9 +61,9 @@ def main():
     ap.add_argument("--examples", type=int, default=200_000, help="examples timed per configuration")
     args = ap.parse_args()
 
-    params = validate(load_params(args.params))
-    world = build_world(params["world"])
-    subsets = synthetic_subsets(world, params["sample"]["pool_size"], params["sample"]["key"])
+    p = load_params(args.params)
+    world = build_world(p.world)
+    subsets = synthetic_subsets(world, p.sample.pool_size, p.sample.key)
     if args.tokenizer:
         tok = Tokenizer(args.tokenizer)
     else:
@@ -84,8 +84,8 @@ def main():
     print(f"\nHost input throughput — {cpu_name()}, {os.cpu_count()} cores; accelerator: {device.platform} "
           f"({device.device_kind})")
     print(f"python {platform.python_version()}, grain {version('grain')}, sentencepiece {version('sentencepiece')}, "
-          f"numpy {version('numpy')}, jax {jax.__version__}; profile {params['profile']}, pool "
-          f"{params['sample']['pool_size']:,}, subset {args.fraction:g} ({len(source):,} mixture examples), "
+          f"numpy {version('numpy')}, jax {jax.__version__}; profile {p.profile}, pool "
+          f"{p.sample.pool_size:,}, subset {args.fraction:g} ({len(source):,} mixture examples), "
           f"{tok}, max_len {args.max_len}\n")
     print("| batch | workers | first batch (s) | examples/s |")
     print("|---:|---:|---:|---:|")

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from vlscale.config import load_params, validate
+from vlscale.config import load_params
 from vlscale.world.hashing import id_words
 from vlscale.world.ids import make_ids
 from vlscale.world.render import render_ids, render_jax
@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--jax-only", action="store_true")
     ap.add_argument("--batch", type=int, default=4096, help="JAX batch at 32 px (scaled down for larger px)")
     args = ap.parse_args()
-    world = build_world(validate(load_params(args.params))["world"])
+    world = build_world(load_params(args.params).world)
     cores = os.cpu_count()
     rows = []
     import jax

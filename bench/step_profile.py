@@ -47,12 +47,11 @@ def main():
     from vlscale.world.spec import build_world
 
     raw = read_params("params.yaml", args.profile)
-    p = validate(raw)
-    p = apply_sets(p, args.set)
+    p = validate(apply_sets(raw, args.set), "params.yaml with --set")
     if args.batch:
-        p["train"]["batch_size"] = args.batch
-    world = build_world(p["world"])
-    subsets = synthetic_subsets(world, min(p["sample"]["pool_size"], 10**8), p["sample"]["key"])
+        p = p.replace(train=p.train.model_copy(update={"batch_size": args.batch}))
+    world = build_world(p.world)
+    subsets = synthetic_subsets(world, min(p.sample.pool_size, 10**8), p.sample.key)
     source = SyntheticSource(world, subsets, 1.0)
     trainer = trainer_for(p, world, source, _tokenizer(p, world, subsets))
     batch_size = trainer.batch_size
@@ -117,11 +116,11 @@ def main():
             jax.block_until_ready(full_step(batch))
         jax.profiler.stop_trace()
 
-    model_params = p["model"]
+    model_params = p.model
     print(f"\nvlscale step profile — profile {args.profile}, batch {batch_size}, jax {jax.__version__}, "
           f"{trainer.mesh.devices.size} × {trainer.mesh.devices.flat[0].device_kind}")
-    print(f"model: image {model_params['image']}, text {model_params['text']}; {p['train']['image_px']} px, "
-          f"{p['tokenizer']['max_len']} tokens, {p['train']['dtype']}\n")
+    print(f"model: image {model_params.image}, text {model_params.text}; {p.train.image_px} px, "
+          f"{p.tokenizer.max_len} tokens, {p.train.dtype}\n")
     full = results[-1][1]
     print("| part | ms / step | share of full step | examples/s alone |")
     print("|---|---:|---:|---:|")

@@ -17,7 +17,7 @@ import time
 import numba
 import numpy as np
 
-from vlscale.config import load_params, validate
+from vlscale.config import load_params
 from vlscale.data.subsets import NestedSubsets
 from vlscale.world.ids import make_ids
 from vlscale.world.spec import build_world
@@ -25,7 +25,7 @@ from vlscale.world.spec import build_world
 
 def pool_sizes(pool_examples: int) -> tuple[np.ndarray, list[str]]:
     """Examples per stratum of the synthetic web's pool: Table 15's language mix (params.yaml world)."""
-    world = build_world(validate(load_params())["world"])
+    world = build_world(load_params().world)
     return world.pool_sizes(pool_examples), list(world.strata)
 
 

@@ -25,10 +25,10 @@ def _tokenizer(p, world, subsets):
     """A tokenizer of the profile's settings, trained here on a caption sample (a few seconds)."""
     from vlscale.data.tokenizer import Tokenizer, balanced_caption_sample, train_tokenizer
 
-    tokenizer_params = p["tokenizer"]
+    tokenizer_params = p.tokenizer
     path = Path(tempfile.mkdtemp()) / "spm.model"
-    captions = balanced_caption_sample(world, subsets, 1.0, tokenizer_params["per_language"], tokenizer_params["key"])
-    train_tokenizer(captions, tokenizer_params["vocab_size"], path, per_language=tokenizer_params["per_language"])
+    captions = balanced_caption_sample(world, subsets, 1.0, tokenizer_params.per_language, tokenizer_params.key)
+    train_tokenizer(captions, tokenizer_params.vocab_size, path, per_language=tokenizer_params.per_language)
     return Tokenizer(path)
 
 
@@ -38,7 +38,7 @@ def measure(p, world, source, tokenizer, batch: int, steps: int, warmup: int) ->
     from vlscale.training import mesh as meshlib
     from vlscale.training.run import trainer_for
 
-    p = {**p, "train": {**p["train"], "batch_size": batch}}
+    p = p.replace(train=p.train.model_copy(update={"batch_size": batch}))
     trainer = trainer_for(p, world, source, tokenizer)
     fn, _ = trainer.step_fn(None)
     it = trainer.inputs.iterator()
@@ -86,14 +86,14 @@ def main():
     from vlscale.world.spec import build_world
 
     raw = read_params("params.yaml", args.profile)
-    p = apply_sets(validate(raw), args.set)
+    p = validate(apply_sets(raw, args.set), "params.yaml with --set")
     if args.dense:
-        p["train"]["loss"] = "dense"
-    world = build_world(p["world"])
-    subsets = synthetic_subsets(world, min(p["sample"]["pool_size"], 10**8), p["sample"]["key"])
+        p = p.replace(train=p.train.model_copy(update={"loss": "dense"}))
+    world = build_world(p.world)
+    subsets = synthetic_subsets(world, min(p.sample.pool_size, 10**8), p.sample.key)
     source = SyntheticSource(world, subsets, 1.0)
     tokenizer = _tokenizer(p, world, subsets)
-    batches = args.batch or [p["train"]["batch_size"]]
+    batches = args.batch or [p.train.batch_size]
     rows = []
     for batch in batches:
         rows.append(measure(p, world, source, tokenizer, batch, args.steps, args.warmup))
@@ -106,13 +106,13 @@ def main():
             break
 
     r0 = rows[0]
-    model_params = p["model"]
+    model_params = p.model
     print(f"\nvlscale train throughput — profile {args.profile}, jax {jax.__version__}, {r0['devices']} × "
           f"{r0['device_kind']}, {platform.processor() or platform.machine()}")
-    print(f"model: image {model_params['image']}, text {model_params['text']}, out_dim {model_params['out_dim']}; "
+    print(f"model: image {model_params.image}, text {model_params.text}, out_dim {model_params.out_dim}; "
           f"{r0['n_params']:,} params; "
-          f"{p['train']['image_px']} px, {p['tokenizer']['max_len']} tokens, {p['train']['dtype']}, "
-          f"drop_tokens_frac {p['train']['drop_tokens_frac']}, {p['train']['loss']} loss")
+          f"{p.train.image_px} px, {p.tokenizer.max_len} tokens, {p.train.dtype}, "
+          f"drop_tokens_frac {p.train.drop_tokens_frac}, {p.train.loss} loss")
     print(f"model FLOPs / example (fwd+bwd): {r0['flops_per_example'] / 1e9:.3f} GFLOP; peak: {r0['peak_source']}\n")
     print("| batch | examples/s | step ms | MFU | input examples/s | input / step | compile s |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

@@ -34,12 +34,12 @@ def write_params(params: dict, dst: str | Path) -> Path:
 
 @pytest.fixture(scope="session")
 def params():
-    return validate(load_params(ROOT / "params.yaml"))
+    return load_params(ROOT / "params.yaml")
 
 
 @pytest.fixture(scope="session")
 def world(params):
-    return build_world(params["world"])
+    return build_world(params.world)
 
 
 def _png(seed, size):
@@ -124,6 +124,20 @@ def write_xm3600(root, lines):
 # --- the filter stage on the smoke profile (tests/test_filtering.py, tests/test_beam.py) ------------
 
 
+def write_sample_and_tokenizer(p, path: Path) -> None:
+    """The sample and tokenizer stages' outputs of synthetic params `p` (the smoke profile) under `path`."""
+    world = build_world(p.world)
+    subsets = sampling.synthetic_subsets(world, p.sample.pool_size, p.sample.key)
+    with pytest.warns(UserWarning, match="no examples"):  # the smoke 1% subset lacks some languages
+        mixes = sampling.mixtures(subsets, p.sample.fractions, p.sample.rebalance_targets, p.sample.key)
+    sampling.write_subsets(path / "data/sample", subsets, p.sample.fractions, mixes, p.sample.write_ids_max,
+                           meta={"source": "synthetic", "world_fingerprint": world.fingerprint(),
+                                 "provenance": provenance("smoke", p.dump())})
+    captions = balanced_caption_sample(world, subsets, 1.0, p.tokenizer.per_language, p.tokenizer.key)
+    train_tokenizer(captions, p.tokenizer.vocab_size, path / "data/tokenizer/spm.model",
+                    per_language=p.tokenizer.per_language)
+
+
 @pytest.fixture(scope="session")
 def filter_workdir(tmp_path_factory):
     """A folder with params.yaml (smoke profile) and the sample and tokenizer stages' outputs; the filter stage
@@ -132,19 +146,9 @@ def filter_workdir(tmp_path_factory):
     raw = read_params(ROOT / "params.yaml", "smoke")
     write_params(raw, path)
     (path / "dvc.yaml").write_text("stages: {}\n")
-    p = validate(raw)
-    S, W = p["sample"], build_world(p["world"])
-    subsets = sampling.synthetic_subsets(W, S["pool_size"], S["key"])
-    with pytest.warns(UserWarning, match="no examples"):
-        mixes = sampling.mixtures(subsets, S["fractions"], S["rebalance_targets"], S["key"])
-    sampling.write_subsets(path / "data/sample", subsets, S["fractions"], mixes, S["write_ids_max"],
-                           meta={"source": "synthetic", "world_fingerprint": W.fingerprint(),
-                                 "provenance": provenance("smoke", p)})
-    K = p["tokenizer"]
-    train_tokenizer(balanced_caption_sample(W, subsets, 1.0, K["per_language"], K["key"]), K["vocab_size"],
-                    path / "data/tokenizer/spm.model", per_language=K["per_language"])
-    code = ("import sys; from vlscale.config import load_params, validate; from vlscale.filtering.stage import "
-            "run_filter; run_filter(validate(load_params('params.yaml')), sys.argv[1], progress=False)")
+    write_sample_and_tokenizer(validate(raw), path)
+    code = ("import sys; from vlscale.config import load_params; from vlscale.filtering.stage import "
+            "run_filter; run_filter(load_params('params.yaml'), sys.argv[1], progress=False)")
     procs = [subprocess.Popen([sys.executable, "-c", code, out], cwd=path, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for out in ("data/filter", "data/filter_again")]
     for proc in procs:  # two processes at once: the same key must give the same arms in each
@@ -162,17 +166,7 @@ def train_workdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("train")
     raw = read_params(ROOT / "params.yaml", "smoke")
     write_params(raw, path)
-    p = validate(raw)
-    S, W = p["sample"], build_world(p["world"])
-    subsets = sampling.synthetic_subsets(W, S["pool_size"], S["key"])
-    with pytest.warns(UserWarning, match="no examples"):  # the smoke 1% subset lacks some languages
-        mixes = sampling.mixtures(subsets, S["fractions"], S["rebalance_targets"], S["key"])
-    sampling.write_subsets(path / "data/sample", subsets, S["fractions"], mixes, S["write_ids_max"],
-                           meta={"source": "synthetic", "world_fingerprint": W.fingerprint(),
-                                 "provenance": provenance("smoke", p)})
-    K = p["tokenizer"]
-    captions = balanced_caption_sample(W, subsets, 1.0, K["per_language"], K["key"])
-    train_tokenizer(captions, K["vocab_size"], path / "data/tokenizer/spm.model", per_language=K["per_language"])
+    write_sample_and_tokenizer(validate(raw), path)
     return path
 
 

@@ -161,9 +161,9 @@ def write_all(world, out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    from vlscale.config import load_params, validate
+    from vlscale.config import load_params
     from vlscale.world.spec import build_world
 
     root = Path(__file__).resolve().parents[1]
-    made = write_all(build_world(validate(load_params(root / "params.yaml"))["world"]), Path(sys.argv[1]))
+    made = write_all(build_world(load_params(root / "params.yaml").world), Path(sys.argv[1]))
     print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "shards"} for k, v in made.items()}, indent=1))

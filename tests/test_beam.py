@@ -15,15 +15,17 @@ from conftest import spoil_member  # noqa: E402
 from test_shards import GARBAGE, JPEG, LANGUAGES, PNG, example, pool, write_parquet, write_tar  # noqa: E402,F401
 from vlscale.beam import pipeline, pipeline_flags  # noqa: E402
 from vlscale.beam import sample as beam_sample  # noqa: E402
+from vlscale.config import BeamParams  # noqa: E402
 from vlscale.data import sampling  # noqa: E402
 from vlscale.data.shards import scan_shards  # noqa: E402
 
 # bundles in one thread, in two threads, and in two worker processes (pickled DoFns, separate interpreters)
 ENGINES = {
-    "one_worker": {"runner": "in_process", "options": {"direct_num_workers": 1}},
-    "threads": {"runner": "in_process", "options": {"direct_running_mode": "multi_threading", "direct_num_workers": 3}},
-    "processes": {"runner": "in_process", "options": {"direct_running_mode": "multi_processing",
-                                                      "direct_num_workers": 2}},
+    "one_worker": BeamParams(runner="in_process", options={"direct_num_workers": 1}),
+    "threads": BeamParams(runner="in_process", options={"direct_running_mode": "multi_threading",
+                                                        "direct_num_workers": 3}),
+    "processes": BeamParams(runner="in_process", options={"direct_running_mode": "multi_processing",
+                                                          "direct_num_workers": 2}),
 }
 
 
@@ -36,7 +38,7 @@ def test_options_become_flags_and_an_unknown_option_is_named():
                            "experiments": ["a", "b"]}) == ["--direct_num_workers=2", "--save_main_session",
                                                            "--experiments=a", "--experiments=b"]
     with pytest.raises(ValueError, match="direct_workers"):
-        pipeline({"runner": "in_process", "options": {"direct_workers": 2}})
+        pipeline(BeamParams(runner="in_process", options={"direct_workers": 2}))
     with pytest.raises(ValueError, match="without dashes"):
         pipeline_flags({"--runner": "x"})
 
@@ -131,7 +133,7 @@ def test_the_filter_stage_on_beam_writes_the_local_scores_arms_and_account(filte
 
     monkeypatch.chdir(filter_workdir)
     p = validate(yaml.safe_load((filter_workdir / "params.yaml").read_text()))
-    p = {**p, "engine": "beam", "beam": ENGINES[engine], "filter": {**p["filter"], "shard_size": 4096}}
+    p = p.replace(engine="beam", beam=ENGINES[engine], filter=p.filter.model_copy(update={"shard_size": 4096}))
     logged = []
     manifest = run_filter(p, "data/filter_beam", progress=False, log=logged.append)
     local = json.loads((filter_workdir / "data/filter/manifest.json").read_text())
@@ -146,7 +148,7 @@ def test_the_filter_stage_on_beam_writes_the_local_scores_arms_and_account(filte
     pd.testing.assert_frame_equal(scores["data/filter"], scores["data/filter_beam"])
     counters = manifest["beam"]["counters"]
     assert counters["shards_scored"] == manifest["shards"] > 2
-    assert 1 <= counters["model_loads"] <= ENGINES[engine]["options"]["direct_num_workers"] < manifest["shards"]
+    assert 1 <= counters["model_loads"] <= ENGINES[engine].options["direct_num_workers"] < manifest["shards"]
     assert any("model loads" in m for m in logged)
 
 
@@ -167,11 +169,11 @@ def test_the_clip_multilingual_and_planted_arms_on_beam_write_the_local_bytes(fi
         shutil.copytree(filter_workdir / d, tmp_path / d)
     monkeypatch.chdir(tmp_path)
     arms = ["clip", "clip_multilingual", "english", "planted", "random"]
-    p = {**p, "beam": ENGINES["processes"], "filter": {**p["filter"], "arms": arms,
-                                                       "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    scorer = p.filter.scorer.model_copy(update={"checkpoint": str(ckpt)})
+    p = p.replace(beam=ENGINES["processes"], filter=p.filter.model_copy(update={"arms": arms, "scorer": scorer}))
     local = run_filter(p, "data/filter", progress=False, log=lambda m: None)
-    on_beam = run_filter({**p, "engine": "beam", "filter": {**p["filter"], "shard_size": 4096}}, "data/filter_beam",
-                         progress=False, log=lambda m: None)
+    on_beam = run_filter(p.replace(engine="beam", filter=p.filter.model_copy(update={"shard_size": 4096})),
+                         "data/filter_beam", progress=False, log=lambda m: None)
     assert list(on_beam["arms"]) == arms and on_beam["k"] == local["k"]
     for arm in arms:
         assert sha(f"data/filter_beam/{arm}.npy") == sha(f"data/filter/{arm}.npy"), arm
@@ -199,7 +201,7 @@ def run_sample_stage(folder, shards, engine: str):
     shutil.copytree(ROOT / "notebooks", folder / "notebooks")
     shutil.copy(ROOT / "dvc.yaml", folder)
     raw = read_params(ROOT / "params.yaml", "smoke")
-    raw |= {"profile": "smoke", "engine": engine, "beam": ENGINES["processes"]}
+    raw |= {"profile": "smoke", "engine": engine, "beam": ENGINES["processes"].model_dump()}
     raw["sample"] |= {"source": "webdataset", "shards": shards}
     raw["figures"]["source"] = "analog"  # a real pool's report needs a real set; this test runs the sample stage only
     write_params(raw, folder)
@@ -240,11 +242,11 @@ def test_a_real_pool_is_filtered_on_beam_as_on_the_local_engine(filter_workdir, 
     spoil_member(shard, "0007.png")  # one image goes bad after the scan
     monkeypatch.chdir(tmp_path)
     arms = ["clip", "clip_multilingual", "english", "random"]
-    real = {**p, "sample": {**p["sample"], "source": "webdataset"}, "beam": ENGINES["processes"],
-            "filter": {**p["filter"], "arms": arms, "keep_fraction": 0.25,
-                       "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    scorer = p.filter.scorer.model_copy(update={"checkpoint": str(ckpt)})
+    real = p.replace(sample=p.sample.model_copy(update={"source": "webdataset"}), beam=ENGINES["processes"],
+                     filter=p.filter.model_copy(update={"arms": arms, "keep_fraction": 0.25, "scorer": scorer}))
     local = run_filter(real, "data/filter", progress=False, log=lambda m: None)
-    on_beam = run_filter({**real, "engine": "beam"}, "data/filter_beam", progress=False, log=lambda m: None)
+    on_beam = run_filter(real.replace(engine="beam"), "data/filter_beam", progress=False, log=lambda m: None)
     assert on_beam["bad_records"] == local["bad_records"] == {"corrupt_image": 1}
     for arm in arms:
         assert on_beam["arms"][arm]["sha256"] == local["arms"][arm]["sha256"], arm
@@ -253,8 +255,8 @@ def test_a_real_pool_is_filtered_on_beam_as_on_the_local_engine(filter_workdir, 
     for f in sorted((tmp_path / "data/filter/scores").glob("*.parquet")):
         pd.testing.assert_frame_equal(pd.read_parquet(f), pd.read_parquet(tmp_path / "data/filter_beam/scores" / f.name))
     assert on_beam["beam"]["counters"]["model_loads"] >= 1
-    too_many = {**real, "filter": {**real["filter"], "keep_fraction": 0.5}}  # k = 12, 8 English records
+    too_many = real.replace(filter=real.filter.model_copy(update={"keep_fraction": 0.5}))  # k = 12, 8 English records
     for engine in ("local", "beam"):
         with pytest.raises(Exception, match="filter arm 'clip' keeps k = 12 pairs, but the pool has only 8 pairs "
                                             "with an English caption"):
-            run_filter({**too_many, "engine": engine}, f"data/too_many_{engine}", progress=False, log=lambda m: None)
+            run_filter(too_many.replace(engine=engine), f"data/too_many_{engine}", progress=False, log=lambda m: None)

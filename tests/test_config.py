@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from conftest import ROOT
 from vlscale.config import (
@@ -22,7 +23,7 @@ from vlscale.config import (
     validate,
 )
 from vlscale.pipeline import overlay_note
-from vlscale.runs.settings import run_train
+from vlscale.runs.settings import resolve
 
 
 @pytest.fixture()
@@ -41,15 +42,15 @@ def _digest(params):
 # sha256 of each profile's validated params. The training fingerprints of finished runs (runs/*/fingerprint.json)
 # hash these values: a change here retrains every run of the profile. Update a digest only for a change of params
 # that is meant to change what the profile trains or measures.
-RESOLVED_DIGESTS = {"smoke": "c70364ed7b963409", "cpu": "9f73c6955ed96cc7", "study": "a9ceb7a89c0aabb1",
-                    "gpu": "94167e975d238cce", "tpu": "38f57df921e49073", "colab": "1fbcd4ece9a0a90b"}
+RESOLVED_DIGESTS = {"smoke": "258d8d0d03aa6e00", "cpu": "8d8d964a4d097ca1", "study": "00a28f2d335d5f0d",
+                    "gpu": "7d08f1ad229bdedf", "tpu": "815729cbce52d62d", "colab": "0d7de6a6271f9e4a"}
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_profile_resolves_to_its_pinned_values(profile):
     p = load_params(ROOT / "params.yaml", profile)
-    assert p["profile"] == profile
-    assert _digest(p) == RESOLVED_DIGESTS[profile], f"the {profile} profile's resolved params changed"
+    assert p.profile == profile
+    assert _digest(p.dump()) == RESOLVED_DIGESTS[profile], f"the {profile} profile's resolved params changed"
 
 
 def test_params_yaml_holds_the_default_profile_and_its_overlay_is_empty(raw):
@@ -75,10 +76,10 @@ def test_an_overlay_holds_only_what_differs_from_params_yaml(raw, profile):
 
 
 def test_the_study_profile_adds_its_model_axis_runs_and_the_others_do_not():
-    runs = {profile: load_params(ROOT / "params.yaml", profile)["runs"] for profile in PROFILES}
+    runs = {profile: load_params(ROOT / "params.yaml", profile).runs for profile in PROFILES}
     assert set(runs["study"]) - set(runs["cpu"]) == {"m10", "m100"}
     assert all(set(runs[p]) == set(runs["cpu"]) for p in PROFILES if p != "study")
-    assert runs["study"]["m100"]["peak_lr"] == 0.002 and runs["study"]["m100"]["model"]["image"]["width"] == 96
+    assert runs["study"]["m100"].peak_lr == 0.002 and runs["study"]["m100"].model["image"]["width"] == 96
 
 
 def test_an_overlay_merges_mappings_replaces_other_values_and_null_removes_a_key():
@@ -146,7 +147,7 @@ def test_unknown_language_code_names_it_and_lists_the_allowed_codes(raw):
 
 def test_paper_language_aliases_are_accepted(raw):
     raw["sample"]["rebalance_targets"] = {"iw": 0.01, "tl": 0.01}
-    assert validate(raw)["sample"]["rebalance_targets"] == {"he": 0.01, "fil": 0.01}
+    assert validate(raw).sample.rebalance_targets == {"he": 0.01, "fil": 0.01}
 
 
 def test_unknown_profile_names_it_and_lists_profiles(raw):
@@ -185,7 +186,7 @@ def test_a_stage_with_bad_params_fails_before_any_work(raw, tmp_path):
 
 
 def test_load_params_reads_the_committed_file():
-    assert load_params(ROOT / "params.yaml")["profile"] in PROFILES
+    assert load_params(ROOT / "params.yaml").profile in PROFILES
 
 
 def test_background_tints_may_not_exceed_the_whole_background(raw):
@@ -221,12 +222,12 @@ def test_the_evaluate_block_knows_exactly_the_benchmarks_the_library_has():
 def test_a_short_run_trains_its_budget_and_cools_down_where_the_full_runs_do(raw):
     raw["runs"]["arm"] = {"fraction": 0.1, "budget": 0.3, "seed": 7}
     p = validate(raw)
-    T, full = run_train(p, "arm"), run_train(p, "s100")
-    assert T["examples_seen"] == round(0.3 * p["train"]["examples_seen"]) and T["seed"] == 7
-    assert full == p["train"]  # a run without budget or seed trains the train block as it is
-    ends = [c * T["examples_seen"] for c in T["cooldown_budgets"]]
-    shared = [c * p["train"]["examples_seen"] for c in p["train"]["cooldown_budgets"] if c < 0.3]
-    assert ends[:-1] == pytest.approx(shared) and ends[-1] == T["examples_seen"]
+    short, full = resolve(p, "arm").train, resolve(p, "s100").train
+    assert short.examples_seen == round(0.3 * p.train.examples_seen) and short.seed == 7
+    assert full == p.train  # a run without budget or seed trains the train block as it is
+    ends = [c * short.examples_seen for c in short.cooldown_budgets]
+    shared = [c * p.train.examples_seen for c in p.train.cooldown_budgets if c < 0.3]
+    assert ends[:-1] == pytest.approx(shared) and ends[-1] == short.examples_seen
 
 
 def test_a_runs_own_peak_lr_replaces_the_train_blocks_and_shapes_its_fingerprint_alone(raw):
@@ -234,13 +235,15 @@ def test_a_runs_own_peak_lr_replaces_the_train_blocks_and_shapes_its_fingerprint
 
     raw["runs"]["wide"] = {"fraction": 1.0, "peak_lr": 0.0005}
     p = validate(raw)
-    assert run_train(p, "wide")["peak_lr"] == 0.0005 and run_train(p, "s100")["peak_lr"] == p["train"]["peak_lr"]
-    assert p["runs"]["s100"]["peak_lr"] is None  # a run without one hashes as an entry without the key:
+    assert resolve(p, "wide").train.peak_lr == 0.0005 and resolve(p, "s100").train.peak_lr == p.train.peak_lr
+    assert p.runs["s100"].peak_lr is None  # a run without one hashes as an entry without the key:
     subset = {"key": 0, "counts": {"en": 10}}
-    without = {k: v for k, v in p["runs"]["s100"].items() if k != "peak_lr"}
-    assert fingerprint(p, "s100", subset) == fingerprint({**p, "runs": {"s100": without}}, "s100", subset)
-    assert fingerprint({**p, "runs": {"s100": {**without, "peak_lr": 0.0005}}}, "s100", subset) != fingerprint(
-        p, "s100", subset)
+    assert "peak_lr" not in resolve(p, "s100").hashed_entry
+    raw_s100 = {k: v for k, v in raw["runs"]["s100"].items() if k != "peak_lr"}
+    with_lr = validate({**raw, "runs": {"s100": {**raw_s100, "peak_lr": 0.0005}}})
+    assert fingerprint(with_lr, "s100", subset) != fingerprint(p, "s100", subset)
+    assert fingerprint(with_lr, "s100", subset) == fingerprint(p.replace(runs={"s100": with_lr.runs["s100"]}),
+                                                               "s100", subset)
     raw["runs"]["wide"]["peak_lr"] = -1
     with pytest.raises(ParamsError, match=r"runs\.wide\.peak_lr"):
         validate(raw, "params.yaml")
@@ -256,15 +259,56 @@ def test_a_budget_too_short_for_warmup_and_cooldown_names_the_run_and_value(raw)
 
 
 def test_a_runs_model_replaces_the_model_blocks_keys_for_that_run_and_is_validated():
-    from vlscale.runs.settings import model_name, run_model
-
-    raw = load_params(ROOT / "params.yaml", "gpu")
+    raw = read_params(ROOT / "params.yaml", "gpu")
     large = {"image": {"variant": "L/16", "pool_type": "map"}, "text": {"variant": "L"}, "out_dim": [None, 1024]}
     raw["runs"]["l100"] = {"fraction": 1.0, "model": large}  # the example params.yaml's comment gives
     p = validate(raw)
-    assert run_model(p, "l100")["image"] == {"variant": "L/16", "pool_type": "map"}
-    assert run_model(p, "l100")["out_dim"] == [None, 1024] and run_model(p, "l100")["bias_init"] == p["model"]["bias_init"]
-    assert run_model(p, "s100") == p["model"] and model_name(run_model(p, "l100")) == "L/16"
+    large_model = resolve(p, "l100").model
+    assert large_model.image == {"variant": "L/16", "pool_type": "map"}
+    assert large_model.out_dim == (None, 1024) and large_model.bias_init == p.model.bias_init
+    assert resolve(p, "s100").model == p.model and large_model.name == "L/16"
     raw["runs"]["l100"]["model"] = {"image": {"variant": "L/16", "patchsize": 16}}
     with pytest.raises(ParamsError, match=r"runs.l100.model.image = .*unknown tower keys \['patchsize'\]"):
         validate(raw)
+
+
+def test_validated_params_are_typed_frozen_and_dump_to_what_they_were_built_from(raw):
+    p = validate(raw)
+    assert p.train.peak_lr == raw["train"]["peak_lr"] and p.runs["s10"].fraction == 0.1
+    assert p.evaluate.keys.report == raw["evaluate"]["keys"]["report"] and p.engine == raw["engine"]
+    with pytest.raises(ValidationError):
+        p.train.peak_lr = 1.0  # frozen: a stage cannot change the params another stage reads
+    assert validate(p.dump()) == p and validate(p.dump()).dump() == p.dump()
+    assert validate(p) is p
+    assert p.dump("train", "runs") == {"train": p.train.model_dump(),
+                                       "runs": {n: r.model_dump() for n, r in p.runs.items()}}
+
+
+def test_a_block_given_in_part_holds_only_its_keys_each_checked():
+    p = validate({"profile": "cpu", "sample": {"source": "synthetic"}, "evaluate": {"keys": {"dev": 1, "report": 2}}},
+                 partial=("sample", "evaluate"))
+    assert p.sample.source == "synthetic" and p.evaluate.keys.dev == 1 and p.train is None
+    with pytest.raises(AttributeError):
+        getattr(p.sample, "pool_size")  # noqa: B009 (not given: absent, not its default)
+    assert p.dump() == {"profile": "cpu", "sample": {"source": "synthetic"},
+                        "evaluate": {"keys": {"dev": 1, "report": 2}}}
+    with pytest.raises(ParamsError, match=r"params.yaml: sample.source = 'laion': Input should be"):
+        validate({"profile": "cpu", "sample": {"source": "laion"}}, partial=("sample",))
+    with pytest.raises(ParamsError, match=r"evaluate.keys = .*the report key must be fresh"):
+        validate({"profile": "cpu", "evaluate": {"keys": {"dev": 1, "report": 1}}}, partial=("evaluate",))
+    with pytest.raises(ParamsError, match=r"sample: unknown keys \['sorce'\]"):
+        validate({"profile": "cpu", "sample": {"sorce": "synthetic"}}, partial=("sample",))
+    with pytest.raises(ParamsError, match="sample.pool_size = None: Field required"):  # whole params: every key
+        validate({"profile": "cpu", "sample": {"source": "synthetic"}})
+    with pytest.raises(ParamsError, match="sample.pool_size = None: Field required"):  # only the blocks named
+        validate({"profile": "cpu", "sample": {"source": "synthetic"}}, partial=("evaluate",))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_stages_declared_params_validate_as_the_stage_reads_them(profile):
+    from vlscale.pipeline import STAGE_PARAMS, stage_parameters
+
+    for stage in STAGE_PARAMS:
+        parts = {name.partition(".")[0] for name in STAGE_PARAMS[stage] if "." in name}
+        p = validate(stage_parameters(stage, ROOT / "params.yaml", ROOT / "dvc.yaml", profile), partial=parts)
+        assert {name.partition(".")[0] for name in STAGE_PARAMS[stage]} == set(p.dump())

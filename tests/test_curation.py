@@ -224,15 +224,17 @@ def test_levels_are_read_against_chance_with_only_their_own_seeds_as_training_no
 def test_every_finding_reads_the_comparisons_the_study_writes():
     """The paper's rules look comparisons up by name: fed the study's own records, no part of a finding whose runs
     exist comes out "not tested"."""
+    from vlscale.config import VerdictsParams
     from vlscale.paper.findings import judge
 
     runs = {"s10_seed1": ("natural", 10, 1, {**BASE, "coco/i2t": 190}), "s100_seed1": ("natural", 100, 1, BASE),
             "f_clip_seed1": ("filter/clip", 10, 1, {**BASE, "imagenet/0shot": 270}),
             "f_english_seed1": ("filter/english", 10, 1, BASE), "r10": ("rebalanced", 10, 0, BASE)}
     recs = _study(runs, n_boot=100)
-    V = {"power": 0.8, "margins": {"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0,
-                                    "correlation": 0.5}, "chance_floor_pp": 2.0}
-    found = {f["id"]: f for f in judge({"evidence": recs}, {"evidence": {}}, V)}
+    verdicts = VerdictsParams(power=0.8, margins={"western_gain_pp": 1.0, "male_preference_pp": 3.0,
+                                                  "association_bias_pp": 5.0, "correlation": 0.5},
+                              chance_floor_pp=2.0)
+    found = {f["id"]: f for f in judge({"evidence": recs}, {"evidence": {}}, verdicts)}
     for fid in (1, 2, 3, 6, 7):
         assert all(p["verdict"] != "not tested" for p in found[fid]["parts"]), (fid, found[fid]["parts"])
     assert [p["label"] for p in found[7]["parts"]] == ["Low-resource reduction minus high-resource, 10% data",

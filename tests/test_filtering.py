@@ -293,9 +293,9 @@ def test_the_stage_draws_the_figures_of_its_account_that_the_notebook_shows(work
 def test_every_arm_keeps_exactly_k_and_is_the_same_in_two_processes(workdir):
     manifest = json.loads((workdir / "data/filter/manifest.json").read_text())
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
-    arms = p["filter"]["arms"]
-    _, _, pool = read_sample(build_world(p["world"]), workdir / "data/sample", None)
-    k = int(pool.counts(p["filter"]["keep_fraction"]).sum())
+    arms = p.filter.arms
+    _, _, pool = read_sample(build_world(p.world), workdir / "data/sample", None)
+    k = int(pool.counts(p.filter.keep_fraction).sum())
     assert manifest["k"] == k and list(manifest["arms"]) == arms
     for arm in arms:
         ids, entry = read_arm(arm, workdir / "data/filter")
@@ -303,7 +303,7 @@ def test_every_arm_keeps_exactly_k_and_is_the_same_in_two_processes(workdir):
         assert len(ids) == k and np.all(np.diff(ids) > 0) and np.array_equal(ids, again), arm
         assert pool.contains(ids, 1.0).all()  # every kept pair is a pool pair
     random, _ = read_arm("random", workdir / "data/filter")
-    assert np.array_equal(random, pool.ids(p["filter"]["keep_fraction"]))  # the natural 10% subset itself
+    assert np.array_equal(random, pool.ids(p.filter.keep_fraction))  # the natural 10% subset itself
     # the scores behind the arms, one parquet per shard, as DataComp writes them
     scores = stage_scores(workdir / "data/filter")
     assert len(scores) == pool.sizes.sum() and scores["id"].is_unique
@@ -322,13 +322,13 @@ def test_the_stored_scores_are_what_the_saved_scorer_gives_those_pairs(workdir):
     from vlscale.world.render import render_jax
 
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
-    world = build_world(p["world"])
+    world = build_world(p.world)
     manifest = json.loads((workdir / "data/filter/manifest.json").read_text())
     tokenizer = Tokenizer(workdir / "data/tokenizer/spm.model")
     scorer = load_embedder(p, tokenizer, workdir / manifest["models"]["scorer"]["checkpoint"])
     scores = stage_scores(workdir / "data/filter").sample(48, random_state=0)
     ids = scores["id"].to_numpy()
-    _, fresh = score_synthetic(world, ids, Scorers(clip=scorer), render_jax(world, p["train"]["image_px"]))
+    _, fresh = score_synthetic(world, ids, Scorers(clip=scorer), render_jax(world, p.train.image_px))
     assert np.allclose(fresh["clip"], scores["clip"].to_numpy(), atol=1e-4)
     assert np.std(fresh["clip"]) > 1e-3  # the pairs are told apart
 
@@ -337,7 +337,7 @@ def test_the_clip_and_english_arms_keep_english_captions_clip_the_best_scored_of
     """clip: the top k by scorer cosine of the English-caption pairs, not of the whole pool; english: English
     captions at random, whatever the page's language. The scores table keeps every pair's raw cosine."""
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
-    world, k = build_world(p["world"]), json.loads((workdir / "data/filter/manifest.json").read_text())["k"]
+    world, k = build_world(p.world), json.loads((workdir / "data/filter/manifest.json").read_text())["k"]
     scores = stage_scores(workdir / "data/filter")
     ids, cosine = scores["id"].to_numpy(), scores["clip"].to_numpy()
     en = world.stratum_of("en")
@@ -388,8 +388,8 @@ def planted_run(workdir, tmp_path_factory):
         shutil.copytree(workdir / d, path / d)
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
     ckpt = workdir / json.loads((workdir / "data/filter/manifest.json").read_text())["models"]["scorer"]["checkpoint"]
-    p = {**p, "filter": {**p["filter"], "arms": PLANTED_ARMS,
-                         "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    scorer = p.filter.scorer.model_copy(update={"checkpoint": str(ckpt)})
+    p = p.replace(filter=p.filter.model_copy(update={"arms": PLANTED_ARMS, "scorer": scorer}))
     here = os.getcwd()
     os.chdir(path)
     try:
@@ -401,7 +401,7 @@ def planted_run(workdir, tmp_path_factory):
 
 def test_the_planted_arm_excludes_every_place_bound_pair_and_keeps_k_at_random(planted_run, workdir):
     path, p = planted_run
-    world, out = build_world(p["world"]), path / "data/filter"
+    world, out = build_world(p.world), path / "data/filter"
     manifest = json.loads((out / "manifest.json").read_text())
     k = manifest["k"]
     assert list(manifest["arms"]) == PLANTED_ARMS and "classifier" not in manifest["models"]
@@ -411,7 +411,7 @@ def test_the_planted_arm_excludes_every_place_bound_pair_and_keeps_k_at_random(p
     assert excluded.sum() > 100
     planted, _ = read_arm("planted", out)
     assert len(planted) == k and not excluded[np.isin(ids, planted)].any()
-    draw = keyed_scores(ids, derive_key(p["filter"]["key"], filter_arms.PLANTED_KEY))
+    draw = keyed_scores(ids, derive_key(p.filter.key, filter_arms.PLANTED_KEY))
     assert np.array_equal(planted, top_k(ids[~excluded], draw[~excluded], k))  # a pure function of ids and filter.key
     assert np.array_equal(np.isnan(scores["planted"].to_numpy()), excluded)
     shares = manifest["culture_or_landmark_share"]
@@ -447,13 +447,14 @@ def test_a_bad_scorer_checkpoint_fails_before_any_work_naming_the_key(workdir, t
     here = os.getcwd()
     os.chdir(workdir)
     try:
-        missing = {**p, "filter": {**p["filter"], "scorer": {**p["filter"]["scorer"], "checkpoint": "no/such/dir"}}}
+        missing = p.replace(filter=p.filter.model_copy(
+            update={"scorer": p.filter.scorer.model_copy(update={"checkpoint": "no/such/dir"})}))
         with pytest.raises(ParamsError, match="filter.scorer.checkpoint = 'no/such/dir'"):
             run_filter(missing, out)
         ckpt = json.loads((workdir / "data/filter/manifest.json").read_text())["models"]["scorer"]["checkpoint"]
-        wider = {**p["model"], "image": {**p["model"]["image"], "width": 48}}
-        mismatch = {**missing, "model": wider,
-                    "filter": {**p["filter"], "scorer": {**p["filter"]["scorer"], "checkpoint": ckpt}}}
+        wider = p.model.model_copy(update={"image": {**p.model.image, "width": 48}})
+        mismatch = missing.replace(model=wider, filter=p.filter.model_copy(
+            update={"scorer": p.filter.scorer.model_copy(update={"checkpoint": ckpt})}))
         with pytest.raises(ParamsError, match="filter.scorer.checkpoint = .*seen_"):
             run_filter(mismatch, out)
     finally:
@@ -515,6 +516,7 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     source is those records' pixels."""
     import shutil
 
+    from vlscale.config import RunParams
     from vlscale.runs.settings import Run
     from vlscale.training.run import run_source
 
@@ -524,27 +526,29 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     shutil.copytree(workdir / "data/tokenizer", tmp_path / "data/tokenizer")
     monkeypatch.chdir(tmp_path)
     arms = ["clip", "clip_multilingual", "english", "random"]
-    real = {**p, "sample": {**p["sample"], "source": "webdataset"},
-            "filter": {**p["filter"], "arms": arms, "keep_fraction": 0.25,
-                       "scorer": {**p["filter"]["scorer"], "checkpoint": str(ckpt)}}}
+    scorer = p.filter.scorer.model_copy(update={"checkpoint": str(ckpt)})
+    real = p.replace(sample=p.sample.model_copy(update={"source": "webdataset"}),
+                     filter=p.filter.model_copy(update={"arms": arms, "keep_fraction": 0.25, "scorer": scorer}))
     for asked, gone, left in ((["classifier", "english"], "classifier", ["english"]),
                               (["random", "planted"], "planted", ["random"])):  # skipped, with one line saying why
         logged = []
-        skipped = run_filter({**real, "filter": {**real["filter"], "arms": asked}}, progress=False, log=logged.append)
+        skipped = run_filter(real.replace(filter=real.filter.model_copy(update={"arms": asked})), progress=False,
+                             log=logged.append)
         assert list(skipped["arms"]) == left and list(skipped["skipped_arms"]) == [gone]
         assert "synthetic world's truth" in skipped["skipped_arms"][gone]
         assert logged[0].startswith(f"filter arm '{gone}' skipped: ")
-    no_scorer = {**real["filter"], "scorer": {**real["filter"]["scorer"], "checkpoint": None}}
-    skipped = run_filter({**real, "filter": no_scorer}, progress=False, log=lambda m: None)
+    no_scorer = real.filter.model_copy(update={"scorer": real.filter.scorer.model_copy(update={"checkpoint": None})})
+    skipped = run_filter(real.replace(filter=no_scorer), progress=False, log=lambda m: None)
     assert set(skipped["skipped_arms"]) == {"clip", "clip_multilingual"} and list(skipped["arms"]) == ["english", "random"]
     assert not (tmp_path / "data/filter/models").exists()  # no scorer was trained for them
     with pytest.raises(ValueError, match="filter arm 'clip' keeps k = 12 pairs, but the pool has only 8 pairs with an "
                                          "English caption"):
-        run_filter({**real, "filter": {**real["filter"], "keep_fraction": 0.5}}, progress=False, log=lambda m: None)
+        run_filter(real.replace(filter=real.filter.model_copy(update={"keep_fraction": 0.5})), progress=False,
+                   log=lambda m: None)
     manifest = run_filter(real, progress=False, log=lambda m: None)
     assert manifest["source"] == "real" and manifest["pool_pairs"] == 24 and manifest["bad_records"] == {}
     k = manifest["k"]
-    _, _, records = read_sample(build_world(p["world"]), "data/sample", None)
+    _, _, records = read_sample(build_world(p.world), "data/sample", None)
     for arm in arms:
         rows, _ = read_arm(arm)
         uids = pd.read_parquet(f"data/filter/{arm}_uids.parquet")["uid"]
@@ -558,7 +562,8 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     assert np.array_equal(read_arm("clip_multilingual")[0], top_k(scores.index.to_numpy(), scores["clip"].to_numpy(), k))
     assert manifest["english_caption_share"] == {"pool": 1 / 3, "clip": 1.0, "clip_multilingual": pytest.approx(
         np.mean(en[read_arm("clip_multilingual")[0]])), "english": 1.0, "random": 1 / 3}
-    source = run_source(build_world(p["world"]), Run("f_clip", {"fraction": 1.0, "filter": "clip"}, {}, {}), 16)
+    source = run_source(build_world(p.world), Run("f_clip", RunParams(fraction=1.0, filter="clip"), p.train, p.model),
+                        16)
     fields, texts = source.read(np.arange(len(source)))
     assert len(source) == k and fields["image"].shape == (k, 16, 16, 3)
     kept = records.iloc[read_arm("clip")[0]]

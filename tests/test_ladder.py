@@ -18,15 +18,16 @@ def test_a_rung_scales_pool_examples_and_schedule_by_n_and_nothing_else():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     rung = ladder.rung_params(raw, 800_000, key="report", seeds=3)
     base, p = validate(raw), validate(rung)
-    assert p["sample"]["pool_size"] == p["train"]["examples_seen"] == 800_000  # the 100% run sees each pair once
+    assert p.sample.pool_size == p.train.examples_seen == 800_000  # the 100% run sees each pair once
+    train, base_train = p.train.model_dump(), base.train.model_dump()
     for k in ladder.SCALED:
-        assert p["train"][k] == pytest.approx(4 * base["train"][k], abs=1), k
-    unscaled = set(base["train"]) - ladder.SCALED
-    assert {k: p["train"][k] for k in unscaled} == {k: base["train"][k] for k in unscaled}
-    assert p["model"] == base["model"] and p["world"] == base["world"] and p["tokenizer"] == base["tokenizer"]
-    assert set(p["runs"]) == {"s1", "s10", "s100", "s10_seed1", "s100_seed1", "s10_seed2", "s100_seed2"}
-    assert all(r["filter"] is None and not r["rebalanced"] for r in p["runs"].values())
-    assert p["filter"]["arms"] == ["random"] and p["evaluate"]["use_key"] == "report"
+        assert train[k] == pytest.approx(4 * base_train[k], abs=1), k
+    unscaled = set(base_train) - ladder.SCALED
+    assert {k: train[k] for k in unscaled} == {k: base_train[k] for k in unscaled}
+    assert p.model == base.model and p.world == base.world and p.tokenizer == base.tokenizer
+    assert set(p.runs) == {"s1", "s10", "s100", "s10_seed1", "s100_seed1", "s10_seed2", "s100_seed2"}
+    assert all(r.filter is None and not r.rebalanced for r in p.runs.values())
+    assert p.filter.arms == ["random"] and p.evaluate.use_key == "report"
     assert raw["runs"] == yaml.safe_load((ROOT / "params.yaml").read_text())["runs"]  # the caller's params untouched
 
 
@@ -66,12 +67,11 @@ def test_a_design_probe_is_one_run_of_a_rung_with_its_overrides_in_every_profile
             "model.text": {"width": 96, "depth": 1, "mlp_dim": 384, "num_heads": 4}}
     probe = design_probe.probe_params(raw, 800_000, over, seed=3)
     p, rung = validate(probe), validate(ladder.rung_params(raw, 800_000, key="dev", seeds=1))
-    assert p["runs"] == {"probe": {**rung["runs"]["s100"], "seed": 3}}
-    assert p["train"]["cooldown_budgets"] == [1.0]
-    assert p["world"] == {**rung["world"], "language_share_exponent": 0.5}
-    assert p["model"]["image"]["width"] == p["model"]["text"]["width"] == 96 and tuple(p["model"]["out_dim"]) == (None, 96)
-    assert {k: v for k, v in p["train"].items() if k != "cooldown_budgets"} == \
-        {k: v for k, v in rung["train"].items() if k != "cooldown_budgets"}
+    assert p.dump("runs")["runs"] == {"probe": {**rung.runs["s100"].model_dump(), "seed": 3}}
+    assert p.train.cooldown_budgets == [1.0]
+    assert p.dump("world")["world"] == {**rung.dump("world")["world"], "language_share_exponent": 0.5}
+    assert p.model.image["width"] == p.model.text["width"] == 96 and tuple(p.model.out_dim) == (None, 96)
+    assert p.train.model_dump(exclude={"cooldown_budgets"}) == rung.train.model_dump(exclude={"cooldown_budgets"})
     with pytest.raises(SystemExit, match="no key 'nope'"):
         design_probe.probe_params(raw, 800_000, {"nope.x": 1})
 

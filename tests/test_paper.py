@@ -12,6 +12,7 @@ from conftest import ROOT
 from vlscale.analysis import evidence as ev
 from vlscale.analysis.fonts import FAMILIES, font_files
 from vlscale.analysis.latex import DAGGER, Math, Table, ci, write_table
+from vlscale.config import VerdictsParams
 from vlscale.paper.build import (
     FIGURES,
     STUDY_REFERENCE,
@@ -94,8 +95,8 @@ def test_numbers_print_with_a_true_minus_sign_and_missing_values_as_a_dash():
 
 # ------------------------------------------------------------------------------------------------ verdicts
 
-V = {"power": 0.8, "margins": {"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0,
-                                "correlation": 0.5}, "chance_floor_pp": 2.0}
+V = VerdictsParams(power=0.8, margins={"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0,
+                                        "correlation": 0.5}, chance_floor_pp=2.0)
 
 
 def rec(effect: float, se: float, n=(2, 2), df: float = 8.0, **extra) -> dict:

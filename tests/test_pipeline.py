@@ -40,6 +40,7 @@ TRAIN = {"train"}
 EVAL = {"evaluate"}
 FILTER = {"filter"}  # it trains its filter models with the model and train blocks
 ATTENTION = {"attention"}  # it maps every run's checkpoints with the model, tokenizer and train blocks
+TRANSFER = {"transfer"}  # it transfers the natural runs' final image towers with the same blocks
 
 
 def test_repro_runs_every_stage_and_records_the_profile(repo):
@@ -61,10 +62,10 @@ def test_repro_runs_every_stage_and_records_the_profile(repo):
                 "reports/07_attention.ipynb", "results/attention/summary.json", "results/attention/focus.parquet",
                 "paper/figures/attention/table6.png", "paper/figures/attention/focus.png",
                 "paper/tables/attention_focus.tex", "reports/09_paper.ipynb", "paper/main.pdf",
-                "paper/generated/values.json"):
+                "paper/generated/values.json", "reports/10_transfer.ipynb", "results/transfer/rows.parquet"):
         assert (path / out).is_file(), out
     for m in ("world", "sample", "tokenizer", "filter", *(f"train/{r}" for r in RUNS),
-              *(f"evaluate/{r}" for r in RUNS), "attention", "figures", "paper"):
+              *(f"evaluate/{r}" for r in RUNS), "attention", "figures", "paper", "transfer"):
         metrics = json.loads((path / f"metrics/{m}.json").read_text())
         assert metrics["provenance"]["profile"] == "smoke"
         assert metrics["provenance"]["versions"]["jax"]
@@ -94,7 +95,7 @@ def test_the_three_runs_are_compute_matched_and_keep_every_cooldown(repo):
     assert len({m["examples_seen"] for m in train}) == 1 and len({m["steps"] for m in train}) == 1
     epochs = [m["epochs"] for m in train]
     assert epochs[0] > 10 * epochs[1] * 0.9 and epochs[1] > 10 * epochs[2] * 0.9  # 1% repeats 10× more than 10%
-    budgets = load_params(path / "params.yaml")["train"]["cooldown_budgets"]
+    budgets = load_params(path / "params.yaml").train.cooldown_budgets
     for r, m in zip(RUNS, train):
         assert len(m["cooldown_losses"]) == len(budgets) and np.isfinite(m["final_loss"])
         assert len(list((path / "runs" / r / "cooldown").iterdir())) == len(budgets)
@@ -104,7 +105,7 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
     path, _ = repo
     import pandas as pd
 
-    budgets = load_params(path / "params.yaml")["train"]["cooldown_budgets"]
+    budgets = load_params(path / "params.yaml").train.cooldown_budgets
     for r in RUNS:
         table = pd.read_parquet(path / f"results/evaluate/{r}.parquet")
         assert table["examples_seen"].nunique() == len(budgets)
@@ -117,7 +118,7 @@ def test_evaluate_and_figures_cover_every_checkpoint_and_table(repo):
     figures = json.loads((path / "metrics/figures.json").read_text())
     assert figures["provenance"]["profile"] == "smoke"
     # every run the profile trains is in the figures stage's plan
-    assert set(figures["plan"]["runs"]) == set(load_params(path / "params.yaml")["runs"])
+    assert set(figures["plan"]["runs"]) == set(load_params(path / "params.yaml").runs)
     # the curated runs: every filter arm against examples seen, every data scale before and after rebalancing
     curated = figures["curation"]
     # every arm's seed replicates; the random arm is the natural 10% runs and f_random (the same data)
@@ -138,7 +139,7 @@ def test_the_attention_stage_maps_every_run_and_tests_finding_8(repo):
     summary = json.loads((path / "metrics/attention.json").read_text())
     assert summary["provenance"]["profile"] == "smoke"
     focus = pd.read_parquet(path / "results/attention/focus.parquet")
-    runs = load_params(path / "params.yaml")["runs"]  # the runs of the smoke profile
+    runs = load_params(path / "params.yaml").runs  # the runs of the smoke profile
     assert set(focus["run"]) == set(runs)
     per = summary["per_group"]
     assert (focus.groupby(["run", "examples_seen"]).size() == 4 * per).all()
@@ -147,6 +148,24 @@ def test_the_attention_stage_maps_every_run_and_tests_finding_8(repo):
     # every comparison, and the seed variance it counts, at the natural runs' final examples seen
     setup = summary["evidence_setup"]["models"]
     assert all(r["examples_seen"] == setup[r["model"]]["examples_seen"] for r in summary["evidence"].values())
+
+
+def test_the_transfer_stage_grades_each_natural_run_against_its_oracle_and_chance(repo):
+    path, _ = repo
+    import pandas as pd
+
+    from vlscale.transfer.tasks import TASKS
+
+    metrics = json.loads((path / "metrics/transfer.json").read_text())
+    p = load_params(path / "params.yaml")
+    assert {(s["run"], s["setting"]) for s in metrics["scores"].values()} == {
+        (r, s) for r in RUNS for s in p.transfer.settings}
+    rows = pd.read_parquet(path / "results/transfer/rows.parquet")
+    assert (rows.groupby(["run", "setting"]).size() == len(TASKS) * p.transfer.test_images).all()
+    oracle, chance = metrics["checks"]["oracle"]["tasks"], metrics["checks"]["chance"]["tasks"]
+    assert all(oracle[t] == 100.0 for t in TASKS if t not in ("caption_en", "caption_page"))
+    assert all(chance[t] < oracle[t] for t in TASKS)
+    assert metrics["finding5"]["verdict"]["verdict"] in ("reproduces", "does not reproduce", "inconclusive")
 
 
 def test_the_paper_pdf_shows_every_figure_and_table_and_no_placeholder(repo, tmp_path):
@@ -248,14 +267,15 @@ def test_changing_one_param_reruns_only_the_stages_that_read_it(repo):
     texts = {f: f.read_text() for f in files}
     cases = [("world_report.grid_px", 64, {"world"}),
              ("sample.key", 3, {"sample", *FILTER}),  # a real pool's random arm is its subset of this key
-             ("tokenizer.vocab_size", 2500, {"tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION}),  # train reads max_len
-             ("model.bias_init", -5.0, FILTER | TRAIN | EVAL | ATTENTION),
-             ("runs.s10.fraction", 1.0, {"train", "evaluate", "attention", "figures"}),  # which runs retrain: below
+             ("tokenizer.vocab_size", 2500, {"tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION, *TRANSFER}),
+             ("model.bias_init", -5.0, FILTER | TRAIN | EVAL | ATTENTION | TRANSFER),
+             ("runs.s10.fraction", 1.0, {"train", "evaluate", "attention", "transfer", "figures"}),  # retrains: below
+             ("transfer.steps", 12, TRANSFER),
              ("attention.pointing_radius", 0.1, ATTENTION),
              ("evaluate.shots", 5, EVAL),
              ("figures.seed", 1, {"figures"}),
-             ("filter.shard_size", 100, FILTER | TRAIN | EVAL | ATTENTION),  # they validate the filter block
-             ("world.seed", 1, {"world", "sample", "tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION})]
+             ("filter.shard_size", 100, FILTER | TRAIN | EVAL | ATTENTION | TRANSFER),  # they validate the filter block
+             ("world.seed", 1, {"world", "sample", "tokenizer", *FILTER, *TRAIN, *EVAL, *ATTENTION, *TRANSFER})]
     for key, value, stages in cases:  # each where the smoke profile takes it from (params.yaml or its overlay)
         _set(_where(path, key), key, value)
         assert _rerun(path, env) == stages, key

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from vlscale.config import ParamsError, load_params, validate
+from vlscale.config import ParamsError, read_params, validate
 from vlscale.pipeline import plan_notes
 from vlscale.plan import apply, study_plan
 
@@ -27,7 +27,7 @@ def test_a_synthetic_pool_runs_every_arm_and_run_on_the_analogs(raw):
     p = validate(raw)
     plan = study_plan(p)
     assert plan.pool == "synthetic" and plan.source == "analog" and not plan.notes()
-    assert list(plan.arms) == p["filter"]["arms"] and plan.runs == p["runs"]
+    assert list(plan.arms) == p.filter.arms and plan.runs == p.runs
 
 
 def test_a_real_pool_skips_the_arms_that_need_world_truth_or_a_scorer_and_their_runs(raw):
@@ -36,22 +36,23 @@ def test_a_real_pool_skips_the_arms_that_need_world_truth_or_a_scorer_and_their_
     assert plan.pool == "real" and plan.source == "real"
     assert set(plan.skipped_arms) == {"clip", "classifier", "planted"} and list(plan.arms) == ["english", "random"]
     assert set(plan.skipped_runs) == {"f_clip", "f_clip_seed1", "f_classifier", "f_planted"}
-    assert set(plan.runs) == set(p["runs"]) - set(plan.skipped_runs)
+    assert set(plan.runs) == set(p.runs) - set(plan.skipped_runs)
     assert "filter.scorer.checkpoint" in plan.skipped_arms["clip"]
     assert "synthetic world's truth" in plan.skipped_arms["classifier"]
     # a scorer checkpoint brings the CLIP arm and its runs back
-    with_scorer = {**p, "filter": {**p["filter"], "scorer": {**p["filter"]["scorer"], "checkpoint": "/m/scorer"}}}
+    scorer = p.filter.scorer.model_copy(update={"checkpoint": "/m/scorer"})
+    with_scorer = p.replace(filter=p.filter.model_copy(update={"scorer": scorer}))
     assert set(study_plan(with_scorer).skipped_arms) == {"classifier", "planted"}
     # the stages see the cut blocks, and log one line per skipped arm and run
     logged = []
     cut, _ = apply(p, logged.append)
-    assert cut["filter"]["arms"] == ["english", "random"] and set(cut["runs"]) == set(plan.runs)
-    assert len(logged) == 7 and p["filter"]["arms"] == raw["filter"]["arms"]  # the caller's params are unchanged
+    assert cut.filter.arms == ["english", "random"] and set(cut.runs) == set(plan.runs)
+    assert len(logged) == 7 and p.filter.arms == raw["filter"]["arms"]  # the caller's params are unchanged
     # dvc repro prints them before each stage runs: the filter stage its arms, the stages of the runs all of them
-    assert plan_notes("filter", _real(raw)) == [n for n in plan.notes() if n.startswith("filter arm")]
-    assert plan_notes("train", _real(raw)) == plan.notes() and plan_notes("sample", _real(raw)) == []
+    assert plan_notes("filter", p) == [n for n in plan.notes() if n.startswith("filter arm")]
+    assert plan_notes("train", p) == plan.notes() and plan_notes("sample", p) == []
     # the runs a profile's overlay adds are planned like any other
-    study = _real(load_params(ROOT / "params.yaml", "study"))
+    study = validate(_real(read_params(ROOT / "params.yaml", "study")))
     assert "f_planted" in study_plan(study).skipped_runs and "m100" in study_plan(study).runs
 
 

@@ -49,8 +49,8 @@ def test_every_stage_runs_and_says_what_it_skipped(real_repo):
         assert next((path / "reports").glob(f"{n:02d}_{stage}*.ipynb"), None), stage
     for arm in SKIPPED_ARMS:  # one line each, before the stage's work
         assert f"filter: filter arm '{arm}' skipped:" in log, arm
-    runs = validate(yaml.safe_load((path / "params.yaml").read_text()))["runs"]  # the profile's runs
-    skipped_runs = {name for name, run in runs.items() if run.get("filter") in SKIPPED_ARMS}
+    runs = validate(yaml.safe_load((path / "params.yaml").read_text())).runs  # the profile's runs
+    skipped_runs = {name for name, run in runs.items() if run.filter in SKIPPED_ARMS}
     assert skipped_runs == {"f_clip", "f_clip_seed1", "f_classifier", "f_planted"}
     for name in skipped_runs:
         assert f"train: run '{name}' skipped: it trains on filter arm" in log, name

@@ -100,7 +100,7 @@ def test_person_scale_sets_the_figures_area_and_nothing_else(world, params):
     ids = make_ids(world.stratum_of("en"), np.arange(3000))
     gt = truth(world, ids)
     people, empty = ids[gt["has_person"]][:40], ids[~gt["has_person"]][:20]
-    big = build_world({**params["world"], "person_scale": 2.0})
+    big = build_world(params.world.model_copy(update={"person_scale": 2.0}))
     colors = np.stack([world.tables["vis_occupation_color"][o] for o in gt["occupation"][gt["has_person"]][:40]])
 
     def figure_px(w):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vlscale.config import validate
 from vlscale.data.filter_arms import sha256_of
 from vlscale.runs import current
 from vlscale.runs.current import (
@@ -28,8 +29,8 @@ from vlscale.runs.settings import resolve
 
 # A resolved params mapping, small, with a run of each kind: the natural, a seed replicate at a short budget, a
 # filter arm's run, and one with its own model and peak learning rate.
-TRAIN = {"seed": 0, "image_px": 32, "batch_size": 32, "examples_seen": 4096, "warmup_examples": 256,
-         "cooldown_examples": 256, "timescale_examples": 256, "peak_lr": 0.001, "weight_decay": 0.0001,
+TRAIN = {"seed": 0, "image_px": 32, "batch_size": 32, "examples_seen": 4096, "warmup_examples": 128,
+         "cooldown_examples": 128, "timescale_examples": 256, "peak_lr": 0.001, "weight_decay": 0.0001,
          "grad_clip_norm": 1.0, "drop_tokens_frac": 0.0, "cooldown_budgets": [0.1, 0.33, 1.0], "loss": "chunked",
          "dtype": "float32", "mesh": {"data": -1, "fsdp": 1}, "checkpoint_every_examples": 1024,
          "log_every_steps": 2, "probe_every_examples": 1024, "probe_images": 143, "workers": 0}
@@ -39,11 +40,13 @@ MODEL = {"image_model": "vit", "text_model": "text_transformer",
          "temperature_init": 10.0, "bias_init": -10.0}
 ENTRY = {"rebalanced": False, "seed": None, "budget": 1.0, "filter": None, "model": None, "peak_lr": None}
 P = {"profile": "smoke", "world": {"seed": 0}, "tokenizer": {"vocab_size": 3000, "max_len": 16}, "model": MODEL,
-     "train": TRAIN, "evaluate": {"keys": {"dev": 0, "report": 1}},
+     "train": TRAIN, "evaluate": {"keys": {"dev": 0, "report": 1}}, "filter": {"arms": ["clip"]},
      "runs": {"s10": {**ENTRY, "fraction": 0.1},
               "s100_seed1": {**ENTRY, "fraction": 1.0, "seed": 1, "budget": 0.33},
               "f_clip": {**ENTRY, "fraction": 1.0, "filter": "clip", "budget": 0.33},
               "wide": {**ENTRY, "fraction": 1.0, "peak_lr": 0.0005, "model": {"image": {"variant": "L/16"}}}}}
+PARTS = ("world", "tokenizer", "evaluate", "filter")
+PARAMS = validate(P, partial=PARTS)  # the world, tokenizer, evaluate and filter blocks given in part
 SUBSET = {"key": 0, "source": "synthetic", "world": "7ef148e9", "fraction": 0.1, "examples": 20,
           "counts": {"en": 12, "sw": 8}, "ids_file": "ids_10pct.npy"}
 
@@ -88,34 +91,36 @@ def test_the_training_fingerprint_is_the_hash_finished_runs_were_made_with():
     shaped = {"world": P["world"], "tokenizer": P["tokenizer"], "model": MODEL, "train": train, "run": entry,
               "subset": SUBSET}
     expected = hashlib.sha256(json.dumps(shaped, sort_keys=True).encode()).hexdigest()[:16]
-    assert train_fingerprint(P, "s10", SUBSET) == expected == "3110cb4a9a7e2d67"
+    assert train_fingerprint(PARAMS, "s10", SUBSET) == expected == "8326982b9acaddcd"
 
 
 def test_a_code_version_above_one_changes_the_fingerprint(monkeypatch):
-    before = train_fingerprint(P, "s10", SUBSET)
+    before = train_fingerprint(PARAMS, "s10", SUBSET)
     monkeypatch.setitem(CODE_VERSIONS, "train", 2)
-    assert train_fingerprint(P, "s10", SUBSET) != before
+    assert train_fingerprint(PARAMS, "s10", SUBSET) != before
 
 
 def test_what_does_not_shape_training_leaves_its_fingerprint():
-    base = train_fingerprint(P, "s10", SUBSET)
+    base = train_fingerprint(PARAMS, "s10", SUBSET)
     quiet = {**P, "train": {**TRAIN, "log_every_steps": 7, "workers": 4, "probe_images": 1},
-             "runs": {"s10": P["runs"]["s10"]}, "evaluate": {}}
-    assert train_fingerprint(quiet, "s10", SUBSET) == base
-    assert train_fingerprint({**P, "train": {**TRAIN, "peak_lr": 0.5}}, "s10", SUBSET) != base
-    assert train_fingerprint(P, "s10", {**SUBSET, "key": 1}) != base
+             "runs": {"s10": P["runs"]["s10"]}, "evaluate": {"batch_size": 8}}
+    assert train_fingerprint(validate(quiet, partial=PARTS), "s10", SUBSET) == base
+    faster = validate({**P, "train": {**TRAIN, "peak_lr": 0.5}}, partial=PARTS)
+    assert train_fingerprint(faster, "s10", SUBSET) != base
+    assert train_fingerprint(PARAMS, "s10", {**SUBSET, "key": 1}) != base
 
 
 def test_a_run_resolves_its_seed_budget_model_and_curation():
-    natural, replicate, arm, wide = (resolve(P, n) for n in ("s10", "s100_seed1", "f_clip", "wide"))
+    natural, replicate, arm, wide = (resolve(PARAMS, n) for n in ("s10", "s100_seed1", "f_clip", "wide"))
     assert (natural.seed, replicate.seed) == (0, 1)
-    assert natural.train == TRAIN and natural.model == MODEL and natural.model_name == "w32d1p8"
-    assert replicate.train["examples_seen"] == round(0.33 * 4096)
-    assert replicate.train["cooldown_budgets"] == [pytest.approx(0.1 / 0.33), 1.0]  # 0.33 itself is the end
+    assert natural.train.model_dump() == TRAIN and natural.model_name == "w32d1p8"
+    assert natural.model.model_dump() == {**MODEL, "out_dim": (None, 32)}
+    assert replicate.train.examples_seen == round(0.33 * 4096)
+    assert replicate.train.cooldown_budgets == [pytest.approx(0.1 / 0.33), 1.0]  # 0.33 itself is the end
     assert [r.curation for r in (natural, replicate, arm)] == ["natural", "natural", "filter/clip"]
-    assert wide.train["peak_lr"] == 0.0005 and wide.model_name == "L/16" and wide.model["text"] == MODEL["text"]
+    assert wide.train.peak_lr == 0.0005 and wide.model_name == "L/16" and wide.model.text == MODEL["text"]
     with pytest.raises(KeyError, match="no run 'nope'"):
-        resolve(P, "nope")
+        resolve(PARAMS, "nope")
 
 
 def test_a_runs_data_is_its_subset_or_its_filter_arm(tmp_path):
@@ -124,7 +129,7 @@ def test_a_runs_data_is_its_subset_or_its_filter_arm(tmp_path):
     (sample / "subsets.json").write_text(json.dumps({"key": 3, "source": "synthetic", "world_fingerprint": "w",
                                                      "subsets": {"10pct": {"fraction": 0.1, "examples": 20},
                                                                  "100pct": {"fraction": 1.0, "examples": 200}}}))
-    natural = resolve(P, "s10")
+    natural = resolve(PARAMS, "s10")
     assert data_record(natural, sample, filtered) == {"key": 3, "source": "synthetic", "world": "w", "fraction": 0.1,
                                                      "examples": 20}
     assert pool_share(natural, filtered) == 0.1
@@ -134,12 +139,13 @@ def test_a_runs_data_is_its_subset_or_its_filter_arm(tmp_path):
     (filtered / "manifest.json").write_text(json.dumps({
         "k": 20, "pool_pairs": 200, "key": 5, "world_fingerprint": "w", "source": "synthetic", "pool_label": "100pct",
         "arms": {"clip": {"kept": 20, "sha256": sha256_of(ids), "file": "clip.npy"}}}))
-    arm = resolve(P, "f_clip")
+    arm = resolve(PARAMS, "f_clip")
     assert data_record(arm, sample, filtered) == {"filter": "clip", "kept": 20, "sha256": sha256_of(ids),
                                                  "file": "clip.npy", "key": 5, "world": "w"}
     assert pool_share(arm, filtered) == 0.1
     with pytest.raises(ValueError, match="no subset of fraction 0.5"):
-        data_record(resolve({**P, "runs": {"half": {**ENTRY, "fraction": 0.5}}}, "half"), sample, filtered)
+        data_record(resolve(validate({**P, "runs": {"half": {**ENTRY, "fraction": 0.5}}}, partial=PARTS), "half"),
+                    sample, filtered)
 
 
 @given(st.integers(min_value=0, max_value=10**12 - 1))
@@ -176,13 +182,13 @@ def test_an_evaluation_is_made_again_when_its_training_or_a_checkpoint_changes(t
     (meta / "metadata").write_text(json.dumps({"step": 78, "final_loss": 6.5}))
     save_fingerprint(run_dir.path, "t1")
 
-    def fp(p=P):
+    def fp(p=PARAMS):
         return evaluation_fingerprint(p, "s10", run_dir.path, tokenizer)
 
     base = fp()
     assert checkpoint_meta(run_dir.cooldown(19968)) == {"step": 78, "final_loss": 6.5}
-    assert fp({**P, "runs": {"s10": P["runs"]["s10"]}}) == base  # the other runs are not its inputs
-    assert fp({**P, "evaluate": {**P["evaluate"], "use_key": "report"}}) != base
+    assert fp(PARAMS.replace(runs={"s10": PARAMS.runs["s10"]})) == base  # the other runs are not its inputs
+    assert fp(validate({**P, "evaluate": {**P["evaluate"], "use_key": "report"}}, partial=PARTS)) != base
     (meta / "metadata").write_text(json.dumps({"step": 78, "final_loss": 6.4}))
     assert fp() != base
     (meta / "metadata").write_text(json.dumps({"step": 78, "final_loss": 6.5}))

@@ -88,7 +88,7 @@ def test_a_run_killed_with_sigkill_twice_ends_bit_identical_to_an_uninterrupted_
     _train(workdir, workdir / "runs_a")
     runs_b = workdir / "runs_b"
     log = runs_b / "s10" / "log.jsonl"
-    plan = plan_of(validate(yaml.safe_load((workdir / "params.yaml").read_text()))["train"])
+    plan = plan_of(validate(yaml.safe_load((workdir / "params.yaml").read_text())).train)
     kill_points = [  # after the first checkpoint, in the main run; then inside the first cool-down branch
         lambda r: r["phase"] == "main" and r["step"] >= plan.main_steps // 2 + 3,
         lambda r: r["phase"].startswith("cooldown") and r["step"] > plan.budget_steps[0] - plan.cooldown_steps + 2,
@@ -210,14 +210,14 @@ def test_a_run_with_changed_params_starts_afresh_instead_of_resuming(workdir):
 
 def test_plan_places_cooldown_branches_at_the_budgets():
     p = validate(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    T = {**p["train"], "examples_seen": 100_000, "batch_size": 100, "warmup_examples": 1000,
-         "cooldown_examples": 1000, "cooldown_budgets": [0.03, 0.1, 1.0]}
-    plan = plan_of(T)
+    train = p.train.model_copy(update={"examples_seen": 100_000, "batch_size": 100, "warmup_examples": 1000,
+                                       "cooldown_examples": 1000, "cooldown_budgets": [0.03, 0.1, 1.0]})
+    plan = plan_of(train)
     assert plan.budget_steps == (30, 100, 1000) and plan.cooldown_steps == 10 and plan.main_steps == 990
     assert plan.branches_at(20) == [30] and plan.branches_at(990) == [1000] and plan.branches_at(21) == []
     assert plan.total_steps == 990 + 3 * 10
     with pytest.raises(ValueError, match="budget"):
-        Plan.of(100_000, 100, schedule_of({**T, "cooldown_examples": 5000}), [0.03, 1.0])
+        Plan.of(100_000, 100, schedule_of(train.model_copy(update={"cooldown_examples": 5000})), [0.03, 1.0])
 
 
 def test_fsdp_rule_splits_the_largest_divisible_dimension():
@@ -231,20 +231,21 @@ def test_fingerprint_changes_with_what_shapes_training_only():
     p = validate(yaml.safe_load((ROOT / "params.yaml").read_text()))
     subset = {"key": 0, "counts": {"en": 10}}
     base = train_fingerprint(p, "s1", subset)
-    assert train_fingerprint({**p, "train": {**p["train"], "log_every_steps": 7}}, "s1", subset) == base
-    assert train_fingerprint({**p, "train": {**p["train"], "peak_lr": 0.5}}, "s1", subset) != base
+    assert train_fingerprint(p.replace(train=p.train.model_copy(update={"log_every_steps": 7})), "s1", subset) == base
+    assert train_fingerprint(p.replace(train=p.train.model_copy(update={"peak_lr": 0.5})), "s1", subset) != base
     assert train_fingerprint(p, "s1", {**subset, "key": 1}) != base
 
 
 def test_training_on_real_shards_takes_steps_on_their_pixels(params, world, real_sample, tmp_path):
     """A real pool trains through the same step: images arrive as uint8 pixels instead of ids."""
     p = load_params(ROOT / "params.yaml", "smoke")
-    source = load_source(world, real_sample, "100pct", rebalanced=False, image_px=p["train"]["image_px"])
+    source = load_source(world, real_sample, "100pct", rebalanced=False, image_px=p.train.image_px)
     assert isinstance(source, ShardSource)
     captions = {"all": [f"caption {i} {lang}" for i in range(24) for lang in ("en", "de", "sw")] * 20}
     tokenizer = Tokenizer(train_tokenizer(captions, 282, tmp_path / "t.model"))  # 256 bytes + characters
-    p["train"] = {**p["train"], "batch_size": 8, "examples_seen": 240, "warmup_examples": 16,
-                  "cooldown_examples": 16, "timescale_examples": 16, "log_every_steps": 1}
+    p = p.replace(train=p.train.model_copy(update={"batch_size": 8, "examples_seen": 240, "warmup_examples": 16,
+                                                   "cooldown_examples": 16, "timescale_examples": 16,
+                                                   "log_every_steps": 1}))
     trainer = trainer_for(p, world, source, tokenizer)
     assert not trainer.inputs.synthetic
     summary = trainer.fit(tmp_path / "run", progress=False, stop_at_step=4)
@@ -262,23 +263,22 @@ def test_a_run_with_its_own_model_trains_that_model_and_fingerprints_apart(workd
     params = _params(runs / "s10/checkpoints")
     kernel = next(v for k, v in params.items() if k.startswith("img/embedding") and k.endswith("kernel"))
     assert kernel.shape[-1] == 48  # the image tower's width; the smoke model's is 32
-    p = _params_of(workdir)
-    base = train_fingerprint(p, "s10", None)
-    assert base == train_fingerprint({**p, "runs": {**p["runs"], "s10": {k: v for k, v in p["runs"]["s10"].items()
-                                                                            if k != "model"}}}, "s10", None)
-    own = {**p, "runs": {**p["runs"], "s10": {**p["runs"]["s10"], "model": {"image": {"width": 48}}}}}
-    assert train_fingerprint(own, "s10", None) != base
-
-
-def _params_of(directory: Path) -> dict:
-    return validate(yaml.safe_load((directory / "params.yaml").read_text()))
+    raw = yaml.safe_load((workdir / "params.yaml").read_text())
+    assert "model" not in raw["runs"]["s10"]
+    base = train_fingerprint(validate(raw), "s10", None)
+    # a run whose model is null fingerprints as one without the key
+    unset = {**raw, "runs": {**raw["runs"], "s10": {**raw["runs"]["s10"], "model": None}}}
+    assert train_fingerprint(validate(unset), "s10", None) == base
+    own = {**raw, "runs": {**raw["runs"], "s10": {**raw["runs"]["s10"],
+                                                  "model": {"image": {**raw["model"]["image"], "width": 48}}}}}
+    assert train_fingerprint(validate(own), "s10", None) != base
 
 
 def test_the_time_left_counts_the_main_run_and_every_cool_down_branch(workdir):
     """What the Colab notebook prints: examples planned (main run and branches), done so far from the log, and
     the time left at a measured rate; a run stopped at step 12 has done 12 batches."""
     p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
-    plan = plan_of(p["train"])
+    plan = plan_of(p.train)
     assert planned_examples(p, "s10") == (plan.main_steps + len(plan.budget_steps) * plan.cooldown_steps) * 32
     assert examples_done(workdir / "eta/s10") == 0
     with pytest.raises(ValueError, match="no log yet"):

@@ -66,11 +66,11 @@ def test_examples_are_a_pure_function_of_seed_and_id(world):
 
 def _digest_in_subprocess():
     code = (
-        "import hashlib, numpy as np; from vlscale.config import load_params, validate;"
+        "import hashlib, numpy as np; from vlscale.config import load_params;"
         "from vlscale.world.spec import build_world; from vlscale.world.truth import truth;"
         "from vlscale.world.captions import captions; from vlscale.world.render import render_ids, to_uint8;"
         "from vlscale.world.ids import make_ids;"
-        f"w = build_world(validate(load_params('{ROOT}/params.yaml'))['world']);"
+        f"w = build_world(load_params('{ROOT}/params.yaml').world);"
         "ids = make_ids(np.arange(64) % 37, np.arange(64) * 1009);"
         "gt = truth(w, ids); h = hashlib.sha256();"
         "[h.update(np.ascontiguousarray(gt[k]).tobytes()) for k in sorted(gt)];"
@@ -147,7 +147,7 @@ def test_caption_noise_differs_by_region_as_configured(world, params, sample):
     for r, region in enumerate(REGIONS):
         sel = gt["region"] == r
         for kind, name in ((1, "misaligned"), (2, "vague")):
-            rate = params["world"]["noise"][name][region]
+            rate = getattr(params.world.noise, name)[region]
             assert abs(np.mean(gt["caption_kind"][sel] == kind) - rate) < 4 * _stderr(rate, sel.sum()) + 1e-9
     mis = gt["caption_kind"] == 1
     assert np.mean(gt["caption_concept"][mis] != gt["concept"][mis]) > 0.9
@@ -199,7 +199,7 @@ def test_heldout_ids_are_outside_every_pool(world):
 
 def test_no_landmark_name_contains_its_country_name_in_any_language(world):
     landmarks = np.flatnonzero(world.landmark_country >= 0)
-    assert len(landmarks) == len(world.country_codes) * world.params["landmarks_per_country"]
+    assert len(landmarks) == len(world.country_codes) * world.params.landmarks_per_country
     for c in landmarks:
         country = world.country_names[world.landmark_country[c]]
         for lang, name in world.concepts[c]["names"].items():
@@ -275,7 +275,7 @@ def test_language_share_exponent_keeps_english_the_order_and_the_totals(world, p
     English and the untagged stratum unchanged, the rarest languages grown; 1 is Table 15 itself."""
     from vlscale.world.spec import UNTAGGED, build_world
 
-    flat = build_world({**params["world"], "language_share_exponent": 0.6})
+    flat = build_world(params.world.model_copy(update={"language_share_exponent": 0.6}))
     others = [s for s in world.strata if s not in (UNTAGGED, "en")]
     a = np.array([world.page_share[world.stratum_of(c)] for c in others])
     b = np.array([flat.page_share[flat.stratum_of(c)] for c in others])
@@ -295,7 +295,8 @@ def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_unchanged(world
     from vlscale.world.render import render_ids
     from vlscale.world.spec import build_world
 
-    bare = {k: v for k, v in params["world"].items() if k not in WORLD_NEUTRAL}
+    recorded_block = params.dump("world")["world"]  # the world block as fingerprints record it
+    bare = {k: v for k, v in recorded_block.items() if k not in WORLD_NEUTRAL}
     explicit = build_world({**bare, **WORLD_NEUTRAL})
     assert explicit.fingerprint() == build_world(bare).fingerprint() == world.fingerprint()
     assert np.array_equal(explicit.page_share, world.page_share)
@@ -303,9 +304,9 @@ def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_unchanged(world
     assert np.array_equal(render_ids(explicit, ids, 32), render_ids(world, ids, 32))
     for knob in WORLD_NEUTRAL:
         assert build_world({**bare, knob: 0.7}).fingerprint() != world.fingerprint()
-    # validate() leaves them out of the world block the run fingerprints hash, and the world is the one the committed
+    # dump() leaves them out of the world block the run fingerprints hash, and the world is the one the committed
     # default-profile reference (recorded without these knobs) was made from
-    assert not set(WORLD_NEUTRAL) & set(params["world"])
+    assert not set(WORLD_NEUTRAL) & set(recorded_block)
     reference = ROOT / "results/reference/2026-12-06_cpu_3seeds/filter.json"
     recorded = json.loads(reference.read_text())["world_fingerprint"]
     assert world.fingerprint() == recorded

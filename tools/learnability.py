@@ -36,7 +36,7 @@ def main():
     import jax.numpy as jnp
     import optax
 
-    from vlscale.config import read_params, validate
+    from vlscale.config import load_params
     from vlscale.data.input import SyntheticSource
     from vlscale.data.sampling import synthetic_subsets
     from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
@@ -47,23 +47,22 @@ def main():
     from vlscale.world.spec import build_world
     from vlscale.world.truth import ground_truth, truth
 
-    raw = read_params("params.yaml", args.profile)
-    p = validate(raw)
-    train, model_params = p["train"], p["model"]
-    world = build_world(p["world"])
-    pool = synthetic_subsets(world, p["sample"]["pool_size"], p["sample"]["key"])
+    p = load_params("params.yaml", args.profile)
+    train, model_params = p.train, p.model
+    world = build_world(p.world)
+    pool = synthetic_subsets(world, p.sample.pool_size, p.sample.key)
     source = SyntheticSource(world, pool, 1.0)
-    n = min(args.examples or train["examples_seen"], len(source))
-    batch_size, px, n_concepts = train["batch_size"], train["image_px"], len(world.concepts)
+    n = min(args.examples or train.examples_seen, len(source))
+    batch_size, px, n_concepts = train.batch_size, train.image_px, len(world.concepts)
     steps = n // batch_size
     eval_at = {round(steps * k / args.evals) for k in range(1, args.evals + 1)}  # the last is the end
-    order = np.random.default_rng(train["seed"]).permutation(len(source))[:n]  # pool positions, shuffled
+    order = np.random.default_rng(train.seed).permutation(len(source))[:n]  # pool positions, shuffled
     ids = source.ids(order)
     gt = truth(world, ids)
-    tx = optax.adamw(train["peak_lr"], weight_decay=train["weight_decay"])
+    tx = optax.adamw(train.peak_lr, weight_decay=train.weight_decay)
 
     def fit(model, inputs, labels, evaluate, name):
-        params = model.init(jax.random.key(train["seed"]), inputs(np.arange(1)))["params"]
+        params = model.init(jax.random.key(train.seed), inputs(np.arange(1)))["params"]
         state = tx.init(params)
 
         @jax.jit
@@ -86,9 +85,9 @@ def main():
 
     # image tower on ground-truth concepts
     hi, lo = id_words(ids)
-    image_model = vit.Model(n_concepts, **{k: v for k, v in model_params["image"].items()}, head_zeroinit=False)
+    image_model = vit.Model(n_concepts, **model_params.image, head_zeroinit=False)
     draw = jax.jit(lambda h, lang: render(world, ground_truth(world, h, lang, jnp), h, lang, px, jnp) * 2.0 - 1.0)
-    test = analogs.benchmark(world, "imagenet", size=p["evaluate"]["analogs"]["imagenet"], key=p["evaluate"]["keys"]["dev"])
+    test = analogs.benchmark(world, "imagenet", size=p.evaluate.analogs["imagenet"], key=p.evaluate.keys.dev)
     head = analogs.head_concepts(world)
     thi, tlo = id_words(test.ids)
     logits = jax.jit(lambda q, x: image_model.apply({"params": q}, x)[0][:, head])
@@ -103,9 +102,8 @@ def main():
     # image tower on perceived gender, from the pool's images of people (the FairFace-like task)
     people = np.flatnonzero(gt["has_person"])
     ph, pl = hi[people], lo[people]
-    gender_model = vit.Model(2, **{k: v for k, v in model_params["image"].items()}, head_zeroinit=False)
-    faces = analogs.benchmark(world, "fairface", size=p["evaluate"]["analogs"]["fairface"],
-                              key=p["evaluate"]["keys"]["dev"])
+    gender_model = vit.Model(2, **model_params.image, head_zeroinit=False)
+    faces = analogs.benchmark(world, "fairface", size=p.evaluate.analogs["fairface"], key=p.evaluate.keys.dev)
     fgt = truth(world, faces.ids)
     fhi, flo = id_words(faces.ids)
     gender_logits = jax.jit(lambda q, x: gender_model.apply({"params": q}, x)[0])
@@ -121,15 +119,14 @@ def main():
 
     # text tower on the concept a caption names
     tokenizer = Tokenizer(TOKENIZER_PATH)
-    max_len = p["tokenizer"]["max_len"]
+    max_len = p.tokenizer.max_len
     named = np.flatnonzero(gt["caption_kind"] != 2)  # vague captions name nothing
     _, texts = source.read(order[named])
     tokens = tokenizer.encode(texts, max_len)
     labels = gt["caption_concept"][named]
     held = len(tokens) // 10
     english = np.array(world.strata)[gt["caption_language"][named]] == "en"
-    text_model = text_transformer.Model(n_concepts, **{k: v for k, v in model_params["text"].items()},
-                                        vocab_size=tokenizer.vocab_size)
+    text_model = text_transformer.Model(n_concepts, **model_params.text, vocab_size=tokenizer.vocab_size)
     predict = jax.jit(lambda q, t: text_model.apply({"params": q}, t)[0].argmax(-1))
 
     def text_eval(params):
@@ -139,8 +136,8 @@ def main():
 
     rows += fit(text_model, lambda sel: tokens[held:][sel % (len(tokens) - held)], labels[held:], text_eval, "text")
 
-    print(f"\nlearnability — profile {args.profile}: {n:,} examples, batch {batch_size}, lr {train['peak_lr']}, "
-          f"{px} px, {max_len} tokens; image {model_params['image']}, text {model_params['text']}")
+    print(f"\nlearnability — profile {args.profile}: {n:,} examples, batch {batch_size}, lr {train.peak_lr}, "
+          f"{px} px, {max_len} tokens; image {model_params.image}, text {model_params.text}")
     print("\n| tower | examples | loss | held-out accuracy (%) |")
     print("|---|---:|---:|---|")
     for r in rows:

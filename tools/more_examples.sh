@@ -13,12 +13,12 @@ cd "$(dirname "$0")/.."
 N=${1:?usage: tools/more_examples.sh FACTOR}
 export PATH="$PWD/.venv/bin:$PATH"
 [ -f data/tokenizer/spm.model ] || { echo "run make repro first: data/tokenizer/spm.model is missing" >&2; exit 1; }
-POOL=$(python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(int(p['sample']['pool_size']['cpu'] * $N))")
-EXAMPLES=$(python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(int(p['train']['examples_seen']['cpu'] * $N))")
+POOL=$(python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(int(p['sample']['pool_size'] * $N))")
+EXAMPLES=$(python -c "import yaml; p = yaml.safe_load(open('params.yaml')); print(int(p['train']['examples_seen'] * $N))")
 python - "$POOL" <<'PY'
 import sys, yaml
 p = yaml.safe_load(open("params.yaml"))
-p["sample"]["pool_size"]["cpu"] = int(sys.argv[1])
+p["sample"]["pool_size"] = int(sys.argv[1])
 open("params.yaml", "w").write(yaml.safe_dump(p, sort_keys=False))
 PY
 dvc repro -s sample        # the larger pool; the tokenizer stays the default one

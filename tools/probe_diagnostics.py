@@ -36,21 +36,21 @@ def diagnose(clone: Path, run: str) -> dict:
     from vlscale.evals.analog_eval import analog_suite
     from vlscale.evals.protocols import linear_probe_hits
     from vlscale.runs.layout import RunDir
-    from vlscale.runs.settings import run_model
+    from vlscale.runs.settings import resolve
     from vlscale.world.render import render_jax, render_padded
     from vlscale.world.spec import GENDER_WORDS, GENDERS, OCCUPATIONS, build_world
     from vlscale.world.truth import truth
 
     p = load_params(clone / "params.yaml")
-    world, px = build_world(p["world"]), p["train"]["image_px"]
-    sizes = p["evaluate"]["analogs"]
+    world, px = build_world(p.world), p.train.image_px
+    sizes = p.evaluate.analogs
     suite = analog_suite(world, px, {"imagenet": sizes["imagenet"], "fairface": sizes["fairface"]},
-                         {"imagenet": p["evaluate"]["train_sizes"]["imagenet"]}, key=p["evaluate"]["keys"]["dev"],
+                         {"imagenet": p.evaluate.train_sizes["imagenet"]}, key=p.evaluate.keys.dev,
                          progress=lambda *_: None)
-    model_config = run_model(p, run)
-    model_config = {**model_config, "text": {**model_config["text"], "vocab_size": p["tokenizer"]["vocab_size"]}}
+    model_config = resolve(p, run).model.model_dump()
+    model_config = {**model_config, "text": {**model_config["text"], "vocab_size": p.tokenizer.vocab_size}}
     seen, checkpoint = RunDir(clone / "runs" / run).cooled_down()[-1]
-    model, params = siglip.load(checkpoint, model_config, image_size_px=px, text_len=p["tokenizer"]["max_len"])
+    model, params = siglip.load(checkpoint, model_config, image_size_px=px, text_len=p.tokenizer.max_len)
     render = render_jax(world, px)
 
     def embed(ids):
@@ -77,7 +77,7 @@ def diagnose(clone: Path, run: str) -> dict:
     tokenizer = Tokenizer(clone / "data/tokenizer/spm.model")
     words = [GENDER_WORDS[g] for g in GENDERS]
     texts = words + [f"{w} {OCCUPATIONS[0]}" for w in words]
-    t = np.asarray(siglip.embed_texts(model, params, tokenizer.encode(texts, p["tokenizer"]["max_len"])))
+    t = np.asarray(siglip.embed_texts(model, params, tokenizer.encode(texts, p.tokenizer.max_len)))
     row["text_cosine_gender_words"] = round(float(t[0] @ t[1]), 3)
     row["text_cosine_person_words"] = round(float(t[2] @ t[3]), 3)
     return row

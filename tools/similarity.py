@@ -35,17 +35,17 @@ def measure(repro: Path) -> pd.DataFrame:
     from vlscale.world.spec import build_world
 
     p = load_params(repro / "params.yaml")
-    world = build_world(p["world"])
-    evaluate_params = p["evaluate"]
-    key = evaluate_params["keys"][evaluate_params["use_key"]]
-    bench = analogs.imagenet(world, size=evaluate_params["analogs"]["imagenet"], key=key)
+    world = build_world(p.world)
+    evaluate_params = p.evaluate
+    key = evaluate_params.key
+    bench = analogs.imagenet(world, size=evaluate_params.analogs["imagenet"], key=key)
     concept_of_item = analogs.head_concepts(world)[bench.labels]
-    subsets = sampling.synthetic_subsets(world, p["sample"]["pool_size"], p["sample"]["key"])
+    subsets = sampling.synthetic_subsets(world, p.sample.pool_size, p.sample.key)
     tidy = results.read_results(repro / "results/evaluate")
-    natural = [r for r, run in p["runs"].items() if not run.get("filter") and not run.get("rebalanced")]
+    natural = [r for r, run in p.runs.items() if not run.filter and not run.rebalanced]
     rows, counts = [], {}
     for run in natural:
-        f = p["runs"][run]["fraction"]
+        f = p.runs[run].fraction
         if f not in counts:
             counts[f] = (sampling.concept_counts(world, subsets, f, progress=False), subsets.counts(f))
         concept_pairs, language_pairs = counts[f]
@@ -68,8 +68,8 @@ def measure(repro: Path) -> pd.DataFrame:
                              "pairs": int(language_pairs[s]), "value": 100 - float(hit["value"].iloc[0]),
                              "n_test": int(hit["n"].iloc[0])})
     out = pd.DataFrame(rows)
-    out.insert(0, "examples_seen", p["train"]["examples_seen"])
-    out.insert(1, "key", evaluate_params["use_key"])
+    out.insert(0, "examples_seen", p.train.examples_seen)
+    out.insert(1, "key", evaluate_params.use_key)
     return out
 
 

@@ -103,7 +103,7 @@ def write(study: Path, out: Path = OUT, keep_times: bool = False) -> Path:
 
     from vlscale.config import load_params
 
-    profile = load_params(study / "params.yaml")["profile"]
+    profile = load_params(study / "params.yaml").profile
     if profile != "study":
         raise SystemExit(f"{study}/params.yaml: profile = {profile!r}; the reference is made from a study repro")
     out.mkdir(parents=True, exist_ok=True)

@@ -7,14 +7,12 @@ Validation runs before any work and names the file, the key, the bad value and w
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, field_validator, model_validator
-
-from vlscale.plan import benchmark_source
-from vlscale.runs.settings import run_model, run_train
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 PROFILES = ("smoke", "cpu", "study", "gpu", "tpu", "colab")
 DEFAULT_PROFILE = "cpu"  # the profile whose values params.yaml holds (profiles/cpu.yaml is empty)
@@ -258,6 +256,17 @@ class ModelParams(_Block):
             raise ValueError("give a variant (e.g. 'B/16') or all of width, depth, mlp_dim, num_heads")
         return v
 
+    @property
+    def name(self) -> str:
+        """The model's short name in results: its image tower's variant ("B/16"), else width, depth and patch
+        ("w64d1p8")."""
+        image = self.image
+        return image.get("variant") or f"w{image['width']}d{image['depth']}p{image['patch_size'][0]}"
+
+    def for_run(self, run: RunParams) -> ModelParams:
+        """The block as `run` trains it: the run's `model` keys replacing the block's own (validated)."""
+        return ModelParams(**{**self.model_dump(), **run.model}) if run.model else self
+
 
 class MeshParams(_Block):
     data: int = Field(ge=-1)  # -1: all devices that fsdp leaves
@@ -296,16 +305,28 @@ class TrainParams(_Block):
 
     @model_validator(mode="after")
     def _lengths(self):
-        first, needed = first_cooldown(vars(self))
+        first, needed = self.first_cooldown()
         if needed > first:
             raise ValueError(f"warmup_examples + cooldown_examples = {needed}"
                              f" exceed the first budget, {self.cooldown_budgets[0]} × {self.examples_seen} examples")
         return self
 
+    def first_cooldown(self) -> tuple[float, int]:
+        """(examples seen where the first cool-down ends, the warm-up + cool-down it must hold)."""
+        return self.cooldown_budgets[0] * self.examples_seen, self.warmup_examples + self.cooldown_examples
 
-def first_cooldown(train: dict) -> tuple[float, int]:
-    """(examples seen where a train block's first cool-down ends, the warm-up + cool-down it must hold)."""
-    return train["cooldown_budgets"][0] * train["examples_seen"], train["warmup_examples"] + train["cooldown_examples"]
+    def for_run(self, run: RunParams) -> TrainParams:
+        """The block as `run` trains: its own seed and peak learning rate, and its budget's examples and cool-downs.
+
+        A run with budget b < 1 sees b × examples_seen examples; its cool-downs end where the block's do, as long as
+        they come before b, and at b itself.
+        """
+        update = {k: getattr(run, k) for k in ("seed", "peak_lr") if getattr(run, k) is not None}
+        b = run.budget
+        if b < 1.0:
+            update["examples_seen"] = int(round(b * self.examples_seen))
+            update["cooldown_budgets"] = [c / b for c in self.cooldown_budgets if c < b * (1 - 1e-9)] + [1.0]
+        return self.model_copy(update=update)
 
 
 class RunParams(_Block):
@@ -332,10 +353,6 @@ class RunParams(_Block):
             raise ValueError(f"filter = {self.filter!r} with rebalanced = true: a run is either a filter arm or a "
                              "rebalanced mixture, not both")
         return self
-
-
-class RunsParams(RootModel[dict[str, RunParams]]):
-    """The runs of the train stage, by name (an overlay adds or drops runs: `overlay`)."""
 
 
 ANALOG_NAMES = ("imagenet", "cifar100", "pet", "coco", "flickr", "xm3600", "dollarstreet", "geode", "gldv2",
@@ -381,6 +398,11 @@ class EvaluateParams(_Block):
     shots: int = Field(ge=1)  # few-shot probes: examples per class (paper: 10)
     templates: Templates  # zero-shot prompt templates per source
     batch_size: int = Field(gt=0)  # images or texts per embedding call
+
+    @property
+    def key(self) -> int:
+        """The key of the held-out draws this evaluation uses (keys.dev or keys.report, as use_key says)."""
+        return getattr(self.keys, self.use_key)
 
     @field_validator("analogs", "train_sizes", "real_sets")
     @classmethod
@@ -468,8 +490,43 @@ class VerdictsParams(_Block):
     chance_floor_pp: float = Field(ge=0)  # a level this far below chance (its interval's upper end) can show a change
 
 
-class EngineParams(RootModel[Literal["local", "beam"]]):
-    """Where the data stages' per-shard work runs: local loops, or Apache Beam pipelines (the `beam` block)."""
+class DecoderParams(_Block):
+    """The transfer model's language model (vlscale.transfer.model.Decoder); its vocabulary is the tokenizer's."""
+    width: int = Field(gt=0)
+    depth: int = Field(ge=1)
+    mlp_dim: int = Field(gt=0)
+    num_heads: int = Field(ge=1)
+
+
+class TransferParams(_Block):
+    """The transfer stage (arXiv 2502.07617 §4.5): each natural run's final image tower under a small PaliGemma-style
+    decoder, frozen and unfrozen, trained and graded on tasks the world answers (vlscale.transfer)."""
+    extra_runs: list[str] = []  # runs transferred besides the natural ones (every run without curation)
+    # true: every natural run, its seed replicates too (finding 5's training noise); false: one run per data scale and
+    # model, the one with train.seed where there is one
+    replicates: bool
+    settings: list[Literal["frozen", "unfrozen"]] = Field(min_length=1)
+    train_images: int = Field(ge=6)  # images of the training draw (every task on each), even over the regions
+    test_images: int = Field(ge=6)  # images graded (every task on each)
+    steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    peak_lr: float = Field(gt=0)
+    warmup_steps: int = Field(ge=0)
+    weight_decay: float = Field(ge=0)
+    grad_clip_norm: float = Field(gt=0)
+    prompt_len: int = Field(ge=4)  # tokens of a prompt with its separator (longer prompts keep their end)
+    answer_len: int = Field(ge=2)  # tokens of an answer (without EOS) the decoder may write
+    decoder: DecoderParams
+    seed: int = Field(ge=0, lt=2**32)  # the decoder's initialisation and the order of its examples
+    bootstrap: int = Field(ge=2)  # paired resamples of the test images
+    margin: float = Field(gt=0)  # finding 5's equivalence margin on the average score (points), fixed before data
+
+    @field_validator("settings")
+    @classmethod
+    def _distinct(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"settings {v} repeat a setting")
+        return v
 
 
 class BeamParams(_Block):
@@ -479,9 +536,74 @@ class BeamParams(_Block):
 
 
 BLOCKS = {"world": WorldParams, "world_report": WorldReportParams, "sample": SampleParams,
-          "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": RunsParams,
+          "tokenizer": TokenizerParams, "model": ModelParams, "train": TrainParams, "runs": dict[str, RunParams],
           "evaluate": EvaluateParams, "filter": FilterParams, "figures": FiguresParams,
-          "attention": AttentionParams, "verdicts": VerdictsParams, "engine": EngineParams, "beam": BeamParams}
+          "attention": AttentionParams, "verdicts": VerdictsParams, "transfer": TransferParams,
+          "engine": Literal["local", "beam"], "beam": BeamParams}
+_ADAPTERS = {name: TypeAdapter(block) for name, block in BLOCKS.items()}
+
+
+class Params(_Block):
+    """Validated params: each block typed, read by attribute (`p.train.peak_lr`, `p.runs["s10"].fraction`).
+
+    A block the params did not give is None (a stage validates the blocks it reads). A block given in part (a stage's
+    declared `block.key` params, pipeline.STAGE_PARAMS; `validate(..., partial=...)`) holds only those keys, each
+    checked against its field's type and bounds; reading another key of it raises AttributeError. `dump()` is the
+    plain mapping that files and fingerprints record.
+    """
+    profile: Literal[PROFILES]
+    world: WorldParams | None = None
+    world_report: WorldReportParams | None = None
+    sample: SampleParams | None = None
+    tokenizer: TokenizerParams | None = None
+    model: ModelParams | None = None
+    train: TrainParams | None = None
+    runs: dict[str, RunParams] | None = None
+    evaluate: EvaluateParams | None = None
+    filter: FilterParams | None = None
+    figures: FiguresParams | None = None
+    attention: AttentionParams | None = None
+    verdicts: VerdictsParams | None = None
+    transfer: TransferParams | None = None
+    engine: Literal["local", "beam"] | None = None
+    beam: BeamParams | None = None
+
+    def dump(self, *blocks: str) -> dict:
+        """The params as a plain mapping of the blocks given (or of `blocks`), defaults filled in, as files and
+        fingerprints record them; the world block without its knobs at their neutral value (world_identity)."""
+        out = {"profile": self.profile} if not blocks or "profile" in blocks else {}
+        for name in BLOCKS:
+            value = getattr(self, name)
+            if value is None or (blocks and name not in blocks):
+                continue
+            if name == "runs":
+                out[name] = {run: entry.model_dump() for run, entry in value.items()}
+            elif isinstance(value, BaseModel):
+                out[name] = value.model_dump(include=set(value.__dict__))  # a block given in part: its keys
+            else:
+                out[name] = value
+            if name == "world":
+                out[name] = world_identity(out[name])
+        return out
+
+    def replace(self, **blocks) -> Params:
+        """These params with the given blocks replaced (None removes one)."""
+        return self.model_copy(update=blocks)
+
+    @property
+    def pool_kind(self) -> str:
+        """"real" when sample.source names real shards, else "synthetic" (also without a sample block)."""
+        source = getattr(self.sample, "source", "synthetic") if self.sample is not None else "synthetic"
+        return "synthetic" if source == "synthetic" else "real"
+
+    @property
+    def benchmark_source(self) -> str | None:
+        """figures.source with `auto` resolved by the pool (None without a figures block)."""
+        if self.figures is None:
+            return None
+        if self.figures.source == "auto":
+            return "real" if self.pool_kind == "real" else "analog"
+        return self.figures.source
 
 
 def _format(err: ValidationError, block: str, raw: dict, source: str) -> str:
@@ -503,35 +625,73 @@ def _lookup(raw, path):
     return raw
 
 
-def validate(params: dict, source: str = "params.yaml") -> dict:
-    """Validate a params mapping of resolved values (params.yaml with its profile's overlay, or some of its blocks);
-    returns each block with its defaults filled in.
+def _partial_block(block: type[BaseModel], name: str, raw: dict, source: str) -> tuple[BaseModel | None, list[str]]:
+    """A block given in part: each of its keys checked against its field's type and bounds (not the block's
+    validators).
+    Returns (the block, or None; the errors, each naming `source`, the key, its value and what is allowed)."""
+    unknown = sorted(set(raw) - set(block.model_fields))
+    if unknown:
+        return None, [f"{source}: {name}: unknown keys {unknown}; allowed: {', '.join(block.model_fields)}"]
+    checked, errors = {}, []
+    for key, value in raw.items():
+        field = block.model_fields[key]
+        kind = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+        try:
+            checked[key] = TypeAdapter(kind).validate_python(value)
+        except ValidationError as e:
+            errors.append(_format(e, f"{name}.{key}", value, source))
+    if errors:
+        return None, errors
+    part = block.model_construct(**checked)
+    for key in set(block.model_fields) - set(checked):  # a key not given is absent, not its default
+        part.__dict__.pop(key, None)
+    return part, []
 
-    Raises ParamsError naming every bad key, its value and what is allowed.
+
+def validate(params: dict | Params, source: str = "params.yaml", partial: Collection[str] = ()) -> Params:
+    """Validate a params mapping of resolved values (params.yaml with its profile's overlay, or some of its blocks);
+    returns the typed Params, each block with its defaults filled in.
+
+    partial: the blocks that may hold only some of their keys (a stage's declared `block.key` params). Each key given
+    is checked against its field's type and bounds; the block's validators (those of one key and those that span
+    keys) are left to the whole params' validation, which the params stage runs before any other stage. Every other
+    block is validated whole.
+    Raises ParamsError naming every bad key, its value and what is allowed. Params already validated are returned.
     """
+    if isinstance(params, Params):
+        return params
     profile = params.get("profile")
     if profile not in PROFILES:
         raise ParamsError(f"{source}: profile = {profile!r}: unknown profile; allowed: {', '.join(PROFILES)}")
-    errors, resolved = [], {"profile": profile}
-    for name, value in params.items():
+    errors, blocks = [], {}
+    for name, raw in params.items():
         if name == "profile":
             continue
         if name not in BLOCKS:
             errors.append(f"{source}: {name}: unknown block; allowed: {', '.join(['profile', *BLOCKS])}")
             continue
-        raw = value
+        block = BLOCKS[name]
+        is_part = (name in partial and name in _OPTIONAL and isinstance(raw, dict)
+                   and not set(block.model_fields) - _OPTIONAL[name] <= set(raw))
+        if is_part:
+            blocks[name], part_errors = _partial_block(block, name, raw, source)
+            errors += part_errors
+            continue
         try:
-            block = BLOCKS[name]
-            resolved[name] = (block(raw) if issubclass(block, RootModel) else block(**raw)).model_dump()
+            blocks[name] = _ADAPTERS[name].validate_python(raw)
         except ValidationError as e:
             errors.append(_format(e, name, raw, source))
-    if "world" in resolved:
-        resolved["world"] = world_identity(resolved["world"])
-    errors += _cross_checks(resolved, source)
+    if not errors:
+        p = Params.model_construct(profile=profile, **blocks)  # each block validated above
+        errors += _cross_checks(p, source)
     if errors:
         raise ParamsError("\n".join(errors))
-    return resolved
+    return p
 
+
+# each block model's keys with a default (a block given without them is whole)
+_OPTIONAL = {name: {k for k, f in block.model_fields.items() if not f.is_required()}
+             for name, block in BLOCKS.items() if name not in ("runs", "engine")}
 
 # World knobs with a neutral value, at which the world is the world without the knob: at that value they are left
 # out of the resolved world block, so that the world, run and evaluation fingerprints are those of a block without them.
@@ -543,49 +703,47 @@ def world_identity(world: dict) -> dict:
     return {k: v for k, v in world.items() if not (k in WORLD_NEUTRAL and v == WORLD_NEUTRAL[k])}
 
 
-def _cross_checks(p: dict, source: str) -> list[str]:
+def _cross_checks(p: Params, source: str) -> list[str]:
     """Checks that span blocks: every run's fraction is a sampled subset; a short run's first cool-down
     leaves room for the warm-up and the cool-down."""
     errors = []
-    fractions = p.get("sample", {}).get("fractions")
-    for name, run in (p.get("runs") or {}).items():
-        if fractions is not None and run["fraction"] not in fractions:
-            errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: not one of sample.fractions "
+    fractions = getattr(p.sample, "fractions", None) if p.sample is not None else None
+    for name, run in (p.runs or {}).items():
+        if fractions is not None and run.fraction not in fractions:
+            errors.append(f"{source}: runs.{name}.fraction = {run.fraction}: not one of sample.fractions "
                           f"{fractions}")
-        if run.get("model") and "model" in p:
+        if run.model and p.model is not None:
             try:
-                ModelParams(**run_model(p, name))
+                p.model.for_run(run)
             except ValidationError as e:
-                errors.append(_format(e, f"runs.{name}.model", run_model(p, name), source))
-        arm = run.get("filter")
-        if arm is not None:
-            arms = p.get("filter", {}).get("arms")
+                errors.append(_format(e, f"runs.{name}.model", {**p.model.model_dump(), **run.model}, source))
+        if run.filter is not None:
+            arms = getattr(p.filter, "arms", None) if p.filter is not None else None
             if arms is None:
-                errors.append(f"{source}: runs.{name}.filter = {arm!r}: params have no filter block")
-            elif arm not in arms:
-                errors.append(f"{source}: runs.{name}.filter = {arm!r}: not one of filter.arms {arms}")
-            if fractions is not None and run["fraction"] != max(fractions):
-                errors.append(f"{source}: runs.{name}.fraction = {run['fraction']}: a filter arm is drawn from the "
+                errors.append(f"{source}: runs.{name}.filter = {run.filter!r}: params have no filter block")
+            elif run.filter not in arms:
+                errors.append(f"{source}: runs.{name}.filter = {run.filter!r}: not one of filter.arms {arms}")
+            if fractions is not None and run.fraction != max(fractions):
+                errors.append(f"{source}: runs.{name}.fraction = {run.fraction}: a filter arm is drawn from the "
                               f"whole pool, so its run's fraction must be the pool's, {max(fractions)}")
-        if "train" in p and run.get("budget", 1.0) < 1.0:
-            first, needed = first_cooldown(run_train(p, name))
+        if p.train is not None and run.budget < 1.0:
+            first, needed = p.train.for_run(run).first_cooldown()
             if needed > first:
-                errors.append(f"{source}: runs.{name}.budget = {run['budget']}: its first cool-down ends at "
+                errors.append(f"{source}: runs.{name}.budget = {run.budget}: its first cool-down ends at "
                               f"{first:.0f} examples, before train.warmup_examples + cooldown_examples = {needed}")
     errors += _real_benchmarks_given(p, source)
     return errors
 
 
-def _real_benchmarks_given(p: dict, source: str) -> list[str]:
+def _real_benchmarks_given(p: Params, source: str) -> list[str]:
     """A report of the real benchmarks (figures.source real, or auto on a real pool) needs at least one of them."""
-    figures, sample, evaluate = p.get("figures"), p.get("sample"), p.get("evaluate")
-    if figures is None or sample is None or evaluate is None:
+    if p.figures is None or p.sample is None or p.evaluate is None:
         return []
-    if benchmark_source(p) != "real" or any(evaluate["real_sets"].values()):
+    if p.benchmark_source != "real" or any(p.evaluate.real_sets.values()):
         return []
-    why = (f"sample.source is {sample['source']!r}, so the report is of the real benchmarks"
-           if figures["source"] == "auto" else "the report is of the real benchmarks")
-    return [f"{source}: evaluate.real_sets = {evaluate['real_sets']}: {why}, and none is given; set the folder of at "
+    why = (f"sample.source is {p.sample.source!r}, so the report is of the real benchmarks"
+           if p.figures.source == "auto" else "the report is of the real benchmarks")
+    return [f"{source}: evaluate.real_sets = {p.evaluate.real_sets}: {why}, and none is given; set the folder of at "
             "least one (e.g. imagenet: /data/imagenet/val), or figures.source: analog to report the synthetic "
             "analogs instead"]
 
@@ -637,7 +795,7 @@ def read_params(path: str | Path = "params.yaml", profile: str | None = None) ->
     return overlay(raw, read_mapping(over, f"profile {profile}'s overlay"), str(over))
 
 
-def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict:
+def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> Params:
     """params.yaml resolved for its profile (or `profile`) and validated: every block with its defaults filled in.
 
     Raises ParamsError naming the file, the key, the bad value and what is allowed.

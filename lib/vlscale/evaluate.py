@@ -39,7 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from vlscale import siglip
-from vlscale.config import load_params, validate
+from vlscale.config import load_params
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.evals import names, real_eval
 from vlscale.evals.analog_eval import analog_suite, evaluate_analog
@@ -230,18 +230,18 @@ def _write_clip_benchmark(name, rows, out: Path, pretrained, model_name, extra) 
 
 def _analogs(args, embedder, px, out, pretrained, model_name, record) -> list[dict]:
     """The synthetic analogs of the params file's profile (report key), as the evaluate stage runs them."""
-    p = validate(load_params(args.params))
-    evaluate_params = p["evaluate"]
-    sizes = {k: v for k, v in evaluate_params["analogs"].items() if v > 0}
-    key = evaluate_params["keys"][evaluate_params["use_key"]]
-    train_sizes = {k: v for k, v in evaluate_params["train_sizes"].items() if k in sizes and v > 0}
-    suite = analog_suite(build_world(p["world"]), px, sizes, train_sizes, key, print)
-    prompts = Prompts(tuple(evaluate_params["templates"]["analog"]))
+    p = load_params(args.params)
+    evaluate_params = p.evaluate
+    sizes = {k: v for k, v in evaluate_params.analogs.items() if v > 0}
+    key = evaluate_params.key
+    train_sizes = {k: v for k, v in evaluate_params.train_sizes.items() if k in sizes and v > 0}
+    suite = analog_suite(build_world(p.world), px, sizes, train_sizes, key, print)
+    prompts = Prompts(tuple(evaluate_params.templates.analog))
     tidy = []
     for bench in sizes:
         t0 = time.perf_counter()
         rows = evaluate_analog(suite, bench, embedder, prompts, args.shots)
-        extra = {"source": "analog", "key": key, "profile": p["profile"], "seconds": time.perf_counter() - t0,
+        extra = {"source": "analog", "key": key, "profile": p.profile, "seconds": time.perf_counter() - t0,
                  **record}
         tidy += _write_clip_benchmark(f"analog_{bench}", rows, out, pretrained, model_name, extra)
     return tidy

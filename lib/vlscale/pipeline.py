@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from vlscale.config import ParamsError, load_params, overlay_path, overridden_keys, read_mapping, read_params
+from vlscale.config import Params, ParamsError, load_params, overlay_path, overridden_keys, read_mapping, read_params
 from vlscale.plan import study_plan
 
 PARAMS_STAGE = "params"  # the stage that writes the others' resolved params
@@ -33,6 +33,8 @@ STAGE_PARAMS = {
     "evaluate": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate", "filter"),
     "attention": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate.keys",
                   "evaluate.use_key", "evaluate.batch_size", "filter", "attention"),
+    "transfer": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate.keys",
+                 "evaluate.use_key", "filter", "transfer"),
     "figures": ("profile", "runs", "sample.source", "filter.keep_fraction", "filter.arms", "filter.scorer", "figures"),
     "paper": ("profile", "verdicts"),
 }
@@ -172,10 +174,10 @@ def read_resolved(stage: str, params_file: str | Path = "params.yaml", dvc_file:
     return expected
 
 
-PLANNED_STAGES = ("filter", "train", "evaluate", "attention", "figures")
+PLANNED_STAGES = ("filter", "train", "evaluate", "attention", "transfer", "figures")
 
 
-def plan_notes(stage: str, params: dict) -> list[str]:
+def plan_notes(stage: str, params: Params) -> list[str]:
     """What the stage skips on this pool (vlscale.plan), one line each, as `dvc repro` prints it before the stage runs:
     the filter stage its arms, the stages that read the runs the runs on them too."""
     if stage not in PLANNED_STAGES:

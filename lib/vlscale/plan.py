@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vlscale.config import FilterParams, Params, RunParams
+
 CLIP_ARMS = ("clip", "clip_multilingual")  # the filter arms that select by a scorer's image-text cosine
 # the filter arms only the synthetic world can make, and why
 SYNTHETIC_ONLY = {"classifier": "its labels come from the synthetic world's truth",
@@ -25,7 +27,7 @@ SYNTHETIC_ONLY = {"classifier": "its labels come from the synthetic world's trut
 class Plan:
     pool: str                                   # "synthetic" or "real"
     arms: tuple[str, ...]                       # the filter arms the filter stage makes
-    runs: dict[str, dict]                       # the runs trained, evaluated and mapped
+    runs: dict[str, RunParams]                  # the runs trained, evaluated and mapped
     skipped_arms: dict[str, str] = field(default_factory=dict)   # arm -> why
     skipped_runs: dict[str, str] = field(default_factory=dict)   # run -> why
     source: str | None = None                   # the benchmarks the figures report ("analog" | "real")
@@ -40,61 +42,47 @@ class Plan:
                 "skipped_arms": dict(self.skipped_arms), "skipped_runs": dict(self.skipped_runs)}
 
 
-def pool_kind(p: dict) -> str:
-    """"real" when sample.source names real shards, else "synthetic" (also when the block is absent)."""
-    return "synthetic" if p.get("sample", {}).get("source", "synthetic") == "synthetic" else "real"
-
-
-def benchmark_source(p: dict) -> str | None:
-    """figures.source with `auto` resolved by the pool (None when the params have no figures block)."""
-    source = p.get("figures", {}).get("source")
-    if source == "auto":
-        return "real" if pool_kind(p) == "real" else "analog"
-    return source
-
-
-def arm_skip_reason(arm: str, filter_params: dict, pool: str) -> str | None:
+def arm_skip_reason(arm: str, filter_params: FilterParams, pool: str) -> str | None:
     """Why a pool of kind `pool` cannot have filter arm `arm` (None: it can)."""
     if pool == "synthetic":
         return None
     if arm in SYNTHETIC_ONLY:
         return f"{SYNTHETIC_ONLY[arm]}; a real pool has none"
-    if arm in CLIP_ARMS and not filter_params.get("scorer", {}).get("checkpoint"):
+    if arm in CLIP_ARMS and not filter_params.scorer.checkpoint:
         return ("its scorer is trained here on the synthetic world's curated pairs only; set filter.scorer.checkpoint "
                 "to a model (any vlscale.siglip.load reads) to score a real pool")
     return None
 
 
-def skipped_arms(filter_params: dict, pool: str) -> dict[str, str]:
+def skipped_arms(filter_params: FilterParams | None, pool: str) -> dict[str, str]:
     """{arm: why} of the arms of the filter block `filter_params` that a pool of kind `pool` cannot have."""
-    return {a: why for a in filter_params.get("arms", []) if (why := arm_skip_reason(a, filter_params, pool))}
+    arms = filter_params.arms if filter_params is not None else []
+    return {a: why for a in arms if (why := arm_skip_reason(a, filter_params, pool))}
 
 
-def study_plan(p: dict) -> Plan:
-    """The plan of resolved params `p` (blocks sample, filter, runs and figures where present)."""
-    pool = pool_kind(p)
-    filter_params = p.get("filter") or {}
-    skipped = skipped_arms(filter_params, pool)
+def study_plan(p: Params) -> Plan:
+    """The plan of validated params `p` (blocks sample, filter, runs and figures where present)."""
+    pool = p.pool_kind
+    skipped = skipped_arms(p.filter, pool)
     runs, skipped_runs = {}, {}
-    for name, run in (p.get("runs") or {}).items():
-        arm = run.get("filter")
-        if arm in skipped:
-            skipped_runs[name] = f"it trains on filter arm {arm!r}, which is skipped"
+    for name, run in (p.runs or {}).items():
+        if run.filter in skipped:
+            skipped_runs[name] = f"it trains on filter arm {run.filter!r}, which is skipped"
         else:
             runs[name] = run
-    arms = tuple(a for a in filter_params.get("arms", []) if a not in skipped)
-    return Plan(pool, arms, runs, skipped, skipped_runs, benchmark_source(p))
+    arms = tuple(a for a in (p.filter.arms if p.filter is not None else []) if a not in skipped)
+    return Plan(pool, arms, runs, skipped, skipped_runs, p.benchmark_source)
 
 
-def apply(p: dict, log=print) -> tuple[dict, Plan]:
+def apply(p: Params, log=print) -> tuple[Params, Plan]:
     """`p` as the stages run it: filter.arms and runs cut to the plan's (blocks absent from `p` stay absent), each
     skipped arm and run logged on one line. Returns (params, plan)."""
     plan = study_plan(p)
-    out = dict(p)
-    if "filter" in p:
-        out["filter"] = {**p["filter"], "arms": list(plan.arms)}
-    if "runs" in p:
-        out["runs"] = dict(plan.runs)
+    update = {}
+    if p.filter is not None:
+        update["filter"] = p.filter.model_copy(update={"arms": list(plan.arms)})
+    if p.runs is not None:
+        update["runs"] = dict(plan.runs)
     for line in plan.notes():
         log(line)
-    return out, plan
+    return p.replace(**update), plan

@@ -21,7 +21,7 @@ from vlscale.analysis import latex, results
 from vlscale.analysis import report as report_lib
 from vlscale.analysis.report import PLAN, PROVENANCE
 from vlscale.attention.tables import SUMMARY_PATH, focus_tabular
-from vlscale.config import validate
+from vlscale.config import Params, validate
 from vlscale.files import read_json, write_json
 from vlscale.plan import Plan, study_plan
 from vlscale.provenance import provenance
@@ -33,20 +33,24 @@ BLOCKS = ("profile", "runs", "sample", "filter", "figures")  # sample.source and
 
 
 
-def build(params: dict) -> tuple[report_lib.Report, Plan]:
+def stage_params(params: dict) -> Params:
+    """The stage's blocks of `params` (BLOCKS) validated: runs and figures whole, sample and filter in part."""
+    validate({k: params[k] for k in ("profile", "figures")})  # a figures block lacking a key fails here, not in part
+    return validate({k: params[k] for k in BLOCKS}, partial=("sample", "filter"))
+
+
+def build(p: Params) -> tuple[report_lib.Report, Plan]:
     """The report of the runs the pool allowed, on the benchmarks of its kind, and the study plan (the runs and
-    arms it skipped are printed, one line each)."""
-    validate({k: params[k] for k in ("profile", "figures")})  # runs, sample and filter: the blocks in part
-    plan = study_plan({k: params[k] for k in BLOCKS})
+    arms it skipped are printed, one line each); `p`: the stage's params (stage_params)."""
+    plan = study_plan(p)
     print(*plan.notes(), sep="\n")
-    figures_params = params["figures"]
     print("benchmarks:", plan.source, "| runs:", ", ".join(plan.runs))
     report = report_lib.build_report(
         results.read_results(RESULTS_DIR, plan.runs), results.read_items(RESULTS_DIR, plan.runs),
-        source=plan.source, n_boot=figures_params["bootstrap"], seed=figures_params["seed"],
+        source=plan.source, n_boot=p.figures.bootstrap, seed=p.figures.seed,
         facts=results.read_analog_facts(RESULTS_DIR, plan.runs),
-        english_like_share=figures_params["english_like_share"],
-        keep_fraction=params["filter"]["keep_fraction"])
+        english_like_share=p.figures.english_like_share,
+        keep_fraction=p.filter.keep_fraction)
     return report, plan
 
 
@@ -65,11 +69,13 @@ def write_attention_table(summary_path: str | Path = SUMMARY_PATH, path: str | P
 def run(params: dict) -> dict:
     """The figures stage (module docstring). params: profile, runs, sample (source), filter (keep_fraction, arms,
     scorer), figures."""
-    report, plan = build(params)
+    p = stage_params(params)
+    report, plan = build(p)
     report_lib.draw(report)
     plt.close("all")
     runs = reported_runs(report)
-    record = provenance(params["profile"], {k: params[k] for k in BLOCKS}, runs=runs,
+    # the params as the stage received them (the runs without their defaults filled in)
+    record = provenance(p.profile, {k: params[k] for k in BLOCKS}, runs=runs,
                         results=[f"{RESULTS_DIR}/{r}.parquet" for r in runs],
                         items=[f"{RESULTS_DIR}/{r}/items.parquet" for r in runs])
     report_lib.write_report(report, ".")

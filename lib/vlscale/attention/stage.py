@@ -52,7 +52,7 @@ from vlscale.attention.tables import (
     POINTING_RADIUS_PX,
     SUMMARY_PATH,
 )
-from vlscale.config import validate
+from vlscale.config import Params, validate
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.files import write_json
 from vlscale.plan import Plan
@@ -61,7 +61,6 @@ from vlscale.provenance import provenance
 from vlscale.runs.data import pool_share
 from vlscale.runs.layout import RunDir
 from vlscale.runs.settings import resolve as resolve_run
-from vlscale.runs.settings import run_model
 from vlscale.world.render import render_ids, render_jax, render_padded
 from vlscale.world.spec import build_world
 
@@ -69,14 +68,17 @@ OUT_DIR = Path("results/attention")
 FIG_DIR = Path("paper/figures/attention")
 FOCUS_CSV = Path("plots/attention/focus.csv")
 METRICS_PATH = Path("metrics/attention.json")
+WHOLE = ("profile", "world", "tokenizer", "model", "train", "runs", "filter", "attention")  # the blocks it reads whole
+# ...and in part (evaluate: keys, use_key, batch_size; sample: source): its blocks in its provenance record's order
+BLOCKS = (*WHOLE, "evaluate", "sample")
 
 
 
-def checkpoints_to_map(p: dict, runs_dir: Path) -> pd.DataFrame:
+def checkpoints_to_map(p: Params, runs_dir: Path) -> pd.DataFrame:
     """One row per (run, examples_seen) to map: run, examples_seen, checkpoint, model (runs.model_name),
     data_pct (the share of the pool it trains on), curation, seed."""
     rows = []
-    for name in p["runs"]:
+    for name in p.runs:
         run = resolve_run(p, name)
         found = dict(RunDir(runs_dir / name).cooled_down())
         rows.append(dict(run=name, model=run.model_name, data_pct=100 * pool_share(run), curation=run.curation,
@@ -114,12 +116,14 @@ def attention_fn(model, params, batch_size: int):
     return maps
 
 
-def _model_config(p: dict, name: str, vocab_size: int) -> dict:
-    model = run_model(p, name)
-    if model["image"].get("pool_type", "gap") != "map":
-        raise ValueError(f"runs.{name}: its image tower pools with {model['image'].get('pool_type', 'gap')!r}; "
+def _model_config(p: Params, name: str, vocab_size: int) -> dict:
+    """The big_vision config (a plain mapping, as siglip.load takes it) of run `name`'s model, with the tokenizer's
+    vocabulary."""
+    model = resolve_run(p, name).model
+    if model.image.get("pool_type", "gap") != "map":
+        raise ValueError(f"runs.{name}: its image tower pools with {model.image.get('pool_type', 'gap')!r}; "
                          "the attention stage reads the MAP head's attention (pool_type: map)")
-    return {**model, "text": {**model["text"], "vocab_size": vocab_size}}
+    return {**model.model_dump(), "text": {**model.text, "vocab_size": vocab_size}}
 
 
 def figure_rows(probe_meta: pd.DataFrame, per_group: int) -> np.ndarray:
@@ -165,15 +169,14 @@ def _label_rows(s: pd.DataFrame, r, groups: np.ndarray) -> pd.DataFrame:
     return s
 
 
-def stage_params(params: dict) -> tuple[dict, Plan]:
-    """The stage's params validated (profile, world, tokenizer, model, train, runs, filter, attention), with the
-    evaluate values it reads (keys, use_key, batch_size), the pool's kind (sample.source), and the study plan applied
-    (vlscale.plan: the runs the pool cannot have are left out, one printed line each); and the Plan."""
-    p = validate({k: params[k] for k in ("profile", "world", "tokenizer", "model", "train", "runs", "filter",
-                                         "attention")})
-    p["evaluate"] = dict(params["evaluate"])
-    p["sample"] = {"source": params["sample"]["source"]}
-    return apply_plan(p)
+def stage_params(params: dict) -> tuple[Params, Plan]:
+    """The stage's params validated (profile, world, tokenizer, model, train, runs, filter, attention, and in part
+    the evaluate values it reads, keys, use_key and batch_size, and the pool's kind, sample.source), with the study
+    plan applied (vlscale.plan: the runs the pool cannot have are left out, one printed line each); and the Plan."""
+    p = validate({k: params[k] for k in WHOLE})
+    part = validate({"profile": params["profile"], "evaluate": params["evaluate"],
+                     "sample": {"source": params["sample"]["source"]}}, partial=("sample", "evaluate"))
+    return apply_plan(p.replace(evaluate=part.evaluate, sample=part.sample))
 
 
 def run(params: dict) -> dict:
@@ -185,40 +188,41 @@ def run(params: dict) -> dict:
     means = pd.DataFrame(summary[MEANS])
     FOCUS_CSV.parent.mkdir(parents=True, exist_ok=True)
     means[means["curation"] == "natural"].to_csv(FOCUS_CSV, index=False)
-    metrics = {**summary, PLAN: plan.record(), "params": p["attention"], "provenance": provenance(p["profile"], p)}
+    dumped = p.dump()  # the params as the stage ran them, its blocks in BLOCKS' order
+    metrics = {**summary, PLAN: plan.record(), "params": p.attention.model_dump(),
+               "provenance": provenance(p.profile, {k: dumped[k] for k in BLOCKS})}
     write_json(METRICS_PATH, metrics)
     return metrics
 
 
-def measure(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR, progress=print) -> dict:
+def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR, progress=print) -> dict:
     """Map, score and summarise (module docstring); writes <out_dir> and returns the summary."""
-    attention_params, train, evaluate_params = p["attention"], p["train"], p["evaluate"]
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    world = build_world(p["world"])
-    key = evaluate_params["keys"][evaluate_params["use_key"]]
-    probe = probe_set(world, attention_params["images_per_group"], key)
-    px = train["image_px"]
+    world = build_world(p.world)
+    key = p.evaluate.key
+    probe = probe_set(world, p.attention.images_per_group, key)
+    px = p.train.image_px
     masks = probe_masks(world, probe.ids, px)
-    images = render_padded(render_jax(world, px), probe.ids, evaluate_params["batch_size"])
-    radius = attention_params["pointing_radius"] * px
+    images = render_padded(render_jax(world, px), probe.ids, p.evaluate.batch_size)
+    radius = p.attention.pointing_radius * px
     groups = probe.meta["group"].to_numpy()
-    partner = derangement(groups, uncertainty._rng(attention_params["seed"], "attention", "shuffle"))
+    partner = derangement(groups, uncertainty._rng(p.attention.seed, "attention", "shuffle"))
     todo = checkpoints_to_map(p, runs_dir)
     vocab = Tokenizer(TOKENIZER_PATH).vocab_size
-    rows = figure_rows(probe.meta, attention_params["figure_rows_per_group"])
+    rows = figure_rows(probe.meta, p.attention.figure_rows_per_group)
     setup_s = time.perf_counter() - t0
-    progress(f"{len(probe.ids)} probe images ({attention_params['images_per_group']} per group), "
+    progress(f"{len(probe.ids)} probe images ({p.attention.images_per_group} per group), "
              f"{len(todo)} checkpoints to map")
     scores, figure_maps, blind = [], {}, {}
     for i, r in enumerate(todo.itertuples()):
         model, params = siglip.load(Path(r.checkpoint), _model_config(p, r.run, vocab), image_size_px=px,
-                                    text_len=p["tokenizer"]["max_len"])
-        maps = attention_fn(model, params, evaluate_params["batch_size"])(images)
+                                    text_len=p.tokenizer.max_len)
+        maps = attention_fn(model, params, p.evaluate.batch_size)(images)
         grid = "x".join(map(str, maps.shape[1:]))
         if grid not in blind:
-            blind[grid] = Blind(world, attention_params["images_per_group"], key, px, masks, maps.shape[1:], radius)
+            blind[grid] = Blind(world, p.attention.images_per_group, key, px, masks, maps.shape[1:], radius)
         s = _label_rows(score_checkpoint(maps, masks, radius, blind[grid], partner), r, groups)
         scores.append(s)
         figure_maps[f"{r.run}@{r.examples_seen}"] = maps[rows]
@@ -232,11 +236,11 @@ def measure(p: dict, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DI
     np.savez_compressed(out_dir / "maps.npz", rows=rows, masks=masks[rows], **figure_maps)
     np.savez_compressed(out_dir / "baselines.npz", probe_ids=probe.ids, partner=partner,
                         **{k: v for g, b in blind.items() for k, v in b.arrays(g).items()})
-    keep_pct = 100 * p["filter"]["keep_fraction"] if p.get("filter") else None
-    summary = summarise(focus, int(np.prod(maps.shape[1:])), attention_params["bootstrap"], attention_params["seed"],
+    keep_pct = 100 * p.filter.keep_fraction if p.filter is not None else None
+    summary = summarise(focus, int(np.prod(maps.shape[1:])), p.attention.bootstrap, p.attention.seed,
                         keep_pct=keep_pct)
-    summary.update({IMAGES: int(len(probe.ids)), PER_GROUP: attention_params["images_per_group"], "key": key,
-                    "key_use": evaluate_params["use_key"], IMAGE_PX: px, POINTING_RADIUS_PX: radius,
+    summary.update({IMAGES: int(len(probe.ids)), PER_GROUP: p.attention.images_per_group, "key": key,
+                    "key_use": p.evaluate.use_key, IMAGE_PX: px, POINTING_RADIUS_PX: radius,
                     GRID: list(maps.shape[1:]),
                     "baselines": _baselines_record(blind, key), "setup_s": setup_s,
                     "wall_s": time.perf_counter() - t0})
@@ -323,7 +327,7 @@ def summarise(focus: pd.DataFrame, n_cells: int, n_boot: int = 1000, seed: int =
 
 # ------------------------------------------------------------------------------------------------ outputs
 
-def write_figures(p: dict, summary: dict, results_dir: str | Path = OUT_DIR, fig_dir: str | Path = FIG_DIR,
+def write_figures(p: Params, summary: dict, results_dir: str | Path = OUT_DIR, fig_dir: str | Path = FIG_DIR,
                   px: int = 96) -> list[Path]:
     """The Table 6 analog (natural runs at the examples seen they share), the same for the curated runs at
     theirs, and the focus-by-scale chart; returns the paths written."""
@@ -332,7 +336,7 @@ def write_figures(p: dict, summary: dict, results_dir: str | Path = OUT_DIR, fig
     meta = pd.read_parquet(results_dir / "probe.parquet")
     z = np.load(results_dir / "maps.npz")
     rows = z["rows"]
-    world = build_world(p["world"])
+    world = build_world(p.world)
     ids = meta["id"].to_numpy()[rows]
     images, masks = render_ids(world, ids, px), probe_masks(world, ids, px)
     means = pd.DataFrame(summary[MEANS])

@@ -20,6 +20,7 @@ import apache_beam as beam
 import numpy as np
 
 from vlscale.beam.runner import pipeline
+from vlscale.config import BeamParams, WorldParams
 from vlscale.files import atomic_write
 from vlscale.filtering import account as acc
 from vlscale.filtering.arms import merge_arm
@@ -90,7 +91,7 @@ class ScoreShard(beam.DoFn):
 class CountShard(beam.DoFn):
     """A synthetic shard's account counts against the arms (a side input)."""
 
-    def __init__(self, world_params: dict):
+    def __init__(self, world_params: WorldParams):
         self.world_params = world_params
 
     def setup(self):
@@ -108,7 +109,7 @@ def _write_pickle(value, path: str):
     atomic_write(Path(path), lambda tmp: tmp.write_bytes(pickle.dumps(value)))
 
 
-def map_shards(work: ShardWork, shards: list, beam_params: dict) -> Selection:
+def map_shards(work: ShardWork, shards: list, beam_params: BeamParams) -> Selection:
     """The Selection of `filtering.shards.map_shards`, on Beam: the shards' scores go to work.out_dir/scores as
     the local engine writes them."""
     stage = Path(work.out_dir) / "beam"
@@ -126,7 +127,7 @@ def map_shards(work: ShardWork, shards: list, beam_params: dict) -> Selection:
         rests | "write rests" >> beam.Map(lambda r: _write_pickle([x for _, x in sorted(r, key=lambda i: i[0])],
                                                                    str(stage / "rests.pkl")))
         if work.kind == SYNTHETIC:
-            counts = indexed | "count" >> beam.ParDo(CountShard(work.p["world"]), beam.pvalue.AsSingleton(arms))
+            counts = indexed | "count" >> beam.ParDo(CountShard(work.p.world), beam.pvalue.AsSingleton(arms))
             (counts | "tables" >> beam.combiners.ToList() | "add" >> beam.Map(acc.add_counts)
              | "write counts" >> beam.Map(_write_pickle, str(stage / "counts.pkl")))
     counters = {r.key.metric.name: r.committed for r in p_beam.result.metrics().query()["counters"]}

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from vlscale.config import BeamParams
+
 IN_PROCESS = "in_process"
 
 
@@ -39,8 +41,8 @@ def pipeline_flags(options: dict) -> list[str]:
     return flags
 
 
-def pipeline(beam_params: dict, job: str = "vlscale"):
-    """A `beam.Pipeline` for the resolved `beam` block ({"runner": ..., "options": {...}}).
+def pipeline(beam_params: BeamParams, job: str = "vlscale"):
+    """A `beam.Pipeline` for the `beam` block (its runner and options).
 
     runner "in_process" is Beam's FnApiRunner (with `direct_running_mode` and `direct_num_workers` among the
     options it runs bundles in threads or worker processes on this machine); any other name goes to Beam's
@@ -49,8 +51,8 @@ def pipeline(beam_params: dict, job: str = "vlscale"):
     beam = _require_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    runner = beam_params.get("runner", IN_PROCESS)
-    flags = pipeline_flags(dict(beam_params.get("options") or {}))
+    runner = beam_params.runner
+    flags = pipeline_flags(beam_params.options)
     options = PipelineOptions(flags + [f"--job_name={job}"])
     known = {a.split("=", 1)[0] for a in options.get_all_options(retain_unknown_options=False, drop_default=False)}
     unknown = [f for f in flags if f.split("=", 1)[0].lstrip("-") not in known]

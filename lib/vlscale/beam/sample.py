@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from vlscale.beam.runner import pipeline
+from vlscale.config import BeamParams
 from vlscale.data import shards as sh
 from vlscale.data.sampling import write_uid_list
 from vlscale.data.subsets import (
@@ -90,7 +91,7 @@ def _write_scan_parts(_, out: str, parts, duplicates, duplicate_samples, written
     write_json(Path(out) / "scan_parts.json", doc, indent=None)
 
 
-def scan_shards(paths, *, languages, out_dir, beam_params: dict, max_caption_chars: int = 1024,
+def scan_shards(paths, *, languages, out_dir, beam_params: BeamParams, max_caption_chars: int = 1024,
                 default_language: str | None = None) -> sh.ShardScan:
     """`vlscale.data.shards.scan_shards` as a Beam pipeline; its files go to `out_dir` (records/shard_*.parquet:
     each shard's kept records; scan_parts.json: the shards' counts). Returns the same ShardScan."""
@@ -177,7 +178,7 @@ def _write_uid_list(label_group, out: str, files: dict):
     return label, len(frame)
 
 
-def subset_uid_lists(record_files, fractions: dict, key: int, out_dir, beam_params: dict,
+def subset_uid_lists(record_files, fractions: dict, key: int, out_dir, beam_params: BeamParams,
                      write_ids_max: int) -> dict:
     """Write `uids_<label>.parquet` (uid, language, shard, member; sorted by uid) for every subset of
     {label: fraction} with at most `write_ids_max` records, from the scan's record files. Returns

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vlscale.analysis import figures
-from vlscale.config import validate
+from vlscale.config import Params, SampleParams, validate
 from vlscale.data import sampling
 from vlscale.data.sampling import LANGUAGES, POOL_EXAMPLES, SCAN, SHARDS, SOURCE, SUBSET_EXAMPLES, SUBSETS
 from vlscale.data.shards import scan_shards, shard_summary
@@ -34,31 +34,29 @@ METRICS_PATH = Path("metrics/sample.json")
 
 
 
-def scan_local(p: dict, world):
+def scan_local(p: Params, world):
     """A real pool scanned in this process: (ShardScan, subsets, uid lists None)."""
-    sample = p["sample"]
-    scan = scan_shards(sample["shards"], languages=world.strata, max_caption_chars=sample["max_caption_chars"],
-                       default_language=sample["untagged_language"])
+    scan = scan_shards(p.sample.shards, languages=world.strata, max_caption_chars=p.sample.max_caption_chars,
+                       default_language=p.sample.untagged_language)
     _account(scan)
-    return scan, sampling.real_subsets(scan.records, sample["key"]), None
+    return scan, sampling.real_subsets(scan.records, p.sample.key), None
 
 
-def scan_beam(p: dict, world):
+def scan_beam(p: Params, world):
     """A real pool scanned, and its subsets' uid lists written, by Beam pipelines over the shards:
     (ShardScan, StrataCounts, {label: uid-list file})."""
     from vlscale.beam import sample as beam_sample  # the beam extra
     from vlscale.beam.runner import outside_ipython  # Beam's interactive mode does not import with pandas 3
 
-    sample = p["sample"]
-    scan = outside_ipython(beam_sample.scan_shards, paths=sample["shards"], languages=world.strata,
-                           max_caption_chars=sample["max_caption_chars"], out_dir=OUT_DIR / "beam",
-                           beam_params=p["beam"], default_language=sample["untagged_language"])
+    scan = outside_ipython(beam_sample.scan_shards, paths=p.sample.shards, languages=world.strata,
+                           max_caption_chars=p.sample.max_caption_chars, out_dir=OUT_DIR / "beam", beam_params=p.beam,
+                           default_language=p.sample.untagged_language)
     _account(scan)
     lists = outside_ipython(beam_sample.subset_uid_lists,
                             record_files=sorted((OUT_DIR / "beam/records").glob("shard_*.parquet")),
-                            fractions={sampling.fraction_label(f): f for f in sample["fractions"]}, key=sample["key"],
-                            out_dir=OUT_DIR, beam_params=p["beam"], write_ids_max=sample["write_ids_max"])
-    return scan, StrataCounts(lists["sizes"], sample["key"]), lists["files"]
+                            fractions={sampling.fraction_label(f): f for f in p.sample.fractions}, key=p.sample.key,
+                            out_dir=OUT_DIR, beam_params=p.beam, write_ids_max=p.sample.write_ids_max)
+    return scan, StrataCounts(lists["sizes"], p.sample.key), lists["files"]
 
 
 def _account(scan) -> None:
@@ -69,14 +67,13 @@ def _account(scan) -> None:
     print({k: scan.report[k] for k in ("examples_in", "kept", "rejected")})
 
 
-def coverage(p: dict, world, subsets):
+def coverage(sample: SampleParams, world, subsets):
     """Long-tail coverage per subset: of the concepts of each kind (synthetic pool) or of the page languages (real
     shards carry no concept), the share with at least k examples."""
-    sample = p["sample"]
-    if sample["source"] == "synthetic":
-        counts = {f: sampling.concept_counts(world, subsets, f) for f in sample["fractions"]}
-        return sampling.coverage_table(world, counts, sample["coverage_k"])
-    return sampling.language_coverage(subsets, sample["fractions"], sample["coverage_k"])
+    if sample.source == "synthetic":
+        counts = {f: sampling.concept_counts(world, subsets, f) for f in sample.fractions}
+        return sampling.coverage_table(world, counts, sample.coverage_k)
+    return sampling.language_coverage(subsets, sample.fractions, sample.coverage_k)
 
 
 def subset_metrics(subsets, fraction, mix, index: dict, lang, cov) -> dict:
@@ -99,37 +96,37 @@ def subset_metrics(subsets, fraction, mix, index: dict, lang, cov) -> dict:
 def run(params: dict) -> dict:
     """The sample stage (module docstring). params: profile, world, sample, engine, beam."""
     p = validate({k: params[k] for k in ("profile", "world", "sample", "engine", "beam")})
-    sample, world = p["sample"], build_world(p["world"])
-    fractions, synthetic = sample["fractions"], sample["source"] == "synthetic"
+    sample, world = p.sample, build_world(p.world)
+    fractions, synthetic = sample.fractions, sample.source == "synthetic"
     for folder in (OUT_DIR, FIG_DIR, PLOTS_DIR):
         folder.mkdir(parents=True, exist_ok=True)
     if synthetic:
-        scan, subsets, uid_lists = None, sampling.synthetic_subsets(world, sample["pool_size"], sample["key"]), None
+        scan, subsets, uid_lists = None, sampling.synthetic_subsets(world, sample.pool_size, sample.key), None
     else:
-        scan, subsets, uid_lists = (scan_beam if p["engine"] == "beam" else scan_local)(p, world)
+        scan, subsets, uid_lists = (scan_beam if p.engine == "beam" else scan_local)(p, world)
     print(subsets)
 
-    mixes = sampling.mixtures(subsets, fractions, sample["rebalance_targets"], sample["key"])
+    mixes = sampling.mixtures(subsets, fractions, sample.rebalance_targets, sample.key)
     lang = sampling.language_table(subsets, fractions, mixes)
     lang.to_csv(PLOTS_DIR / "language_mix.csv", index=False)
-    index = sampling.write_subsets(OUT_DIR, subsets, fractions, mixes, sample["write_ids_max"],
-                                   meta={"source": sample["source"], "world_fingerprint": world.fingerprint(),
-                                         "provenance": provenance(p["profile"], p, with_commit=False)},
+    index = sampling.write_subsets(OUT_DIR, subsets, fractions, mixes, sample.write_ids_max,
+                                   meta={"source": sample.source, "world_fingerprint": world.fingerprint(),
+                                         "provenance": provenance(p.profile, p.dump(), with_commit=False)},
                                    records=None if synthetic else scan.records, uid_lists=uid_lists)
     for f in fractions:
         label = sampling.fraction_label(f)
         figures.save(figures.rebalancing(lang, label), FIG_DIR / f"language_mix_{label}.png")
-    cov = coverage(p, world, subsets)
+    cov = coverage(sample, world, subsets)
     cov.to_csv(PLOTS_DIR / "coverage.csv", index=False)
     figures.save(figures.coverage(cov, "concepts" if synthetic else "page languages"), FIG_DIR / "coverage.png")
 
-    metrics = {SOURCE: sample["source"], POOL_EXAMPLES: int(subsets.sizes.sum()),
+    metrics = {SOURCE: sample.source, POOL_EXAMPLES: int(subsets.sizes.sum()),
                SUBSETS: {sampling.fraction_label(f): subset_metrics(subsets, f, mixes[f], index, lang, cov)
                          for f in fractions}}
     if scan is not None:  # a real pool: its shards, what the scan kept and rejected, its languages as tagged
         metrics[SCAN] = {k: scan.report[k] for k in ("examples_in", "kept", "rejected", "shards", "shards_unreadable")}
-        metrics[SHARDS] = shard_summary(sample["shards"])
+        metrics[SHARDS] = shard_summary(sample.shards)
         metrics[LANGUAGES] = {code: int(n) for code, n in zip(subsets.names, subsets.counts(max(fractions))) if n}
-    metrics["provenance"] = provenance(p["profile"], p)
+    metrics["provenance"] = provenance(p.profile, p.dump())
     write_json(METRICS_PATH, metrics)
     return metrics

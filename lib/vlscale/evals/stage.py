@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlscale.config import validate
+from vlscale.config import Params, validate
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.evals import real_eval
 from vlscale.evals.analog_eval import analog_facts, analog_suite, evaluate_analog
@@ -111,12 +111,14 @@ def run(params: dict, name: str | None = None) -> dict[str, dict]:
     holds): every run the study plan trains, or run `name` alone; returns {run: its metrics record}
     (metrics/evaluate/<run>.json)."""
     p = validate({k: params[k] for k in BLOCKS if k in params})
-    p["sample"] = {"source": params["sample"]["source"]}  # the pool's kind: what the study can run on it
-    p = apply_plan(p)[0]
-    if name is not None and name not in p["runs"]:
+    # the pool's kind: what the study can run on it
+    sample = validate({"profile": params["profile"], "sample": {"source": params["sample"]["source"]}},
+                      partial=("sample",)).sample
+    p = apply_plan(p.replace(sample=sample))[0]
+    if name is not None and name not in p.runs:
         raise ValueError(f"run {name!r} is not evaluated: not a run of params' runs, or the plan skips it "
-                         f"(runs evaluated: {sorted(p['runs'])})")
-    return evaluate_runs(p, list(p["runs"]) if name is None else [name])
+                         f"(runs evaluated: {sorted(p.runs)})")
+    return evaluate_runs(p, list(p.runs) if name is None else [name])
 
 
 def results_table(names: list[str], out_dir: str | Path = OUT_DIR) -> pd.DataFrame:
@@ -124,9 +126,9 @@ def results_table(names: list[str], out_dir: str | Path = OUT_DIR) -> pd.DataFra
     return pd.concat([pd.read_parquet(Path(out_dir) / f"{n}.parquet") for n in names], ignore_index=True)
 
 
-def evaluate_runs(p: dict, names: list[str], runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR,
+def evaluate_runs(p: Params, names: list[str], runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR,
                   records_dir: str | Path = ".", progress: Callable = print) -> dict[str, dict]:
-    """Evaluate the runs `names` of resolved params `p`: every cool-down checkpoint under <runs_dir>/<name>, every
+    """Evaluate the runs `names` of validated params `p`: every cool-down checkpoint under <runs_dir>/<name>, every
     analog with a size and every real set with a folder in `evaluate`.
 
     Writes, per run, <out_dir>/<name>/<checkpoint>/<source>/<benchmark>.json, the tidy table
@@ -135,8 +137,8 @@ def evaluate_runs(p: dict, names: list[str], runs_dir: str | Path = "runs", out_
     Returns {run: its metrics record}.
     """
     out_dir, runs_dir = Path(out_dir), Path(runs_dir)
-    evaluate_params, train = p["evaluate"], p["train"]
-    key = evaluate_params["keys"][evaluate_params["use_key"]]
+    evaluate_params = p.evaluate
+    key = evaluate_params.key
     check_code_version("evaluate")  # a current evaluation is one this code made
     fingerprints = {name: evaluation_fingerprint(p, name, runs_dir / name, TOKENIZER_PATH) for name in names}
     # the fingerprint is written last: results beside a current fingerprint are complete
@@ -147,22 +149,23 @@ def evaluate_runs(p: dict, names: list[str], runs_dir: str | Path = "runs", out_
             progress(f"{n}: {out_dir / n} holds its results from the same inputs: not evaluated again")
     if todo:
         t0 = time.perf_counter()
-        px, max_len = train["image_px"], p["tokenizer"]["max_len"]
+        px, max_len = p.train.image_px, p.tokenizer.max_len
         tokenizer = Tokenizer(TOKENIZER_PATH)
         suites, facts = {}, {}
-        sizes = {k: v for k, v in evaluate_params["analogs"].items() if v > 0}
+        sizes = {k: v for k, v in evaluate_params.analogs.items() if v > 0}
         if sizes:
-            train_sizes = {k: v for k, v in evaluate_params["train_sizes"].items() if k in sizes and v > 0}
-            suite = analog_suite(build_world(p["world"]), px, sizes, train_sizes, key, progress)
+            train_sizes = {k: v for k, v in evaluate_params.train_sizes.items() if k in sizes and v > 0}
+            suite = analog_suite(build_world(p.world), px, sizes, train_sizes, key, progress)
             suites["analog"] = {b: (lambda emb, pr, shots, b=b: evaluate_analog(suite, b, emb, pr, shots))
                                 for b in sizes}
             facts = analog_facts(suite)
-        real = {k: real_eval.LOADERS[k](root) for k, root in evaluate_params["real_sets"].items() if root}
+        real = {k: real_eval.LOADERS[k](root) for k, root in evaluate_params.real_sets.items() if root}
         if real:
             suites["real"] = real_eval.real_suite(real, px, key)
         if not suites:
             raise ValueError("evaluate: no analog has a size > 0 and no real set has a folder; nothing to evaluate")
-        prompts_of = {source: Prompts(tuple(evaluate_params["templates"][source])) for source in ("analog", "real")}
+        prompts_of = {source: Prompts(tuple(getattr(evaluate_params.templates, source)))
+                      for source in ("analog", "real")}
         setup_s = time.perf_counter() - t0
         for i, name in enumerate(todo):
             progress(f"[{i + 1}/{len(todo)}] evaluating run {name}")
@@ -172,22 +175,23 @@ def evaluate_runs(p: dict, names: list[str], runs_dir: str | Path = "runs", out_
             shutil.rmtree(out_dir / name, ignore_errors=True)
             (out_dir / f"{name}.parquet").unlink(missing_ok=True)
             # the run's own model (the model axis), else params' model
-            model_config = {**run.model, "text": {**run.model["text"], "vocab_size": tokenizer.vocab_size}}
-            record = dict(profile=p["profile"], model=run.model_name, evaluate=evaluate_params, key=key,
-                          run_params=run.entry, provenance=provenance(p["profile"], p))
+            model = run.model.model_dump()
+            model_config = {**model, "text": {**model["text"], "vocab_size": tokenizer.vocab_size}}
+            record = dict(profile=p.profile, model=run.model_name, evaluate=evaluate_params.model_dump(), key=key,
+                          run_params=run.entry.model_dump(), provenance=provenance(p.profile, p.dump()))
             table, items = evaluate_run(
-                name, runs_dir / name, pool_share(run), run.seed, train["examples_seen"], suites,
+                name, runs_dir / name, pool_share(run), run.seed, p.train.examples_seen, suites,
                 lambda ckpt, model_config=model_config: checkpoint_embedder(ckpt, model_config, tokenizer, px, max_len,
-                                                                            evaluate_params["batch_size"]),
-                prompts_of, out_dir, record, evaluate_params["shots"], progress, run.curation)
+                                                                            evaluate_params.batch_size),
+                prompts_of, out_dir, record, evaluate_params.shots, progress, run.curation)
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             table.to_parquet(out_dir / f"{name}.parquet", index=False)
             items.to_parquet(out_dir / name / "items.parquet", index=False)
             write_json(out_dir / name / "analogs.json",
-                       {"key": key, "key_use": evaluate_params["use_key"], "analogs": facts})
+                       {"key": key, "key_use": evaluate_params.use_key, "analogs": facts})
             last = table[table["examples_seen"] == table["examples_seen"].max()]
             metrics = {
-                "run": name, **run.entry, "seed": run.seed, "key": key, "key_use": evaluate_params["use_key"],
+                "run": name, **run.entry.model_dump(), "seed": run.seed, "key": key, "key_use": evaluate_params.use_key,
                 "checkpoints": sorted(int(s) for s in table["examples_seen"].unique()),
                 "final": {f"{r.source}/{r.task}": {"value": r.value, "se": r.se, "n": r.n, "metric": r.metric}
                           for r in last.itertuples()},

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vlscale.config import Params
 from vlscale.data.input import center_crop_resize
 from vlscale.data.shards import load_example
 from vlscale.evals.embedder import Embedder, checkpoint_embedder
@@ -51,12 +52,12 @@ class Scorers:
         return out
 
 
-def load_embedder(p: dict, tokenizer, checkpoint: Path | str, config: dict | None = None) -> Embedder:
-    """The Embedder of a filter model's checkpoint: params `p`'s model (or `config`), its image size, the
-    tokenizer's max_len and evaluate.batch_size."""
-    model_config = config or {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
-    return checkpoint_embedder(Path(checkpoint), model_config, tokenizer, p["train"]["image_px"],
-                               p["tokenizer"]["max_len"], p["evaluate"]["batch_size"])
+def load_embedder(p: Params, tokenizer, checkpoint: Path | str, config: dict | None = None) -> Embedder:
+    """The Embedder of a filter model's checkpoint: params `p`'s model (or the big_vision config `config`), its
+    image size, the tokenizer's max_len and evaluate.batch_size."""
+    model_config = config or {**p.model.model_dump(), "text": {**p.model.text, "vocab_size": tokenizer.vocab_size}}
+    return checkpoint_embedder(Path(checkpoint), model_config, tokenizer, p.train.image_px, p.tokenizer.max_len,
+                               p.evaluate.batch_size)
 
 
 def pool_shards(sizes, shard_size: int) -> list[tuple[int, int, int]]:

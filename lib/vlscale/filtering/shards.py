@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vlscale.config import FilterParams, Params
 from vlscale.data.input import read_sample
 from vlscale.data.tokenizer import Tokenizer
 from vlscale.filtering import account as acc
@@ -62,22 +63,21 @@ def shard_counts(world, shard, arms: dict[str, np.ndarray]) -> pd.DataFrame:
     return acc.count_table(acc.labels(world, truth(world, ids)), {a: member(ids, kept) for a, kept in arms.items()})
 
 
-def scored_arms(filter_params: dict, kind: str) -> list[str]:
-    """The arms of `filter_params["arms"]` that are a top k, for a pool of `kind` (a real pool has REAL_ARMS
-    only)."""
-    return [arm for arm in (SCORED_ARMS if kind == SYNTHETIC else REAL_ARMS) if arm in filter_params["arms"]]
+def scored_arms(filter_params: FilterParams, kind: str) -> list[str]:
+    """The arms of filter.arms that are a top k, for a pool of `kind` (a real pool has REAL_ARMS only)."""
+    return [arm for arm in (SCORED_ARMS if kind == SYNTHETIC else REAL_ARMS) if arm in filter_params.arms]
 
 
 @dataclass
 class ShardWork:
     """What scoring a pool's shards takes, for one worker or many.
 
-    kind: SYNTHETIC or REAL; p: the resolved params; k: each arm's size; out_dir: the stage's folder (scores/
+    kind: SYNTHETIC or REAL; p: the validated params; k: each arm's size; out_dir: the stage's folder (scores/
     goes in it); sample_dir, tokenizer_path: the sample and tokenizer stages' outputs; models: {"scorer" |
     "classifier": checkpoint path} of the filter models; head: the classifier's head; random_rows: a real pool's
     random arm (record rows)."""
     kind: str
-    p: dict
+    p: Params
     k: int
     out_dir: str
     sample_dir: str
@@ -89,7 +89,7 @@ class ShardWork:
     @property
     def arms(self) -> list[str]:
         """The scored arms (top k) this pool has."""
-        return scored_arms(self.p["filter"], self.kind)
+        return scored_arms(self.p.filter, self.kind)
 
     def load(self) -> ShardScorer:
         """A ShardScorer from the files: the world, the pool, the tokenizer and the filter models' checkpoints."""
@@ -98,21 +98,21 @@ class ShardWork:
         scorers = Scorers(clip=emb.get("scorer"), classifier=emb.get("classifier"), head=self.head)
         if self.kind == REAL:
             return ShardScorer(self, None, None, scorers, None)
-        world = build_world(self.p["world"])
+        world = build_world(self.p.world)
         _, _, pool = read_sample(world, self.sample_dir, None)
-        return ShardScorer(self, world, pool, scorers, render_jax(world, self.p["train"]["image_px"]))
+        return ShardScorer(self, world, pool, scorers, render_jax(world, self.p.train.image_px))
 
     def all_arms(self, scored: dict[str, np.ndarray], rests: list) -> dict[str, np.ndarray]:
         """Every arm of filter.arms in its order, from the scored arms' sorted ids and the shards' rests (the
         random arm: the shards' random ids of a synthetic pool, `random_rows` of a real one). A scored arm no
         shard had a candidate for raises merge_arm's error."""
         arms = {arm: scored[arm] if arm in scored else merge_arm(arm, [], self.k) for arm in self.arms}
-        if "random" in self.p["filter"]["arms"]:
+        if "random" in self.p.filter.arms:
             if self.kind == SYNTHETIC:
                 arms["random"] = np.sort(np.concatenate(rests)) if rests else np.zeros(0, np.int64)
             else:
                 arms["random"] = np.sort(self.random_rows)
-        return {a: arms[a] for a in self.p["filter"]["arms"]}
+        return {a: arms[a] for a in self.p.filter.arms}
 
 
 @dataclass
@@ -133,24 +133,23 @@ class ShardScorer:
         return self._score_real(index, *shard)
 
     def _score_synthetic(self, index: int, shard) -> tuple[dict, np.ndarray]:
-        filter_params = self.work.p["filter"]
+        filter_params = self.work.p.filter
         ids = shard_ids(shard)
         gt, raw = score_synthetic(self.world, ids, self.scorers, self.render)
         english = english_caption(self.world, gt)
         columns = {"caption_en": english, **raw,
-                   **selection_scores(ids, raw, english, filter_params["key"], planted_eligible(self.world, gt))}
-        in_random = self.pool.contains(ids, filter_params["keep_fraction"])
+                   **selection_scores(ids, raw, english, filter_params.key, planted_eligible(self.world, gt))}
+        in_random = self.pool.contains(ids, filter_params.keep_fraction)
         write_scores(self.work.out_dir, index, {"id": ids, **columns, "random": in_random})
         return shard_candidates(ids, columns, self.work.arms, self.work.k), ids[in_random]
 
     def _score_real(self, index: int, records: pd.DataFrame, positions: np.ndarray) -> tuple[dict, Counter]:
-        filter_params = self.work.p["filter"]
-        table, bad = score_record_shard(records, positions, self.scorers, self.work.p["train"]["image_px"])
+        table, bad = score_record_shard(records, positions, self.scorers, self.work.p.train.image_px)
         here = table["row"].to_numpy()
         english = table["language"].to_numpy() == "en"
         columns = {c: table[c].to_numpy() for c in table.columns} | {"caption_en": english}
         raw = {c: columns[c] for c in self.scorers.names}
-        columns |= (selection_scores(here, raw, english, filter_params["key"])
+        columns |= (selection_scores(here, raw, english, self.work.p.filter.key)
                     | {"random": np.isin(here, self.work.random_rows)})
         write_scores(self.work.out_dir, index, columns)
         return shard_candidates(here, columns, self.work.arms, self.work.k), bad

@@ -33,7 +33,7 @@ import pandas as pd
 from vlscale import plan
 from vlscale.analysis import figures
 from vlscale.beam.runner import outside_ipython
-from vlscale.config import LOW_RESOURCE, ParamsError, validate
+from vlscale.config import LOW_RESOURCE, FilterParams, Params, ParamsError, TrainParams, validate
 from vlscale.data.filter_arms import FILTER_DIR, arm_path, sha256_of
 from vlscale.data.input import IdSource, read_sample
 from vlscale.data.sampling import real_subsets
@@ -86,29 +86,28 @@ def web_ids(world, n: int, labelled: bool = False) -> np.ndarray:
                            for s, m in enumerate(world.pool_sizes(n).tolist()) if m])
 
 
-def model_train_block(p: dict, budget: float) -> dict:
+def model_train_block(train: TrainParams, budget: float) -> TrainParams:
     """The train block a filter model trains with: `budget` × train.examples_seen, one cool-down at its end."""
-    train = p["train"]
-    return {**train, "examples_seen": int(round(budget * train["examples_seen"])), "cooldown_budgets": [1.0],
-            "probe_every_examples": 0}
+    return train.model_copy(update={"examples_seen": int(round(budget * train.examples_seen)),
+                                    "cooldown_budgets": [1.0], "probe_every_examples": 0})
 
 
-def train_model(p: dict, world, tokenizer, ids: np.ndarray, budget: float, run_dir: Path, seed: int,
+def train_model(p: Params, world, tokenizer, ids: np.ndarray, budget: float, run_dir: Path, seed: int,
                 progress: bool = True) -> dict:
     """Train a SigLIP of params `p`'s model on the pairs `ids`; returns {checkpoint, summary}."""
-    train = {**model_train_block(p, budget), "seed": seed}
+    train = model_train_block(p.train, budget).model_copy(update={"seed": seed})
     source = IdSource(world, ids, derive_key(seed, 3))
-    trainer = trainer_for({**p, "train": train}, world, source, tokenizer)
+    trainer = trainer_for(p.replace(train=train), world, source, tokenizer)
     summary = trainer.fit(run_dir, progress=progress)
     _, last = RunDir(run_dir).cooled_down()[-1]
-    return {"checkpoint": str(last), "examples_seen": train["examples_seen"], "unique_pairs": len(ids), "seed": seed,
+    return {"checkpoint": str(last), "examples_seen": train.examples_seen, "unique_pairs": len(ids), "seed": seed,
             "summary": {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}}
 
 
-def load_scorer(p: dict, tokenizer):
+def load_scorer(p: Params, tokenizer):
     """The Embedder of filter.scorer.checkpoint, or ParamsError naming it when it does not load or does not
     match the model config (checked before any work)."""
-    path = p["filter"]["scorer"]["checkpoint"]
+    path = p.filter.scorer.checkpoint
     try:
         return load_embedder(p, tokenizer, path)
     except (OSError, ValueError, KeyError) as e:
@@ -137,6 +136,7 @@ def fit_classifier(world, embedder, n: int, holdout: float, key: int, render) ->
 # ----------------------------------------------------------------------------------------------- stage
 
 BLOCKS = ("profile", "world", "tokenizer", "model", "train", "filter", "engine", "beam")  # validated whole
+PART_BLOCKS = {"sample": ("key",), "evaluate": ("batch_size",)}  # the entries of other blocks it reads
 
 
 def run(params: dict) -> dict:
@@ -144,9 +144,8 @@ def run(params: dict) -> dict:
     the two values of other blocks it reads: a real pool's subset key, and the embedding batch). Writes data/filter
     (see the module docstring), metrics/filter.json (the manifest), plots/filter/account.csv and the figures of
     paper/figures/filter/; returns the manifest."""
-    p = validate({name: params[name] for name in BLOCKS})
-    p["sample"] = {"key": params["sample"]["key"]}
-    p["evaluate"] = {"batch_size": params["evaluate"]["batch_size"]}
+    parts = {block: {key: params[block][key] for key in keys} for block, keys in PART_BLOCKS.items()}
+    p = validate({**{name: params[name] for name in BLOCKS}, **parts}, partial=tuple(PART_BLOCKS))
     manifest = run_filter(p, progress=False)
     write_json(METRICS, manifest)
     ACCOUNT_PLOT.parent.mkdir(parents=True, exist_ok=True)
@@ -172,51 +171,52 @@ def draw_account(account: pd.DataFrame, arms: list[str], fig_dir: Path = FIG_DIR
     plt.close(fig)
 
 
-def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path = "data/sample",
+def run_filter(p: Params, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path = "data/sample",
                progress: bool = True, log=print) -> dict:
-    """The filter stage's work on resolved params `p` (see the module docstring); returns the manifest."""
-    filter_params, out_dir = p["filter"], Path(out_dir)
-    world = build_world(p["world"])
+    """The filter stage's work on validated params `p` (BLOCKS, sample.key and evaluate.batch_size; see the module
+    docstring); returns the manifest."""
+    filter_params, out_dir = p.filter, Path(out_dir)
+    world = build_world(p.world)
     tokenizer = Tokenizer(TOKENIZER_PATH)
     label, _, pool = read_sample(world, sample_dir, None)  # the largest subset: the pool
     kind = REAL if isinstance(pool, pd.DataFrame) else SYNTHETIC
     skipped = skipped_arms(filter_params, kind, log)
-    filter_params = {**filter_params, "arms": [a for a in filter_params["arms"] if a not in skipped]}
-    p = {**p, "filter": filter_params}
-    scorer = (load_scorer(p, tokenizer) if needs_scorer(filter_params["arms"]) and filter_params["scorer"]["checkpoint"]
+    filter_params = filter_params.model_copy(update={"arms": [a for a in filter_params.arms if a not in skipped]})
+    p = p.replace(filter=filter_params)
+    scorer = (load_scorer(p, tokenizer) if needs_scorer(filter_params.arms) and filter_params.scorer.checkpoint
               else None)
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "scores").mkdir(parents=True)
     times, models = {}, {}
     t0 = time.perf_counter()
-    render = render_jax(world, p["train"]["image_px"]) if kind == SYNTHETIC else None
-    if needs_scorer(filter_params["arms"]) and scorer is None:
-        log(f"training the scorer on {filter_params['scorer']['examples']:,} curated English pairs")
-        models["scorer"] = train_model(p, world, tokenizer, scorer_ids(world, filter_params["scorer"]["examples"]),
-                                       filter_params["scorer"]["budget"], out_dir / "models/scorer",
-                                       derive_key(filter_params["key"], 1) % 2**31, progress)
+    render = render_jax(world, p.train.image_px) if kind == SYNTHETIC else None
+    if needs_scorer(filter_params.arms) and scorer is None:
+        log(f"training the scorer on {filter_params.scorer.examples:,} curated English pairs")
+        models["scorer"] = train_model(p, world, tokenizer, scorer_ids(world, filter_params.scorer.examples),
+                                       filter_params.scorer.budget, out_dir / "models/scorer",
+                                       derive_key(filter_params.key, 1) % 2**31, progress)
         scorer = load_embedder(p, tokenizer, models["scorer"]["checkpoint"])
         times["scorer_train_s"] = time.perf_counter() - t0
     elif scorer is not None:
-        models["scorer"] = {"checkpoint": filter_params["scorer"]["checkpoint"]}
+        models["scorer"] = {"checkpoint": filter_params.scorer.checkpoint}
     head = classifier = None
-    if "classifier" in filter_params["arms"]:
+    if "classifier" in filter_params.arms:
         t1 = time.perf_counter()
-        classifier_params = filter_params["classifier"]
-        log(f"training the classifier's model on {classifier_params['web_examples']:,} web pairs")
-        models["classifier"] = train_model(p, world, tokenizer, web_ids(world, classifier_params["web_examples"]),
-                                           classifier_params["budget"], out_dir / "models/classifier",
-                                           derive_key(filter_params["key"], 2) % 2**31, progress)
+        classifier_params = filter_params.classifier
+        log(f"training the classifier's model on {classifier_params.web_examples:,} web pairs")
+        models["classifier"] = train_model(p, world, tokenizer, web_ids(world, classifier_params.web_examples),
+                                           classifier_params.budget, out_dir / "models/classifier",
+                                           derive_key(filter_params.key, 2) % 2**31, progress)
         classifier = load_embedder(p, tokenizer, models["classifier"]["checkpoint"])
-        head, models["classifier"]["head"] = fit_classifier(world, classifier, classifier_params["labelled"],
-                                                            classifier_params["holdout"], filter_params["key"], render)
+        head, models["classifier"]["head"] = fit_classifier(world, classifier, classifier_params.labelled,
+                                                            classifier_params.holdout, filter_params.key, render)
         log(f"classifier head: {models['classifier']['head']}")
         times["classifier_train_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     if kind == SYNTHETIC:
         k, random_rows = filter_k(pool, filter_params), None
-        shards = pool_shards(pool.sizes, filter_params["shard_size"])
+        shards = pool_shards(pool.sizes, filter_params.shard_size)
     else:
         pool = pool.reset_index(drop=True)
         random_rows = real_random_rows(p, pool)
@@ -224,29 +224,29 @@ def run_filter(p: dict, out_dir: str | Path = FILTER_DIR, sample_dir: str | Path
     work = ShardWork(kind, p, k, str(out_dir.resolve()), str(Path(sample_dir).resolve()),
                      str(Path(TOKENIZER_PATH).resolve()),
                      {name: str(Path(m["checkpoint"]).resolve()) for name, m in models.items()}, head, random_rows)
-    engine = p.get("engine", "local")
+    engine = p.engine or "local"
     if engine == "beam":
         from vlscale.beam import filter as beam_filter  # apache_beam: the optional extra
 
-        selection = outside_ipython(beam_filter.map_shards, work=work, shards=shards, beam_params=p["beam"])
-        log(f"Beam ({p['beam']['runner']}) scored {selection.counters.get('shards_scored', '?')} shards in "
+        selection = outside_ipython(beam_filter.map_shards, work=work, shards=shards, beam_params=p.beam)
+        log(f"Beam ({p.beam.runner}) scored {selection.counters.get('shards_scored', '?')} shards in "
             f"{selection.counters['seconds']:.1f} s, {selection.counters.get('model_loads', '?')} model loads")
     else:
         scorers = Scorers(clip=scorer, classifier=classifier, head=head)
         selection = map_shards(ShardScorer(work, world, pool, scorers, render), shards, log)
     manifest = _write_arms(filter_params, kind, pool, selection, out_dir, k, log, shards=len(shards))
     if selection.counters is not None:
-        manifest["beam"] = {"runner": p["beam"]["runner"], "counters": selection.counters}
+        manifest["beam"] = {"runner": p.beam.runner, "counters": selection.counters}
     times["scoring_s"] = time.perf_counter() - t2
-    manifest |= {"pool_label": label, "keep_fraction": filter_params["keep_fraction"], "key": filter_params["key"],
+    manifest |= {"pool_label": label, "keep_fraction": filter_params.keep_fraction, "key": filter_params.key,
                  "world_fingerprint": world.fingerprint(), "source": kind, "skipped_arms": skipped,
                  "models": models, "engine": engine, "seconds": {**times, "total_s": time.perf_counter() - t0},
-                 "devices": jax.device_count(), "provenance": provenance(p["profile"], p)}
+                 "devices": jax.device_count(), "provenance": provenance(p.profile, p.dump())}
     write_json(out_dir / "manifest.json", manifest)
     return manifest
 
 
-def skipped_arms(filter_params: dict, kind: str, log=print) -> dict[str, str]:
+def skipped_arms(filter_params: FilterParams, kind: str, log=print) -> dict[str, str]:
     """The arms of filter.arms a pool of `kind` cannot have, each with why (vlscale.plan.skipped_arms: a real pool
     has no world truth, and no scorer unless filter.scorer.checkpoint names one), each logged on one line."""
     skipped = plan.skipped_arms(filter_params, kind)
@@ -255,17 +255,17 @@ def skipped_arms(filter_params: dict, kind: str, log=print) -> dict[str, str]:
     return skipped
 
 
-def filter_k(pool, filter_params: dict) -> int:
+def filter_k(pool, filter_params: FilterParams) -> int:
     """k: the size of the random arm, the nested random subset of filter.keep_fraction."""
-    return int(pool.counts(filter_params["keep_fraction"]).sum())
+    return int(pool.counts(filter_params.keep_fraction).sum())
 
 
-def real_random_rows(p: dict, records: pd.DataFrame) -> np.ndarray:
+def real_random_rows(p: Params, records: pd.DataFrame) -> np.ndarray:
     """The random arm of a real pool: its nested random subset of filter.keep_fraction (record rows)."""
-    return real_subsets(records, p["sample"]["key"]).ids(p["filter"]["keep_fraction"])
+    return real_subsets(records, p.sample.key).ids(p.filter.keep_fraction)
 
 
-def _write_arms(filter_params: dict, kind: str, pool, selection: Selection, out_dir: Path, k: int, log,
+def _write_arms(filter_params: FilterParams, kind: str, pool, selection: Selection, out_dir: Path, k: int, log,
                 **extra) -> dict:
     """Write each arm (<arm>.npy; a real pool's also <arm>_uids.parquet) and the account; the manifest's entries."""
     arms = selection.arms
@@ -276,14 +276,14 @@ def _write_arms(filter_params: dict, kind: str, pool, selection: Selection, out_
         rows = np.arange(len(pool))
         language = pool["language"].to_numpy(str)  # a record has one language: its page's and its caption's
         groups = {"language": language, "caption_language": language}
-        account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in filter_params["arms"]}))
+        account = acc.finish(acc.count_table(groups, {a: member(rows, arms[a]) for a in filter_params.arms}))
         for arm, ids in arms.items():
             pd.DataFrame({"uid": pool["uid"].to_numpy()[ids]}).to_parquet(out_dir / f"{arm}_uids.parquet",
                                                                          index=False)
         bad = sum(selection.rests, Counter())
         extra = {"pool_pairs": len(pool), "bad_records": dict(sorted(bad.items())), **extra}
     entries = {}
-    for arm in filter_params["arms"]:
+    for arm in filter_params.arms:
         ids = arms[arm]
         if len(ids) != k:
             raise RuntimeError(f"arm {arm!r} kept {len(ids)} pairs, not k = {k}")

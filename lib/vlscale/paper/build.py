@@ -30,7 +30,7 @@ from vlscale.analysis import report
 from vlscale.analysis.fonts import FONT_DIR, font_files
 from vlscale.analysis.results import on_real_benchmarks
 from vlscale.attention import tables as attention_tables
-from vlscale.config import LOW_RESOURCE
+from vlscale.config import LOW_RESOURCE, VerdictsParams
 from vlscale.data import sampling
 from vlscale.files import read_json, write_json
 from vlscale.paper.findings import REFERENCE, controls, judge
@@ -235,7 +235,8 @@ def table_list(root: Path, pool: str = "synthetic") -> list[dict]:
     return out
 
 
-def write_generated(root: str | Path = ".", verdicts: dict | None = None, out_dir: str | Path | None = None) -> dict:
+def write_generated(root: str | Path = ".", verdicts: VerdictsParams | None = None,
+                    out_dir: str | Path | None = None) -> dict:
     """paper/generated/ (see the module docstring); `verdicts`: params.yaml's `verdicts` block (power, margins,
     chance floor) the rules read."""
     root = Path(root)
@@ -345,16 +346,17 @@ def replicated(fig: dict, att: dict) -> str:
     return ", ".join(f"{label(c)} ({n} seeds at {s:,} examples seen)" for (c, s), n in sorted(seen.items(), key=lambda x: (x[0][1], x[0][0])))
 
 
-def control_values(ctrl: list[dict], verdicts: dict) -> dict:
+def control_values(ctrl: list[dict], verdicts: VerdictsParams) -> dict:
     """The controls and the rules' settings as the text prints them; `controls_failed` names any control that
     failed (the report says so at the top)."""
     failed = [c["control"] for c in ctrl if c["passed"] is False]
     unrun = [c["control"] for c in ctrl if c["passed"] is None]
     return {"controls_failed": ", ".join(failed), "controls_unrun": ", ".join(unrun),
-            "level_pct": fmt(100 * ev.LEVEL, 0), "power_pct": fmt(100 * verdicts["power"], 0),
+            "level_pct": fmt(100 * ev.LEVEL, 0), "power_pct": fmt(100 * verdicts.power, 0),
             "equivalence_level_pct": fmt(100 * (1 - 2 * (1 - ev.LEVEL)), 0),
-            "chance_floor_pp": fmt(verdicts["chance_floor_pp"]),
-            "margins": "; ".join(f"{k.replace('_', ' ')} ±{fmt(m, 2)}" for k, m in verdicts["margins"].items())}
+            "chance_floor_pp": fmt(verdicts.chance_floor_pp),
+            "margins": "; ".join(f"{k.replace('_', ' ')} ±{fmt(m, 2)}"
+                                 for k, m in verdicts.margins.model_dump().items())}
 
 
 def compile_pdf(main: str | Path = "paper/main.typ", output: str | Path = "paper/main.pdf",
@@ -393,7 +395,7 @@ def read_pdf(path: str | Path, render_dir: str | Path | None = None, scale: floa
     return pages
 
 
-def build(root: str | Path = ".", verdicts: dict | None = None, timestamp: int = 0) -> dict:
+def build(root: str | Path = ".", verdicts: VerdictsParams | None = None, timestamp: int = 0) -> dict:
     """Generated inputs, the PDF, and its record (pages, images, timings, sha256)."""
     root = Path(root)
     t0 = time.perf_counter()

@@ -21,6 +21,7 @@ from vlscale.analysis import evidence as ev
 from vlscale.analysis import report
 from vlscale.analysis.results import scale_label
 from vlscale.attention import tables as attention_tables
+from vlscale.config import VerdictsParams
 from vlscale.evals.groups import AVERAGES
 from vlscale.files import read_json
 from vlscale.paper.text import finite, fmt
@@ -81,13 +82,13 @@ def part(label: str, rec: dict | None, verdict: ev.Verdict | None, paper: float 
 class Judge:
     """Applies the rules of analysis/evidence.py to the study's evidence with the `verdicts` params."""
 
-    def __init__(self, fig: dict, att: dict, verdicts: dict, effects: dict):
+    def __init__(self, fig: dict, att: dict, verdicts: VerdictsParams, effects: dict):
         self.fig = fig
         self.model = fig.get(report.MODEL, "")  # the figures stage's model: the one finding 8 reads the maps of
         self.pool = att.get(attention_tables.PLAN, {}).get("pool", "synthetic")
         self.ev = {**fig.get(report.EVIDENCE, {}), **att.get(attention_tables.EVIDENCE, {})}
         self.verdicts, self.effects = verdicts, effects
-        self.power = verdicts["power"]
+        self.power = verdicts.power
         self.source, self.benchmarks = fig.get(report.SOURCE), list(fig.get(report.BENCHMARKS, {}))
         self.tasks = sorted({t for b in fig.get(report.BENCHMARKS, {}).values() for t in b["tasks"]})
         self.skipped_arms = fig.get(report.PLAN, {}).get("skipped_arms", {})
@@ -135,7 +136,7 @@ class Judge:
 
     def no_change(self, label: str, name: str, margin_key: str, unit: str = "pp",
                   floors: tuple[tuple[str, str], ...] = ()) -> dict:
-        rec, margin = self.rec(name), self.verdicts["margins"][margin_key]
+        rec, margin = self.rec(name), getattr(self.verdicts.margins, margin_key)
         if rec is None:
             return part(label, None, None, 0.0, unit, absent=self.absent(name))
         verdict = ev.no_change(difference_of(rec), margin, self.power)
@@ -150,10 +151,10 @@ class Judge:
             return ev.Verdict(ev.NOT_TESTED, f"{what}: {self.absent(level_name)}", verdict.rule)
         if lv is None or not finite(lv.get("value_hi")):
             return ev.Verdict(ev.INCONCLUSIVE, f"{what}: its distance from chance was not measured", verdict.rule)
-        if not ev.off_floor(lv["value_hi"], lv["reference"], self.verdicts["chance_floor_pp"]):
+        if not ev.off_floor(lv["value_hi"], lv["reference"], self.verdicts.chance_floor_pp):
             return ev.Verdict(ev.INCONCLUSIVE, f"{what} is at its chance floor ({fmt(lv['value'])}%, interval up to "
                               f"{fmt(lv['value_hi'])}%, chance {fmt(lv['reference'])}%): no change can be seen",
-                              verdict.rule + f"; needs {what} at least {fmt(self.verdicts['chance_floor_pp'])} pp below chance")
+                              verdict.rule + f"; needs {what} at least {fmt(self.verdicts.chance_floor_pp)} pp below chance")
         return verdict
 
 
@@ -334,7 +335,7 @@ FINDINGS = (
 )
 
 
-def judge(fig: dict, att: dict, verdicts: dict) -> list[dict]:
+def judge(fig: dict, att: dict, verdicts: VerdictsParams) -> list[dict]:
     """Per finding of the paper (reference.json's, in its order): its parts (each a judged comparison), the combined
     verdict, the rule, and what this profile can test."""
     ref = read_json(REFERENCE)
@@ -359,7 +360,7 @@ def judge(fig: dict, att: dict, verdicts: dict) -> list[dict]:
 POSITIVE_EXPECT = "planted arm worse on Culture zero-shot"
 
 
-def controls(fig: dict, verdicts: dict) -> list[dict]:
+def controls(fig: dict, verdicts: VerdictsParams) -> list[dict]:
     """The negative control (the random data's runs split by seed into two halves, compared as two arms: must show
     no difference) and the positive control (the planted arm against random: must come out worse on the Culture
     zero-shot tasks, whose classes are the place-bound concepts it leaves out), each through the difference a
@@ -377,7 +378,7 @@ def controls(fig: dict, verdicts: dict) -> list[dict]:
                                  "a difference" if g in found else "no difference",
                                  f"no difference when the {fmt(100 * level, 1)}% interval contains zero")
             shown = part(f"{g}: {'+'.join(map(str, r['runs_a']))} vs {'+'.join(map(str, r['runs_b']))}",
-                         r, verdict, None, power=verdicts["power"])
+                         r, verdict, None, power=verdicts.power)
             parts.append(shown | {"ci95": list(difference_of(r).bounds(level)), "level": level})
         out.append({"control": "negative", "expect": "no difference", "passed": not found,
                     "outcome": (("a difference on " + ", ".join(found)) if found else "no difference") +
@@ -388,12 +389,12 @@ def controls(fig: dict, verdicts: dict) -> list[dict]:
                     "outcome": f"not judged: {why}", "parts": []})
     pos = e.get("control/positive/culture_0shot")
     if pos and pos["separable"]:
-        v = ev.directional(difference_of(pos), +1, None, verdicts["power"])
+        v = ev.directional(difference_of(pos), +1, None, verdicts.power)
         seen = v.verdict == ev.REPRODUCES
         shown = ev.Verdict("detected" if seen else "not detected", v.reason, v.rule)
         out.append({"control": "positive", "expect": POSITIVE_EXPECT, "passed": seen,
                     "outcome": v.reason, "parts": [part("Culture zero-shot error, planted minus random", pos, shown,
-                                                        None, power=verdicts["power"])]})
+                                                        None, power=verdicts.power)]})
     else:
         skipped = fig.get(report.PLAN, {}).get("skipped_arms", {}).get("planted")
         why = ("its training noise is not measured" if pos else

@@ -21,8 +21,8 @@ def run(params: dict, timestamp: int = 0) -> dict:
     """The paper stage (module docstring). params: profile, verdicts (as params.yaml has them); `timestamp`: the
     PDF's date (Unix seconds)."""
     p = validate({k: params[k] for k in ("profile", "verdicts")})
-    record = build(".", p["verdicts"], timestamp)
-    metrics = {**record, "provenance": provenance(p["profile"], {"profile": params["profile"],
-                                                                 "verdicts": params["verdicts"]})}
+    record = build(".", p.verdicts, timestamp)
+    metrics = {**record, "provenance": provenance(p.profile, {"profile": params["profile"],
+                                                              "verdicts": params["verdicts"]})}
     write_json(METRICS_PATH, metrics)
     return metrics

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from vlscale.config import Params
 from vlscale.files import read_json, write_json
 from vlscale.runs.layout import RunDir, checkpoint_meta
 from vlscale.runs.settings import resolve
@@ -16,17 +17,19 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------------------- code versions
 
-CODE_VERSIONS = {"train": 1, "evaluate": 1}
+CODE_VERSIONS = {"train": 1, "evaluate": 1, "transfer": 1}
 # The module whose import closure within vlscale computes each stage's results: every vlscale module it imports,
 # directly or not, and the data files (DATA_SUFFIXES) of each package's data/ folder, are the stage's sources.
-STAGE_ROOTS = {"train": "vlscale.training.run", "evaluate": "vlscale.evals.stage"}
+STAGE_ROOTS = {"train": "vlscale.training.run", "evaluate": "vlscale.evals.stage",
+               "transfer": "vlscale.transfer.stage"}
 # This module decides currency and records the digests of the others: it is nobody's source.
 NOT_SOURCES = ("vlscale.runs.current",)
 DATA_SUFFIXES = (".json", ".txt")
 # sha256 of a stage's sources when CODE_VERSIONS[stage] was last confirmed (python -m vlscale.runs --digests)
 CODE_DIGESTS = {
-    "train": "daac5922cb0f0e8d0344d0d5ba51872cfdb4db754169cb8cd4edea354da0759c",
-    "evaluate": "8685533482fd28b0194f6db7997642cc15cd49bc3a176133d8499daa36fbdfc1",
+    "train": "41725525a80a0c5ce9b6e541df8f8c7369335f530f230a01db91007523313b69",
+    "evaluate": "1c18de968ffa18a6aea333a9224e9696345b39a2fd2ffedcc8db8a11bc2e4d8d",
+    "transfer": "872b57e416b3b04973da35ba223c6bee1507e8d396d2eccb930179b996268757",
 }
 
 
@@ -91,8 +94,8 @@ def source_digest(stage: str, package: Path = PACKAGE) -> str:
 
 def check_code_version(stage: str, package: Path = PACKAGE) -> None:
     """Raise StaleCodeVersion when `stage`'s sources differ from those its code version was confirmed with: a
-    result the stage finds current could then have been computed by other code. The train and evaluate stages call
-    it before any work."""
+    result the stage finds current could then have been computed by other code. The train, evaluate and transfer
+    stages call it before any work."""
     got = source_digest(stage, package)
     if got != CODE_DIGESTS[stage]:
         raise StaleCodeVersion(
@@ -140,23 +143,25 @@ UNSHAPING_TRAIN_KEYS = ("checkpoint_every_examples", "log_every_steps", "workers
                         "probe_images")
 
 
-def train_fingerprint(p: dict, name: str, data: dict | None) -> str:
+def train_fingerprint(p: Params, name: str, data: dict | None) -> str:
     """The fingerprint of run `name`'s training (of resolved params `p`): the world, tokenizer and train blocks (but
     the train keys that do not shape training), its model and its entry; and the record of the data it reads
     (`data`: vlscale.runs.data.data_record)."""
     run = resolve(p, name)
-    train = {k: v for k, v in p["train"].items() if k not in UNSHAPING_TRAIN_KEYS}
-    settings = {"world": p["world"], "tokenizer": p["tokenizer"], "model": run.model, "train": train,
-                "run": run.hashed_entry}
+    blocks = p.dump("world", "tokenizer", "train")
+    train = {k: v for k, v in blocks["train"].items() if k not in UNSHAPING_TRAIN_KEYS}
+    settings = {"world": blocks["world"], "tokenizer": blocks["tokenizer"], "model": run.model.model_dump(),
+                "train": train, "run": run.hashed_entry}
     return fingerprint("train", settings, {"subset": data})
 
 
-def evaluation_fingerprint(p: dict, name: str, run_dir: str | Path, tokenizer: str | Path) -> str:
+def evaluation_fingerprint(p: Params, name: str, run_dir: str | Path, tokenizer: str | Path) -> str:
     """The fingerprint of run `name`'s evaluation (of resolved params `p`): the params the stage reads (all but the
     other runs), its entry and its model; the fingerprint of its training, the identity of each of its cool-down
     checkpoints (their name and metadata) and the tokenizer model (the file `tokenizer`, sha256)."""
     run = resolve(p, name)
-    settings = {"params": {k: v for k, v in p.items() if k != "runs"}, "run": run.hashed_entry, "model": run.model}
+    settings = {"params": {k: v for k, v in p.dump().items() if k != "runs"}, "run": run.hashed_entry,
+                "model": run.model.model_dump()}
     tokenizer = Path(tokenizer)
     checkpoints = RunDir(run_dir).cooled_down(required=False)
     inputs = {"training": saved_fingerprint(run_dir),

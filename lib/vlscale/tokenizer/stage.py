@@ -28,17 +28,15 @@ SAMPLE_DIR = Path("data/sample")  # the sample stage's pool: how many pages per 
 def run(params: dict) -> dict:
     """The tokenizer stage (module docstring). params: profile, world, tokenizer."""
     p = validate({k: params[k] for k in ("profile", "world", "tokenizer")})
-    tokenizer_params = p["tokenizer"]
     MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
-    captions = tk.pool_caption_sample(build_world(p["world"]), SAMPLE_DIR, tokenizer_params["per_language"],
-                                      tokenizer_params["key"])
-    if tokenizer_params["model_path"]:
-        shutil.copyfile(tokenizer_params["model_path"], MODEL_PATH)  # the user's model, e.g. mT5's spiece.model
+    captions = tk.pool_caption_sample(build_world(p.world), SAMPLE_DIR, p.tokenizer.per_language, p.tokenizer.key)
+    if p.tokenizer.model_path:
+        shutil.copyfile(p.tokenizer.model_path, MODEL_PATH)  # the user's model, e.g. mT5's spiece.model
     else:
-        tk.train_tokenizer(captions, tokenizer_params["vocab_size"], MODEL_PATH,
-                           per_language=tokenizer_params["per_language"], seed=tokenizer_params["key"])
+        tk.train_tokenizer(captions, p.tokenizer.vocab_size, MODEL_PATH, per_language=p.tokenizer.per_language,
+                           seed=p.tokenizer.key)
     tok = tk.Tokenizer(MODEL_PATH)
-    stats = tk.language_stats(tok, captions, tokenizer_params["max_len"])
+    stats = tk.language_stats(tok, captions, p.tokenizer.max_len)
     low = stats["low_resource"]
     metrics = {
         "vocab_size": tok.vocab_size,
@@ -49,7 +47,7 @@ def run(params: dict) -> dict:
         "byte_fallback_share": float((stats["byte_fallback_share"] * stats["tokens"]).sum() / stats["tokens"].sum()),
         "truncated_share": float((stats["truncated"] * stats["captions"]).sum() / stats["captions"].sum()),
         "per_language": stats.set_index("language").to_dict(orient="index"),
-        "provenance": provenance(p["profile"], p, model_file=str(MODEL_PATH)),
+        "provenance": provenance(p.profile, p.dump(), model_file=str(MODEL_PATH)),
     }
     write_json(METRICS_PATH, metrics)
     return metrics

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from vlscale.config import ParamsError, apply_sets, load_params, validate
+from vlscale.config import Params, ParamsError, apply_sets, load_params, validate
 from vlscale.data.filter_arms import FILTER_DIR, read_arm
 from vlscale.data.input import IdSource, ShardSource, SyntheticSource, load_source, read_sample, train_stream
 from vlscale.data.sampling import fraction_label
@@ -130,25 +130,25 @@ class Shared:
     The probe reads only blocks every run shares (world, tokenizer.max_len, train.image_px,
     train.probe_images, evaluate.keys.dev), so one serves them all."""
 
-    def __init__(self, p: dict):
-        self.world = build_world(p["world"])
+    def __init__(self, p: Params):
+        self.world = build_world(p.world)
         self.tokenizer = Tokenizer(TOKENIZER_PATH)
         self._p, self._probe = p, None
 
     def probe(self) -> Probe | None:
         p = self._p
-        if self._probe is None and p["train"].get("probe_every_examples"):
+        if self._probe is None and p.train.probe_every_examples:
             self._probe = probe_of(p, self.world, self.tokenizer)
         return self._probe
 
 
-def build(p: dict, name: str, mesh=None, shared: Shared | None = None) -> Trainer:
-    """The Trainer of run `name` from resolved params `p` (vlscale.config.validate)."""
+def build(p: Params, name: str, mesh=None, shared: Shared | None = None) -> Trainer:
+    """The Trainer of run `name` from validated params `p` (vlscale.config.validate)."""
     run = resolve(p, name)
     shared = shared or Shared(p)
     # a seed replicate's own seed; a short run's examples and cool-downs; the run's own model (the model axis)
-    p = {**p, "train": run.train, "model": run.model}
-    source = run_source(shared.world, run, p["train"]["image_px"])
+    p = p.replace(train=run.train, model=run.model)
+    source = run_source(shared.world, run, p.train.image_px)
     return trainer_for(p, shared.world, source, shared.tokenizer, mesh, probe=shared.probe())
 
 
@@ -166,29 +166,29 @@ def run_source(world, run: Run, image_px: int):
     return load_source(world, SAMPLE_DIR, fraction_label(run.fraction), run.rebalanced, image_px)
 
 
-def probe_of(p: dict, world, tokenizer: Tokenizer) -> Probe:
+def probe_of(p: Params, world, tokenizer: Tokenizer) -> Probe:
     """The held-out probe of params `p`: analogs of the development key (params.yaml evaluate.keys)."""
-    train, max_len = p["train"], p["tokenizer"]["max_len"]
-    return Probe(world, lambda texts: tokenizer.encode(texts, max_len), train["image_px"], train["probe_images"],
-                 p["evaluate"]["keys"]["dev"])
+    max_len = p.tokenizer.max_len
+    return Probe(world, lambda texts: tokenizer.encode(texts, max_len), p.train.image_px, p.train.probe_images,
+                 p.evaluate.keys.dev)
 
 
-def trainer_for(p: dict, world, source, tokenizer: Tokenizer, mesh=None, probe: Probe | None = None) -> Trainer:
+def trainer_for(p: Params, world, source, tokenizer: Tokenizer, mesh=None, probe: Probe | None = None) -> Trainer:
     """A Trainer over `source` with the model, tokenizer length and train settings of params `p`.
 
     probe: the held-out probe to log (default: made from `p` when train.probe_every_examples is set)."""
-    train = p["train"]
-    model_config = {**p["model"], "text": {**p["model"]["text"], "vocab_size": tokenizer.vocab_size}}
+    train = p.train
+    model = p.model.model_dump()
+    model_config = {**model, "text": {**model["text"], "vocab_size": tokenizer.vocab_size}}
     # The stream lasts until the last cool-down branch ends (budgets are rounded to whole steps).
-    inputs = Inputs(world, source, tokenizer, train["batch_size"],
-                    plan_of(train).budget_steps[-1] * train["batch_size"], train["seed"], p["tokenizer"]["max_len"],
-                    train["image_px"], train["workers"])
-    if probe is None and train.get("probe_every_examples"):
+    inputs = Inputs(world, source, tokenizer, train.batch_size, plan_of(train).budget_steps[-1] * train.batch_size,
+                    train.seed, p.tokenizer.max_len, train.image_px, train.workers)
+    if probe is None and train.probe_every_examples:
         probe = probe_of(p, world, tokenizer)
-    return Trainer(train, model_config, inputs, mesh=mesh, probe=probe if train.get("probe_every_examples") else None)
+    return Trainer(train, model_config, inputs, mesh=mesh, probe=probe if train.probe_every_examples else None)
 
 
-def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool = True,
+def train_run(p: Params, name: str, runs_dir: str | Path = "runs", progress: bool = True,
               stop_at_step: int | None = None, records_dir: str | Path = ".", shared: Shared | None = None) -> dict:
     """Train run `name` (resuming if its directory holds checkpoints of the same run); returns its metrics.
 
@@ -214,7 +214,7 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
     main = log[log["phase"] == "main"]
     steady = main[main["step"] > main["step"].max() * 0.1]  # after compilation and warm-up
     metrics = {
-        "run": name, **p["runs"][name], "seed": trainer.seed, **summary,
+        "run": name, **p.runs[name].model_dump(), "seed": trainer.seed, **summary,
         "examples_seen": trainer.plan.budget_steps[-1] * trainer.batch_size,
         "epochs": trainer.plan.budget_steps[-1] * trainer.batch_size / len(trainer.inputs.source),
         # loss at the end of each cool-down branch, by examples seen; the last is the run's final model
@@ -227,14 +227,14 @@ def train_run(p: dict, name: str, runs_dir: str | Path = "runs", progress: bool 
         "devices": trainer.mesh.devices.size,
         "device_kind": trainer.mesh.devices.flat[0].device_kind,
         "cooldowns": sorted(str(d.relative_to(run_dir.path)) for d in run_dir.cooldowns.glob("*")),
-        "provenance": provenance(p["profile"], p, fingerprint=fp),
+        "provenance": provenance(p.profile, p.dump(), fingerprint=fp),
     }
     if metrics["cooldown_losses"]:
         metrics["final_loss"] = metrics["cooldown_losses"][max(metrics["cooldown_losses"])]
     probes = read_probes(run_dir.log)
     if trainer.probe is not None:
         cooled = probes[probes["phase"] != "main"].sort_values("examples_seen") if len(probes) else probes
-        metrics["probe"] = {"key": "dev", "images": p["train"]["probe_images"], "chance": trainer.probe.chance,
+        metrics["probe"] = {"key": "dev", "images": p.train.probe_images, "chance": trainer.probe.chance,
                             "final": cooled.iloc[-1][list(trainer.probe.chance)].to_dict() if len(cooled) else None}
     metrics = json.loads(dumps(metrics))  # as it reads back from train.json
     if metrics["finished"]:
@@ -283,7 +283,7 @@ def read_probes(path: str | Path) -> pd.DataFrame:
     return probes.sort_values(["phase", "step"]).reset_index(drop=True)
 
 
-def planned_examples(p: dict, name: str) -> int:
+def planned_examples(p: Params, name: str) -> int:
     """Examples run `name` trains in all: its main run and every cool-down branch (train.cooldown_budgets)."""
     plan = plan_of(resolve(p, name).train)
     return plan.total_steps * plan.batch_size
@@ -317,7 +317,7 @@ def measured_rate(run_dir: str | Path, skip: int = 2) -> float:
     return float(np.median(rates))
 
 
-def time_left(p: dict, names: list[str], runs_dir: str | Path, examples_per_s: float) -> dict:
+def time_left(p: Params, names: list[str], runs_dir: str | Path, examples_per_s: float) -> dict:
     """{"examples": planned, "done": trained, "left_s": seconds at `examples_per_s`} over the runs `names`."""
     planned = sum(planned_examples(p, n) for n in names)
     done = sum(min(examples_done(Path(runs_dir) / n), planned_examples(p, n)) for n in names)
@@ -357,10 +357,10 @@ def main(argv=None):
         Inputs.record_to = Path(args.record_inputs)
     try:
         p = load_params(args.params, args.profile)
-        p = validate(apply_sets(p, args.set), f"{args.params} with --set")
-        if args.run not in p["runs"]:
-            raise ParamsError(f"{args.params}: no run {args.run!r}; runs are {sorted(p['runs'])}")
-        p["runs"] = {args.run: p["runs"][args.run]}
+        p = validate(apply_sets(p.dump(), args.set), f"{args.params} with --set")
+        if args.run not in p.runs:
+            raise ParamsError(f"{args.params}: no run {args.run!r}; runs are {sorted(p.runs)}")
+        p = p.replace(runs={args.run: p.runs[args.run]})
     except ParamsError as e:
         raise SystemExit(f"error: {e}") from None
     train_run(p, args.run, args.runs_dir, progress=not args.no_progress, stop_at_step=args.stop_at_step,

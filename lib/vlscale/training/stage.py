@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from vlscale.analysis import figures
-from vlscale.config import EvaluateKeys, validate
+from vlscale.config import Params, validate
 from vlscale.plan import apply as apply_plan
 from vlscale.runs.layout import RunDir
 from vlscale.training.run import Shared, read_log, read_probes, train_run
@@ -25,12 +25,14 @@ RUNS_DIR = Path("runs")
 BLOCKS = ("profile", "world", "tokenizer", "model", "train", "runs", "filter")
 
 
-def resolved(params: dict, log=print) -> dict:
+def resolved(params: dict, log=print) -> Params:
     """The stage's params validated, with the plan applied (a run the pool cannot have is dropped and logged)."""
     p = validate({k: params[k] for k in BLOCKS if k in params})
-    p["evaluate"] = {"keys": EvaluateKeys(**params["evaluate"]["keys"]).model_dump()}  # the probe's dev key
-    p["sample"] = {"source": params["sample"]["source"]}  # the pool's kind: what the study can run on it
-    return apply_plan(p, log)[0]
+    part = validate({"profile": params["profile"],
+                     "evaluate": {"keys": params["evaluate"]["keys"]},  # the probe's dev key
+                     "sample": {"source": params["sample"]["source"]}},  # the pool's kind: what the study can run on it
+                    partial=("sample", "evaluate"))
+    return apply_plan(p.replace(evaluate=part.evaluate, sample=part.sample), log)[0]
 
 
 def run(params: dict, names: list[str] | None = None) -> dict[str, dict]:
@@ -38,11 +40,11 @@ def run(params: dict, names: list[str] | None = None) -> dict[str, dict]:
     writes paper/figures/train/ (loss_curves.png, and probe_curves.png when the runs probed) and returns
     {run: its metrics} (metrics/train/<run>.json)."""
     p = resolved(params, log=lambda line: None)
-    names = list(p["runs"]) if names is None else list(names)
-    skipped = [name for name in names if name not in p["runs"]]
+    names = list(p.runs) if names is None else list(names)
+    skipped = [name for name in names if name not in p.runs]
     if skipped:
         raise ValueError(f"runs {skipped} are not trained: not runs of params' runs, or the plan skips them "
-                         f"(runs trained: {sorted(p['runs'])})")
+                         f"(runs trained: {sorted(p.runs)})")
     shared = Shared(p)
     metrics = {name: train_run(p, name, runs_dir=RUNS_DIR, shared=shared) for name in names}
     draw_curves(metrics)

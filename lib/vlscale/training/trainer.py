@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from vlscale import siglip
+from vlscale.config import TrainParams
 from vlscale.models.vit import decode_variant
 from vlscale.runs.layout import RunDir, checkpoint_meta, cooldown_label
 from vlscale.training import checkpoint, flops
@@ -84,14 +85,14 @@ class Plan:
         return self.main_steps + len(self.budget_steps) * self.cooldown_steps
 
 
-def schedule_of(cfg: dict) -> Schedule:
+def schedule_of(train: TrainParams) -> Schedule:
     """The main run's schedule from the `train` block."""
-    return Schedule(cfg["peak_lr"], cfg["warmup_examples"], cfg["cooldown_examples"], cfg["timescale_examples"])
+    return Schedule(train.peak_lr, train.warmup_examples, train.cooldown_examples, train.timescale_examples)
 
 
-def plan_of(cfg: dict) -> Plan:
+def plan_of(train: TrainParams) -> Plan:
     """The run's plan from the `train` block: the input stream must last plan.budget_steps[-1] steps."""
-    return Plan.of(cfg["examples_seen"], cfg["batch_size"], schedule_of(cfg), cfg["cooldown_budgets"])
+    return Plan.of(train.examples_seen, train.batch_size, schedule_of(train), train.cooldown_budgets)
 
 
 def tower_settings(tower: dict) -> dict:
@@ -110,27 +111,27 @@ def training_model(config: dict, dtype: str, drop_tokens_frac: float):
 class Trainer:
     """Builds the model, optimiser, step function and state of one run from resolved params.
 
-    cfg: the resolved `train` block; model_config: the big_vision two-tower config; inputs: an
+    train: the validated `train` block; model_config: the big_vision two-tower config; inputs: an
     object with `iterator(state=None)` returning a batch iterator (get_state/set_state) and
     `batch_images(batch)` giving the model's images [B, px, px, 3] in [-1, 1] on the device (traced; the
     trainer compiles it as a program of its own, run just before each update);
     probe: None or a callable (model, params) -> {metric: value} logged as the run trains.
     """
 
-    def __init__(self, cfg: dict, model_config: dict, inputs, mesh=None, probe=None):
-        self.cfg = cfg
+    def __init__(self, train: TrainParams, model_config: dict, inputs, mesh=None, probe=None):
+        self.train = train
         self.probe = probe
         self.inputs = inputs
-        self.mesh = mesh if mesh is not None else meshlib.make_mesh(**cfg["mesh"])
-        self.batch_size = int(cfg["batch_size"])
+        self.mesh = mesh if mesh is not None else meshlib.make_mesh(train.mesh.data, train.mesh.fsdp)
+        self.batch_size = int(train.batch_size)
         n_dev = self.mesh.devices.size
         if self.batch_size % n_dev:
             raise ValueError(f"train.batch_size = {self.batch_size} must be divisible by the {n_dev} devices")
-        self.schedule = schedule_of(cfg)
-        self.plan = plan_of(cfg)
+        self.schedule = schedule_of(train)
+        self.plan = plan_of(train)
         self.model_config = dict(model_config)
-        self.model = training_model(self.model_config, cfg["dtype"], cfg["drop_tokens_frac"])
-        self.seed = cfg["seed"]
+        self.model = training_model(self.model_config, train.dtype, train.drop_tokens_frac)
+        self.seed = train.seed
         self._steps = {}
         self._render = self._update = None
         self._init_state()
@@ -138,17 +139,17 @@ class Trainer:
         out_dims = model_config["out_dim"]
         out_dims = (out_dims, out_dims) if isinstance(out_dims, int) else tuple(out_dims)
         self.flops_per_example = flops.train_flops_per_example(
-            image, text, cfg["image_px"], inputs.max_len, out_dims, self.batch_size, cfg["drop_tokens_frac"])
+            image, text, train.image_px, inputs.max_len, out_dims, self.batch_size, train.drop_tokens_frac)
         self.peak_flops, self.peak_source = flops.peak_flops(self.mesh.devices.flat[0])
 
     # -- state --------------------------------------------------------------------------------
 
     def _tx(self, schedule: Schedule):
-        return optimizer(schedule, self.batch_size, weight_decay=self.cfg["weight_decay"],
-                         grad_clip_norm=self.cfg["grad_clip_norm"])
+        return optimizer(schedule, self.batch_size, weight_decay=self.train.weight_decay,
+                         grad_clip_norm=self.train.grad_clip_norm)
 
     def _init_state(self):
-        px, L = self.cfg["image_px"], self.inputs.max_len
+        px, L = self.train.image_px, self.inputs.max_len
         images = jnp.zeros((1, px, px, 3), jnp.float32)
         tokens = jnp.zeros((1, L), jnp.int32)
         init = lambda key: self.model.init(key, images, tokens)["params"]  # noqa: E731
@@ -176,7 +177,7 @@ class Trainer:
         zimg, ztxt, _ = self.model.apply({"params": params}, images, tokens, train=True,
                                          rngs={"dropout": rng})
         t, b = params["t"][0], params["b"][0]
-        if self.cfg["loss"] == "chunked":
+        if self.train.loss == "chunked":
             return chunked_sigmoid_loss(zimg, ztxt, t, b, self.mesh)
         return sigmoid_loss(zimg, ztxt, t, b)
 
@@ -229,12 +230,12 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpts = RunState(RunDir(run_dir), self)
         step, iterator = ckpts.restore_or_start()
-        every = max(1, int(self.cfg["checkpoint_every_examples"]) // self.batch_size)
+        every = max(1, int(self.train.checkpoint_every_examples) // self.batch_size)
         bar = tqdm(total=self.plan.total_steps, initial=ckpts.steps_done(step), disable=not progress,
                    desc=run_dir.name, unit="step")
         log = Logger(ckpts.run_dir.log, self, bar, resume_step=step)
         fn, schedule = self.step_fn(None)
-        probe_every = int(self.cfg.get("probe_every_examples", 0)) // self.batch_size
+        probe_every = int(self.train.probe_every_examples) // self.batch_size
         if self.probe is not None and step == 0:
             log.probe(0, "main", self.probe(self.model, self.state["params"]))
         while True:
@@ -325,7 +326,7 @@ class Logger:
     def __init__(self, path: Path, trainer: Trainer, bar, resume_step: int):
         self.trainer = trainer
         self.bar = bar
-        self.every = int(trainer.cfg["log_every_steps"])
+        self.every = int(trainer.train.log_every_steps)
         # On a pod every process trains; one writes the log.
         self.file = open(path, "a") if jax.process_index() == 0 else open(os.devnull, "w")
         self.file.write(json.dumps({"event": "start", "step": resume_step, "n_params": trainer.n_params,

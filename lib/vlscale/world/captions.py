@@ -36,7 +36,7 @@ def captions(world, ids, gt: dict | None = None) -> list[str]:
     pick = hash32(np, world.seed, _S_PICK, hi, lo)
     order = hash32(np, world.seed, _S_ORDER, hi, lo)
     filler = vocab.load("filler")["sentences"]
-    place_share = world.params["place_share"]
+    place_share = world.params.place_share
     out = []
     for i in range(len(ids)):
         lang = world.strata[gt["caption_language"][i]]

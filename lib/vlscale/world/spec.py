@@ -59,7 +59,7 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
 @dataclass(frozen=True, eq=False)
 class World:
     """Tables of the synthetic web. Arrays are NumPy; `device_tables(xp)` gives them to JAX."""
-    params: dict
+    params: WorldParams  # the world block it was built from, its defaults filled in
     strata: tuple[str, ...]  # S page-language strata: 36 XM3600 codes + "und"
     page_share: np.ndarray  # [S] share of pages per stratum, sums to 1
     resource_group: tuple[str, ...]  # [S] "low", "high" or "none"
@@ -78,7 +78,7 @@ class World:
 
     @property
     def seed(self) -> int:
-        return self.params["seed"]
+        return self.params.seed
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -108,7 +108,8 @@ class World:
 
     def fingerprint(self) -> str:
         """A short hash of the params, recorded with every output made from this world."""
-        return hashlib.sha256(json.dumps(world_identity(self.params), sort_keys=True).encode()).hexdigest()[:8]
+        identity = world_identity(self.params.model_dump())
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def paper_pages_pct() -> dict[str, float]:
@@ -136,7 +137,7 @@ def _page_shares(quz_share_pct: float, exponent: float = 1.0):
     return np.append(pct, other) / 100.0, groups
 
 
-def _country_given_language(countries, params, share):
+def _country_given_language(countries, world_params: WorldParams, share):
     C = len(countries)
     index = {c["iso2"]: i for i, c in enumerate(countries)}
     own = np.zeros((len(STRATA), C))
@@ -148,16 +149,16 @@ def _country_given_language(countries, params, share):
         # the language's primary country first, then where it ranks highest among local languages
         listed.sort(key=lambda c: (c["iso2"] != primaries[lang], c["languages"].index(lang), c["iso2"]))
         for k, c in enumerate(listed):
-            own[s, index[c["iso2"]]] = params["country_decay"] ** k
+            own[s, index[c["iso2"]]] = world_params.country_decay ** k
         own[s] /= own[s].sum()
     global_mix = (share[:-1, None] * own[:-1]).sum(0)
     global_mix /= global_mix.sum()
     own[-1] = global_mix  # untagged pages: anywhere
-    f = params["foreign_page_frac"]
+    f = world_params.foreign_page_frac
     return (1 - f) * own + f * global_mix[None, :]
 
 
-def _income_given_country(countries, params):
+def _income_given_country(countries, world_params: WorldParams):
     ds = vocab.load("dollar_street")
     region_counts = {r: np.zeros(4) for r in ds["regions"]}
     for iso, counts in ds["country_income_counts"].items():
@@ -166,7 +167,7 @@ def _income_given_country(countries, params):
     for i, c in enumerate(countries):
         own = np.asarray(ds["country_income_counts"].get(c["iso2"], [0, 0, 0, 0]), float)
         table[i] = own if own.sum() >= _MIN_DS_ROWS else region_counts[DS_REGION[c["region"]]]
-    table *= np.asarray(params["income_tilt"])[None, :]
+    table *= np.asarray(world_params.income_tilt)[None, :]
     return table / table.sum(1, keepdims=True)
 
 
@@ -186,15 +187,15 @@ def _landmark_name(kind_name: str, key: str, language: str, country_name: str | 
     raise ValueError(f"landmark {key!r}: 100 coined names in {language!r} all contain {country_name!r}")
 
 
-def _concepts(countries, params):
+def _concepts(countries, world_params: WorldParams):
     base = vocab.load("concepts")["concepts"]
     # a landmark's kind: a place whose name names no country ("Japanese post office" would)
     places = [c for c in base if c["group"] == "Travel & Places" and c.get("culture_region") is None
               and not c.get("imagenet") and not _names_a_country(c["names"], countries)]
-    rng = _rng(params["seed"], 1)
+    rng = _rng(world_params.seed, 1)
     concepts = [dict(c, landmark_country=-1) for c in base]
     for ci, country in enumerate(countries):
-        for j in range(params["landmarks_per_country"]):
+        for j in range(world_params.landmarks_per_country):
             kind = places[rng.integers(len(places))]
             names = {lang: _landmark_name(kind["names"][lang], f"landmark:{country['iso2']}:{j}", lang,
                                           country["names"].get(lang)) for lang in kind["names"]}
@@ -205,40 +206,40 @@ def _concepts(countries, params):
     return concepts
 
 
-def _popularity(concepts, params):
+def _popularity(concepts, world_params: WorldParams):
     K = len(concepts)
     is_landmark = np.array([c["landmark_country"] >= 0 for c in concepts])
     is_head = np.array([bool(c.get("imagenet")) for c in concepts])
     culture = np.array([REGIONS.index(c["culture_region"]) if c.get("culture_region") else -1 for c in concepts])
-    rng = _rng(params["seed"], 2)
+    rng = _rng(world_params.seed, 2)
     # popularity rank: the Western head first, then the rest of the everyday concepts, both shuffled
     head = np.flatnonzero(is_head)
     rest = np.flatnonzero(~is_head & ~is_landmark)
     order = np.concatenate([rng.permutation(head), rng.permutation(rest), np.flatnonzero(is_landmark)])
     rank = np.empty(K, np.int64)
     rank[order] = np.arange(K)
-    weight = (rank + 1.0) ** -params["zipf_exponent"]
+    weight = (rank + 1.0) ** -world_params.zipf_exponent
     weight[is_landmark] = 0.0
     pop = np.tile(weight, (len(REGIONS), 1))
     for r in range(len(REGIONS)):
-        pop[r, culture == r] *= params["culture_boost"]
+        pop[r, culture == r] *= world_params.culture_boost
     return pop / pop.sum(1, keepdims=True), rank, is_head, culture, is_landmark
 
 
 @lru_cache(maxsize=8)
 def _build(params_json: str) -> World:
-    params = json.loads(params_json)
+    world_params = WorldParams.model_validate_json(params_json)
     countries = vocab.load("countries")["countries"]
-    share, groups = _page_shares(params["quz_share_pct"], params["language_share_exponent"])
+    share, groups = _page_shares(world_params.quz_share_pct, world_params.language_share_exponent)
     country_region = np.array([REGIONS.index(c["region"]) for c in countries], np.int32)
-    concepts = _concepts(countries, params)
-    pop, rank, is_head, culture, is_landmark = _popularity(concepts, params)
+    concepts = _concepts(countries, world_params)
+    pop, rank, is_head, culture, is_landmark = _popularity(concepts, world_params)
     has_variants = np.array([bool(c.get("geode_object") or c.get("dollar_street_topic")) for c in concepts])
     landmark_country = np.array([c["landmark_country"] for c in concepts], np.int32)
-    noise = params["noise"]
+    noise = world_params.noise
     caption_share = share[:-1] / share[:-1].sum()  # an untagged page's caption language
-    c_acc, c_alias = alias_table(_country_given_language(countries, params, share))
-    i_acc, i_alias = alias_table(_income_given_country(countries, params))
+    c_acc, c_alias = alias_table(_country_given_language(countries, world_params, share))
+    i_acc, i_alias = alias_table(_income_given_country(countries, world_params))
     k_acc, k_alias = alias_table(pop)
     l_acc, l_alias = alias_table(caption_share[None, :])
     low = np.array([g == "low" for g in groups])
@@ -249,15 +250,15 @@ def _build(params_json: str) -> World:
         caption_language_accept=l_acc, caption_language_alias=l_alias,
         country_region=country_region,
         has_variants=has_variants,
-        misaligned_rate=np.array([noise["misaligned"][r] for r in REGIONS], np.float32),
-        vague_rate=np.array([noise["vague"][r] for r in REGIONS], np.float32),
-        english_rate=np.where(low, noise["english_caption"]["low"], noise["english_caption"]["high"]).astype(np.float32),
+        misaligned_rate=np.array([noise.misaligned[r] for r in REGIONS], np.float32),
+        vague_rate=np.array([noise.vague[r] for r in REGIONS], np.float32),
+        english_rate=np.where(low, noise.english_caption["low"], noise.english_caption["high"]).astype(np.float32),
     )
     landmark_start = int(np.argmax(is_landmark)) if is_landmark.any() else len(concepts)
-    tables.update(visual_tables(params["seed"], len(concepts), landmark_start, country_region,
-                                params["background_region_tint"], params["background_country_tint"]))
+    tables.update(visual_tables(world_params.seed, len(concepts), landmark_start, country_region,
+                                world_params.background_region_tint, world_params.background_country_tint))
     return World(
-        params=params, strata=STRATA, page_share=share, resource_group=groups,
+        params=world_params, strata=STRATA, page_share=share, resource_group=groups,
         country_codes=tuple(c["iso2"] for c in countries), country_region=country_region,
         country_names=[c["names"] for c in countries], concepts=concepts, concept_popularity=pop,
         concept_rank=rank, is_head=is_head, culture_region=culture, has_variants=has_variants,
@@ -266,7 +267,7 @@ def _build(params_json: str) -> World:
     )
 
 
-def build_world(params: dict) -> World:
-    """The world of a validated `world` params block (cached: the same params give the same object)."""
-    params = WorldParams(**params).model_dump()
+def build_world(params: WorldParams | dict) -> World:
+    """The world of a `world` params block, typed or a mapping (cached: the same params give the same object)."""
+    params = WorldParams.model_validate(params).model_dump()
     return _build(json.dumps(params, sort_keys=True))

@@ -80,10 +80,10 @@ def caption_per_language(world) -> pd.DataFrame:
 def run(params: dict) -> dict:
     """The world stage (module docstring). params: profile, world, world_report (as params.yaml has them)."""
     p = validate({k: params[k] for k in ("profile", "world", "world_report")})
-    world, report = build_world(p["world"]), p["world_report"]
+    world = build_world(p.world)
     for folder in (FIG_DIR, PLOTS_DIR):
         folder.mkdir(parents=True, exist_ok=True)
-    ids = pool_ids(world, report["examples"])
+    ids = pool_ids(world, p.world_report.examples)
     gt = truth(world, ids)
 
     langs = language_shares(world, gt)
@@ -93,7 +93,7 @@ def run(params: dict) -> dict:
     figures.save(figures.long_tail(freq), FIG_DIR / "long_tail.png")
     figures.save(figures.region_income(region_income(world, gt)), FIG_DIR / "region_income.png")
     noise = caption_noise(world, gt)
-    grid = example_grid(world, ids, gt, report["grid_examples"], report["grid_px"])
+    grid = example_grid(world, ids, gt, p.world_report.grid_examples, p.world_report.grid_px)
     grid.to_csv(PLOTS_DIR / "examples.csv", index=False)
     caption_per_language(world).to_csv(CAPTIONS_CSV, index=False)
 
@@ -108,7 +108,7 @@ def run(params: dict) -> dict:
         "caption_kinds_pct": {k: float(100 * np.mean(gt["caption_kind"] == i)) for i, k in enumerate(noise.columns)},
         "english_caption_pct": noise.attrs,
         "world_fingerprint": world.fingerprint(),
-        "provenance": provenance(p["profile"], p),
+        "provenance": provenance(p.profile, p.dump()),
     }
     write_json(METRICS_PATH, metrics)
     return metrics

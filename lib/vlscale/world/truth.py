@@ -40,7 +40,6 @@ def ground_truth(world, hi, lo, xp=np) -> dict:
     t = world.device_tables(xp)
     hi = xp.asarray(hi, dtype=xp.uint32)
     lo = xp.asarray(lo, dtype=xp.uint32)
-    p = world.params
     i32 = xp.int32
     stratum = ((hi >> (LOCAL_BITS - 32)) & ((1 << STRATUM_BITS) - 1)).astype(i32)
     n_strata = len(world.strata)
@@ -51,18 +50,19 @@ def ground_truth(world, hi, lo, xp=np) -> dict:
     income = _draw(world, xp, "income", t["income_accept"], t["income_alias"], country, hi, lo)
 
     everyday = _draw(world, xp, "concept", t["concept_accept"], t["concept_alias"], region, hi, lo)
-    n_lm = p["landmarks_per_country"]
-    is_landmark = (uniform(xp, _h(world, xp, "landmark", hi, lo)) < xp.float32(p["landmark_share"])) & (n_lm > 0)
+    n_lm = world.params.landmarks_per_country
+    landmark_share = xp.float32(world.params.landmark_share)
+    is_landmark = (uniform(xp, _h(world, xp, "landmark", hi, lo)) < landmark_share) & (n_lm > 0)
     pick = (_h(world, xp, "landmark_pick", hi, lo) % xp.uint32(max(n_lm, 1))).astype(i32)
     landmark = world.landmark_start + country * n_lm + pick
     concept = xp.where(is_landmark, landmark, everyday).astype(i32)
     variant = xp.where(t["has_variants"][concept], region, -1).astype(i32)
 
-    has_person = uniform(xp, _h(world, xp, "person", hi, lo)) < xp.float32(p["person_share"])
-    male = uniform(xp, _h(world, xp, "gender", hi, lo)) < xp.float32(p["male_share"])
+    has_person = uniform(xp, _h(world, xp, "person", hi, lo)) < xp.float32(world.params.person_share)
+    male = uniform(xp, _h(world, xp, "gender", hi, lo)) < xp.float32(world.params.male_share)
     pair = ((_h(world, xp, "occupation_pair", hi, lo) >> 8) % xp.uint32(5)).astype(i32)
     # the first member of each pair is the stereotypically female-associated one
-    stereotyped = uniform(xp, _h(world, xp, "occupation", hi, lo)) < xp.float32(p["stereotype_strength"])
+    stereotyped = uniform(xp, _h(world, xp, "occupation", hi, lo)) < xp.float32(world.params.stereotype_strength)
     member = xp.where(stereotyped, male.astype(i32), 1 - male.astype(i32))
     gender = xp.where(has_person, male.astype(i32), -1).astype(i32)
     occupation = xp.where(has_person, 2 * pair + member, -1).astype(i32)

@@ -1,0 +1,293 @@
+"""The transfer stage (arXiv 2502.07617 §4.5, Tables 2 and 12): does a vision encoder pretrained on more data make a
+better generative vision-language model?
+
+For the final checkpoint of each natural run (every run without curation; with `transfer.replicates`, the seed
+replicates too, else one run per data scale and model) and of the runs `transfer.extra_runs` names, in each setting of `transfer.settings` (frozen: the image tower stays as
+pretrained; unfrozen: it is fine-tuned), a small PaliGemma-style model (vlscale.transfer.model) is trained on the
+transfer tasks' training draw and graded on their test draw (vlscale.transfer.tasks, with the evaluation key). A
+transfer is current, and not made again, while its fingerprint holds (vlscale.runs: the transfer block, the run's
+settings, its training fingerprint, its checkpoint and the tokenizer, and the stage's code version).
+
+Writes results/transfer/<run>/<setting>/{rows.parquet, summary.json, fingerprint.json}, results/transfer/rows.parquet
+(every graded test example of every transfer), results/transfer/checks.parquet (the oracle and chance answers, graded)
+and metrics/transfer.json: each transfer's task scores (exact match in %, CIDEr for captions), family and overall
+averages, the oracle and chance levels, and finding 5's comparisons: the 100% runs against the 10% and 1% runs on
+the average, per setting, with training noise (the pretraining seeds) and test-image noise (paired bootstrap), judged
+as a claim of no change (an equivalence test with `transfer.margin`).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlscale import siglip
+from vlscale.analysis import evidence, uncertainty
+from vlscale.config import Params, TransferParams, validate
+from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
+from vlscale.files import read_json, write_json
+from vlscale.models import vit
+from vlscale.plan import Plan
+from vlscale.plan import apply as apply_plan
+from vlscale.provenance import provenance
+from vlscale.runs.current import check_code_version, fingerprint, is_current, save_fingerprint, saved_fingerprint
+from vlscale.runs.data import pool_share
+from vlscale.runs.layout import RunDir, checkpoint_meta
+from vlscale.runs.settings import resolve
+from vlscale.transfer import fit, tasks
+from vlscale.transfer.run import Examples, grade, lay_out_tasks, majority_answers, transfer
+from vlscale.world.render import render_jax, render_padded
+from vlscale.world.spec import build_world
+
+WHOLE = ("profile", "world", "tokenizer", "model", "train", "runs", "filter", "transfer")
+OUT_DIR = Path("results/transfer")
+METRICS_PATH = Path("metrics/transfer.json")
+ROW_COLUMNS = ("run", "setting", "curation", "seed", "data_pct", "model", "examples_seen", "task", "image",
+               "language", "exact_match", "cider")
+UNSHAPING_KEYS = ("extra_runs", "replicates", "settings", "bootstrap", "margin")  # transfer keys no single transfer depends on
+# metrics keys the figures and paper stages read
+SCORES, CHECKS, FINDING5, COMPARISONS = "scores", "checks", "finding5", "comparisons"
+
+
+def stage_params(params: dict) -> tuple[Params, Plan]:
+    """The stage's params validated (WHOLE, and in part the evaluate keys and the pool's kind), with the study plan
+    applied (the runs the pool cannot have are left out, one printed line each); and the Plan."""
+    p = validate({k: params[k] for k in WHOLE})
+    part = validate({"profile": params["profile"], "evaluate": params["evaluate"],
+                     "sample": {"source": params["sample"]["source"]}}, partial=("sample", "evaluate"))
+    p, plan = apply_plan(p.replace(evaluate=part.evaluate, sample=part.sample))
+    unknown = [name for name in p.transfer.extra_runs if name not in p.runs]
+    if unknown:
+        raise ValueError(f"transfer.extra_runs names {unknown}, which are not runs the study trains "
+                         f"(runs: {sorted(p.runs)})")
+    return p, plan
+
+
+def transferred_runs(p: Params) -> list[str]:
+    """The natural runs (without transfer.replicates, one per data scale and model: the one with train.seed, else the
+    first), then transfer.extra_runs."""
+    natural = [resolve(p, name) for name in p.runs if resolve(p, name).curation == "natural"]
+    if not p.transfer.replicates:
+        chosen = {}
+        for run in natural:
+            scale = (run.fraction, run.model_name)
+            if scale not in chosen or (run.seed == p.train.seed and chosen[scale].seed != p.train.seed):
+                chosen[scale] = run
+        natural = [run for run in natural if chosen[(run.fraction, run.model_name)] is run]
+    names = [run.name for run in natural]
+    return names + [name for name in p.transfer.extra_runs if name not in names]
+
+
+def recipe(transfer_params: TransferParams, setting: str) -> fit.Recipe:
+    """How a transfer in `setting` trains."""
+    keys = ("steps", "batch_size", "peak_lr", "warmup_steps", "weight_decay", "grad_clip_norm")
+    return fit.Recipe(**{k: getattr(transfer_params, k) for k in keys}, frozen=setting == "frozen")
+
+
+def transfer_fingerprint(p: Params, name: str, setting: str, checkpoint: Path, run_dir: Path) -> str:
+    """The fingerprint of run `name`'s transfer in `setting` (vlscale.runs.current's rule)."""
+    run = resolve(p, name)
+    blocks = p.dump("world", "tokenizer")
+    block = {k: v for k, v in p.transfer.model_dump().items() if k not in UNSHAPING_KEYS}
+    settings = {"transfer": block, "setting": setting, "world": blocks["world"], "tokenizer": blocks["tokenizer"],
+                "image_px": p.train.image_px, "key": p.evaluate.key,
+                "run": run.hashed_entry, "model": run.model.model_dump()}
+    tokenizer = Path(TOKENIZER_PATH)
+    inputs = {"training": saved_fingerprint(run_dir),
+              "checkpoint": {"checkpoint": checkpoint.name, "meta": checkpoint_meta(checkpoint)},
+              "tokenizer": hashlib.sha256(tokenizer.read_bytes()).hexdigest() if tokenizer.is_file() else None}
+    return fingerprint("transfer", settings, inputs)
+
+
+def image_tokens(image: dict, px: int) -> int:
+    """The patch tokens of a tower config (big_vision's, a variant or explicit sizes) on px x px images."""
+    patch = {**vit.decode_variant(image.get("variant")), **image}["patch_size"]
+    return (px // patch[0]) * (px // patch[1])
+
+
+def _examples(world, tokenizer, transfer_params: TransferParams, key: int, px: int,
+              batch_size: int) -> tuple[Examples, Examples]:
+    """The training and the test draw, rendered and laid out."""
+    render = render_jax(world, px)
+    out = []
+    for images, split in ((transfer_params.train_images, "train"), (transfer_params.test_images, "test")):
+        drawn = tasks.draw(world, images, key, split)
+        out.append(lay_out_tasks(drawn, render_padded(render, drawn.ids, batch_size), tokenizer,
+                                 transfer_params.prompt_len, transfer_params.answer_len))
+    return out[0], out[1]
+
+
+def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR,
+            progress=print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Every transfer (made afresh where not current): (graded rows, the oracle and chance checks' graded rows,
+    timings)."""
+    check_code_version("transfer")
+    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    t0 = time.perf_counter()
+    block, px = p.transfer, p.train.image_px
+    world = build_world(p.world)
+    tokenizer = Tokenizer(TOKENIZER_PATH)
+    train, test = _examples(world, tokenizer, block, p.evaluate.key, px, 256)
+    llm = {"vocab_size": tokenizer.vocab_size, **block.decoder.model_dump()}
+    checks = pd.concat([pd.DataFrame(grade(test.tasks, list(test.tasks.answers))).assign(check="oracle"),
+                        pd.DataFrame(grade(test.tasks, majority_answers(train.tasks, test.tasks))).assign(
+                            check="chance")], ignore_index=True)
+    setup_s = time.perf_counter() - t0
+    names = transferred_runs(p)
+    progress(f"{len(train.tasks.task)} training and {len(test.tasks.task)} test examples of {len(tasks.TASKS)} tasks "
+             f"({setup_s:.1f} s); {len(names)} runs x {len(block.settings)} settings to transfer")
+    frames, timings = [], {}
+    for name in names:
+        run = resolve(p, name)
+        seen, checkpoint = RunDir(runs_dir / name).cooled_down()[-1]
+        label = dict(run=name, curation=run.curation, seed=run.seed, data_pct=100 * pool_share(run),
+                     model=run.model_name, examples_seen=seen)
+        for setting in block.settings:
+            where = out_dir / name / setting
+            fp = transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name)
+            if not is_current(where, fp):
+                config = {**run.model.model_dump(), "text": {**run.model.text, "vocab_size": tokenizer.vocab_size}}
+                _, pretrained = siglip.load(checkpoint, config, image_size_px=px, text_len=p.tokenizer.max_len)
+                max_len = image_tokens(run.model.image, px) + block.prompt_len + block.answer_len
+                got = transfer(pretrained, run.model.image, train, test, tokenizer, {**llm, "max_len": max_len},
+                               recipe(block, setting), block.seed, block.answer_len, 256)
+                where.mkdir(parents=True, exist_ok=True)
+                rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
+                rows["prediction"] = got["predictions"]
+                rows.to_parquet(where / "rows.parquet", index=False)
+                write_json(where / "summary.json", {
+                    "run": name, "setting": setting, "checkpoint": str(checkpoint), "final_loss": got["losses"][-1],
+                    "first_loss": got["losses"][0], "train_s": got["train_s"], "decode_s": got["decode_s"]})
+                save_fingerprint(where, fp)
+            summary = read_json(where / "summary.json")
+            timings[f"{name}/{setting}"] = summary["train_s"] + summary["decode_s"]
+            rows = pd.read_parquet(where / "rows.parquet")
+            frames.append(rows)
+            progress(f"{name} {setting}: average {average(task_scores(rows)):.1f} (final loss "
+                     f"{summary['final_loss']:.3f}, {timings[f'{name}/{setting}']:.0f} s)")
+    table = pd.concat(frames, ignore_index=True)[list(ROW_COLUMNS) + ["prediction"]]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out_dir / "rows.parquet", index=False)
+    checks.to_parquet(out_dir / "checks.parquet", index=False)
+    return table, checks, {"setup_s": setup_s, "transfers_s": timings, "wall_s": time.perf_counter() - t0}
+
+
+def task_scores(rows: pd.DataFrame) -> dict[str, float]:
+    """Each task's score on graded rows: CIDEr for a caption task, exact match in % for a question."""
+    out = {}
+    for task, group in rows.groupby("task", sort=False):
+        out[task] = float(group["cider"].mean() if task in tasks.CAPTION_TASKS else 100 * group["exact_match"].mean())
+    return out
+
+
+def family_scores(scores: dict[str, float]) -> dict[str, float]:
+    return {family: float(np.mean([scores[t] for t in members if t in scores]))
+            for family, members in tasks.FAMILIES.items() if any(t in scores for t in members)}
+
+
+def average(scores: dict[str, float]) -> float:
+    """The average over the families of their tasks' mean (the paper's Table 2 groups tasks so)."""
+    return float(np.mean(list(family_scores(scores).values())))
+
+
+def _image_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """[images x tasks] per-image score (CIDEr, or exact match in %)."""
+    value = np.where(rows["task"].isin(tasks.CAPTION_TASKS), rows["cider"], 100 * rows["exact_match"])
+    return rows.assign(value=value).pivot_table(index="image", columns="task", values="value", aggfunc="mean")
+
+
+def _average_draws(rows: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
+    """[B] the average of each bootstrap resample of the test images (counts [B, images]); a task's mean is over its
+    scored images, as the point estimate's (a caption of a language with one test image has no CIDEr)."""
+    per_image = _image_scores(rows).reindex(range(counts.shape[1]))
+    values = per_image.to_numpy()
+    scored = np.isfinite(values)
+    means = (counts @ np.where(scored, values, 0.0)) / (counts @ scored)
+    by_task = dict(zip(per_image.columns, means.T))
+    families = [np.mean([by_task[t] for t in members if t in by_task], axis=0)
+                for members in tasks.FAMILIES.values() if any(t in by_task for t in members)]
+    return np.mean(families, axis=0)
+
+
+def finding5(table: pd.DataFrame, transfer_params: TransferParams, model: str, seed: int = 0) -> dict:
+    """The comparisons of finding 5 (the natural runs of `model`, the params' model block: the 100% runs against each
+    smaller data scale, on the average, per setting) and its verdict: a claim of no change (evidence.no_change with
+    transfer.margin), the training noise pooled over every configuration with two or more pretraining seeds."""
+    images = int(table["image"].max()) + 1
+    counts = uncertainty.resample_counts(images, transfer_params.bootstrap, uncertainty._rng(seed, "transfer"))
+    natural = table[(table["curation"] == "natural") & (table["model"] == model)]
+    comparisons, parts = [], {}
+    for setting, rows in natural.groupby("setting", sort=False):
+        configs = {}
+        for pct, by_pct in rows.groupby("data_pct"):
+            runs = sorted(by_pct["run"].unique())
+            points = [average(task_scores(by_pct[by_pct["run"] == r])) for r in runs]
+            draws = np.stack([_average_draws(by_pct[by_pct["run"] == r], counts) for r in runs])
+            configs[float(pct)] = evidence.Config(f"{pct:g}%", points, draws, tuple(runs))
+        seed_var, seed_df = evidence.pooled_seed_variance(c.points for c in configs.values())
+        churn = evidence.pooled_churn(c.draws for c in configs.values())
+        top = max(configs)
+        for other in sorted(configs)[:-1]:
+            d = evidence.difference(configs[top], configs[other], seed_var, seed_df, churn=churn)
+            verdict = evidence.no_change(d, transfer_params.margin)
+            name = f"{setting}: {top:g}% - {other:g}%"
+            parts[name] = verdict
+            comparisons.append({"setting": setting, "a": configs[top].name, "b": configs[other].name,
+                                "runs_a": list(configs[top].runs), "runs_b": list(configs[other].runs),
+                                **d.record(), **verdict.record()})
+    settings = " and ".join(transfer_params.settings)
+    rule = (f"no consistent gain from more pretraining data: every comparison of the 100% runs with a smaller scale "
+            f"({settings}) equivalent to no change within ±{transfer_params.margin:g} points of the average")
+    return {COMPARISONS: comparisons, "verdict": evidence.combine(parts, rule).record()}
+
+
+def summarise(table: pd.DataFrame, checks: pd.DataFrame, transfer_params: TransferParams, model: str) -> dict:
+    """Each transfer's task, family and average scores; the oracle's and chance's; finding 5 (of `model`'s runs)."""
+    scores = {}
+    for (run, setting), rows in table.groupby(["run", "setting"], sort=False):
+        task = task_scores(rows)
+        first = rows.iloc[0]
+        scores[f"{run}/{setting}"] = {"run": run, "setting": setting, "seed": int(first["seed"]),
+                                      "data_pct": float(first["data_pct"]), "model": first["model"],
+                                      "examples_seen": int(first["examples_seen"]), "tasks": task,
+                                      "families": family_scores(task), "average": average(task)}
+    levels = {check: task_scores(rows) for check, rows in checks.groupby("check")}
+    return {SCORES: scores, CHECKS: {k: {"tasks": v, "average": average(v)} for k, v in levels.items()},
+            FINDING5: finding5(table, transfer_params, model)}
+
+
+def run(params: dict) -> dict:
+    """The transfer stage (module docstring); params: the blocks the stage declares. Returns the metrics it writes to
+    metrics/transfer.json."""
+    p, plan = stage_params(params)
+    table, checks, timings = measure(p)
+    dumped = p.dump()
+    metrics = {**summarise(table, checks, p.transfer, p.model.name), "timings": timings, "plan": plan.record(),
+               "params": p.transfer.model_dump(), "provenance": provenance(p.profile, dumped)}
+    write_json(METRICS_PATH, metrics)
+    return metrics
+
+
+def _by_scale(metrics: dict, key: str) -> pd.DataFrame:
+    """metrics[SCORES]' values under `key` (a mapping per transfer) per setting, model and data scale: means over the
+    pretraining seeds, and how many."""
+    rows = [{"setting": s["setting"], "data_pct": s["data_pct"], "model": s["model"], "run": s["run"],
+             **(s[key] if isinstance(s[key], dict) else {key: s[key]})} for s in metrics[SCORES].values()]
+    table = pd.DataFrame(rows)
+    keys = ["setting", "model", "data_pct"]
+    values = [c for c in table.columns if c not in (*keys, "run")]
+    return table.groupby(keys)[values].mean().assign(seeds=table.groupby(keys)["run"].nunique())
+
+
+def table2(metrics: dict) -> pd.DataFrame:
+    """The paper's Table 2 analog: per setting, model and data scale, each family's score and the average (means
+    over the pretraining seeds, and how many)."""
+    return _by_scale(metrics, "families").join(_by_scale(metrics, "average")[["average"]])
+
+
+def table12(metrics: dict) -> pd.DataFrame:
+    """The paper's Table 12 analog: every task's score per setting, model and data scale (means over seeds)."""
+    return _by_scale(metrics, "tasks")
