@@ -173,10 +173,9 @@ def stage_params(params: dict) -> tuple[Params, Plan]:
     """The stage's params validated (profile, world, tokenizer, model, train, runs, filter, attention, and in part
     the evaluate values it reads, keys, use_key and batch_size, and the pool's kind, sample.source), with the study
     plan applied (vlscale.plan: the runs the pool cannot have are left out, one printed line each); and the Plan."""
-    p = validate({k: params[k] for k in WHOLE})
-    part = validate({"profile": params["profile"], "evaluate": params["evaluate"],
-                     "sample": {"source": params["sample"]["source"]}}, partial=("sample", "evaluate"))
-    return apply_plan(p.replace(evaluate=part.evaluate, sample=part.sample))
+    p = validate({**{k: params[k] for k in WHOLE}, "evaluate": params["evaluate"],
+                  "sample": {"source": params["sample"]["source"]}}, partial=("sample", "evaluate"))
+    return apply_plan(p)
 
 
 def run(params: dict) -> dict:

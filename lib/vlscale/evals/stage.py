@@ -110,11 +110,10 @@ def run(params: dict, name: str | None = None) -> dict[str, dict]:
     """The evaluate stage on the stage's params `params` (the blocks notebooks/06_evaluate.ipynb's parameters cell
     holds): every run the study plan trains, or run `name` alone; returns {run: its metrics record}
     (metrics/evaluate/<run>.json)."""
-    p = validate({k: params[k] for k in BLOCKS if k in params})
-    # the pool's kind: what the study can run on it
-    sample = validate({"profile": params["profile"], "sample": {"source": params["sample"]["source"]}},
-                      partial=("sample",)).sample
-    p = apply_plan(p.replace(sample=sample))[0]
+    # and the pool's kind, sample.source: what the study can run on it
+    p = validate({**{k: params[k] for k in BLOCKS if k in params}, "sample": {"source": params["sample"]["source"]}},
+                 partial=("sample",))
+    p = apply_plan(p)[0]
     if name is not None and name not in p.runs:
         raise ValueError(f"run {name!r} is not evaluated: not a run of params' runs, or the plan skips it "
                          f"(runs evaluated: {sorted(p.runs)})")

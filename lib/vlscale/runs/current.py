@@ -28,8 +28,8 @@ DATA_SUFFIXES = (".json", ".txt")
 # sha256 of a stage's sources when CODE_VERSIONS[stage] was last confirmed (python -m vlscale.runs --digests)
 CODE_DIGESTS = {
     "train": "41725525a80a0c5ce9b6e541df8f8c7369335f530f230a01db91007523313b69",
-    "evaluate": "1c18de968ffa18a6aea333a9224e9696345b39a2fd2ffedcc8db8a11bc2e4d8d",
-    "transfer": "872b57e416b3b04973da35ba223c6bee1507e8d396d2eccb930179b996268757",
+    "evaluate": "46bbaa39039ffc9a47806a0a86b58096ddd83732c2ba1e7751408106de9b44fa",
+    "transfer": "9836d2e2fdbd9195525b336204764c799aa585068fc0064dbd127a4d95f3665d",
 }
 
 

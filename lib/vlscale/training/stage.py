@@ -27,12 +27,11 @@ BLOCKS = ("profile", "world", "tokenizer", "model", "train", "runs", "filter")
 
 def resolved(params: dict, log=print) -> Params:
     """The stage's params validated, with the plan applied (a run the pool cannot have is dropped and logged)."""
-    p = validate({k: params[k] for k in BLOCKS if k in params})
-    part = validate({"profile": params["profile"],
-                     "evaluate": {"keys": params["evaluate"]["keys"]},  # the probe's dev key
-                     "sample": {"source": params["sample"]["source"]}},  # the pool's kind: what the study can run on it
-                    partial=("sample", "evaluate"))
-    return apply_plan(p.replace(evaluate=part.evaluate, sample=part.sample), log)[0]
+    p = validate({**{k: params[k] for k in BLOCKS if k in params},
+                  "evaluate": {"keys": params["evaluate"]["keys"]},  # the probe's dev key
+                  "sample": {"source": params["sample"]["source"]}},  # the pool's kind: what the study can run on it
+                 partial=("sample", "evaluate"))
+    return apply_plan(p, log)[0]
 
 
 def run(params: dict, names: list[str] | None = None) -> dict[str, dict]:

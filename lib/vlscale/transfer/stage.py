@@ -55,10 +55,9 @@ SCORES, CHECKS, FINDING5, COMPARISONS = "scores", "checks", "finding5", "compari
 def stage_params(params: dict) -> tuple[Params, Plan]:
     """The stage's params validated (WHOLE, and in part the evaluate keys and the pool's kind), with the study plan
     applied (the runs the pool cannot have are left out, one printed line each); and the Plan."""
-    p = validate({k: params[k] for k in WHOLE})
-    part = validate({"profile": params["profile"], "evaluate": params["evaluate"],
-                     "sample": {"source": params["sample"]["source"]}}, partial=("sample", "evaluate"))
-    p, plan = apply_plan(p.replace(evaluate=part.evaluate, sample=part.sample))
+    p = validate({**{k: params[k] for k in WHOLE}, "evaluate": params["evaluate"],
+                  "sample": {"source": params["sample"]["source"]}}, partial=("sample", "evaluate"))
+    p, plan = apply_plan(p)
     unknown = [name for name in p.transfer.extra_runs if name not in p.runs]
     if unknown:
         raise ValueError(f"transfer.extra_runs names {unknown}, which are not runs the study trains "
@@ -158,13 +157,14 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
                 rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
                 rows["prediction"] = got["predictions"]
                 rows.to_parquet(where / "rows.parquet", index=False)
-                write_json(where / "summary.json", {
-                    "run": name, "setting": setting, "checkpoint": str(checkpoint), "final_loss": got["losses"][-1],
-                    "first_loss": got["losses"][0], "train_s": got["train_s"], "decode_s": got["decode_s"]})
+                summary = {"run": name, "setting": setting, "checkpoint": str(checkpoint),
+                           "final_loss": got["losses"][-1], "first_loss": got["losses"][0], "train_s": got["train_s"],
+                           "decode_s": got["decode_s"]}
+                write_json(where / "summary.json", summary)
                 save_fingerprint(where, fp)
-            summary = read_json(where / "summary.json")
+            else:  # current: its saved results
+                rows, summary = pd.read_parquet(where / "rows.parquet"), read_json(where / "summary.json")
             timings[f"{name}/{setting}"] = summary["train_s"] + summary["decode_s"]
-            rows = pd.read_parquet(where / "rows.parquet")
             frames.append(rows)
             progress(f"{name} {setting}: average {average(task_scores(rows)):.1f} (final loss "
                      f"{summary['final_loss']:.3f}, {timings[f'{name}/{setting}']:.0f} s)")
