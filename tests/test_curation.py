@@ -232,7 +232,7 @@ def test_every_finding_reads_the_comparisons_the_study_writes():
             "f_english_seed1": ("filter/english", 10, 1, BASE), "r10": ("rebalanced", 10, 0, BASE)}
     recs = _study(runs, n_boot=100)
     verdicts = VerdictsParams(power=0.8, margins={"western_gain_pp": 1.0, "male_preference_pp": 3.0,
-                                                  "association_bias_pp": 5.0, "correlation": 0.5},
+                                                  "association_bias_pp": 5.0, "transfer_average_pp": 2.0, "correlation": 0.5},
                               chance_floor_pp=2.0)
     found = {f["id"]: f for f in judge({"evidence": recs}, {"evidence": {}}, verdicts)}
     for fid in (1, 2, 3, 6, 7):

@@ -95,7 +95,7 @@ def test_numbers_print_with_a_true_minus_sign_and_missing_values_as_a_dash():
 
 # ------------------------------------------------------------------------------------------------ verdicts
 
-V = VerdictsParams(power=0.8, margins={"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0,
+V = VerdictsParams(power=0.8, margins={"western_gain_pp": 1.0, "male_preference_pp": 3.0, "association_bias_pp": 5.0, "transfer_average_pp": 2.0,
                                         "correlation": 0.5}, chance_floor_pp=2.0)
 
 

@@ -480,6 +480,7 @@ class MarginParams(_Block):
     western_gain_pp: float = Field(gt=0)  # finding 1: Western error change, 10% -> 100% data
     male_preference_pp: float = Field(gt=0)  # finding 4: representation bias change
     association_bias_pp: float = Field(gt=0)  # finding 4: association bias change
+    transfer_average_pp: float = Field(gt=0)  # finding 5: a transfer's average score, 100% against less data
     correlation: float = Field(gt=0, le=1)  # finding 10: |Spearman correlation| of error level and gain
 
 
@@ -511,15 +512,17 @@ class TransferParams(_Block):
     steps: int = Field(gt=0)
     batch_size: int = Field(gt=0)
     peak_lr: float = Field(gt=0)
+    tower_lr_scale: float = Field(gt=0, le=1)  # unfrozen: the pretrained tower learns at peak_lr x this
     warmup_steps: int = Field(ge=0)
     weight_decay: float = Field(ge=0)
     grad_clip_norm: float = Field(gt=0)
     prompt_len: int = Field(ge=4)  # tokens of a prompt with its separator (longer prompts keep their end)
     answer_len: int = Field(ge=2)  # tokens of an answer (without EOS) the decoder may write
     decoder: DecoderParams
-    seed: int = Field(ge=0, lt=2**32)  # the decoder's initialisation and the order of its examples
+    # the decoder's initialisation and the order of its examples: seed + the run's pretraining seed, so that seed
+    # replicates repeat the transfer's own noise too
+    seed: int = Field(ge=0, lt=2**31)
     bootstrap: int = Field(ge=2)  # paired resamples of the test images
-    margin: float = Field(gt=0)  # finding 5's equivalence margin on the average score (points), fixed before data
 
     @field_validator("settings")
     @classmethod

@@ -7,6 +7,7 @@ over seeds) and writes:
     paper/figures/eval/        every figure (PNG and PDF)
     paper/tables/              every table (LaTeX and typst's rows), with the attention stage's focus table
                                (the measured Table 6 of arXiv 2502.07617, from results/attention/summary.json)
+                               and the transfer stage's Table 2 and 12 analogs (from metrics/transfer.json)
     plots/figures/             the `dvc plots` tables
     metrics/figures.json       analysis/report.py `summary`, the plan and provenance
 and returns the metrics.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from vlscale.analysis import latex, results
+from vlscale.analysis import latex, results, transfer_tables
 from vlscale.analysis import report as report_lib
 from vlscale.analysis.report import PLAN, PROVENANCE
 from vlscale.attention.tables import SUMMARY_PATH, focus_tabular
@@ -29,6 +30,8 @@ from vlscale.provenance import provenance
 RESULTS_DIR = Path("results/evaluate")
 METRICS_PATH = Path("metrics/figures.json")
 ATTENTION_TABLE = Path("paper/tables/attention_focus.tex")
+TRANSFER_METRICS = Path("metrics/transfer.json")
+TRANSFER_TABLES = {"transfer_table2": transfer_tables.table2, "transfer_table12": transfer_tables.table12}
 BLOCKS = ("profile", "runs", "sample", "filter", "figures")  # sample.source and filter.keep_fraction, arms, scorer
 
 
@@ -66,6 +69,16 @@ def write_attention_table(summary_path: str | Path = SUMMARY_PATH, path: str | P
     return latex.write_table(table, path) if table is not None else []
 
 
+def write_transfer_tables(metrics_path: str | Path = TRANSFER_METRICS, tables_dir: str | Path = "paper/tables"
+                          ) -> list[Path]:
+    """The transfer stage's Table 2 and Table 12 analogs beside the other tables (nothing without a transfer)."""
+    metrics, written = read_json(metrics_path), []
+    for name, build_table in TRANSFER_TABLES.items():
+        table = build_table(metrics)
+        written += latex.write_table(table, Path(tables_dir) / f"{name}.tex") if table is not None else []
+    return written
+
+
 def run(params: dict) -> dict:
     """The figures stage (module docstring). params: profile, runs, sample (source), filter (keep_fraction, arms,
     scorer), figures."""
@@ -80,6 +93,7 @@ def run(params: dict) -> dict:
                         items=[f"{RESULTS_DIR}/{r}/items.parquet" for r in runs])
     report_lib.write_report(report, ".")
     write_attention_table()
+    write_transfer_tables()
     metrics = report_lib.summary(report) | {PLAN: plan.record(), PROVENANCE: record}
     write_json(METRICS_PATH, metrics)
     return metrics

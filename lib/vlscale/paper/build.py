@@ -35,6 +35,7 @@ from vlscale.data import sampling
 from vlscale.files import read_json, write_json
 from vlscale.paper.findings import REFERENCE, controls, judge
 from vlscale.paper.text import fmt, join_and
+from vlscale.transfer import results as transfer_results
 from vlscale.world import describe, vocab
 
 REF_SCALE = read_json(REFERENCE)["scale"]
@@ -71,8 +72,8 @@ FIGURES = {
     "attention/curation": ("MAP-head attention of every run at the curated runs' examples seen.", None),
 }
 # Every table of paper/tables, with the finding it is shown with (None: the appendix).
-TABLES = {"table1": 1, "wilcoxon": 2, "table3": 4, "table4": 4, "table13": 6, "table14": 7,
-          "attention_focus": 8}
+TABLES = {"table1": 1, "wilcoxon": 2, "table3": 4, "table4": 4, "transfer_table2": 5, "table13": 6, "table14": 7,
+          "attention_focus": 8, "transfer_table12": 5}
 
 
 def _read(root: Path, rel: str):
@@ -87,6 +88,22 @@ def _scales(fig: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ setup values
+
+def transfer_values(trans: dict) -> dict:
+    """The setup's sentence on the generative transfer (metrics/transfer.json's params and draw)."""
+    tp = trans.get("params") or {}
+    if not trans.get(transfer_results.SCORES):
+        return {"transfer_setup": "No generative transfer was made."}
+    dec = tp["decoder"]
+    settings = " and ".join(tp["settings"])
+    return {"transfer_setup": (
+        f"The generative transfer puts each natural run's final image tower ({settings}) under a fresh "
+        f"{dec['depth']}-layer decoder of width {dec['width']} with prefix-LM attention, the tower's patch tokens "
+        f"projected to its width, and trains it with teacher forcing for {tp['steps']:,} steps of {tp['batch_size']} "
+        f"examples on {tp['train_images']:,} training images, each with the {len(transfer_results.TASKS)} tasks "
+        f"(captions in English and in the page's language; what, which country, which region, whether a person is "
+        f"shown and who), then decodes greedily on {tp['test_images']:,} held-out test images.")}
+
 
 def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:
     """The setup section's numbers, formatted."""
@@ -244,12 +261,12 @@ def write_generated(root: str | Path = ".", verdicts: VerdictsParams | None = No
         raise ValueError("write_generated needs params.yaml's `verdicts` block (power, margins, chance_floor_pp)")
     out = Path(out_dir) if out_dir else root / GENERATED
     out.mkdir(parents=True, exist_ok=True)
-    fig, att, filt = (_read(root, f"metrics/{n}.json") for n in ("figures", "attention", "filter"))
+    fig, att, filt, trans = (_read(root, f"metrics/{n}.json") for n in ("figures", "attention", "filter", "transfer"))
     found = [f | {"figures": [k for k, (_, n) in FIGURES.items() if n == f["id"]],
-                  "tables": [k for k, n in TABLES.items() if n == f["id"]]} for f in judge(fig, att, verdicts)]
+                  "tables": [k for k, n in TABLES.items() if n == f["id"]]} for f in judge(fig, att, verdicts, trans)]
     ctrl = controls(fig, verdicts)
     counts = pd.Series([f["verdict"] for f in found]).value_counts().to_dict()
-    v = values(root, fig, att, filt)
+    v = values(root, fig, att, filt) | transfer_values(trans)
     v.update({f"verdict_{k.replace(' ', '_')}": str(n) for k, n in counts.items()})
     v["findings_total"] = str(len(found))
     v |= control_values(ctrl, verdicts)

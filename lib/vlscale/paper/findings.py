@@ -2,8 +2,8 @@
 
 A `Finding` is one claim of arXiv 2502.07617 (its title, claim, section and the paper's numbers are in
 reference.json under its number): its name, the text of what the study compares to test it, and its check. A check
-reads the study's comparisons (metrics/figures.json and metrics/attention.json `evidence`: analysis/study.py,
-attention/stage.py) through a `Judge` and returns the finding's parts; each part is one comparison judged by one rule
+reads the study's comparisons (metrics/figures.json, metrics/attention.json and metrics/transfer.json `evidence`:
+analysis/study.py, attention/stage.py, transfer/stage.py) through a `Judge` and returns the finding's parts; each part is one comparison judged by one rule
 of analysis/evidence.py, with the paper's effect (reference.json `effects`, in the claim's direction) and the margins
 of params.yaml `verdicts`, fixed before any data was seen. `judge` applies every finding of FINDINGS; `controls` the
 negative and positive controls the verdicts rest on.
@@ -25,6 +25,7 @@ from vlscale.config import VerdictsParams
 from vlscale.evals.groups import AVERAGES
 from vlscale.files import read_json
 from vlscale.paper.text import finite, fmt
+from vlscale.transfer import results as transfer_results
 
 REFERENCE = Path(__file__).parent / "reference.json"
 
@@ -82,11 +83,12 @@ def part(label: str, rec: dict | None, verdict: ev.Verdict | None, paper: float 
 class Judge:
     """Applies the rules of analysis/evidence.py to the study's evidence with the `verdicts` params."""
 
-    def __init__(self, fig: dict, att: dict, verdicts: VerdictsParams, effects: dict):
-        self.fig = fig
+    def __init__(self, fig: dict, att: dict, verdicts: VerdictsParams, effects: dict, transfer: dict | None = None):
+        self.fig, self.transfer = fig, transfer or {}
         self.model = fig.get(report.MODEL, "")  # the figures stage's model: the one finding 8 reads the maps of
         self.pool = att.get(attention_tables.PLAN, {}).get("pool", "synthetic")
-        self.ev = {**fig.get(report.EVIDENCE, {}), **att.get(attention_tables.EVIDENCE, {})}
+        self.ev = {**fig.get(report.EVIDENCE, {}), **att.get(attention_tables.EVIDENCE, {}),
+                   **self.transfer.get(transfer_results.EVIDENCE, {})}
         self.verdicts, self.effects = verdicts, effects
         self.power = verdicts.power
         self.source, self.benchmarks = fig.get(report.SOURCE), list(fig.get(report.BENCHMARKS, {}))
@@ -192,8 +194,34 @@ def disparity_narrows_bias_stays(j: Judge) -> list[dict]:
 
 
 def generative_transfer_flat(j: Judge) -> list[dict]:
-    return [{"label": "a generative VLM on the runs' towers", "verdict": ev.NOT_TESTED,
-             "reason": "vlscale trains no PaliGemma-style transfer yet", "rule": ""}]
+    """A generative VLM made from the 100% runs' image towers is no better than one from the 10% or 1% runs' (the
+    transfer stage's average over task families, per setting: frozen and unfrozen tower), within the margin
+    transfer_average_pp. A comparison whose transfers do not rise above their chance level (the lower end of each
+    one's interval above the blind majority answer's average) cannot show a gain: inconclusive."""
+    names = sorted((n for n in j.ev if n.startswith("transfer/")),
+                   key=lambda n: (n.split("/")[1], -float(n.rsplit("_minus_", 1)[1])))
+    if not names:
+        why = j.transfer.get(transfer_results.SKIPPED) or "no transfer of two data scales was made"
+        return [part("a generative VLM on the 1%, 10% and 100% runs' towers", None, None, None, absent=why)]
+    parts = []
+    for name in names:
+        _, setting, step = name.split("/")
+        top, other = step.split("_minus_")
+        shown = j.no_change(f"Transfer average ({setting} tower), {top}% minus {other}% data", name,
+                            "transfer_average_pp", unit="points")
+        if shown["verdict"] == ev.NOT_TESTED:
+            parts.append(shown)
+            continue
+        for pct in (top, other):
+            above = j.rec(f"above_chance/transfer/{setting}/{pct}%")
+            if above is None or not finite(above["ci95"][0]) or above["ci95"][0] <= 0:
+                shown |= {"verdict": ev.INCONCLUSIVE,
+                          "reason": f"the {pct}% tower's transfer is not above its chance level (majority answers, "
+                                    f"average {fmt(above['chance'] if above else np.nan)}): no gain can be seen",
+                          "rule": shown["rule"] + "; needs each transfer's interval above its chance level"}
+                break
+        parts.append(shown)
+    return parts
 
 
 def filtering_trades_diversity(j: Judge) -> list[dict]:
@@ -318,8 +346,9 @@ FINDINGS = (
     Finding(4, "disparity_narrows_bias_stays", "GeoDE's regional and Dollar Street's income disparities narrow from "
             "10% to 100% data; representation and association bias stay within their margins, perceived gender "
             "off its chance floor", disparity_narrows_bias_stays),
-    Finding(5, "generative_transfer_flat", "not tested: no generative VLM is trained on the runs' towers",
-            generative_transfer_flat),
+    Finding(5, "generative_transfer_flat", "no change: the average score of a generative transfer from the 100% "
+            "runs' towers lies within the margin transfer_average_pp of the 10% and 1% runs', frozen and unfrozen, "
+            "each transfer above its chance level", generative_transfer_flat),
     Finding(6, "filtering_trades_diversity", "the CLIP filter lowers the Western error and raises Culture and "
             "Fairness against the English baseline; the classifier filter raises Culture and Fairness",
             filtering_trades_diversity),
@@ -335,11 +364,12 @@ FINDINGS = (
 )
 
 
-def judge(fig: dict, att: dict, verdicts: VerdictsParams) -> list[dict]:
+def judge(fig: dict, att: dict, verdicts: VerdictsParams, transfer: dict | None = None) -> list[dict]:
     """Per finding of the paper (reference.json's, in its order): its parts (each a judged comparison), the combined
-    verdict, the rule, and what this profile can test."""
+    verdict, the rule, and what this profile can test. fig, att, transfer: metrics/figures.json, attention.json and
+    transfer.json."""
     ref = read_json(REFERENCE)
-    j = Judge(fig, att, verdicts, ref["effects"])
+    j = Judge(fig, att, verdicts, ref["effects"], transfer)
     by_number = {f.number: f for f in FINDINGS}
     out = []
     for f in ref["findings"]:

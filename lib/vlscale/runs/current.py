@@ -27,9 +27,9 @@ NOT_SOURCES = ("vlscale.runs.current",)
 DATA_SUFFIXES = (".json", ".txt")
 # sha256 of a stage's sources when CODE_VERSIONS[stage] was last confirmed (python -m vlscale.runs --digests)
 CODE_DIGESTS = {
-    "train": "41725525a80a0c5ce9b6e541df8f8c7369335f530f230a01db91007523313b69",
-    "evaluate": "46bbaa39039ffc9a47806a0a86b58096ddd83732c2ba1e7751408106de9b44fa",
-    "transfer": "9836d2e2fdbd9195525b336204764c799aa585068fc0064dbd127a4d95f3665d",
+    "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
+    "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
+    "transfer": "5126c1d75818c551e973fb0ab5f465a6245b6fed03c450448029ceb208b0730d",
 }
 
 

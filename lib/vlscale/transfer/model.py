@@ -100,29 +100,50 @@ class Model(nn.Module):
         image = {k: v for k, v in dict(self.img).items() if k not in ("pool_type", "num_classes")}
         self.image = vit.Model(num_classes=self.language.width, pool_type="none", **image, name="img")
 
+    def encode_image(self, image):
+        """[B, N_patches, tower width]: the patch tokens out of the tower's encoder, before the projection (fixed in
+        the frozen setting, so a transfer computes them once per image)."""
+        _, out = self.image(image)
+        return out["encoded"]
+
+    def project(self, encoded):
+        """[B, N, llm width]: encoded patch tokens through the projection `img/head` (as the tower's own head)."""
+        head = self.image.variables["params"]["head"]
+        return encoded @ head["kernel"] + head["bias"]
+
     def embed_image(self, image):
         """[B, N_patches, llm width]: every patch token through the projection `img/head`."""
         zimg, _ = self.image(image)
         return zimg
 
-    def embed_image_and_text(self, image, text, mask_ar, input_mask):
-        """(x [B, N+T, D], input_mask [B, N+T], mask_ar [B, N+T]): image tokens first, valid and in the prefix."""
-        zimg = self.embed_image(image)
-        n = zimg.shape[1]
-        x = jnp.concatenate([zimg, self.language.embed_tokens(text)], axis=1)
-        input_mask = jnp.concatenate([jnp.ones((text.shape[0], n), bool), input_mask], axis=1)
-        mask_ar = jnp.concatenate([jnp.zeros((text.shape[0], n), mask_ar.dtype), mask_ar], axis=1)
-        return x, input_mask, mask_ar
+    def image_tokens(self, image, image_is: str):
+        """The image tokens at the llm's width from pixels ("pixels"), from the encoder's tokens ("encoded": only the
+        projection runs) or as given ("tokens": already projected)."""
+        if image_is == "pixels":
+            return self.embed_image(image)
+        if image_is == "encoded":
+            return self.project(image)
+        if image_is == "tokens":
+            return image
+        raise ValueError(f"image_is {image_is!r}: expected 'pixels', 'encoded' or 'tokens'")
 
-    def __call__(self, image, text, mask_ar, input_mask, first: int = 0, position=None):
-        """Logits of the text positions from `first` on [B, T - first, V]; with `position` (a traced int), of that
-        text position only [B, V] (a decoding step). The vocabulary projection is the costly part: it is computed
-        only where a token is predicted."""
-        x, full_mask, full_ar = self.embed_image_and_text(image, text, mask_ar, input_mask)
-        pre_logits = self.language(x, make_attn_mask(full_mask, full_ar))[:, -text.shape[1]:]
+    def __call__(self, image, text, mask_ar, input_mask, *, image_is: str = "pixels", select=None, position=None):
+        """Text logits. image: pixels [B, H, W, 3] in [-1, 1], or what `image_is` says (Model.image_tokens). The
+        vocabulary projection is the costly part, so it is computed only where a token is predicted: with `select`
+        (rows [K], columns [K] int arrays), at those text positions [K, V]; with `position` (a traced int), at that
+        text position of every row [B, V] (a decoding step); else at every text position [B, T, V]."""
+        zimg = self.image_tokens(image, image_is)
+        n, batch = zimg.shape[1], text.shape[0]
+        x = jnp.concatenate([zimg, self.language.embed_tokens(text)], axis=1)
+        full_mask = jnp.concatenate([jnp.ones((batch, n), bool), input_mask], axis=1)
+        full_ar = jnp.concatenate([jnp.zeros((batch, n), mask_ar.dtype), mask_ar], axis=1)
+        pre_logits = self.language(x, make_attn_mask(full_mask, full_ar))[:, n:]
+        if select is not None:
+            rows, columns = select
+            return self.language.compute_logits(pre_logits[rows, columns])
         if position is not None:
             return self.language.compute_logits(jnp.take(pre_logits, position, axis=1))
-        return self.language.compute_logits(pre_logits[:, first:])
+        return self.language.compute_logits(pre_logits)
 
 
 def frozen_image_tower(path: tuple[str, ...]) -> bool:

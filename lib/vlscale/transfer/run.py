@@ -99,9 +99,11 @@ def majority_answers(train: TaskSet, test: TaskSet) -> list[str]:
 
 
 def transfer(siglip_params, image_config: dict, train: Examples, test: Examples, tokenizer, llm: dict,
-             recipe: fit.Recipe, seed: int, answer_len: int, batch_size: int, progress=None) -> dict:
-    """Train a transfer model on `train` from the checkpoint's image tower and grade it on `test`. Returns {"rows":
-    the graded test examples, "predictions": the decoded answers, "losses": every step's, "params": the trained
+             recipe: fit.Recipe, seed: int, answer_len: int, batch_size: int, progress=None,
+             grader=grade) -> dict:
+    """Train a transfer model on `train` from the checkpoint's image tower and grade it on `test` (`grader`: the
+    test TaskSet and the decoded answers to graded rows; `grade` for the world's tasks). Returns {"rows": the
+    graded test examples, "predictions": the decoded answers, "losses": every step's, "params": the trained
     model's, "train_s", "decode_s"}."""
     t0 = time.perf_counter()
     model = Model(img=image_config, llm=llm)
@@ -109,5 +111,5 @@ def transfer(siglip_params, image_config: dict, train: Examples, test: Examples,
     params, losses = fit.train(model, params, train.images, train.tasks.image, train.texts, recipe, seed, progress)
     trained = time.perf_counter()
     predictions = decode_answers(model, params, test, tokenizer, answer_len, batch_size)
-    return {"rows": grade(test.tasks, predictions), "predictions": predictions, "losses": losses,
+    return {"rows": grader(test.tasks, predictions), "predictions": predictions, "losses": losses,
             "params": params, "train_s": trained - t0, "decode_s": time.perf_counter() - trained}

@@ -11,9 +11,9 @@ settings, its training fingerprint, its checkpoint and the tokenizer, and the st
 Writes results/transfer/<run>/<setting>/{rows.parquet, summary.json, fingerprint.json}, results/transfer/rows.parquet
 (every graded test example of every transfer), results/transfer/checks.parquet (the oracle and chance answers, graded)
 and metrics/transfer.json: each transfer's task scores (exact match in %, CIDEr for captions), family and overall
-averages, the oracle and chance levels, and finding 5's comparisons: the 100% runs against the 10% and 1% runs on
-the average, per setting, with training noise (the pretraining seeds) and test-image noise (paired bootstrap), judged
-as a claim of no change (an equivalence test with `transfer.margin`).
+averages, the oracle and chance levels, and finding 5's evidence (`evidence_records`: the 100% runs against the 10%
+and 1% runs on the average, per setting, with training noise and test-image noise in each interval), which the paper
+stage judges with the `verdicts` params, as every finding.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from vlscale.runs.data import pool_share
 from vlscale.runs.layout import RunDir, checkpoint_meta
 from vlscale.runs.settings import resolve
 from vlscale.transfer import fit, tasks
+from vlscale.transfer.results import CHECKS, EVIDENCE, MODEL, SCORES, average, average_draws, family_scores, task_scores
 from vlscale.transfer.run import Examples, grade, lay_out_tasks, majority_answers, transfer
 from vlscale.world.render import render_jax, render_padded
 from vlscale.world.spec import build_world
@@ -47,9 +48,7 @@ OUT_DIR = Path("results/transfer")
 METRICS_PATH = Path("metrics/transfer.json")
 ROW_COLUMNS = ("run", "setting", "curation", "seed", "data_pct", "model", "examples_seen", "task", "image",
                "language", "exact_match", "cider")
-UNSHAPING_KEYS = ("extra_runs", "replicates", "settings", "bootstrap", "margin")  # transfer keys no single transfer depends on
-# metrics keys the figures and paper stages read
-SCORES, CHECKS, FINDING5, COMPARISONS = "scores", "checks", "finding5", "comparisons"
+UNSHAPING_KEYS = ("extra_runs", "replicates", "settings", "bootstrap")  # transfer keys no single transfer depends on
 
 
 def stage_params(params: dict) -> tuple[Params, Plan]:
@@ -82,7 +81,7 @@ def transferred_runs(p: Params) -> list[str]:
 
 def recipe(transfer_params: TransferParams, setting: str) -> fit.Recipe:
     """How a transfer in `setting` trains."""
-    keys = ("steps", "batch_size", "peak_lr", "warmup_steps", "weight_decay", "grad_clip_norm")
+    keys = ("steps", "batch_size", "peak_lr", "warmup_steps", "weight_decay", "grad_clip_norm", "tower_lr_scale")
     return fit.Recipe(**{k: getattr(transfer_params, k) for k in keys}, frozen=setting == "frozen")
 
 
@@ -152,7 +151,7 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
                 _, pretrained = siglip.load(checkpoint, config, image_size_px=px, text_len=p.tokenizer.max_len)
                 max_len = image_tokens(run.model.image, px) + block.prompt_len + block.answer_len
                 got = transfer(pretrained, run.model.image, train, test, tokenizer, {**llm, "max_len": max_len},
-                               recipe(block, setting), block.seed, block.answer_len, 256)
+                               recipe(block, setting), block.seed + run.seed, block.answer_len, 256)
                 where.mkdir(parents=True, exist_ok=True)
                 rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
                 rows["prediction"] = got["predictions"]
@@ -175,73 +174,49 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
     return table, checks, {"setup_s": setup_s, "transfers_s": timings, "wall_s": time.perf_counter() - t0}
 
 
-def task_scores(rows: pd.DataFrame) -> dict[str, float]:
-    """Each task's score on graded rows: CIDEr for a caption task, exact match in % for a question."""
-    out = {}
-    for task, group in rows.groupby("task", sort=False):
-        out[task] = float(group["cider"].mean() if task in tasks.CAPTION_TASKS else 100 * group["exact_match"].mean())
-    return out
+def scale_name(pct: float) -> str:
+    return f"{pct:g}"
 
 
-def family_scores(scores: dict[str, float]) -> dict[str, float]:
-    return {family: float(np.mean([scores[t] for t in members if t in scores]))
-            for family, members in tasks.FAMILIES.items() if any(t in scores for t in members)}
-
-
-def average(scores: dict[str, float]) -> float:
-    """The average over the families of their tasks' mean (the paper's Table 2 groups tasks so)."""
-    return float(np.mean(list(family_scores(scores).values())))
-
-
-def _image_scores(rows: pd.DataFrame) -> pd.DataFrame:
-    """[images x tasks] per-image score (CIDEr, or exact match in %)."""
-    value = np.where(rows["task"].isin(tasks.CAPTION_TASKS), rows["cider"], 100 * rows["exact_match"])
-    return rows.assign(value=value).pivot_table(index="image", columns="task", values="value", aggfunc="mean")
-
-
-def _average_draws(rows: pd.DataFrame, counts: np.ndarray) -> np.ndarray:
-    """[B] the average of each bootstrap resample of the test images (counts [B, images]); a task's mean is over its
-    scored images, as the point estimate's (a caption of a language with one test image has no CIDEr)."""
-    per_image = _image_scores(rows).reindex(range(counts.shape[1]))
-    values = per_image.to_numpy()
-    scored = np.isfinite(values)
-    means = (counts @ np.where(scored, values, 0.0)) / (counts @ scored)
-    by_task = dict(zip(per_image.columns, means.T))
-    families = [np.mean([by_task[t] for t in members if t in by_task], axis=0)
-                for members in tasks.FAMILIES.values() if any(t in by_task for t in members)]
-    return np.mean(families, axis=0)
-
-
-def finding5(table: pd.DataFrame, transfer_params: TransferParams, model: str, seed: int = 0) -> dict:
-    """The comparisons of finding 5 (the natural runs of `model`, the params' model block: the 100% runs against each
-    smaller data scale, on the average, per setting) and its verdict: a claim of no change (evidence.no_change with
-    transfer.margin), the training noise pooled over every configuration with two or more pretraining seeds."""
+def evidence_records(table: pd.DataFrame, chance: pd.DataFrame, transfer_params: TransferParams, model: str,
+                     seed: int = 0) -> dict[str, dict]:
+    """Finding 5's evidence (the natural runs of `model`, the params' model block), per setting, in the records the
+    paper stage judges (paper/findings.py): "transfer/<setting>/<100>_minus_<p>" the average of the 100% runs
+    minus that of each smaller data scale p; "level/transfer/<setting>/<p>%" each scale's average and
+    "above_chance/transfer/<setting>/<p>%" its distance from the chance level's average (`chance`: the majority
+    answers' graded rows, on the same test images), each with its interval: training noise (the pretraining seeds,
+    pooled over every configuration with two or more) and test-image noise (paired bootstrap of the test images,
+    `transfer.bootstrap` resamples)."""
     images = int(table["image"].max()) + 1
     counts = uncertainty.resample_counts(images, transfer_params.bootstrap, uncertainty._rng(seed, "transfer"))
     natural = table[(table["curation"] == "natural") & (table["model"] == model)]
-    comparisons, parts = [], {}
+    zero = evidence.constant("zero", 0.0, transfer_params.bootstrap)
+    floor = evidence.Config("chance", [average(task_scores(chance))], average_draws(chance, counts)[None])
+    records = {}
     for setting, rows in natural.groupby("setting", sort=False):
         configs = {}
         for pct, by_pct in rows.groupby("data_pct"):
             runs = sorted(by_pct["run"].unique())
             points = [average(task_scores(by_pct[by_pct["run"] == r])) for r in runs]
-            draws = np.stack([_average_draws(by_pct[by_pct["run"] == r], counts) for r in runs])
-            configs[float(pct)] = evidence.Config(f"{pct:g}%", points, draws, tuple(runs))
+            draws = np.stack([average_draws(by_pct[by_pct["run"] == r], counts) for r in runs])
+            configs[float(pct)] = evidence.Config(f"{scale_name(pct)}%", points, draws, tuple(runs))
         seed_var, seed_df = evidence.pooled_seed_variance(c.points for c in configs.values())
         churn = evidence.pooled_churn(c.draws for c in configs.values())
+        for pct, config in configs.items():
+            label = {"setting": setting, "data_pct": pct, "runs": list(config.runs)}
+            level = evidence.difference(config, zero, seed_var, seed_df, b_trained=False, churn=churn)
+            records[f"level/transfer/{setting}/{scale_name(pct)}%"] = {**level.record(), **label,
+                                                                       "value": level.effect}
+            above = evidence.difference(config, floor, seed_var, seed_df, b_trained=False, churn=churn)
+            records[f"above_chance/transfer/{setting}/{scale_name(pct)}%"] = {**above.record(), **label,
+                                                                              "chance": float(floor.points[0])}
         top = max(configs)
         for other in sorted(configs)[:-1]:
             d = evidence.difference(configs[top], configs[other], seed_var, seed_df, churn=churn)
-            verdict = evidence.no_change(d, transfer_params.margin)
-            name = f"{setting}: {top:g}% - {other:g}%"
-            parts[name] = verdict
-            comparisons.append({"setting": setting, "a": configs[top].name, "b": configs[other].name,
-                                "runs_a": list(configs[top].runs), "runs_b": list(configs[other].runs),
-                                **d.record(), **verdict.record()})
-    settings = " and ".join(transfer_params.settings)
-    rule = (f"no consistent gain from more pretraining data: every comparison of the 100% runs with a smaller scale "
-            f"({settings}) equivalent to no change within ±{transfer_params.margin:g} points of the average")
-    return {COMPARISONS: comparisons, "verdict": evidence.combine(parts, rule).record()}
+            name = f"transfer/{setting}/{scale_name(top)}_minus_{scale_name(other)}"
+            records[name] = {**d.record(), "setting": setting, "runs_a": list(configs[top].runs),
+                             "runs_b": list(configs[other].runs)}
+    return records
 
 
 def summarise(table: pd.DataFrame, checks: pd.DataFrame, transfer_params: TransferParams, model: str) -> dict:
@@ -254,9 +229,10 @@ def summarise(table: pd.DataFrame, checks: pd.DataFrame, transfer_params: Transf
                                       "data_pct": float(first["data_pct"]), "model": first["model"],
                                       "examples_seen": int(first["examples_seen"]), "tasks": task,
                                       "families": family_scores(task), "average": average(task)}
-    levels = {check: task_scores(rows) for check, rows in checks.groupby("check")}
-    return {SCORES: scores, CHECKS: {k: {"tasks": v, "average": average(v)} for k, v in levels.items()},
-            FINDING5: finding5(table, transfer_params, model)}
+    levels = {check: {"tasks": task_scores(rows)} for check, rows in checks.groupby("check")}
+    levels = {check: level | {"average": average(level["tasks"])} for check, level in levels.items()}
+    return {SCORES: scores, CHECKS: levels, MODEL: model,
+            EVIDENCE: evidence_records(table, checks[checks["check"] == "chance"], transfer_params, model)}
 
 
 def run(params: dict) -> dict:
@@ -271,23 +247,3 @@ def run(params: dict) -> dict:
     return metrics
 
 
-def _by_scale(metrics: dict, key: str) -> pd.DataFrame:
-    """metrics[SCORES]' values under `key` (a mapping per transfer) per setting, model and data scale: means over the
-    pretraining seeds, and how many."""
-    rows = [{"setting": s["setting"], "data_pct": s["data_pct"], "model": s["model"], "run": s["run"],
-             **(s[key] if isinstance(s[key], dict) else {key: s[key]})} for s in metrics[SCORES].values()]
-    table = pd.DataFrame(rows)
-    keys = ["setting", "model", "data_pct"]
-    values = [c for c in table.columns if c not in (*keys, "run")]
-    return table.groupby(keys)[values].mean().assign(seeds=table.groupby(keys)["run"].nunique())
-
-
-def table2(metrics: dict) -> pd.DataFrame:
-    """The paper's Table 2 analog: per setting, model and data scale, each family's score and the average (means
-    over the pretraining seeds, and how many)."""
-    return _by_scale(metrics, "families").join(_by_scale(metrics, "average")[["average"]])
-
-
-def table12(metrics: dict) -> pd.DataFrame:
-    """The paper's Table 12 analog: every task's score per setting, model and data scale (means over seeds)."""
-    return _by_scale(metrics, "tasks")

@@ -25,14 +25,12 @@ import numpy as np
 
 from vlscale.config import REGIONS
 from vlscale.evals.analogs import described_captions, draw_ids, even_quotas
+from vlscale.transfer.results import CAPTION_TASKS, FAMILIES, TASKS
 from vlscale.world.captions import person_words
 from vlscale.world.spec import UNTAGGED
 from vlscale.world.truth import truth
 
-TASKS = ("caption_en", "caption_page", "object", "country", "region", "person", "who")
-CAPTION_TASKS = ("caption_en", "caption_page")
-FAMILIES = {"semantics": ("caption_en", "object", "person", "who"), "culture": ("country", "region"),
-            "multilinguality": ("caption_page",)}
+__all__ = ["CAPTION_TASKS", "FAMILIES", "TASKS"]  # the task names live with their scoring (results.py)
 NO_PERSON = "no one"
 QUESTIONS = {"object": "answer en what is shown", "country": "answer en which country",
              "region": "answer en which region", "person": "answer en is there a person",
