@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vlscale.evals.analogs import described_captions
 from vlscale.world.captions import captions
 from vlscale.world.describe import pool_ids
 from vlscale.world.ids import make_ids
@@ -114,20 +115,23 @@ def write_imagenet(world, root: Path, classes: int = 10, per_class: int = 12) ->
 
 def write_coco(world, root: Path, images: int = 60) -> dict:
     """COCO 2017 as downloaded: val2017/<12-digit id>.jpg and annotations/captions_val2017.json, each image with
-    the English alt-text of its held-out example."""
+    two references, as COCO's several: the English alt-text of its held-out example and its English description
+    (what, who, where)."""
     ids, gt = _held_out(world, 40000)
     english = world.strata.index("en")
-    chosen = ids[(gt["caption_language"] == english) & (gt["caption_kind"] == 0)][:images]
+    keep = (gt["caption_language"] == english) & (gt["caption_kind"] == 0)
+    chosen = ids[keep][:images]
     pixels = to_uint8(render_ids(world, chosen, PX))
-    texts = captions(world, chosen)
+    described = described_captions(world, {k: v[keep][:images] for k, v in gt.items()}, "en")
     (root / "val2017").mkdir(parents=True, exist_ok=True)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     records, annotations = [], []
-    for j, (p, text) in enumerate(zip(pixels, texts)):
+    for j, (p, text, second) in enumerate(zip(pixels, captions(world, chosen), described, strict=True)):
         name = f"{j + 1:012d}.jpg"
         (root / "val2017" / name).write_bytes(_jpeg(p))
         records.append({"id": j + 1, "file_name": name, "height": PX, "width": PX})
-        annotations.append({"id": 1000 + j, "image_id": j + 1, "caption": text})
+        annotations += [{"id": 1000 + j, "image_id": j + 1, "caption": text},
+                        {"id": 5000 + j, "image_id": j + 1, "caption": second}]
     (root / "annotations" / "captions_val2017.json").write_text(json.dumps({"images": records, "annotations": annotations}))
     return {"images": images}
 

@@ -32,6 +32,7 @@ def real_repo(tmp_path_factory, world):
         params["evaluate"]["real_sets"].update(imagenet=str(data / "imagenet"), coco=str(data / "coco"),
                                                xm3600=str(data / "xm3600"))
         params["tokenizer"]["vocab_size"] = 2000  # 3,000 is more than the pool's captions support
+        params["transfer"].update(train_images=36, test_images=24)  # COCO's 60 images: the transfer's own split
         write_params(params, dst)  # the smoke values as params.yaml's own
 
     dst = tmp_path_factory.mktemp("real_repo")
@@ -141,3 +142,20 @@ def test_the_paper_describes_the_real_pool_and_tests_only_what_its_benchmarks_me
     generated = json.loads((path / "paper/generated/figures.json").read_text())
     assert not any(g["key"].startswith("world/") for g in generated)
     assert all("analog:" not in g["caption"] for g in generated if g["key"].startswith("eval/"))
+
+
+def test_the_transfer_stage_captions_the_real_pools_coco_instead_of_the_worlds_tasks(real_repo):
+    """On a real pool the world's tasks grade nothing the runs saw: the transfer stage transfers each natural run's
+    tower to the COCO captions evaluate.real_sets names (its own seeded split of the 60 images), graded by CIDEr on
+    every reference, with the human oracle and the best single training caption as chance; finding 5 reads it."""
+    path, log, _ = real_repo
+    assert "Running stage 'transfer'" in log and "task(s) of the coco" in log
+    metrics = json.loads((path / "metrics/transfer.json").read_text())
+    assert metrics["source"] == "coco" and metrics["scores"]
+    for score in metrics["scores"].values():
+        assert set(score["tasks"]) == {"caption_coco"} and score["average"] == score["tasks"]["caption_coco"]
+    oracle, chance = (metrics["checks"][c]["tasks"]["caption_coco"] for c in ("oracle", "chance"))
+    assert oracle > chance > 0
+    five = next(f for f in json.loads((path / "paper/generated/findings.json").read_text()) if f["id"] == 5)
+    assert five["parts"] and all("effect" in p for p in five["parts"])
+

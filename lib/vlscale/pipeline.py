@@ -34,7 +34,7 @@ STAGE_PARAMS = {
     "attention": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate.keys",
                   "evaluate.use_key", "evaluate.batch_size", "filter", "attention"),
     "transfer": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate.keys",
-                 "evaluate.use_key", "filter", "transfer"),
+                 "evaluate.use_key", "evaluate.real_sets", "filter", "transfer"),
     "figures": ("profile", "runs", "sample.source", "filter.keep_fraction", "filter.arms", "filter.scorer", "figures"),
     "paper": ("profile", "verdicts"),
 }

@@ -10,9 +10,11 @@ from vlscale.analysis.latex import Table, ci
 from vlscale.analysis.results import scale_label
 from vlscale.transfer import results
 
-FAMILY_LABELS = {"semantics": "Semantics", "culture": "Culture", "multilinguality": "Multilinguality"}
+FAMILY_LABELS = {"semantics": "Semantics", "culture": "Culture", "multilinguality": "Multilinguality",
+                 "captioning": "COCO captions"}
 TASK_LABELS = {"caption_en": "Caption en", "caption_page": "Caption (page lang.)", "object": "What",
-               "country": "Country", "region": "Region", "person": "Person?", "who": "Who"}
+               "country": "Country", "region": "Region", "person": "Person?", "who": "Who",
+               results.COCO_TASK: "COCO caption"}
 UNITS = ("Captions: CIDEr; questions: exact match (%); a family's score is the mean of its tasks', the average the "
          "mean of the families'.")
 
@@ -66,7 +68,7 @@ def table12(metrics: dict) -> Table | None:
     if not metrics.get(results.SCORES):
         return None
     t = results.table12(metrics)
-    names = [n for n in results.TASKS if n in t.columns]
+    names = [n for n in (*results.TASKS, results.COCO_TASK) if n in t.columns]
     rows: list = []
     for setting in dict.fromkeys(t.index.get_level_values("setting")):
         rows.append(f"{setting} image tower")

@@ -96,13 +96,17 @@ def transfer_values(trans: dict) -> dict:
         return {"transfer_setup": "No generative transfer was made."}
     dec = tp["decoder"]
     settings = " and ".join(tp["settings"])
+    on = (f"{tp['train_images']:,} training images, each with the {len(transfer_results.TASKS)} tasks (captions in "
+          f"English and in the page's language; what, which country, which region, whether a person is shown and "
+          f"who), then decodes greedily on {tp['test_images']:,} held-out test images"
+          if trans.get("source") != "coco" else
+          f"{tp['train_images']:,} COCO training images (every reference caption an example), then captions "
+          f"{tp['test_images']:,} COCO test images greedily, scored by CIDEr against all their references")
     return {"transfer_setup": (
         f"The generative transfer puts each natural run's final image tower ({settings}) under a fresh "
         f"{dec['depth']}-layer decoder of width {dec['width']} with prefix-LM attention, the tower's patch tokens "
         f"projected to its width, and trains it with teacher forcing for {tp['steps']:,} steps of {tp['batch_size']} "
-        f"examples on {tp['train_images']:,} training images, each with the {len(transfer_results.TASKS)} tasks "
-        f"(captions in English and in the page's language; what, which country, which region, whether a person is "
-        f"shown and who), then decodes greedily on {tp['test_images']:,} held-out test images.")}
+        f"examples on {on}.")}
 
 
 def values(root: Path, fig: dict, att: dict, filt: dict) -> dict:

@@ -29,7 +29,7 @@ DATA_SUFFIXES = (".json", ".txt")
 CODE_DIGESTS = {
     "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
     "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
-    "transfer": "5126c1d75818c551e973fb0ab5f465a6245b6fed03c450448029ceb208b0730d",
+    "transfer": "f2089b7958995500efda019aba2a97fff6c55b290a298ace1ff34549a7426c87",
 }
 
 

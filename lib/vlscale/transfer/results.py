@@ -9,9 +9,10 @@ import pandas as pd
 # metrics/transfer.json's keys that the figures and paper stages read
 SCORES, CHECKS, EVIDENCE, SKIPPED = "scores", "checks", "evidence", "skipped"
 TASKS = ("caption_en", "caption_page", "object", "country", "region", "person", "who")  # tasks.py draws them
-CAPTION_TASKS = ("caption_en", "caption_page")  # scored by CIDEr; the others by exact match
+COCO_TASK = "caption_coco"  # a real pool's transfer: COCO captions (coco.py)
+CAPTION_TASKS = ("caption_en", "caption_page", COCO_TASK)  # scored by CIDEr; the others by exact match
 FAMILIES = {"semantics": ("caption_en", "object", "person", "who"), "culture": ("country", "region"),
-            "multilinguality": ("caption_page",)}  # Table 2's grouping of the tasks
+            "multilinguality": ("caption_page",), "captioning": (COCO_TASK,)}  # Table 2's grouping of the tasks
 MODEL = "model"  # the model whose natural runs' transfers are compared (the params' model block, as the figures')
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,18 @@ from vlscale.runs.current import check_code_version, fingerprint, is_current, sa
 from vlscale.runs.data import pool_share
 from vlscale.runs.layout import RunDir, checkpoint_meta
 from vlscale.runs.settings import resolve
-from vlscale.transfer import fit, tasks
-from vlscale.transfer.results import CHECKS, EVIDENCE, MODEL, SCORES, average, average_draws, family_scores, task_scores
+from vlscale.transfer import coco, fit, tasks
+from vlscale.transfer.results import (
+    CHECKS,
+    EVIDENCE,
+    MODEL,
+    SCORES,
+    SKIPPED,
+    average,
+    average_draws,
+    family_scores,
+    task_scores,
+)
 from vlscale.transfer.run import Examples, grade, lay_out_tasks, majority_answers, transfer
 from vlscale.world.render import render_jax, render_padded
 from vlscale.world.spec import build_world
@@ -85,14 +96,18 @@ def recipe(transfer_params: TransferParams, setting: str) -> fit.Recipe:
     return fit.Recipe(**{k: getattr(transfer_params, k) for k in keys}, frozen=setting == "frozen")
 
 
-def transfer_fingerprint(p: Params, name: str, setting: str, checkpoint: Path, run_dir: Path) -> str:
-    """The fingerprint of run `name`'s transfer in `setting` (vlscale.runs.current's rule)."""
+def transfer_fingerprint(p: Params, name: str, setting: str, checkpoint: Path, run_dir: Path,
+                         source: str = "world") -> str:
+    """The fingerprint of run `name`'s transfer in `setting` to `source` (transfer_source; vlscale.runs.current's
+    rule)."""
     run = resolve(p, name)
     blocks = p.dump("world", "tokenizer")
     block = {k: v for k, v in p.transfer.model_dump().items() if k not in UNSHAPING_KEYS}
     settings = {"transfer": block, "setting": setting, "world": blocks["world"], "tokenizer": blocks["tokenizer"],
                 "image_px": p.train.image_px, "key": p.evaluate.key,
                 "run": run.hashed_entry, "model": run.model.model_dump()}
+    if source != "world":  # the world's transfers keep the fingerprints they had before COCO was a source
+        settings["source"] = {source: p.evaluate.real_sets.get(source)}
     tokenizer = Path(TOKENIZER_PATH)
     inputs = {"training": saved_fingerprint(run_dir),
               "checkpoint": {"checkpoint": checkpoint.name, "meta": checkpoint_meta(checkpoint)},
@@ -118,6 +133,40 @@ def _examples(world, tokenizer, transfer_params: TransferParams, key: int, px: i
     return out[0], out[1]
 
 
+def _world_draws(p: Params, tokenizer) -> tuple[Examples, Examples, pd.DataFrame, object]:
+    """The world's tasks (synthetic pool): the training and test draws, the oracle's and chance's graded rows, and
+    the grader."""
+    block = p.transfer
+    train, test = _examples(build_world(p.world), tokenizer, block, p.evaluate.key, p.train.image_px, 256)
+    checks = pd.concat([pd.DataFrame(grade(test.tasks, list(test.tasks.answers))).assign(check="oracle"),
+                        pd.DataFrame(grade(test.tasks, majority_answers(train.tasks, test.tasks))).assign(
+                            check="chance")], ignore_index=True)
+    return train, test, checks, grade
+
+
+def _coco_draws(p: Params, tokenizer, root: str) -> tuple[Examples, Examples, pd.DataFrame, object]:
+    """COCO captions (a real pool): the training and test draws (transfer.seed), the oracle (a held-out human
+    reference) and the chance caption (the best single training caption), and the grader (CIDEr on all of an
+    image's references)."""
+    block, px = p.transfer, p.train.image_px
+    coco_set = coco.load_coco(root)
+    train_set, test_set, references = coco.draw(coco_set, block.train_images, block.test_images, block.seed)
+    out = [lay_out_tasks(drawn, coco.load_images(coco_set, drawn.ids, px), tokenizer, block.prompt_len,
+                         block.answer_len) for drawn in (train_set, test_set)]
+    _, chance = coco.chance_answers(train_set, test_set, references, block.seed)
+    checks = pd.concat([pd.DataFrame(coco.oracle_answers(test_set, references)).assign(check="oracle"),
+                        pd.DataFrame(chance).assign(check="chance")], ignore_index=True)
+    return out[0], out[1], checks, partial(coco.grade, references=references)
+
+
+def transfer_source(p: Params) -> str | None:
+    """What the runs are transferred to: "world" (the world's tasks, a synthetic pool), "coco" (COCO captions,
+    a real pool with evaluate.real_sets.coco), or None (a real pool without COCO: nothing to grade)."""
+    if p.pool_kind == "synthetic":
+        return "world"
+    return "coco" if p.evaluate.real_sets.get("coco") else None
+
+
 def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_DIR,
             progress=print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Every transfer (made afresh where not current): (graded rows, the oracle and chance checks' graded rows,
@@ -126,17 +175,18 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     t0 = time.perf_counter()
     block, px = p.transfer, p.train.image_px
-    world = build_world(p.world)
     tokenizer = Tokenizer(TOKENIZER_PATH)
-    train, test = _examples(world, tokenizer, block, p.evaluate.key, px, 256)
+    source = transfer_source(p)
+    if source == "world":
+        train, test, checks, grader = _world_draws(p, tokenizer)
+    else:
+        train, test, checks, grader = _coco_draws(p, tokenizer, p.evaluate.real_sets["coco"])
     llm = {"vocab_size": tokenizer.vocab_size, **block.decoder.model_dump()}
-    checks = pd.concat([pd.DataFrame(grade(test.tasks, list(test.tasks.answers))).assign(check="oracle"),
-                        pd.DataFrame(grade(test.tasks, majority_answers(train.tasks, test.tasks))).assign(
-                            check="chance")], ignore_index=True)
     setup_s = time.perf_counter() - t0
     names = transferred_runs(p)
-    progress(f"{len(train.tasks.task)} training and {len(test.tasks.task)} test examples of {len(tasks.TASKS)} tasks "
-             f"({setup_s:.1f} s); {len(names)} runs x {len(block.settings)} settings to transfer")
+    progress(f"{len(train.tasks.task)} training and {len(test.tasks.task)} test examples of "
+             f"{len(set(train.tasks.task))} task(s) of the {source} ({setup_s:.1f} s); {len(names)} runs x "
+             f"{len(block.settings)} settings to transfer")
     frames, timings = [], {}
     for name in names:
         run = resolve(p, name)
@@ -145,13 +195,14 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
                      model=run.model_name, examples_seen=seen)
         for setting in block.settings:
             where = out_dir / name / setting
-            fp = transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name)
+            fp = transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name, source)
             if not is_current(where, fp):
                 config = {**run.model.model_dump(), "text": {**run.model.text, "vocab_size": tokenizer.vocab_size}}
                 _, pretrained = siglip.load(checkpoint, config, image_size_px=px, text_len=p.tokenizer.max_len)
                 max_len = image_tokens(run.model.image, px) + block.prompt_len + block.answer_len
                 got = transfer(pretrained, run.model.image, train, test, tokenizer, {**llm, "max_len": max_len},
-                               recipe(block, setting), block.seed + run.seed, block.answer_len, 256)
+                               recipe(block, setting), block.seed + run.seed, block.answer_len, 256,
+                               grader=grader)
                 where.mkdir(parents=True, exist_ok=True)
                 rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
                 rows["prediction"] = got["predictions"]
@@ -239,10 +290,18 @@ def run(params: dict) -> dict:
     """The transfer stage (module docstring); params: the blocks the stage declares. Returns the metrics it writes to
     metrics/transfer.json."""
     p, plan = stage_params(params)
-    table, checks, timings = measure(p)
     dumped = p.dump()
-    metrics = {**summarise(table, checks, p.transfer, p.model.name), "timings": timings, "plan": plan.record(),
-               "params": p.transfer.model_dump(), "provenance": provenance(p.profile, dumped)}
+    record = {"plan": plan.record(), "params": p.transfer.model_dump(), "provenance": provenance(p.profile, dumped)}
+    if transfer_source(p) is None:
+        why = ("a real pool: the world's tasks grade only its own images, and evaluate.real_sets.coco names no COCO "
+               "folder to transfer to")
+        print(f"transfer skipped: {why}")
+        metrics = {SKIPPED: why, SCORES: {}, CHECKS: {}, EVIDENCE: {}, **record}
+        write_json(METRICS_PATH, metrics)
+        return metrics
+    table, checks, timings = measure(p)
+    metrics = {**summarise(table, checks, p.transfer, p.model.name), "timings": timings, "source": transfer_source(p),
+               **record}
     write_json(METRICS_PATH, metrics)
     return metrics
 
