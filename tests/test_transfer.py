@@ -56,8 +56,9 @@ def test_the_layout_puts_the_answer_at_one_position_and_learns_only_it():
 def test_the_loss_counts_only_the_answer_tokens():
     texts = lay_out([[7, 8], [9]], [[2, 3], [4, 5, 6]], prompt_len=3, answer_len=4, eos_id=EOS, pad_id=PAD)
     rows = np.array([1, 0])
-    packed = fit.pack(texts, rows, capacity=fit.capacity_for(texts, [rows]))
+    packed = fit.pack(texts, rows, capacity=fit.capacity_for(texts, [rows], multiple=8))
     assert len(packed.rows) == 8 and packed.weights[7] == 0  # 3 + 4 answer tokens (with EOS), padded to 8
+    assert fit.capacity_for(texts, [rows, rows[:1]]) == 64  # the most any batch holds, rounded up to 64
     rng = np.random.default_rng(0)
     logits = jnp.asarray(rng.normal(size=(2, 7, 11)), jnp.float32)  # [batch, input positions, vocabulary]
     targets = jnp.asarray(texts.text[rows, 1:])
@@ -79,10 +80,13 @@ def test_the_loss_counts_only_the_answer_tokens():
         fit.pack(texts, rows, capacity=6)
 
 
-def test_the_frozen_towers_tokens_computed_once_are_the_towers_own():
+@pytest.mark.parametrize("rep_size", [False, True])
+def test_the_frozen_towers_tokens_computed_once_are_the_towers_own(rep_size):
     images = _images(3)
     texts = lay_out([[5]] * 3, [[6]] * 3, prompt_len=3, answer_len=3, eos_id=EOS, pad_id=PAD)
-    model, params = _model_and_params(texts, images)
+    model = Model(img={**IMG, "rep_size": rep_size}, llm=LLM)
+    params = model.init(jax.random.PRNGKey(0), images[:1], texts.text[:1, :-1], texts.mask_ar[:1, :-1],
+                        texts.input_mask[:1, :-1])["params"]
     flat = traverse_util.flatten_dict(params)
     flat[("img", "head", "kernel")] = np.random.default_rng(1).normal(size=flat[("img", "head", "kernel")].shape)
     params = traverse_util.unflatten_dict(flat)
@@ -100,12 +104,20 @@ def test_a_model_trained_on_fixed_examples_decodes_each_greedily_in_its_order():
     texts = lay_out([[9, 7], [5, 6, 7], [8]], answers, prompt_len=6, answer_len=6, eos_id=EOS, pad_id=PAD)
     model, params = _model_and_params(texts, images)
     recipe = fit.Recipe(steps=150, batch_size=3, peak_lr=1e-2, warmup_steps=5, weight_decay=0.0,
-                        grad_clip_norm=1.0, frozen=False)
+                        grad_clip_norm=1.0, frozen=False, tower_lr_scale=1.0)
     params, losses = fit.train(model, params, images, np.arange(3), texts, recipe, seed=0)
     assert losses[-1] < 0.05 < losses[0]
-    # batches of 2 grouped by prompt (the last padded), each ending when its rows have all said EOS
-    tokens = fit.greedy_decode(model, params, images, np.arange(3), texts, answer_len=6, batch_size=2)
-    assert answers_of(tokens, EOS) == answers
+    # batches of 2 grouped by prompt (the last padded), each ending when its rows have all said EOS; decoded from
+    # the prompts alone, and from prompts laid out with wrong answers (never read)
+    prompts_only = lay_out([[9, 7], [5, 6, 7], [8]], None, prompt_len=6, answer_len=6, eos_id=EOS, pad_id=PAD)
+    wrong = lay_out([[9, 7], [5, 6, 7], [8]], [[3, 3], [4], [2, 2, 2]], prompt_len=6, answer_len=6, eos_id=EOS,
+                    pad_id=PAD)
+    for laid_out in (prompts_only, wrong):
+        tokens = fit.greedy_decode(model, params, images, np.arange(3), laid_out, answer_len=6, batch_size=2)
+        assert answers_of(tokens, EOS) == answers
+    untrained = fit.greedy_decode(model, _model_and_params(texts, images, seed=1)[1], images, np.arange(3), texts,
+                                  answer_len=6, batch_size=2)
+    assert answers_of(untrained, EOS) != answers  # the gold answers laid out in `texts` are not read
 
 
 @pytest.mark.parametrize("frozen", [True, False])
@@ -115,7 +127,7 @@ def test_the_frozen_setting_leaves_the_image_tower_bit_identical_and_learns_its_
                     pad_id=PAD)
     model, params = _model_and_params(texts, images)
     recipe = fit.Recipe(steps=5, batch_size=4, peak_lr=1e-2, warmup_steps=1, weight_decay=1e-4, grad_clip_norm=1.0,
-                        frozen=frozen)
+                        frozen=frozen, tower_lr_scale=0.5)
     trained, _ = fit.train(model, params, images, np.arange(8), texts, recipe, seed=0)
     before, after = traverse_util.flatten_dict(params), traverse_util.flatten_dict(trained)
     tower = [k for k in before if k[0] == "img" and k[1] != "head"]

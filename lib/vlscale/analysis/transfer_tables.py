@@ -34,9 +34,11 @@ def _level(metrics: dict, setting: str, pct: float) -> tuple[float, float, float
 
 
 def _checks(metrics: dict, cells) -> list[list[str]]:
+    names = ({"chance": "Chance: best training caption", "oracle": "Oracle: a human reference"}
+             if metrics.get("source") == "coco" else
+             {"chance": "Chance: majority answer", "oracle": "Oracle: the world's answer"})
     return [[f"{name} (all scales)", "--", *cells(metrics[results.CHECKS][check])]
-            for check, name in (("chance", "Chance: majority answer"), ("oracle", "Oracle: the world's answer"))
-            if check in metrics.get(results.CHECKS, {})]
+            for check, name in names.items() if check in metrics.get(results.CHECKS, {})]
 
 
 def table2(metrics: dict) -> Table | None:

@@ -197,29 +197,31 @@ def generative_transfer_flat(j: Judge) -> list[dict]:
     """A generative VLM made from the 100% runs' image towers is no better than one from the 10% or 1% runs' (the
     transfer stage's average over task families, per setting: frozen and unfrozen tower), within the margin
     transfer_average_pp. A comparison whose transfers do not rise above their chance level (the lower end of each
-    one's interval above the blind majority answer's average) cannot show a gain: inconclusive."""
+    one's interval at least verdicts.chance_floor_pp above the blind chance level's average, on the same test images)
+    cannot show that more data does not help: inconclusive; nor can a difference between two transfers at chance."""
     names = sorted((n for n in j.ev if n.startswith("transfer/")),
                    key=lambda n: (n.split("/")[1], -float(n.rsplit("_minus_", 1)[1])))
     if not names:
         why = j.transfer.get(transfer_results.SKIPPED) or "no transfer of two data scales was made"
         return [part("a generative VLM on the 1%, 10% and 100% runs' towers", None, None, None, absent=why)]
     parts = []
+    floor = j.verdicts.chance_floor_pp
     for name in names:
         _, setting, step = name.split("/")
         top, other = step.split("_minus_")
         shown = j.no_change(f"Transfer average ({setting} tower), {top}% minus {other}% data", name,
                             "transfer_average_pp", unit="points")
-        if shown["verdict"] == ev.NOT_TESTED:
-            parts.append(shown)
-            continue
-        for pct in (top, other):
-            above = j.rec(f"above_chance/transfer/{setting}/{pct}%")
-            if above is None or not finite(above["ci95"][0]) or above["ci95"][0] <= 0:
-                shown |= {"verdict": ev.INCONCLUSIVE,
-                          "reason": f"the {pct}% tower's transfer is not above its chance level (majority answers, "
-                                    f"average {fmt(above['chance'] if above else np.nan)}): no gain can be seen",
-                          "rule": shown["rule"] + "; needs each transfer's interval above its chance level"}
-                break
+        above = {pct: j.rec(f"above_chance/transfer/{setting}/{pct}%") for pct in (top, other)}
+        off = {pct: a is not None and finite(a["ci95"][0]) and a["ci95"][0] > floor for pct, a in above.items()}
+        # flat transfers prove nothing unless both learned; a gain is seen when one side rose off the floor
+        if (shown["verdict"] == ev.REPRODUCES and not all(off.values())) or \
+                (shown["verdict"] == ev.DOES_NOT and not any(off.values())):
+            at = next(pct for pct, ok in off.items() if not ok)
+            chance = above[at]["chance"] if above[at] else np.nan
+            shown |= {"verdict": ev.INCONCLUSIVE,
+                      "reason": f"the {at}% tower's transfer is not above its chance level (majority answers, "
+                                f"average {fmt(chance)}) by {fmt(floor)} points: no change can be judged",
+                      "rule": shown["rule"] + f"; needs each transfer's interval {fmt(floor)} points above chance"}
         parts.append(shown)
     return parts
 
@@ -348,7 +350,7 @@ FINDINGS = (
             "off its chance floor", disparity_narrows_bias_stays),
     Finding(5, "generative_transfer_flat", "no change: the average score of a generative transfer from the 100% "
             "runs' towers lies within the margin transfer_average_pp of the 10% and 1% runs', frozen and unfrozen, "
-            "each transfer above its chance level", generative_transfer_flat),
+            "each transfer chance_floor_pp above its chance level", generative_transfer_flat),
     Finding(6, "filtering_trades_diversity", "the CLIP filter lowers the Western error and raises Culture and "
             "Fairness against the English baseline; the classifier filter raises Culture and Fairness",
             filtering_trades_diversity),

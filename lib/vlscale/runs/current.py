@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------------------- code versions
 
-CODE_VERSIONS = {"train": 1, "evaluate": 1, "transfer": 1}
+# transfer 2: the decoder's seed is transfer.seed plus the run's seed, and the unfrozen tower learns at its own rate
+CODE_VERSIONS = {"train": 1, "evaluate": 1, "transfer": 2}
 # The module whose import closure within vlscale computes each stage's results: every vlscale module it imports,
 # directly or not, and the data files (DATA_SUFFIXES) of each package's data/ folder, are the stage's sources.
 STAGE_ROOTS = {"train": "vlscale.training.run", "evaluate": "vlscale.evals.stage",
@@ -29,7 +30,7 @@ DATA_SUFFIXES = (".json", ".txt")
 CODE_DIGESTS = {
     "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
     "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
-    "transfer": "f2089b7958995500efda019aba2a97fff6c55b290a298ace1ff34549a7426c87",
+    "transfer": "28a125e1b947e179e410f96f9bcdb53aca815932dd91da17dc23908a23c506cc",
 }
 
 

@@ -33,7 +33,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 from flax import traverse_util
@@ -47,7 +46,6 @@ from vlscale.provenance import provenance
 from vlscale.transfer import coco, fit
 from vlscale.transfer.run import lay_out_tasks, transfer
 
-ANSWER_COVERAGE = 0.99  # the default answer length holds this share of the training captions (params.yaml's rule)
 CHECKS = ("transfer", "oracle", "chance")
 
 
@@ -66,6 +64,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--peak-lr", type=float)
+    parser.add_argument("--tower-lr-scale", type=float, help="unfrozen: the tower's rate as a share of --peak-lr")
     parser.add_argument("--warmup-steps", type=int)
     parser.add_argument("--prompt-len", type=int)
     parser.add_argument("--answer-len", type=int, help="pieces a caption may have (default: 99%% of the training "
@@ -116,15 +115,6 @@ def _check_inputs(args) -> None:
             raise ValueError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
 
 
-def answer_length(tokenizer: Tokenizer, captions: list[str], length: int | None = None,
-                  coverage: float = ANSWER_COVERAGE) -> tuple[int, float]:
-    """(`length`, or the fewest pieces that hold `coverage` of the captions; the share of captions that fit in it)."""
-    lengths = np.array([len(p) for p in tokenizer.sp.encode(list(captions), out_type=int)])
-    if length is None:
-        length = max(int(np.quantile(lengths, coverage, method="higher")), 1)
-    return length, float(np.mean(lengths <= length))
-
-
 def _tower(model, params, args, fallback_px: int) -> tuple[dict, int, int]:
     """(the image tower's big_vision config, the image size, the image tokens) of a loaded two-tower model."""
     if model.image_model != "vit":
@@ -151,6 +141,7 @@ def run(args) -> str:
                         peak_lr=args.peak_lr or block.peak_lr,
                         warmup_steps=block.warmup_steps if args.warmup_steps is None else args.warmup_steps,
                         weight_decay=block.weight_decay, grad_clip_norm=block.grad_clip_norm,
+                        tower_lr_scale=block.tower_lr_scale if args.tower_lr_scale is None else args.tower_lr_scale,
                         frozen=setting == "frozen")
     tokenizer = Tokenizer(args.tokenizer or TOKENIZER_PATH)
     data = coco.load_coco(args.coco, allow_missing=args.allow_missing)
@@ -160,7 +151,7 @@ def run(args) -> str:
     model, pretrained = siglip.load(args.checkpoint, _read_config(args.config))
     image_config, px, image_tokens = _tower(model, pretrained, args, p.train.image_px)
     prompt_len = args.prompt_len or block.prompt_len
-    answer_len, covered = answer_length(tokenizer, train.answers, args.answer_len)
+    answer_len, covered = coco.answer_length(tokenizer, train.answers, args.answer_len)
     loaded = time.perf_counter()
     print(f"COCO {coco.root_of(data)}: {len(train.ids)} training images ({len(train.answers)} captions) and "
           f"{len(test.ids)} test images from {split_rule}; {px} px, {image_tokens} image tokens, answers of "

@@ -200,3 +200,15 @@ def chance_answers(train: TaskSet, test: TaskSet, references: list[list[str]], s
             best, best_mean = int(c), mean
     caption = train.answers[best]
     return caption, grade(test, [caption] * len(test.answers), references)
+
+
+ANSWER_COVERAGE = 0.99  # the answer length holds this share of the training captions (as the world's)
+
+
+def answer_length(tokenizer, captions: list[str], length: int | None = None,
+                  coverage: float = ANSWER_COVERAGE) -> tuple[int, float]:
+    """(`length`, or the fewest pieces that hold `coverage` of the captions; the share of captions that fit in it)."""
+    lengths = np.array([len(p) for p in tokenizer.sp.encode(list(captions), out_type=int)])
+    if length is None:
+        length = max(int(np.quantile(lengths, coverage, method="higher")), 1)
+    return length, float(np.mean(lengths <= length))

@@ -59,9 +59,9 @@ def pack(texts: Texts, rows: np.ndarray, capacity: int) -> Packed:
     return out
 
 
-def capacity_for(texts: Texts, batches: list[np.ndarray], multiple: int = 8) -> int:
+def capacity_for(texts: Texts, batches: list[np.ndarray], multiple: int = 64) -> int:
     """The most answer tokens any of the batches holds, rounded up to `multiple` (one compiled shape, no token left
-    out)."""
+    out; the rounding gives transfers of other seeds the same shape, so they share the compiled step)."""
     per_row = texts.mask_loss[:, 1:].sum(axis=1)
     most = max(int(per_row[rows].sum()) for rows in batches)
     return -(-most // multiple) * multiple
@@ -77,7 +77,7 @@ class Recipe:
     weight_decay: float
     grad_clip_norm: float
     frozen: bool  # the image tower (but its projection) stays as pretrained
-    tower_lr_scale: float = 1.0  # not frozen: the tower's rate is peak_lr times this
+    tower_lr_scale: float  # not frozen: the tower's rate is peak_lr times this
 
 
 def optimizer(params, recipe: Recipe) -> optax.GradientTransformation:
@@ -207,11 +207,13 @@ def greedy_decode(model: Model, params, images: np.ndarray, image_of: np.ndarray
 
     decode = compiled(model, ("decode", prompt_len, answer_len, eos), lambda: jax.jit(decode_batch))
     m = len(image_of)
-    order = np.lexsort(texts.text[:, :prompt_len].T[::-1])  # by prompt
+    text = texts.text.copy()
+    text[:, prompt_len:] = eos  # whatever the answer part held (a laid-out gold answer) is never read
+    order = np.lexsort(text[:, :prompt_len].T[::-1])  # by prompt
     out = np.empty((m, answer_len + 1), texts.text.dtype)
     for start in range(0, m, batch_size):
         rows = order[np.minimum(np.arange(start, start + batch_size), m - 1)]
-        decoded = decode(params, tokens[image_of[rows]], texts.text[rows], texts.input_mask[rows], texts.mask_ar[rows])
+        decoded = decode(params, tokens[image_of[rows]], text[rows], texts.input_mask[rows], texts.mask_ar[rows])
         kept = min(batch_size, m - start)
         out[rows[:kept]] = np.asarray(decoded)[:kept]
     return out

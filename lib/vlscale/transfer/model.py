@@ -101,15 +101,18 @@ class Model(nn.Module):
         self.image = vit.Model(num_classes=self.language.width, pool_type="none", **image, name="img")
 
     def encode_image(self, image):
-        """[B, N_patches, tower width]: the patch tokens out of the tower's encoder, before the projection (fixed in
-        the frozen setting, so a transfer computes them once per image)."""
+        """[B, N_patches, D]: what the tower's projection reads (its "pre_logits": the encoder's patch tokens, after
+        the tower's own pre_logits layer where it has one); fixed in the frozen setting, so a transfer computes them
+        once per image."""
         _, out = self.image(image)
-        return out["encoded"]
+        return out["pre_logits"]
 
     def project(self, encoded):
-        """[B, N, llm width]: encoded patch tokens through the projection `img/head` (as the tower's own head)."""
+        """[B, N, llm width]: encode_image's tokens through the projection `img/head`, as the tower's head computes
+        it (in the tower's dtype_mm)."""
         head = self.image.variables["params"]["head"]
-        return encoded @ head["kernel"] + head["bias"]
+        dtype = vit.as_dtype(dict(self.img).get("dtype_mm", jnp.float32))
+        return jnp.asarray(encoded, dtype) @ head["kernel"].astype(dtype) + head["bias"].astype(dtype)
 
     def embed_image(self, image):
         """[B, N_patches, llm width]: every patch token through the projection `img/head`."""

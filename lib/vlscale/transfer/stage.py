@@ -18,6 +18,7 @@ stage judges with the `verdicts` params, as every finding.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from functools import partial
 from pathlib import Path
@@ -97,17 +98,20 @@ def recipe(transfer_params: TransferParams, setting: str) -> fit.Recipe:
 
 
 def transfer_fingerprint(p: Params, name: str, setting: str, checkpoint: Path, run_dir: Path,
-                         source: str = "world") -> str:
-    """The fingerprint of run `name`'s transfer in `setting` to `source` (transfer_source; vlscale.runs.current's
-    rule)."""
+                         drawn: dict | None = None) -> str:
+    """The fingerprint of run `name`'s transfer in `setting` (vlscale.runs.current's rule); `drawn`: what identifies
+    a real draw beyond the params (COCO's images and references, hashed; empty for the world's tasks, which the
+    world and evaluation key fix). The frozen setting does not read tower_lr_scale."""
     run = resolve(p, name)
     blocks = p.dump("world", "tokenizer")
-    block = {k: v for k, v in p.transfer.model_dump().items() if k not in UNSHAPING_KEYS}
+    unshaping = UNSHAPING_KEYS + (("tower_lr_scale",) if setting == "frozen" else ())
+    block = {k: v for k, v in p.transfer.model_dump().items() if k not in unshaping}
     settings = {"transfer": block, "setting": setting, "world": blocks["world"], "tokenizer": blocks["tokenizer"],
-                "image_px": p.train.image_px, "key": p.evaluate.key,
-                "run": run.hashed_entry, "model": run.model.model_dump()}
-    if source != "world":  # the world's transfers keep the fingerprints they had before COCO was a source
-        settings["source"] = {source: p.evaluate.real_sets.get(source)}
+                "image_px": p.train.image_px, "run": run.hashed_entry, "model": run.model.model_dump()}
+    if drawn:  # a real draw: its own identity, not the world's evaluation key
+        settings["drawn"] = drawn
+    else:
+        settings["key"] = p.evaluate.key
     tokenizer = Path(TOKENIZER_PATH)
     inputs = {"training": saved_fingerprint(run_dir),
               "checkpoint": {"checkpoint": checkpoint.name, "meta": checkpoint_meta(checkpoint)},
@@ -133,30 +137,36 @@ def _examples(world, tokenizer, transfer_params: TransferParams, key: int, px: i
     return out[0], out[1]
 
 
-def _world_draws(p: Params, tokenizer) -> tuple[Examples, Examples, pd.DataFrame, object]:
-    """The world's tasks (synthetic pool): the training and test draws, the oracle's and chance's graded rows, and
-    the grader."""
+def _world_draws(p: Params, tokenizer) -> tuple[Examples, Examples, pd.DataFrame, object, int, dict]:
+    """The world's tasks (synthetic pool): the training and test draws, the oracle's and chance's graded rows, the
+    grader, the answer length and what identifies the draw beyond the params (nothing)."""
     block = p.transfer
     train, test = _examples(build_world(p.world), tokenizer, block, p.evaluate.key, p.train.image_px, 256)
     checks = pd.concat([pd.DataFrame(grade(test.tasks, list(test.tasks.answers))).assign(check="oracle"),
                         pd.DataFrame(grade(test.tasks, majority_answers(train.tasks, test.tasks))).assign(
                             check="chance")], ignore_index=True)
-    return train, test, checks, grade
+    return train, test, checks, grade, block.answer_len, {}
 
 
-def _coco_draws(p: Params, tokenizer, root: str) -> tuple[Examples, Examples, pd.DataFrame, object]:
+def _coco_draws(p: Params, tokenizer, root: str) -> tuple[Examples, Examples, pd.DataFrame, object, int, dict]:
     """COCO captions (a real pool): the training and test draws (transfer.seed), the oracle (a held-out human
-    reference) and the chance caption (the best single training caption), and the grader (CIDEr on all of an
-    image's references)."""
+    reference) and the chance caption (the best single training caption), the grader (CIDEr on all of an image's
+    references), the answer length (the pieces that hold 99% of the training captions, as transfer.answer_len does
+    the world's answers) and what identifies the draw (its images and references, hashed)."""
     block, px = p.transfer, p.train.image_px
     coco_set = coco.load_coco(root)
     train_set, test_set, references = coco.draw(coco_set, block.train_images, block.test_images, block.seed)
+    answer_len, fits = coco.answer_length(tokenizer, list(train_set.answers))
+    print(f"COCO captions: answers of up to {answer_len} pieces ({100 * fits:.1f}% of the training captions whole)")
     out = [lay_out_tasks(drawn, coco.load_images(coco_set, drawn.ids, px), tokenizer, block.prompt_len,
-                         block.answer_len) for drawn in (train_set, test_set)]
+                         answer_len) for drawn in (train_set, test_set)]
+    drawn = [coco_set.examples["key"].iloc[train_set.ids].tolist(), list(train_set.answers),
+             coco_set.examples["key"].iloc[test_set.ids].tolist(), references]
+    identity = {"coco": hashlib.sha256(json.dumps(drawn, default=str).encode()).hexdigest(), "answer_len": answer_len}
     _, chance = coco.chance_answers(train_set, test_set, references, block.seed)
     checks = pd.concat([pd.DataFrame(coco.oracle_answers(test_set, references)).assign(check="oracle"),
                         pd.DataFrame(chance).assign(check="chance")], ignore_index=True)
-    return out[0], out[1], checks, partial(coco.grade, references=references)
+    return out[0], out[1], checks, partial(coco.grade, references=references), answer_len, identity
 
 
 def transfer_source(p: Params) -> str | None:
@@ -178,9 +188,9 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
     tokenizer = Tokenizer(TOKENIZER_PATH)
     source = transfer_source(p)
     if source == "world":
-        train, test, checks, grader = _world_draws(p, tokenizer)
+        train, test, checks, grader, answer_len, drawn = _world_draws(p, tokenizer)
     else:
-        train, test, checks, grader = _coco_draws(p, tokenizer, p.evaluate.real_sets["coco"])
+        train, test, checks, grader, answer_len, drawn = _coco_draws(p, tokenizer, p.evaluate.real_sets["coco"])
     llm = {"vocab_size": tokenizer.vocab_size, **block.decoder.model_dump()}
     setup_s = time.perf_counter() - t0
     names = transferred_runs(p)
@@ -195,14 +205,13 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
                      model=run.model_name, examples_seen=seen)
         for setting in block.settings:
             where = out_dir / name / setting
-            fp = transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name, source)
+            fp = transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name, drawn)
             if not is_current(where, fp):
                 config = {**run.model.model_dump(), "text": {**run.model.text, "vocab_size": tokenizer.vocab_size}}
                 _, pretrained = siglip.load(checkpoint, config, image_size_px=px, text_len=p.tokenizer.max_len)
-                max_len = image_tokens(run.model.image, px) + block.prompt_len + block.answer_len
+                max_len = image_tokens(run.model.image, px) + block.prompt_len + answer_len
                 got = transfer(pretrained, run.model.image, train, test, tokenizer, {**llm, "max_len": max_len},
-                               recipe(block, setting), block.seed + run.seed, block.answer_len, 256,
-                               grader=grader)
+                               recipe(block, setting), block.seed + run.seed, answer_len, 256, grader=grader)
                 where.mkdir(parents=True, exist_ok=True)
                 rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
                 rows["prediction"] = got["predictions"]
