@@ -74,8 +74,13 @@ def part(label: str, rec: dict | None, verdict: ev.Verdict | None, paper: float 
         v = ev.Verdict(ev.NOT_TESTED, absent, "")
         return {"label": label, **v.record(), "paper_effect": paper, "unit": unit}
     d = difference_of(rec)
-    return {"label": label, **verdict.record(), "effect": d.effect, "ci95": [d.lo, d.hi], "n_seeds": [d.n_a, d.n_b],
-            "seed_sd": d.seed_sd, "seed_df": d.seed_df, "image_se": d.image_se, "mde": d.mde(power),
+
+    def number(x):  # JSON has no NaN: an unmeasured number (a seed sd without replicates) is null
+        return float(x) if np.isfinite(x) else None
+
+    return {"label": label, **verdict.record(), "effect": number(d.effect), "ci95": [number(d.lo), number(d.hi)],
+            "n_seeds": [d.n_a, d.n_b], "seed_sd": number(d.seed_sd), "seed_df": d.seed_df,
+            "image_se": number(d.image_se), "mde": number(d.mde(power)),
             "paper_effect": paper, "unit": unit, "runs": [rec.get("runs_a"), rec.get("runs_b")],
             "examples_seen": rec.get("examples_seen")}
 
