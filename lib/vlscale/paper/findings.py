@@ -218,15 +218,15 @@ def generative_transfer_flat(j: Judge) -> list[dict]:
                             "transfer_average_pp", unit="points")
         above = {pct: j.rec(f"above_chance/transfer/{setting}/{pct}%") for pct in (top, other)}
         off = {pct: a is not None and finite(a["ci95"][0]) and a["ci95"][0] > floor for pct, a in above.items()}
+        shown["rule"] += f"; and needs each transfer's interval {fmt(floor)} points above its chance level"
         # flat transfers prove nothing unless both learned; a gain is seen when one side rose off the floor
         if (shown["verdict"] == ev.REPRODUCES and not all(off.values())) or \
                 (shown["verdict"] == ev.DOES_NOT and not any(off.values())):
             at = next(pct for pct, ok in off.items() if not ok)
             chance = above[at]["chance"] if above[at] else np.nan
             shown |= {"verdict": ev.INCONCLUSIVE,
-                      "reason": f"the {at}% tower's transfer is not above its chance level (majority answers, "
-                                f"average {fmt(chance)}) by {fmt(floor)} points: no change can be judged",
-                      "rule": shown["rule"] + f"; needs each transfer's interval {fmt(floor)} points above chance"}
+                      "reason": f"the {at}% tower's transfer is not above its chance level (blind answers, "
+                                f"average {fmt(chance)}) by {fmt(floor)} points: no change can be judged"}
         parts.append(shown)
     return parts
 
