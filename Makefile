@@ -45,6 +45,7 @@ bench: env
 	python bench/train_throughput.py
 	python bench/step_profile.py
 	python bench/train_speedup.py
+	python bench/transfer_step.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) reports plots metrics data runs paper/figures paper/tables
