@@ -198,3 +198,20 @@ def spoil_member(shard, name: str, data: bytes = b"not a png"):
             content = data if m.name == name else content
             m.size = len(content)
             tar.addfile(m, io.BytesIO(content))
+
+
+def graded_transfer_rows(run, setting, pct, seed, quality, images=40, rng=None):
+    """Graded rows of a planted transfer: each question right with probability `quality`, each caption's CIDEr
+    `quality` x 100."""
+    from vlscale.transfer import tasks
+
+    rng = rng or np.random.default_rng(seed)
+    rows = []
+    for task in tasks.TASKS:
+        for image in range(images):
+            caption = task in tasks.CAPTION_TASKS
+            rows.append({"run": run, "setting": setting, "curation": "natural", "seed": seed, "data_pct": pct,
+                         "model": "w64d1p8", "examples_seen": 1000, "task": task, "image": image, "language": "en",
+                         "exact_match": float(rng.uniform() < quality),
+                         "cider": 100 * quality + rng.normal(0, 5) if caption else np.nan})
+    return rows

@@ -3,19 +3,21 @@ it and the metrics JSON it returns. (The attention stage maps trained checkpoint
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, graded_transfer_rows
 from test_attention import _planted
 from test_figures import synthetic_tidy
 from vlscale.analysis import report
 from vlscale.analysis import stage as figures_stage
 from vlscale.attention.stage import summarise
 from vlscale.attention.tables import SUMMARY_PATH
-from vlscale.config import read_params
+from vlscale.config import TransferParams, read_params
 from vlscale.data import stage as sample_stage
 from vlscale.files import dumps, read_json, write_json
 from vlscale.tokenizer import stage as tokenizer_stage
+from vlscale.transfer import stage as transfer_stage
 from vlscale.world import stage as world_stage
 
 SMOKE = read_params(ROOT / "params.yaml", "smoke")
@@ -80,10 +82,20 @@ def test_the_figures_stage_writes_every_figure_table_and_plot_and_the_attention_
         d.to_parquet(workdir / f"results/evaluate/{run}.parquet", index=False)
     write_json(SUMMARY_PATH, summarise(_planted({"culture": 0.05, "regional": 0.05, "landmark": 0.05, "head": 0.01}),
                                        16, 20))
+    # the transfer stage's record of planted transfers (its Table 2 / 12 analogs join the tables)
+    rows = pd.DataFrame([r for pct in (1.0, 10.0, 100.0) for r in graded_transfer_rows(f"s{pct:g}", "frozen", pct, 0,
+                                                                                      0.5 + pct / 400)])
+    chance = pd.DataFrame(graded_transfer_rows("-", "-", 0.0, 9, 0.3)).assign(check="chance")
+    oracle = pd.DataFrame(graded_transfer_rows("-", "-", 0.0, 9, 1.0)).assign(check="oracle")
+    write_json(workdir / "metrics/transfer.json", transfer_stage.summarise(
+        rows, pd.concat([chance, oracle]), TransferParams(**{**SMOKE["transfer"], "bootstrap": 20}), "w64d1p8"))
     params = {"profile": "smoke", "runs": {f"s{p}": {"fraction": p / 100} for p in (1, 10, 100)},
               "sample": {"source": "synthetic"}, "filter": {**SMOKE["filter"], "keep_fraction": 0.1},
               "figures": {**SMOKE["figures"], "bootstrap": 20}}
     metrics = figures_stage.run(params)
+    table2 = (workdir / "paper/tables/transfer_table2.tex").read_text()
+    assert "tab:transfer_table2" in table2 and "Chance: majority answer" in table2
+    assert "tab:transfer_table12" in (workdir / "paper/tables/transfer_table12.tex").read_text()
     assert (workdir / "paper/figures/eval/fig1_gains.png").is_file() and (workdir / "plots/figures/fig1.csv").is_file()
     assert "\\begin{tabular}" in (workdir / "paper/tables/table1.tex").read_text()
     assert "tab:attention_focus" in (workdir / "paper/tables/attention_focus.tex").read_text()

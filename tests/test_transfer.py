@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from flax import traverse_util
 
+from conftest import graded_transfer_rows
 from vlscale import siglip
 from vlscale.transfer import fit, score, tasks
 from vlscale.transfer.layout import answers_of, lay_out
@@ -225,21 +226,6 @@ def test_text_is_normalised_as_captions_are_scored():
     assert score.exact_match(["Yes.", "no"], ["yes", "yes"], ["en", "en"]).tolist() == [1.0, 0.0]
 
 
-def _graded(run, setting, pct, seed, quality, images=40, rng=None):
-    """Graded rows of a planted transfer: each question right with probability `quality`, each caption's CIDEr
-    `quality` x 100."""
-    rng = rng or np.random.default_rng(seed)
-    rows = []
-    for task in tasks.TASKS:
-        for image in range(images):
-            caption = task in tasks.CAPTION_TASKS
-            rows.append({"run": run, "setting": setting, "curation": "natural", "seed": seed, "data_pct": pct,
-                         "model": "w64d1p8", "examples_seen": 1000, "task": task, "image": image, "language": "en",
-                         "exact_match": float(rng.uniform() < quality),
-                         "cider": 100 * quality + rng.normal(0, 5) if caption else np.nan})
-    return rows
-
-
 def _finding5(rows: list[dict], chance_quality: float = 0.2) -> dict:
     """Finding 5 judged by the paper stage's rule on the evidence the transfer stage writes for planted rows."""
     from conftest import ROOT
@@ -252,7 +238,7 @@ def _finding5(rows: list[dict], chance_quality: float = 0.2) -> dict:
              "grad_clip_norm": 1.0, "prompt_len": 4, "answer_len": 4, "decoder": {"width": 8, "depth": 1, "mlp_dim": 8, "num_heads": 1},
              "seed": 0, "bootstrap": 200}
     images = max(r["image"] for r in rows) + 1
-    chance = pd.DataFrame(_graded("chance", "-", 0.0, 9, chance_quality, images=images))
+    chance = pd.DataFrame(graded_transfer_rows("chance", "-", 0.0, 9, chance_quality, images=images))
     records = evidence_records(pd.DataFrame(rows), chance, TransferParams(**block), "w64d1p8")
     verdicts = load_params(ROOT / "params.yaml").verdicts  # the margin: transfer_average_pp, 2 points
     return next(f for f in judge({}, {}, verdicts, {"evidence": records}) if f["id"] == 5) | {"records": records}
@@ -260,7 +246,7 @@ def _finding5(rows: list[dict], chance_quality: float = 0.2) -> dict:
 
 def test_finding5_is_judged_as_no_change_with_seeds_in_its_interval_and_off_chance():
     same = [r for pct in (10.0, 100.0) for seed in (0, 1, 2)
-            for r in _graded(f"s{pct:g}_{seed}", "frozen", pct, seed, 0.6, images=1000)]
+            for r in graded_transfer_rows(f"s{pct:g}_{seed}", "frozen", pct, seed, 0.6, images=1000)]
     got = _finding5(same)
     assert got["verdict"] == "reproduces", got["reason"]
     (part,) = got["parts"]
@@ -268,7 +254,7 @@ def test_finding5_is_judged_as_no_change_with_seeds_in_its_interval_and_off_chan
     assert part["margin"] == 2.0 and part["seed_sd"] > 0
     level = got["records"]["level/transfer/frozen/100%"]
     assert level["ci95"][0] < level["value"] < level["ci95"][1] and level["runs"] == ["s100_0", "s100_1", "s100_2"]
-    better = [r for seed in (0, 1, 2) for r in _graded(f"s100_{seed}", "frozen", 100.0, seed, 0.9, images=1000)]
+    better = [r for seed in (0, 1, 2) for r in graded_transfer_rows(f"s100_{seed}", "frozen", 100.0, seed, 0.9, images=1000)]
     got = _finding5([r for r in same if r["data_pct"] == 10.0] + better)
     assert got["verdict"] == "does not reproduce" and got["parts"][0]["ci95"][0] > 20.0
     one_seed = [r for r in same if r["seed"] == 0]
