@@ -60,8 +60,7 @@ def main(argv=None):
     block = p.transfer
     tokenizer = Tokenizer(TOKENIZER_PATH)
     train, _ = stage._examples(build_world(p.world), tokenizer, block, p.evaluate.keys.dev, p.train.image_px, 256)
-    llm = {"vocab_size": tokenizer.vocab_size, **block.decoder.model_dump(),
-           "max_len": stage.image_tokens(p.model.image, p.train.image_px) + block.prompt_len + block.answer_len}
+    llm = stage.decoder_config(tokenizer, block, p.model.image, p.train.image_px, block.answer_len)
     model = Model(img=p.model.image, llm=llm)
     params = init_params(model, train, 0)
     texts = train.texts

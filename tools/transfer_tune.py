@@ -16,7 +16,6 @@ import time
 import pandas as pd
 import yaml
 
-from vlscale import siglip
 from vlscale.config import load_params
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.runs.layout import RunDir
@@ -45,8 +44,7 @@ def main(argv=None):
     _, checkpoint = RunDir(f"{args.runs_dir}/{args.run}").cooled_down()[-1]
     tokenizer = Tokenizer(TOKENIZER_PATH)
     world = build_world(p.world)
-    config = {**run.model.model_dump(), "text": {**run.model.text, "vocab_size": tokenizer.vocab_size}}
-    _, pretrained = siglip.load(checkpoint, config, image_size_px=p.train.image_px, text_len=p.tokenizer.max_len)
+    tower = stage.pretrained(p, args.run, checkpoint, tokenizer)
     dev = p.evaluate.keys.dev
     print(f"{args.run} ({checkpoint.name}), {args.setting}, dev key {dev}")
     drawn = {}
@@ -56,10 +54,9 @@ def main(argv=None):
         if sizes not in drawn:
             drawn[sizes] = stage._examples(world, tokenizer, block, dev, p.train.image_px, 256)
         train, test = drawn[sizes]
-        llm = {"vocab_size": tokenizer.vocab_size, **block.decoder.model_dump(),
-               "max_len": stage.image_tokens(run.model.image, p.train.image_px) + block.prompt_len + block.answer_len}
+        llm = stage.decoder_config(tokenizer, block, run.model.image, p.train.image_px, block.answer_len)
         t0 = time.perf_counter()
-        got = transfer(pretrained, run.model.image, train, test, tokenizer, llm, stage.recipe(block, args.setting),
+        got = transfer(tower, run.model.image, train, test, tokenizer, llm, stage.recipe(block, args.setting),
                        block.seed + run.seed, block.answer_len, 256)
         scores = results.task_scores(pd.DataFrame(got["rows"]))
         families = results.family_scores(scores)

@@ -30,7 +30,7 @@ DATA_SUFFIXES = (".json", ".txt")
 CODE_DIGESTS = {
     "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
     "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
-    "transfer": "28a125e1b947e179e410f96f9bcdb53aca815932dd91da17dc23908a23c506cc",
+    "transfer": "6d2ad94a4a62a8b6c41fbfdb7c5f3f91ec4a92b2686f8933cf532575e57cc373",
 }
 
 

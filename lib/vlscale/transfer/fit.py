@@ -120,20 +120,22 @@ def compiled(model: Model, what: tuple, build):
     return _COMPILED[key]
 
 
+def _per_image(model: Model, params, images: np.ndarray, method, batch_size: int) -> np.ndarray:
+    """`method` of Model applied to the images in batches (compiled once per model and method)."""
+    apply = compiled(model, (method.__name__,), lambda: jax.jit(
+        lambda p, x: model.apply({"params": p}, x, method=method)))
+    return np.concatenate([np.asarray(apply(params, images[i:i + batch_size]))
+                           for i in range(0, len(images), batch_size)])
+
+
 def encode_images(model: Model, params, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """[N, patches, tower width]: the encoder's patch tokens of every image (before the projection), in batches."""
-    encode = compiled(model, ("encode",), lambda: jax.jit(
-        lambda p, x: model.apply({"params": p}, x, method=Model.encode_image)))
-    return np.concatenate([np.asarray(encode(params, images[i:i + batch_size]))
-                           for i in range(0, len(images), batch_size)])
+    return _per_image(model, params, images, Model.encode_image, batch_size)
 
 
 def image_tokens(model: Model, params, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """[N, patches, llm width]: every image's tokens as the decoder reads them (tower and projection), in batches."""
-    embed = compiled(model, ("embed",), lambda: jax.jit(
-        lambda p, x: model.apply({"params": p}, x, method=Model.embed_image)))
-    return np.concatenate([np.asarray(embed(params, images[i:i + batch_size]))
-                           for i in range(0, len(images), batch_size)])
+    return _per_image(model, params, images, Model.embed_image, batch_size)
 
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, image_is: str):

@@ -125,6 +125,20 @@ def image_tokens(image: dict, px: int) -> int:
     return (px // patch[0]) * (px // patch[1])
 
 
+def decoder_config(tokenizer, transfer_params: TransferParams, image: dict, px: int, answer_len: int) -> dict:
+    """The decoder's fields: the tokenizer's vocabulary, transfer.decoder's sizes and a sequence long enough for
+    the tower's image tokens, the prompt and an answer of `answer_len` pieces."""
+    return {"vocab_size": tokenizer.vocab_size, **transfer_params.decoder.model_dump(),
+            "max_len": image_tokens(image, px) + transfer_params.prompt_len + answer_len}
+
+
+def pretrained(p: Params, name: str, checkpoint: Path, tokenizer) -> dict:
+    """Run `name`'s SigLIP parameters from `checkpoint` (its model, the tokenizer's vocabulary)."""
+    run = resolve(p, name)
+    config = {**run.model.model_dump(), "text": {**run.model.text, "vocab_size": tokenizer.vocab_size}}
+    return siglip.load(checkpoint, config, image_size_px=p.train.image_px, text_len=p.tokenizer.max_len)[1]
+
+
 def _examples(world, tokenizer, transfer_params: TransferParams, key: int, px: int,
               batch_size: int) -> tuple[Examples, Examples]:
     """The training and the test draw, rendered and laid out."""
@@ -191,7 +205,6 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
         train, test, checks, grader, answer_len, drawn = _world_draws(p, tokenizer)
     else:
         train, test, checks, grader, answer_len, drawn = _coco_draws(p, tokenizer, p.evaluate.real_sets["coco"])
-    llm = {"vocab_size": tokenizer.vocab_size, **block.decoder.model_dump()}
     setup_s = time.perf_counter() - t0
     names = transferred_runs(p)
     progress(f"{len(train.tasks.task)} training and {len(test.tasks.task)} test examples of "
@@ -207,10 +220,8 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
             where = out_dir / name / setting
             fp = transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name, drawn)
             if not is_current(where, fp):
-                config = {**run.model.model_dump(), "text": {**run.model.text, "vocab_size": tokenizer.vocab_size}}
-                _, pretrained = siglip.load(checkpoint, config, image_size_px=px, text_len=p.tokenizer.max_len)
-                max_len = image_tokens(run.model.image, px) + block.prompt_len + answer_len
-                got = transfer(pretrained, run.model.image, train, test, tokenizer, {**llm, "max_len": max_len},
+                got = transfer(pretrained(p, name, checkpoint, tokenizer), run.model.image, train, test, tokenizer,
+                               decoder_config(tokenizer, block, run.model.image, px, answer_len),
                                recipe(block, setting), block.seed + run.seed, answer_len, 256, grader=grader)
                 where.mkdir(parents=True, exist_ok=True)
                 rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
