@@ -1,6 +1,8 @@
 """Transfer to a PaliGemma-style generative model (vlscale.transfer): the prefix-LM mask, a loss on the answer alone,
 greedy decoding, a frozen tower that stays bit-identical, tasks the world grades exactly with their oracle and chance
 checks, and CIDEr as pycocoevalcap computes it."""
+from concurrent.futures import ThreadPoolExecutor
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,6 +137,27 @@ def test_the_frozen_setting_leaves_the_image_tower_bit_identical_and_learns_its_
     assert tower and all(np.array_equal(before[k], after[k]) for k in tower) == frozen
     assert not np.array_equal(before[("img", "head", "kernel")], after[("img", "head", "kernel")])
     assert not np.array_equal(before[("llm", "input_embedding")], after[("llm", "input_embedding")])
+
+
+def test_transfers_trained_at_once_in_threads_equal_those_trained_one_at_a_time():
+    # the stage makes stage.CONCURRENT transfers at once; each one's numbers must not depend on it
+    images = _images(8)
+    texts = lay_out([[5], [6]] * 4, [[10 + i % 3, 12] for i in range(8)], prompt_len=3, answer_len=3, eos_id=EOS,
+                    pad_id=PAD)
+    model, params = _model_and_params(texts, images)
+
+    def train(frozen):
+        recipe = fit.Recipe(steps=20, batch_size=4, peak_lr=1e-2, warmup_steps=2, weight_decay=1e-4,
+                            grad_clip_norm=1.0, frozen=frozen, tower_lr_scale=0.5)
+        trained, losses = fit.train(model, params, images, np.arange(8), texts, recipe, seed=3)
+        return traverse_util.flatten_dict(trained), losses
+
+    one_at_a_time = [train(True), train(False)]
+    with ThreadPoolExecutor(2) as pool:
+        at_once = list(pool.map(train, [True, False]))
+    for (alone, alone_losses), (threaded, threaded_losses) in zip(one_at_a_time, at_once, strict=True):
+        assert alone_losses == threaded_losses
+        assert all(np.array_equal(alone[k], threaded[k]) for k in alone)
 
 
 def test_the_tower_comes_from_the_checkpoint_without_its_pooling_head():

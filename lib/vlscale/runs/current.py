@@ -17,8 +17,9 @@ PACKAGE = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------------------- code versions
 
-# transfer 2: the decoder's seed is transfer.seed plus the run's seed, and the unfrozen tower learns at its own rate
-CODE_VERSIONS = {"train": 1, "evaluate": 1, "transfer": 2}
+# transfer 2: the decoder's seed is transfer.seed plus the run's seed, and the unfrozen tower learns at its own rate;
+# transfer 3: the loss is optax's softmax cross-entropy and the initialiser is compiled (last-bit differences)
+CODE_VERSIONS = {"train": 1, "evaluate": 1, "transfer": 3}
 # The module whose import closure within vlscale computes each stage's results: every vlscale module it imports,
 # directly or not, and the data files (DATA_SUFFIXES) of each package's data/ folder, are the stage's sources.
 STAGE_ROOTS = {"train": "vlscale.training.run", "evaluate": "vlscale.evals.stage",
@@ -30,7 +31,7 @@ DATA_SUFFIXES = (".json", ".txt")
 CODE_DIGESTS = {
     "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
     "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
-    "transfer": "6d2ad94a4a62a8b6c41fbfdb7c5f3f91ec4a92b2686f8933cf532575e57cc373",
+    "transfer": "5f765dc0115432a27f1cb4e3f2ca0c1162e6b197ef557efa22d9487e6bdabd2c",
 }
 
 

@@ -11,6 +11,7 @@ tower learns at a fraction of the fresh decoder's rate (tower_lr_scale).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,10 +27,10 @@ from vlscale.transfer.model import Model, frozen_image_tower
 
 def answer_loss(logits, targets, weights):
     """The loss over packed answer tokens (logits [K, V], targets [K], weights [K]; `Packed`): each token's negative
-    log-likelihood times its weight, summed. With Packed's weights (1 / (batch x the example's answer tokens), 0 for
-    padding) it is the mean over examples of each example's mean over its answer tokens."""
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    nll = -jnp.take_along_axis(logp, targets[:, None], axis=-1)[:, 0]
+    log-likelihood (optax's softmax cross-entropy) times its weight, summed. With Packed's weights (1 / (batch x the
+    example's answer tokens), 0 for padding) it is the mean over examples of each example's mean over its answer
+    tokens."""
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
     return jnp.sum(nll * weights)
 
 
@@ -109,15 +110,24 @@ def batch_order(n: int, steps: int, batch_size: int, seed: int) -> list[np.ndarr
 
 
 _COMPILED: dict = {}
+_COMPILING = threading.Lock()  # the stage makes transfers in threads
 
 
 def compiled(model: Model, what: tuple, build):
     """The jitted function `build()` for `model`'s configuration and `what` (hashable), built once per process: the
     transfers of one stage share their shapes and configurations, so each compiles only its first time."""
     key = (json.dumps({"img": dict(model.img), "llm": dict(model.llm)}, sort_keys=True, default=str), what)
-    if key not in _COMPILED:
-        _COMPILED[key] = build()
-    return _COMPILED[key]
+    with _COMPILING:
+        if key not in _COMPILED:
+            _COMPILED[key] = build()
+        return _COMPILED[key]
+
+
+def clear_compiled() -> None:
+    """Forget every jitted function `compiled` built, and JAX's compilation caches (a benchmark's fresh start)."""
+    with _COMPILING:
+        _COMPILED.clear()
+    jax.clear_caches()
 
 
 def _per_image(model: Model, params, images: np.ndarray, method, batch_size: int) -> np.ndarray:

@@ -41,9 +41,11 @@ def lay_out_tasks(tasks: TaskSet, images: np.ndarray, tokenizer, prompt_len: int
 
 
 def init_params(model: Model, examples: Examples, seed: int):
+    """A fresh model's parameters (one compiled initialiser per configuration, not one compilation per operation)."""
     texts = examples.texts
-    return model.init(jax.random.PRNGKey(seed), examples.images[:1], texts.text[:1, :-1], texts.mask_ar[:1, :-1],
-                      texts.input_mask[:1, :-1])["params"]
+    init = fit.compiled(model, ("init",), lambda: jax.jit(model.init))
+    return init(jax.random.PRNGKey(seed), examples.images[:1], texts.text[:1, :-1], texts.mask_ar[:1, :-1],
+                texts.input_mask[:1, :-1])["params"]
 
 
 def with_pretrained_tower(params, siglip_params) -> dict:

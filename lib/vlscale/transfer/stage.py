@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -60,6 +61,7 @@ OUT_DIR = Path("results/transfer")
 METRICS_PATH = Path("metrics/transfer.json")
 ROW_COLUMNS = ("run", "setting", "curation", "seed", "data_pct", "model", "examples_seen", "task", "image",
                "language", "exact_match", "cider")
+CONCURRENT = 2  # transfers made at once (bench/transfer_stage.py)
 UNSHAPING_KEYS = ("extra_runs", "replicates", "settings", "bootstrap")  # transfer keys no single transfer depends on
 
 
@@ -210,30 +212,40 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
     progress(f"{len(train.tasks.task)} training and {len(test.tasks.task)} test examples of "
              f"{len(set(train.tasks.task))} task(s) of the {source} ({setup_s:.1f} s); {len(names)} runs x "
              f"{len(block.settings)} settings to transfer")
-    frames, timings = [], {}
+    jobs = []  # (run name, setting, label, checkpoint, fingerprint, its folder), in the order the tables list them
     for name in names:
         run = resolve(p, name)
         seen, checkpoint = RunDir(runs_dir / name).cooled_down()[-1]
         label = dict(run=name, curation=run.curation, seed=run.seed, data_pct=100 * pool_share(run),
                      model=run.model_name, examples_seen=seen)
         for setting in block.settings:
-            where = out_dir / name / setting
-            fp = transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name, drawn)
-            if not is_current(where, fp):
-                got = transfer(pretrained(p, name, checkpoint, tokenizer), run.model.image, train, test, tokenizer,
-                               decoder_config(tokenizer, block, run.model.image, px, answer_len),
-                               recipe(block, setting), block.seed + run.seed, answer_len, 256, grader=grader)
-                where.mkdir(parents=True, exist_ok=True)
-                rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
-                rows["prediction"] = got["predictions"]
-                rows.to_parquet(where / "rows.parquet", index=False)
-                summary = {"run": name, "setting": setting, "checkpoint": str(checkpoint),
-                           "final_loss": got["losses"][-1], "first_loss": got["losses"][0], "train_s": got["train_s"],
-                           "decode_s": got["decode_s"]}
-                write_json(where / "summary.json", summary)
-                save_fingerprint(where, fp)
-            else:  # current: its saved results
-                rows, summary = pd.read_parquet(where / "rows.parquet"), read_json(where / "summary.json")
+            jobs.append((name, setting, label, checkpoint,
+                         transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name, drawn),
+                         out_dir / name / setting))
+
+    def make(job) -> tuple[pd.DataFrame, dict]:
+        name, setting, label, checkpoint, fp, where = job
+        if is_current(where, fp):  # its saved results
+            return pd.read_parquet(where / "rows.parquet"), read_json(where / "summary.json")
+        run = resolve(p, name)
+        got = transfer(pretrained(p, name, checkpoint, tokenizer), run.model.image, train, test, tokenizer,
+                       decoder_config(tokenizer, block, run.model.image, px, answer_len),
+                       recipe(block, setting), block.seed + run.seed, answer_len, 256, grader=grader)
+        where.mkdir(parents=True, exist_ok=True)
+        rows = pd.DataFrame(got["rows"]).assign(**label, setting=setting)
+        rows["prediction"] = got["predictions"]
+        rows.to_parquet(where / "rows.parquet", index=False)
+        summary = {"run": name, "setting": setting, "checkpoint": str(checkpoint), "final_loss": got["losses"][-1],
+                   "first_loss": got["losses"][0], "train_s": got["train_s"], "decode_s": got["decode_s"]}
+        write_json(where / "summary.json", summary)
+        save_fingerprint(where, fp)
+        return rows, summary
+
+    frames, timings = [], {}
+    # CONCURRENT transfers at a time (threads: XLA runs outside the GIL): one transfer's small steps leave a core
+    # partly idle, and the first two compile side by side. Each transfer's numbers do not depend on it.
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        for (name, setting, *_), (rows, summary) in zip(jobs, pool.map(make, jobs)):
             timings[f"{name}/{setting}"] = summary["train_s"] + summary["decode_s"]
             frames.append(rows)
             progress(f"{name} {setting}: average {average(task_scores(rows)):.1f} (final loss "
