@@ -46,6 +46,8 @@ bench: env
 	python bench/step_profile.py
 	python bench/train_speedup.py
 	python bench/transfer_step.py
+	python bench/allocator.py
+	python bench/transfer_stage.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) reports plots metrics data runs paper/figures paper/tables
