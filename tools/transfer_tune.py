@@ -16,6 +16,7 @@ import time
 import pandas as pd
 import yaml
 
+from vlscale.allocator import keep_freed_memory
 from vlscale.config import load_params
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.runs.layout import RunDir
@@ -33,6 +34,7 @@ def main(argv=None):
                         help="a transfer key and the values to try")
     parser.add_argument("--runs-dir", default="runs")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as the transfer stage does (vlscale.allocator)
     p = load_params()
     grid = {}
     for item in args.set:

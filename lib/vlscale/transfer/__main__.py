@@ -39,6 +39,7 @@ from flax import traverse_util
 from flax.core import unfreeze
 
 from vlscale import siglip
+from vlscale.allocator import keep_freed_memory
 from vlscale.config import DecoderParams, load_params
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
 from vlscale.files import write_json
@@ -77,6 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--allow-missing", action="store_true", help="leave out images missing on disk")
     parser.add_argument("--out", help="output folder (default results/transfer_cli/<checkpoint name>/<setting>)")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as the transfer stage does (vlscale.allocator)
     try:
         table = run(args)
     except (ValueError, FileNotFoundError) as e:

@@ -110,14 +110,14 @@ def batch_order(n: int, steps: int, batch_size: int, seed: int) -> list[np.ndarr
 
 
 _COMPILED: dict = {}
-_COMPILING = threading.Lock()  # the stage makes transfers in threads
+_REGISTRY = threading.RLock()  # guards _COMPILED: the stage makes transfers in threads
 
 
 def compiled(model: Model, what: tuple, build):
     """The jitted function `build()` for `model`'s configuration and `what` (hashable), built once per process: the
     transfers of one stage share their shapes and configurations, so each compiles only its first time."""
     key = (json.dumps({"img": dict(model.img), "llm": dict(model.llm)}, sort_keys=True, default=str), what)
-    with _COMPILING:
+    with _REGISTRY:  # one jitted function per key (it compiles lazily, at its first call)
         if key not in _COMPILED:
             _COMPILED[key] = build()
         return _COMPILED[key]
@@ -125,7 +125,7 @@ def compiled(model: Model, what: tuple, build):
 
 def clear_compiled() -> None:
     """Forget every jitted function `compiled` built, and JAX's compilation caches (a benchmark's fresh start)."""
-    with _COMPILING:
+    with _REGISTRY:
         _COMPILED.clear()
     jax.clear_caches()
 

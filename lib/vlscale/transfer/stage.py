@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from vlscale import siglip
+from vlscale.allocator import keep_freed_memory
 from vlscale.analysis import evidence, uncertainty
 from vlscale.config import Params, TransferParams, validate
 from vlscale.data.tokenizer import TOKENIZER_PATH, Tokenizer
@@ -198,6 +199,7 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
     """Every transfer (made afresh where not current): (graded rows, the oracle and chance checks' graded rows,
     timings)."""
     check_code_version("transfer")
+    keep_freed_memory()  # XLA's per-step buffers from a heap that keeps them (vlscale.allocator)
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     t0 = time.perf_counter()
     block, px = p.transfer, p.train.image_px
@@ -242,14 +244,20 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
         return rows, summary
 
     frames, timings = [], {}
-    # CONCURRENT transfers at a time (threads: XLA runs outside the GIL): one transfer's small steps leave a core
-    # partly idle, and the first two compile side by side. Each transfer's numbers do not depend on it.
-    with ThreadPoolExecutor(CONCURRENT) as pool:
-        for (name, setting, *_), (rows, summary) in zip(jobs, pool.map(make, jobs)):
+    # CONCURRENT transfers at a time (threads: XLA runs outside the GIL), which compiles the frozen and the unfrozen
+    # step side by side and overlaps one transfer's host work with the other's steps (bench/transfer_stage.py). Each
+    # transfer's numbers do not depend on it; its recorded seconds are its wall time beside the other.
+    pool = ThreadPoolExecutor(CONCURRENT)
+    futures = [pool.submit(make, job) for job in jobs]
+    try:
+        for (name, setting, *_), future in zip(jobs, futures):
+            rows, summary = future.result()
             timings[f"{name}/{setting}"] = summary["train_s"] + summary["decode_s"]
             frames.append(rows)
             progress(f"{name} {setting}: average {average(task_scores(rows)):.1f} (final loss "
                      f"{summary['final_loss']:.3f}, {timings[f'{name}/{setting}']:.0f} s)")
+    finally:  # a failure (or an interrupt) cancels the transfers not yet started
+        pool.shutdown(wait=True, cancel_futures=True)
     table = pd.concat(frames, ignore_index=True)[list(ROW_COLUMNS) + ["prediction"]]
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out_dir / "rows.parquet", index=False)
