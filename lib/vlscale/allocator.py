@@ -4,8 +4,9 @@ A compiled XLA:CPU program allocates its temporary buffers at each run and frees
 large block with a fresh mmap and returns it to the system when freed (always above 32 MiB, and in any thread but
 the main one above its arena's 64 MiB heap), so each step pays page faults for the memory it touches again. A
 generative transfer's step, whose vocabulary projection makes it a run of short programs over large arrays, loses
-much of its time there (bench/allocator.py, bench/transfer_stage.py); the SigLIP training step does not gain, so only
-the transfer stage sets it (`vlscale.transfer.stage.measure`, the transfer CLI and tools/transfer_tune.py). Here
+much of its time there (bench/allocator.py, bench/transfer_stage.py). Only the transfer stage sets it
+(`vlscale.transfer.stage.measure`, the transfer CLI and tools/transfer_tune.py): on the SigLIP trainer it is not yet
+measured over a whole training run. Here
 blocks of any size come from the one main heap (one arena for every thread), which keeps what is freed (never
 trimmed, grown 256 MiB at a time), so a step reuses the pages of the one before. The cost: the process holds the most
 memory it has ever used until it ends, and the threads share one arena's lock. Numbers do not change, only where

@@ -31,7 +31,7 @@ DATA_SUFFIXES = (".json", ".txt")
 CODE_DIGESTS = {
     "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
     "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
-    "transfer": "2435de54bc457c275fa130a48d78554b72b8056ae8cc5f3ac9ac38d85246c335",
+    "transfer": "217cced2001802757560d3c1597a936b5034db614959bfb4f9fb6c2828cc24d0",
 }
 
 
