@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+import pandas as pd
+
 
 def worker(runs_dir: str, concurrent: int, out: str) -> dict:
     from vlscale.config import load_params
@@ -47,7 +49,7 @@ def main(argv=None):
     from vlscale.transfer import stage
 
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
-    got, tables = {}, {}
+    got, frames = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for name, opt_out, concurrent in WAYS:
             concurrent = concurrent or stage.CONCURRENT
@@ -56,13 +58,7 @@ def main(argv=None):
                                    out], env={**env, "VLSCALE_SYSTEM_MALLOC": opt_out}, capture_output=True,
                                   text=True, check=True)
             got[name] = {**json.loads(done.stdout.strip().splitlines()[-1]), "at_once": concurrent}
-            with open(os.path.join(out, "rows.parquet"), "rb") as f:
-                tables[name] = f.read()
-    import io
-
-    import pandas as pd
-
-    frames = [pd.read_parquet(io.BytesIO(b)) for b in tables.values()]
+            frames.append(pd.read_parquet(os.path.join(out, "rows.parquet")))
     same = all(frames[0].equals(frame) for frame in frames)
     base = got[WAYS[0][0]]["wall_s"]
     print(f"the default profile's {got[WAYS[0][0]]['transfers']} transfers, each way in a fresh process; "

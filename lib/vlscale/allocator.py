@@ -17,6 +17,7 @@ The environment variable VLSCALE_SYSTEM_MALLOC=1 leaves the allocator as it is.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import warnings
@@ -28,18 +29,11 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -2, -3, -8
 SETTINGS = {M_ARENA_MAX: (1,), M_MMAP_THRESHOLD: (2**31 - 1, 32 * 2**20), M_TRIM_THRESHOLD: (2**31 - 1,),
             M_TOP_PAD: (256 * 2**20,)}
 
-_state: dict = {}
 
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's allocator as the module docstring says, once per process. Returns whether every option is set
     (False without glibc, with VLSCALE_SYSTEM_MALLOC=1, or where glibc refused an option: a warning names it)."""
-    if "set" not in _state:
-        _state["set"] = _set()
-    return _state["set"]
-
-
-def _set() -> bool:
     if os.environ.get(OPT_OUT, "").strip() not in ("", "0") or platform.libc_ver()[0] != "glibc":
         return False
     try:
@@ -50,5 +44,5 @@ def _set() -> bool:
     refused = [option for option, values in SETTINGS.items() if not any(mallopt(option, v) == 1 for v in values)]
     if refused:
         warnings.warn(f"glibc's mallopt refused options {refused} of vlscale.allocator.SETTINGS: XLA's buffers may "
-                      "be mapped afresh at every step (slower, same numbers)", RuntimeWarning, stacklevel=3)
+                      "be mapped afresh at every step (slower, same numbers)", RuntimeWarning, stacklevel=2)
     return not refused

@@ -31,7 +31,7 @@ DATA_SUFFIXES = (".json", ".txt")
 CODE_DIGESTS = {
     "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
     "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
-    "transfer": "217cced2001802757560d3c1597a936b5034db614959bfb4f9fb6c2828cc24d0",
+    "transfer": "04c0c523e4f32408ebdf28ed8324c9870447a3107483d80a11d6ec5ac766689f",
 }
 
 

@@ -214,22 +214,21 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
     progress(f"{len(train.tasks.task)} training and {len(test.tasks.task)} test examples of "
              f"{len(set(train.tasks.task))} task(s) of the {source} ({setup_s:.1f} s); {len(names)} runs x "
              f"{len(block.settings)} settings to transfer")
-    jobs = []  # (run name, setting, label, checkpoint, fingerprint, its folder), in the order the tables list them
+    jobs = []  # (run name, its settings, setting, label, checkpoint, fingerprint, folder), in the tables' order
     for name in names:
         run = resolve(p, name)
         seen, checkpoint = RunDir(runs_dir / name).cooled_down()[-1]
         label = dict(run=name, curation=run.curation, seed=run.seed, data_pct=100 * pool_share(run),
                      model=run.model_name, examples_seen=seen)
         for setting in block.settings:
-            jobs.append((name, setting, label, checkpoint,
+            jobs.append((name, run, setting, label, checkpoint,
                          transfer_fingerprint(p, name, setting, checkpoint, runs_dir / name, drawn),
                          out_dir / name / setting))
 
     def make(job) -> tuple[pd.DataFrame, dict]:
-        name, setting, label, checkpoint, fp, where = job
+        name, run, setting, label, checkpoint, fp, where = job
         if is_current(where, fp):  # its saved results
             return pd.read_parquet(where / "rows.parquet"), read_json(where / "summary.json")
-        run = resolve(p, name)
         got = transfer(pretrained(p, name, checkpoint, tokenizer), run.model.image, train, test, tokenizer,
                        decoder_config(tokenizer, block, run.model.image, px, answer_len),
                        recipe(block, setting), block.seed + run.seed, answer_len, 256, grader=grader)
@@ -250,7 +249,7 @@ def measure(p: Params, runs_dir: str | Path = "runs", out_dir: str | Path = OUT_
     pool = ThreadPoolExecutor(CONCURRENT)
     futures = [pool.submit(make, job) for job in jobs]
     try:
-        for (name, setting, *_), future in zip(jobs, futures):
+        for (name, _, setting, *_), future in zip(jobs, futures):
             rows, summary = future.result()
             timings[f"{name}/{setting}"] = summary["train_s"] + summary["decode_s"]
             frames.append(rows)
