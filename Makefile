@@ -1,5 +1,6 @@
 # The handful of commands the README gives. Needs only python3 (>= 3.11) and pip.
 #   make test                 create the environment, lint (ruff, the import layers) and run the test suite
+#                             (two pytest-xdist workers, a module at a time: tests/conftest.py)
 #   make repro                create the environment and run the whole pipeline (dvc repro)
 #   make repro PROFILE=smoke  the same at another scale profile (smoke | cpu | study | gpu | tpu | colab)
 #   make lab                  open the notebooks in JupyterLab
@@ -26,7 +27,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 env: $(VENV)/.synced
 
 test: env
-	ruff check lib tests tools bench && lint-imports && python -m pytest -q
+	ruff check lib tests tools bench && lint-imports && python -m pytest -q -n 2 --dist loadscope
 
 repro: env
 ifdef PROFILE

@@ -20,6 +20,34 @@ from vlscale.world.spec import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs the suite on two pytest-xdist workers, a module to a worker at a time (its module fixtures made
+# once). The two `dvc repro` modules start first, one on each worker; modules that share a session fixture go to
+# one worker together, so it is made once.
+FIRST = ("test_pipeline.py", "test_real_pool.py")
+SHARED_FIXTURE = {"test_beam.py": "filter_workdir", "test_filtering.py": "filter_workdir",
+                  "test_trainer.py": "train_workdir", "test_multihost.py": "train_workdir"}
+
+
+def pytest_collection_modifyitems(items):
+    """The modules of FIRST before the others (in their order); the rest as collected."""
+    def rank(item):
+        name = item.path.name
+        return FIRST.index(name) if name in FIRST else len(FIRST)
+    items.sort(key=rank)  # stable: each module's tests keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's module-at-a-time scheduler, with SHARED_FIXTURE's modules one unit, in collection order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScopes(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return SHARED_FIXTURE.get(Path(module).name, module)
+
+    config.option.loadscopereorder = False  # keep FIRST first
+    return SharedFixtureScopes(config, log)
+
 
 def write_params(params: dict, dst: str | Path) -> Path:
     """Write resolved `params` (read_params' values, with their `profile`) as dst/params.yaml, a params file of its

@@ -309,16 +309,16 @@ def test_colab_notebook_trains_through_dvc_in_the_clone_it_is_given(repo):
 
 
 def test_dvc_exp_run_with_a_set_param(repo):
-    """`dvc exp run -S` sets the param, in params.yaml or in an overlay, and reruns what reads it (figures.seed: the
-    last stage alone, so the test stays short; which stages each param reruns is test_changing_one_param_reruns_...)."""
+    """`dvc exp run -S` sets the param, in params.yaml or in an overlay, and reruns what reads it (verdicts.power: the
+    paper stage alone, so the test stays short; which stages each param reruns is test_changing_one_param_reruns_...)."""
     path, env = repo
-    out = _run(["dvc", "exp", "run", "-S", "figures.seed=1"], path, env)
-    assert "Running stage 'figures'" in out and "Running stage 'train" not in out
-    figures = json.loads((path / "metrics/figures.json").read_text())
-    assert figures["provenance"]["params"]["figures"]["seed"] == 1
-    out = _run(["dvc", "exp", "run", "-S", "profiles/smoke.yaml:+figures.seed=2"], path, env)
-    assert "Running stage 'figures'" in out and "Running stage 'train" not in out
-    assert json.loads((path / "metrics/figures.json").read_text())["provenance"]["params"]["figures"]["seed"] == 2
+    out = _run(["dvc", "exp", "run", "-S", "verdicts.power=0.9"], path, env)
+    assert "Running stage 'paper'" in out and "Running stage 'figures" not in out
+    paper = json.loads((path / "metrics/paper.json").read_text())
+    assert paper["provenance"]["params"]["verdicts"]["power"] == 0.9
+    out = _run(["dvc", "exp", "run", "-S", "profiles/smoke.yaml:+verdicts.power=0.7"], path, env)
+    assert "Running stage 'paper'" in out and "Running stage 'figures" not in out
+    assert json.loads((path / "metrics/paper.json").read_text())["provenance"]["params"]["verdicts"]["power"] == 0.7
 
 
 def test_a_changed_run_alone_is_trained_and_evaluated_again(repo):
