@@ -42,6 +42,7 @@ def main(argv=None):
     parser.add_argument("--finding", help="findings.json (every finding) or one finding's record")
     parser.add_argument("--judge", action="store_true", help="judge finding 5 from this record (params.yaml's verdicts)")
     parser.add_argument("--save", help="with --judge: write the judged record of finding 5 here")
+    parser.add_argument("--params", default="params.yaml", help="with --judge: the params file whose verdicts apply")
     args = parser.parse_args(argv)
     if args.finding and args.judge:
         parser.error("--finding and --judge: give one")
@@ -64,7 +65,7 @@ def main(argv=None):
     if args.finding:
         found = read_json(args.finding)
     elif args.judge:
-        found = judge({}, {}, load_params().verdicts, transfer=metrics)
+        found = judge({}, {}, load_params(args.params).verdicts, transfer=metrics)
     if found is not None:
         five = next(f for f in found if f["id"] == 5) if isinstance(found, list) else found
         if args.save:
