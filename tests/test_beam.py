@@ -154,12 +154,14 @@ def test_the_filter_stage_on_beam_writes_the_local_scores_arms_and_account(filte
 
 def test_the_clip_multilingual_and_planted_arms_on_beam_write_the_local_bytes(filter_workdir, tmp_path, monkeypatch):
     """The clip (English captions), clip_multilingual, english, planted and random arms, the scorer the smoke run's
-    checkpoint (nothing trained), on either engine: the same arms, account and scores."""
+    checkpoint (nothing trained), and the custom (a planted plug-in, imported in each worker) and balanced arms, on
+    either engine: the same arms, account and scores."""
     import shutil
 
     import yaml
 
-    from vlscale.config import validate
+    from test_filtering import PLUGIN
+    from vlscale.config import CustomParams, validate
     from vlscale.filtering.stage import run_filter
 
     p = validate(yaml.safe_load((filter_workdir / "params.yaml").read_text()))
@@ -168,9 +170,12 @@ def test_the_clip_multilingual_and_planted_arms_on_beam_write_the_local_bytes(fi
     for d in ("data/sample", "data/tokenizer"):
         shutil.copytree(filter_workdir / d, tmp_path / d)
     monkeypatch.chdir(tmp_path)
-    arms = ["clip", "clip_multilingual", "english", "planted", "random"]
+    (tmp_path / "planted_filters.py").write_text(PLUGIN)
+    arms = ["clip", "clip_multilingual", "english", "planted", "custom", "balanced", "random"]
     scorer = p.filter.scorer.model_copy(update={"checkpoint": str(ckpt)})
-    p = p.replace(beam=ENGINES["processes"], filter=p.filter.model_copy(update={"arms": arms, "scorer": scorer}))
+    custom = CustomParams(name="planted_filters:by_id", kwargs={"salt": 3})
+    p = p.replace(beam=ENGINES["processes"], filter=p.filter.model_copy(update={"arms": arms, "scorer": scorer,
+                                                                                "custom": custom}))
     local = run_filter(p, "data/filter", progress=False, log=lambda m: None)
     on_beam = run_filter(p.replace(engine="beam", filter=p.filter.model_copy(update={"shard_size": 4096})),
                          "data/filter_beam", progress=False, log=lambda m: None)
@@ -178,7 +183,7 @@ def test_the_clip_multilingual_and_planted_arms_on_beam_write_the_local_bytes(fi
     for arm in arms:
         assert sha(f"data/filter_beam/{arm}.npy") == sha(f"data/filter/{arm}.npy"), arm
     assert sha("data/filter_beam/account.parquet") == sha("data/filter/account.parquet")
-    for name in ("english_caption_share", "culture_or_landmark_share"):
+    for name in ("english_caption_share", "culture_or_landmark_share", "balanced", "custom"):
         assert on_beam[name] == local[name], name
     assert local["culture_or_landmark_share"]["planted"] == 0 and local["english_caption_share"]["clip"] == 1
     scores = {d: pd.concat(pd.read_parquet(f) for f in sorted(Path(d, "scores").glob("*.parquet")))

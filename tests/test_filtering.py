@@ -17,7 +17,7 @@ import yaml
 
 from conftest import ROOT, spoil_member
 from vlscale import siglip
-from vlscale.config import FILTER_ARMS, ParamsError, validate
+from vlscale.config import FILTER_ARMS, CustomParams, ParamsError, validate
 from vlscale.data.filter_arms import read_arm
 from vlscale.data.input import IdSource, read_sample
 from vlscale.data.subsets import derive_key
@@ -88,13 +88,13 @@ def test_keyed_scores_are_a_pure_function_of_id_and_key_in_another_process():
 # ------------------------------------------------------------------------------------------ the arms' definitions
 
 def test_the_arm_names_are_the_params_arms():
-    assert set(filter_arms.SCORED_ARMS) | {"random"} == set(FILTER_ARMS)
+    assert set(filter_arms.SCORED_ARMS) | {"random", "balanced"} == set(FILTER_ARMS)  # two arms are not a top k
     assert set(filter_arms.SELECTION_COLUMN) == set(filter_arms.ELIGIBLE) == set(filter_arms.SCORED_ARMS)
 
 
 def select_arms(world, shards, ids, gt, cosine, key=0, k=1500):
     """Every scored arm of a pool with scorer cosines `cosine`, per shard then merged, as the stage selects."""
-    candidates = {a: [] for a in filter_arms.SCORED_ARMS if a != "classifier"}
+    candidates = {a: [] for a in filter_arms.SCORED_ARMS if a not in ("classifier", "custom")}
     at = 0
     for shard in shards:
         here = slice(at, at + shard[2] - shard[1])
@@ -307,7 +307,7 @@ def test_every_arm_keeps_exactly_k_and_is_the_same_in_two_processes(workdir):
     # the scores behind the arms, one parquet per shard, as DataComp writes them
     scores = stage_scores(workdir / "data/filter")
     assert len(scores) == pool.sizes.sum() and scores["id"].is_unique
-    for arm in (a for a in arms if a != "random"):
+    for arm in (a for a in arms if a not in ("random", "balanced")):  # balanced: test_the_balanced_arm_...
         ids, _ = read_arm(arm, workdir / "data/filter")
         column = filter_arms.SELECTION_COLUMN[arm]
         assert np.array_equal(ids, top_k(scores["id"].to_numpy(), scores[column].to_numpy(), k)), arm
@@ -568,3 +568,222 @@ def test_a_real_pool_gets_clip_english_and_random_arms_and_a_run_reads_its_arms_
     assert len(source) == k and fields["image"].shape == (k, 16, 16, 3)
     kept = records.iloc[read_arm("clip")[0]]
     assert sorted(texts) == sorted(f"caption {u[1:]} {lang}" for u, lang in zip(kept["uid"], kept["language"]))
+
+
+# ------------------------------------------------------------------ the balanced and custom arms in the stage
+
+PLUGIN = '''"""Planted filters for the custom arm's tests."""
+import zlib
+
+import numpy as np
+
+
+def by_id(images, texts, languages, uids, salt=0):
+    """A hash of the pair's id (or uid) and `salt`; NaN for a Swahili caption: the kept set is known."""
+    s = np.array([zlib.crc32(f"{u}/{salt}".encode()) % 1000003 for u in uids], np.float64)
+    return np.where(np.asarray(languages) == "sw", np.nan, s)
+
+
+def image_mean(images, texts, languages, uids):
+    return np.asarray(images, np.float64).mean(axis=(1, 2, 3))
+
+
+def too_short(images, texts, languages, uids):
+    return np.zeros(len(texts) - 1)
+
+
+not_a_function = 3
+'''
+
+
+def planted_score(uids, languages, salt) -> np.ndarray:
+    """The planted filter's scores, computed here (not by the stage)."""
+    import zlib
+    s = np.array([zlib.crc32(f"{u}/{salt}".encode()) % 1000003 for u in uids], np.float64)
+    return np.where(np.asarray(languages) == "sw", np.nan, s)
+
+
+@pytest.fixture(scope="module")
+def plugin_run(workdir, tmp_path_factory):
+    """(folder, params) of the smoke filter stage with the custom (planted_filters.by_id, salt 7), balanced, english
+    and random arms (no model to train), in a folder holding the workdir's sample and tokenizer and the plug-in."""
+    import os
+    import shutil
+
+    path = tmp_path_factory.mktemp("plugin")
+    for d in ("data/sample", "data/tokenizer"):
+        shutil.copytree(workdir / d, path / d)
+    (path / "planted_filters.py").write_text(PLUGIN)
+    p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    p = p.replace(filter=p.filter.model_copy(update={
+        "arms": ["custom", "balanced", "english", "random"],
+        "custom": CustomParams(name="planted_filters:by_id", kwargs={"salt": 7})}))
+    here = os.getcwd()
+    os.chdir(path)
+    try:
+        run_filter(p, "data/filter", progress=False, log=lambda m: None)
+    finally:
+        os.chdir(here)
+    return path, p
+
+
+def test_the_custom_arm_keeps_the_top_k_of_a_planted_scorer_and_records_it(plugin_run):
+    path, p = plugin_run
+    world, out = build_world(p.world), path / "data/filter"
+    manifest = json.loads((out / "manifest.json").read_text())
+    k = manifest["k"]
+    scores = stage_scores(out)
+    ids = scores["id"].to_numpy()
+    languages = np.asarray(world.strata)[truth(world, ids)["caption_language"]]
+    want = planted_score(ids, languages, 7)
+    np.testing.assert_array_equal(scores["custom"].to_numpy(), want)
+    kept, entry = read_arm("custom", out)
+    assert np.array_equal(kept, top_k(ids, want, k)) and len(kept) == k
+    assert not (languages[np.isin(ids, kept)] == "sw").any() and (languages == "sw").any()
+    import hashlib
+    record = manifest["custom"]
+    assert record["name"] == "planted_filters:by_id" and record["kwargs"] == {"salt": 7}
+    assert record["sha256"] == hashlib.sha256((path / "planted_filters.py").read_bytes()).hexdigest()
+    account = pd.read_parquet(out / "account.parquet")
+    acc.check_identity(account)
+    sw = account[(account["arm"] == "custom") & (account["grouping"] == "caption_language")].set_index("group")
+    assert sw.loc["sw", "kept"] == 0 and sw.loc["sw", "removal_rate"] == 1.0  # accounted: what it removed
+    # a run on the arm reads exactly its pairs
+    import os
+
+    from vlscale.config import RunParams
+    from vlscale.runs.settings import Run
+    from vlscale.training.run import run_source
+    here = os.getcwd()
+    os.chdir(path)
+    try:
+        source = run_source(world, Run("f_custom", RunParams(fraction=1.0, filter="custom"), p.train, p.model),
+                            p.train.image_px)
+    finally:
+        os.chdir(here)
+    assert len(source) == k and np.array_equal(np.sort(source.ids(np.arange(k))), kept)
+
+
+def test_the_custom_filter_sees_the_rendered_pixels_and_bad_plugins_fail_before_any_work(plugin_run, tmp_path,
+                                                                                            monkeypatch):
+    from vlscale.filtering.custom import load_custom
+    from vlscale.filtering.score import score_synthetic
+    from vlscale.world.render import render_jax, render_padded
+
+    path, p = plugin_run
+    monkeypatch.chdir(path)
+    world = build_world(p.world)
+    ids = stage_scores(path / "data/filter")["id"].to_numpy()[:40]
+    mean = load_custom(CustomParams(name="planted_filters:image_mean"))
+    pixels = render_padded(render_jax(world, p.train.image_px), ids, 64)[:40]
+    _, stage_like = score_synthetic(world, ids, Scorers(custom=mean), render_jax(world, p.train.image_px))
+    np.testing.assert_allclose(stage_like["custom"], pixels.astype(np.float64).mean(axis=(1, 2, 3)), rtol=1e-6)
+    assert np.std(stage_like["custom"]) > 1e-3
+    for name, message in (("no_such_module:f", "cannot import 'no_such_module'"),
+                          ("planted_filters:nothing", "has no 'nothing'"),
+                          ("planted_filters:not_a_function", "is a int, not a function")):
+        bad = p.replace(filter=p.filter.model_copy(update={"custom": CustomParams(name=name)}))
+        with pytest.raises(ParamsError, match=f"filter.custom.name = '{name}': .*{message}"):
+            run_filter(bad, tmp_path / "out", progress=False, log=lambda m: None)
+        assert not (tmp_path / "out").exists()  # nothing written
+    short = load_custom(CustomParams(name="planted_filters:too_short"))
+    with pytest.raises(ValueError, match=r"too_short' returned scores of shape \(39,\) for a shard of 40 pairs"):
+        short(pixels, ["x"] * 40, ["en"] * 40, ids)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    with pytest.raises(ParamsError, match="arms has 'custom' but filter.custom is not set"):
+        validate({**raw, "filter": {**raw["filter"], "arms": ["custom", "random"]}})
+    with pytest.raises(ParamsError, match="filter.custom.name"):
+        validate({**raw, "filter": {**raw["filter"], "custom": {"name": "no colon"}}})
+
+
+def test_the_balanced_arm_is_metaclips_rule_on_every_pool_caption_at_k(plugin_run):
+    """The stage's balanced arm against a brute-force recount: every pool caption matched against the world's
+    concept names in its language, per-language thresholds at equal tail share, exactly k kept, every entry rarer
+    than its language's threshold kept whole; the single threshold too."""
+    from vlscale.filtering import balance
+    from vlscale.world.captions import captions
+
+    path, p = plugin_run
+    world, out = build_world(p.world), path / "data/filter"
+    manifest = json.loads((out / "manifest.json").read_text())
+    k, record = manifest["k"], manifest["balanced"]
+    ids = stage_scores(out)["id"].to_numpy()
+    gt = truth(world, ids)
+    texts, languages = captions(world, ids, gt), np.asarray(world.strata)[gt["caption_language"]]
+    matcher = balance.Matcher(balance.world_entries(world))
+    matches = [matcher.match(t, lang) for t, lang in zip(texts, languages)]
+    pairs = pd.DataFrame({"id": ids, "language": languages, "matches": matches})
+    kept, brute = balance.select_balanced(pairs, k, p.filter)
+    got, _ = read_arm("balanced", out)
+    assert np.array_equal(got, kept) and len(got) == k and brute == record
+    assert record["matched_pairs"] == sum(1 for m in matches if m) > k
+    counts = balance.count_matches(matches, list(languages), len(world.concepts))
+    in_arm = np.isin(ids, got)
+    for language, t in record["t"].items():  # an entry rarer than its language's threshold is kept whole
+        rare = counts[language] < t
+        rows = [i for i, m in enumerate(matches) if languages[i] == language and any(rare[e] for e in m)]
+        assert in_arm[rows].all(), language
+    shares = [v for lang, v in record["tail_share"].items() if counts[lang].sum() >= 200]
+    assert max(shares) - min(shares) < 0.1  # equal tail share, up to one entry's matches
+    concept = gt["concept"]  # the head is flattened: the most common concept keeps a smaller share than the pool's
+    head = np.bincount(concept).argmax()
+    assert (concept[in_arm] == head).mean() < 0.7 * (concept == head).mean()
+    single, one = balance.select_balanced(pairs, k, p.filter.model_copy(update={
+        "balanced": p.filter.balanced.model_copy(update={"thresholds": "single"})}))
+    assert len(single) == k and one["thresholds"] == "single" and not np.array_equal(single, kept)
+
+
+def test_the_docs_example_filter_runs_as_a_plugin(tmp_path, monkeypatch):
+    """docs/filters.md's example, as a user copies it: loaded by name, it scores a shard and names what it kept."""
+    import re
+
+    from vlscale.filtering.custom import load_custom
+
+    text = (ROOT / "docs/filters.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 12  # the ten-line filter the docs promise
+    params = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
+    (tmp_path / "filters").mkdir()
+    (tmp_path / "filters/keywords.py").write_text(code)
+    monkeypatch.chdir(tmp_path)
+    custom = load_custom(CustomParams(**params["filter"]["custom"]))
+    texts = ["a dog and a cat", "a bicycle", "a tree", "un perro"]
+    scores = custom(np.zeros((4, 8, 8, 3), np.float32), texts, ["en", "en", "en", "es"], np.arange(4))
+    assert scores[0] > scores[1] > 0 and np.isnan(scores[2:]).all()
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())  # the docs' params validate
+    raw["filter"] |= params["filter"]
+    raw["runs"] |= params["runs"]
+    assert validate(raw).runs["f_custom"].filter == "custom"
+
+
+def test_a_real_pool_gets_the_custom_arm_by_uid_and_the_balanced_arm_from_a_metadata_file(workdir, real_sample,
+                                                                                           tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(real_sample, tmp_path / "data/sample")
+    shutil.copytree(workdir / "data/tokenizer", tmp_path / "data/tokenizer")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "planted_filters.py").write_text(PLUGIN)
+    (tmp_path / "entries.json").write_text(json.dumps({"en": ["caption"], "de": ["nothing here"]}))
+    p = validate(yaml.safe_load((workdir / "params.yaml").read_text()))
+    real = p.replace(sample=p.sample.model_copy(update={"source": "webdataset"}), filter=p.filter.model_copy(update={
+        "arms": ["custom", "balanced", "random"], "keep_fraction": 0.25,
+        "custom": CustomParams(name="planted_filters:by_id"),
+        "balanced": p.filter.balanced.model_copy(update={"metadata": "entries.json"})}))
+    manifest = run_filter(real, progress=False, log=lambda m: None)
+    k = manifest["k"]
+    _, _, records = read_sample(build_world(p.world), "data/sample", None)
+    uids, language = records["uid"].to_numpy(), records["language"].to_numpy()
+    custom, _ = read_arm("custom")
+    assert np.array_equal(custom, top_k(np.arange(len(records)), planted_score(uids, language, 0), k))
+    assert pd.read_parquet("data/filter/custom_uids.parquet")["uid"].tolist() == uids[custom].tolist()
+    balanced, _ = read_arm("balanced")  # only the English captions contain an entry ("caption 3 en")
+    assert len(balanced) == k == 6 and set(language[balanced]) == {"en"}
+    assert manifest["balanced"]["matched_pairs"] == 8 and manifest["skipped_arms"] == {}
+    with pytest.raises(ValueError, match="k = 12 pairs, but the pool has only 8 pairs whose caption matches"):
+        run_filter(real.replace(filter=real.filter.model_copy(update={"keep_fraction": 0.5})), progress=False,
+                   log=lambda m: None)
+    (tmp_path / "bad.json").write_text('["not", "a", "mapping"]')
+    with pytest.raises(ValueError, match="filter.balanced.metadata = 'bad.json': expected a JSON object"):
+        run_filter(real.replace(filter=real.filter.model_copy(update={"balanced": real.filter.balanced.model_copy(
+            update={"metadata": "bad.json"})})), progress=False, log=lambda m: None)

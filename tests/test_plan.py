@@ -34,20 +34,23 @@ def test_a_real_pool_skips_the_arms_that_need_world_truth_or_a_scorer_and_their_
     p = validate(_real(raw))
     plan = study_plan(p)
     assert plan.pool == "real" and plan.source == "real"
-    assert set(plan.skipped_arms) == {"clip", "classifier", "planted"} and list(plan.arms) == ["english", "random"]
-    assert set(plan.skipped_runs) == {"f_clip", "f_clip_seed1", "f_classifier", "f_planted"}
+    assert set(plan.skipped_arms) == {"clip", "classifier", "planted", "balanced"}
+    assert list(plan.arms) == ["english", "random"]
+    assert set(plan.skipped_runs) == {"f_clip", "f_clip_seed1", "f_classifier", "f_planted", "f_balanced"}
     assert set(plan.runs) == set(p.runs) - set(plan.skipped_runs)
     assert "filter.scorer.checkpoint" in plan.skipped_arms["clip"]
     assert "synthetic world's truth" in plan.skipped_arms["classifier"]
-    # a scorer checkpoint brings the CLIP arm and its runs back
+    assert "filter.balanced.metadata" in plan.skipped_arms["balanced"]
+    # a scorer checkpoint brings the CLIP arm and its runs back, a metadata file the balanced arm
     scorer = p.filter.scorer.model_copy(update={"checkpoint": "/m/scorer"})
-    with_scorer = p.replace(filter=p.filter.model_copy(update={"scorer": scorer}))
+    balanced = p.filter.balanced.model_copy(update={"metadata": "/m/entries.json"})
+    with_scorer = p.replace(filter=p.filter.model_copy(update={"scorer": scorer, "balanced": balanced}))
     assert set(study_plan(with_scorer).skipped_arms) == {"classifier", "planted"}
     # the stages see the cut blocks, and log one line per skipped arm and run
     logged = []
     cut, _ = apply(p, logged.append)
     assert cut.filter.arms == ["english", "random"] and set(cut.runs) == set(plan.runs)
-    assert len(logged) == 7 and p.filter.arms == raw["filter"]["arms"]  # the caller's params are unchanged
+    assert len(logged) == 9 and p.filter.arms == raw["filter"]["arms"]  # the caller's params are unchanged
     # dvc repro prints them before each stage runs: the filter stage its arms, the stages of the runs all of them
     assert plan_notes("filter", p) == [n for n in plan.notes() if n.startswith("filter arm")]
     assert plan_notes("train", p) == plan.notes() and plan_notes("sample", p) == []

@@ -289,8 +289,8 @@ def test_language_share_exponent_keeps_english_the_order_and_the_totals(world, p
 
 
 def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_unchanged(world, params):
-    """language_share_exponent and person_scale at 1 are the world without these knobs: same fingerprint, same
-    shares, same images; any other value is another world."""
+    """language_share_exponent and person_scale at 1 and the mechanism switches on are the world without these knobs:
+    same fingerprint, same shares, same images; any other value is another world."""
     from vlscale.config import WORLD_NEUTRAL
     from vlscale.world.render import render_ids
     from vlscale.world.spec import build_world
@@ -302,8 +302,9 @@ def test_neutral_world_knobs_leave_the_world_and_its_fingerprint_unchanged(world
     assert np.array_equal(explicit.page_share, world.page_share)
     ids = make_ids(world.stratum_of("en"), np.arange(64))
     assert np.array_equal(render_ids(explicit, ids, 32), render_ids(world, ids, 32))
-    for knob in WORLD_NEUTRAL:
-        assert build_world({**bare, knob: 0.7}).fingerprint() != world.fingerprint()
+    for knob, neutral in WORLD_NEUTRAL.items():
+        other = (not neutral) if isinstance(neutral, bool) else 0.7
+        assert build_world({**bare, knob: other}).fingerprint() != world.fingerprint()
     # dump() leaves them out of the world block the run fingerprints hash, and the world is the one the committed
     # default-profile reference (recorded without these knobs) was made from
     assert not set(WORLD_NEUTRAL) & set(recorded_block)

@@ -5,11 +5,14 @@ rungs of tools/ladder.py, or any default repro).
     python tools/similarity.py ../ladder/N200000_dev ../ladder/N800000_dev [--out results/reference/ladder]
 
 For every natural run at its final checkpoint:
-- head concept: the ImageNet-like analog's images of that class (the evaluated key's draw, re-drawn from the world:
-  an analog is a pure function of world, size and key), the share the run classifies right; its pairs are the run's
-  subset's examples whose image shows that concept (sampling.concept_counts: the world's truth, exact);
+- head concept: the ImageNet-like analog's images of that class (the evaluated draw, re-drawn from the world by
+  analysis/frequency.item_concepts: an analog is a pure function of world, size and key), the share the run
+  classifies right (frequency.concept_values); its pairs are the run's subset's examples whose image shows that
+  concept (sampling.concept_counts: the world's truth, exact);
 - language: XM3600 image-to-text Recall@1 in that language; its pairs are the subset's examples of that page
   language.
+The figures stage fits the law itself on every checkpoint, with intervals (analysis/frequency.py, the PDF's concept
+frequency section); this tool lays rungs of different N side by side.
 Writes <out>/similarity_<key>.csv (one row per run, kind and name: pairs, value, test items) and
 <out>/similarity_<key>.png (the two learning curves: the values binned by pairs, one line per rung's N).
 """
@@ -27,19 +30,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def measure(repro: Path) -> pd.DataFrame:
     """Per natural run of the repro at `repro`: every head concept's and every language's value against its pairs."""
-    from vlscale.analysis import results
+    from vlscale.analysis import frequency, results
     from vlscale.config import load_params
     from vlscale.data import sampling
-    from vlscale.evals import analogs
     from vlscale.evals.groups import XM3600_CODE
     from vlscale.world.spec import build_world
 
     p = load_params(repro / "params.yaml")
     world = build_world(p.world)
     evaluate_params = p.evaluate
-    key = evaluate_params.key
-    bench = analogs.imagenet(world, size=evaluate_params.analogs["imagenet"], key=key)
-    concept_of_item = analogs.head_concepts(world)[bench.labels]
+    facts = results.read_analog_facts(repro / "results/evaluate")
+    head = "imagenet/0shot"
+    concept_of_item = frequency.item_concepts(world, facts, {head: frequency.TASKS[head]})[head]
     subsets = sampling.synthetic_subsets(world, p.sample.pool_size, p.sample.key)
     tidy = results.read_results(repro / "results/evaluate")
     natural = [r for r, run in p.runs.items() if not run.filter and not run.rebalanced]
@@ -50,15 +52,15 @@ def measure(repro: Path) -> pd.DataFrame:
             counts[f] = (sampling.concept_counts(world, subsets, f, progress=False), subsets.counts(f))
         concept_pairs, language_pairs = counts[f]
         items = pd.read_parquet(repro / f"results/evaluate/{run}/items.parquet")
-        items = items[items["task"] == "imagenet/0shot"]
+        items = items[items["task"] == head]
         last = items[items["examples_seen"] == items["examples_seen"].max()].sort_values("item")
         if len(last) != len(concept_of_item):
-            raise ValueError(f"{repro}/results/evaluate/{run}: {len(last)} ImageNet-like items, the draw of key {key} "
-                             f"has {len(concept_of_item)}: evaluated with other params")
-        per = pd.DataFrame({"concept": concept_of_item, "correct": last["value"].to_numpy()})
-        for c, g in per.groupby("concept"):
+            raise ValueError(f"{repro}/results/evaluate/{run}: {len(last)} ImageNet-like items, the draw of key "
+                             f"{facts['key']} has {len(concept_of_item)}: evaluated with other params")
+        for _, r in frequency.concept_values(100 * last["value"].to_numpy(), concept_of_item).iterrows():
+            c = int(r["concept"])
             rows.append({"run": run, "data_pct": 100 * f, "kind": "head concept", "name": world.concepts[c]["en"],
-                         "pairs": int(concept_pairs[c]), "value": 100 * g["correct"].mean(), "n_test": len(g)})
+                         "pairs": int(concept_pairs[c]), "value": r["value"], "n_test": int(r["n_test"])})
         final = tidy[(tidy["run"] == run) & (tidy["examples_seen"] == tidy.loc[tidy["run"] == run, "examples_seen"].max())]
         for s, lang in enumerate(world.strata):
             task = f"xm3600/i2t/{XM3600_CODE.get(lang, lang)}"

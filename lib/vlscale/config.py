@@ -146,6 +146,10 @@ class WorldParams(_Block):
     place_share: float = Field(ge=0, le=1)  # share of captions that name the page's country
     background_region_tint: float = Field(ge=0, le=1)  # weight of the region's colour in a background
     background_country_tint: float = Field(ge=0, le=1)  # weight of the country's own colour in it
+    # mechanism switches (world/ablations.py): true is the world as built, false switches the mechanism off
+    western_head: bool = True  # the ImageNet-like concepts head the popularity ranking (false: ranked among all)
+    regional_variants: bool = True  # regional objects look different by region (false: one look everywhere)
+    income_appearance: bool = True  # poorer homes' backgrounds darker and more cluttered (false: one look for all)
     noise: NoiseParams
 
     @model_validator(mode="after")
@@ -419,8 +423,9 @@ class EvaluateParams(_Block):
 
 
 # the filter stage's arms (vlscale.filtering.arms): clip keeps the best-scored English-caption pairs (the paper's
-# CLIP filter), clip_multilingual the best-scored of the whole pool; planted is a positive control (synthetic only)
-FILTER_ARMS = ("clip", "clip_multilingual", "classifier", "english", "planted", "random")
+# CLIP filter), clip_multilingual the best-scored of the whole pool; planted is a positive control (synthetic only);
+# balanced is MetaCLIP's concept balancing; custom a user's scorer (filter.custom)
+FILTER_ARMS = ("clip", "clip_multilingual", "classifier", "english", "planted", "balanced", "custom", "random")
 
 
 class ScorerParams(_Block):
@@ -438,14 +443,31 @@ class ClassifierParams(_Block):
     holdout: float = Field(gt=0, lt=1)  # share of the labelled pairs held out to measure the classifier
 
 
+class BalancedParams(_Block):
+    """The balanced arm (MetaCLIP): captions matched against concept names; each concept's pairs capped at a threshold
+    chosen to keep k, one per language (MetaCLIP 2: equal tail share) or one for all."""
+    thresholds: Literal["per_language", "single"] = "per_language"
+    # a real pool's entries: a JSON file {language: [entry, ...]} (null: a synthetic pool's world vocabulary)
+    metadata: str | None = None
+
+
+class CustomParams(_Block):
+    """A user's filter: `name` "package.module:function", called on each shard's pairs as
+    function(images, texts, languages, uids, **kwargs) -> one score per pair (higher is kept first; NaN: never)."""
+    name: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
 class FilterParams(_Block):
     """The filter stage: quality-filter arms of the pool, each keeping the same number of pairs (arXiv 2502.07617 §5.1)."""
     keep_fraction: float = Field(gt=0, le=1)  # k = the size of the pool's random subset of this fraction
     arms: list[str] = Field(min_length=1)
-    key: int = Field(ge=0, lt=2**63)  # the English, planted and random arms' draws, the labelled sample
+    key: int = Field(ge=0, lt=2**63)  # the English, planted, balanced and random arms' draws, the labelled sample
     shard_size: int = Field(gt=0)  # pool pairs per scoring shard (the output does not depend on it)
     scorer: ScorerParams
     classifier: ClassifierParams
+    balanced: BalancedParams = Field(default_factory=BalancedParams)
+    custom: CustomParams | None = None  # the custom arm's filter (needed when arms has "custom")
 
     @field_validator("arms")
     @classmethod
@@ -456,6 +478,13 @@ class FilterParams(_Block):
         if len(set(v)) != len(v):
             raise ValueError(f"arms {v} repeat an arm")
         return v
+
+    @model_validator(mode="after")
+    def _custom(self):
+        if "custom" in self.arms and self.custom is None:
+            raise ValueError("arms has 'custom' but filter.custom is not set: name its scorer, "
+                             "custom: {name: 'package.module:function'}")
+        return self
 
 
 class FiguresParams(_Block):
@@ -698,7 +727,8 @@ _OPTIONAL = {name: {k for k, f in block.model_fields.items() if not f.is_require
 
 # World knobs with a neutral value, at which the world is the world without the knob: at that value they are left
 # out of the resolved world block, so that the world, run and evaluation fingerprints are those of a block without them.
-WORLD_NEUTRAL = {"language_share_exponent": 1.0, "person_scale": 1.0}
+WORLD_NEUTRAL = {"language_share_exponent": 1.0, "person_scale": 1.0, "western_head": True, "regional_variants": True,
+                 "income_appearance": True}
 
 
 def world_identity(world: dict) -> dict:

@@ -4,7 +4,8 @@ one-line note for everything params.yaml asks for that the pool cannot give.
 A synthetic pool supports every arm and every run. A real pool (sample.source webdataset or parquet) has no world
 truth: the classifier arm's labels and the planted arm's concepts come from it, so both are skipped; the CLIP-score
 arms need a scorer, which is trained here only on the synthetic world's curated pairs, so they are skipped unless
-filter.scorer.checkpoint names one. A run that reads a skipped arm is skipped with it. Every stage applies the same
+filter.scorer.checkpoint names one; the balanced arm matches concept names, the synthetic world's unless
+filter.balanced.metadata lists a real pool's. A run that reads a skipped arm is skipped with it. Every stage applies the same
 plan (`apply`), so the filter stage writes exactly the arms the train stage trains on, and the figures and the paper
 report what was skipped and why.
 
@@ -48,6 +49,9 @@ def arm_skip_reason(arm: str, filter_params: FilterParams, pool: str) -> str | N
         return None
     if arm in SYNTHETIC_ONLY:
         return f"{SYNTHETIC_ONLY[arm]}; a real pool has none"
+    if arm == "balanced" and not filter_params.balanced.metadata:
+        return ("it matches captions against the synthetic world's concept names; set filter.balanced.metadata to a "
+                "JSON file {language: [entry, ...]} to balance a real pool")
     if arm in CLIP_ARMS and not filter_params.scorer.checkpoint:
         return ("its scorer is trained here on the synthetic world's curated pairs only; set filter.scorer.checkpoint "
                 "to a model (any vlscale.siglip.load reads) to score a real pool")

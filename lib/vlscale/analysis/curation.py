@@ -22,9 +22,11 @@ import pandas as pd
 from vlscale.analysis import results, study, uncertainty
 from vlscale.evals import groups
 
-FILTER_ARMS = ("random", "english", "clip", "clip_multilingual", "classifier", "planted")  # Figure 4's lines
+FILTER_ARMS = ("random", "english", "clip", "clip_multilingual", "classifier", "balanced", "custom",
+               "planted")  # Figure 4's lines
 ARM_LABELS = {"random": "Random (control)", "english": "Baseline (en)", "clip": "CLIP score (English)",
               "clip_multilingual": "CLIP score (all languages)", "classifier": "Classifier",
+              "balanced": "Balanced concepts (MetaCLIP)", "custom": "Custom filter (filter.custom)",
               "planted": "Planted: no place-bound concept (positive control)"}
 FILTER_GROUPS = ("western", "culture", "fairness")
 REBALANCE_GROUPS = ("multilingual_low_resource", "multilingual_high_resource", "multilingual", "western",

@@ -225,3 +225,68 @@ def figure6(groups_table: pd.DataFrame):
                  f"{'s' if len(models) != 1 else ''})")
     fig.tight_layout()
     return fig
+
+
+def concept_frequency(lines: pd.DataFrame, binned: pd.DataFrame, tasks: dict[str, str]):
+    """The concept-frequency law (analysis/frequency.py): per task (row) and data scale (column), each concept's value
+    against its training pairs (log x), binned (dots: the image-weighted mean of the concepts in each half-decade),
+    with the fitted line a + b·log10(pairs) and its 95% band (seeds, concepts and test images), one colour per
+    checkpoint (examples seen); one x axis for all, so that a scale's shift shows. `tasks`: task -> value label. Zero-pair concepts are off the log axis (the fits
+    table reports them)."""
+    pcts = sorted(lines["data_pct"].unique()) if len(lines) else []
+    seens = sorted(lines["examples_seen"].unique()) if len(lines) else []
+    colors = dict(zip(seens, sns.color_palette("viridis", max(len(seens), 1))))
+    fig, axes = plt.subplots(len(tasks), max(len(pcts), 1), figsize=(4.2 * max(len(pcts), 1), 3.2 * len(tasks)),
+                             squeeze=False, sharex=True, sharey="row")
+    for row, (task, label) in zip(axes, tasks.items()):
+        for ax, pct in zip(row, pcts or [None]):
+            ax.set_xscale("log")
+            ax.set_xlabel("training pairs of the concept")
+            ax.set_title(f"{task}, {scale_label(pct)} data" if pct is not None else task, fontsize=9)
+            ax.set_ylabel(label if ax is row[0] else "")
+            here = lines[(lines["task"] == task) & (lines["data_pct"] == pct)] if len(lines) else lines
+            if here.empty:
+                ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+                continue
+            for seen, d in here.groupby("examples_seen"):
+                x = 10 ** d["log10_pairs"]
+                ax.plot(x, d["value"], color=colors[seen], label=f"{seen:,} seen")
+                ax.fill_between(x, d["lo"], d["hi"], color=colors[seen], alpha=0.12)
+                b = binned[(binned["task"] == task) & (binned["data_pct"] == pct) & (binned["examples_seen"] == seen)
+                           & (binned["pairs"] > 0)]
+                ax.plot(b["pairs"], b["value"], "o", ms=3, color=colors[seen])
+    if len(pcts) and axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle("Concept frequency: value against a concept's training pairs (lines: a + b·log10(pairs), 95% bands)")
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff(averages: pd.DataFrame, arm_labels: dict[str, str], control: str = "unfiltered"):
+    """The quality-quantity trade-off (analysis/tradeoff.py): Western, Culture and Fairness average error (%) against
+    examples seen (log x), one line per filter arm with its 95% band and the unfiltered control dashed, at the
+    compute-matched budgets only."""
+    panels = (("western", "Average Western"), ("culture", "Average Culture Diversity"), ("fairness", "Average Fairness"))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = dict(zip(arm_labels, sns.color_palette("colorblind", len(arm_labels))))
+    for ax, (group, title) in zip(axes, panels):
+        ax.set_title(title, fontsize=10)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_xlabel("examples seen (budget)")
+        ax.set_ylabel("error (%)")
+        d = averages[averages["group"] == group]
+        for arm, label in arm_labels.items():
+            a = d[d["arm"] == arm].sort_values("examples_seen")
+            if a.empty:
+                continue
+            color = "black" if arm == control else colors[arm]
+            ax.plot(a["examples_seen"], a["error_pct"], marker="o", ms=4, color=color, label=label,
+                    ls="--" if arm == control else "-")
+            ax.fill_between(a["examples_seen"], a["lo"], a["hi"], color=color, alpha=0.12)
+        ax.set_xticks(sorted(d["examples_seen"].unique()), [f"{s:,}" for s in sorted(d["examples_seen"].unique())],
+                      fontsize=7)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.suptitle("Quality vs quantity: filter arms and the unfiltered pool at equal examples seen")
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    return fig

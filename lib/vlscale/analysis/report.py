@@ -15,6 +15,8 @@ import pandas as pd
 
 from vlscale.analysis import curation as curation_lib
 from vlscale.analysis import figures, latex, plots, results, scaling, study, uncertainty
+from vlscale.analysis import frequency as frequency_lib
+from vlscale.analysis import tradeoff as tradeoff_lib
 from vlscale.analysis.results import scale_label
 from vlscale.evals import groups
 
@@ -61,6 +63,8 @@ class Report:
     evidence: list[dict] = field(default_factory=list)  # analysis/study.py: every comparison with seeds and images
     models: pd.DataFrame = field(default_factory=pd.DataFrame)  # Figure 6: group averages of every model's runs
     not_drawn: dict[str, str] = field(default_factory=dict)  # figures of real sets not given: key -> what they lack
+    frequency: frequency_lib.Law | None = None  # the concept-frequency law (analysis/frequency.py), None: not measured
+    tradeoff: tradeoff_lib.Tradeoff | None = None  # the quality-quantity trade-off (analysis/tradeoff.py)
 
     @property
     def means(self) -> pd.DataFrame:
@@ -79,17 +83,23 @@ FIGURE6 = "figure6"  # per model, scale and group: the final checkpoint's error
 EVIDENCE = "evidence"  # the study's comparisons by name (analysis/study.py)
 N_BOOT = "n_boot"  # image resamples of the bootstrap
 ANALOG_KEY_USE = "analog_key_use"  # which held-out key the analogs were drawn with
+CONCEPT_FREQUENCY = "concept_frequency"  # the concept-frequency law (frequency.summary)
+TRADEOFF = "tradeoff"  # the quality-quantity trade-off (tradeoff.summary)
 
 
 def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "analog",
                  n_boot: int = 1000, seed: int = 0, from_pct: float = 10, to_pct: float = 100,
                  facts: dict | None = None, english_like_share: float = 0.25,
-                 keep_fraction: float | None = None, model: str | None = None) -> Report:
+                 keep_fraction: float | None = None, model: str | None = None,
+                 frequency_inputs: frequency_lib.Inputs | None = None) -> Report:
     """Compute every table of the stage from the tidy results and the per-item outcomes (None or empty:
     binomial intervals), fits over the Table 1 tasks present. facts: results.read_analog_facts; the
     XM3600 languages whose captions equal English on at least `english_like_share` of the images are
     named, and the low-resource average is also reported without them. The curated runs (rebalanced, filter
-    arms) go to `curation` (analysis/curation.py; keep_fraction: filter.keep_fraction, for the random arm)."""
+    arms) go to `curation` (analysis/curation.py; keep_fraction: filter.keep_fraction, for the random arm).
+    frequency_inputs (frequency.read_inputs: concept counts and test-image concepts) adds the concept-frequency law
+    of the model's natural runs, and the subsets' sizes for the quality-quantity trade-off's repeats (`tradeoff`:
+    analysis/tradeoff.py, every filter arm and the whole pool at equal examples seen)."""
     natural = results.natural(results.select_source(tidy, source))  # curated runs: analysis/curation.py
     runs_per_model = natural.groupby("model")["run"].nunique()
     if model is not None and model not in runs_per_model.index:
@@ -131,6 +141,10 @@ def build_report(tidy: pd.DataFrame, items: pd.DataFrame | None = None, source: 
         curation=curation_lib.build_curation(of_model, items, source, keep_fraction, n_boot, seed, est=est_all),
         model=model, models=models,
         evidence=evidence,
+        frequency=None if frequency_inputs is None else frequency_lib.build_law(
+            of_model, items, frequency_inputs, source, keep_pct, n_boot, seed),
+        tradeoff=tradeoff_lib.build_tradeoff(
+            est_all, keep_pct, frequency_lib.subset_sizes(frequency_inputs.counts) if frequency_inputs else None),
     )
 
 
@@ -178,6 +192,13 @@ def draw(report: Report) -> dict:
     if report.curation is not None:
         makers["fig4_filters"] = lambda: plots.figure4(report.curation.filter_curves, curation_lib.ARM_LABELS)
         makers["fig5_rebalancing"] = lambda: plots.figure5(report.curation.rebalance)
+    if report.tradeoff is not None:
+        makers["tradeoff"] = lambda: plots.tradeoff(report.tradeoff.averages, tradeoff_lib.labels(report.tradeoff),
+                                                    tradeoff_lib.CONTROL)
+    if report.frequency is not None and len(report.frequency.lines):
+        law = report.frequency
+        makers["concept_frequency"] = lambda: plots.concept_frequency(
+            law.lines, frequency_lib.binned(law.points), {t: label for t, (_, label) in frequency_lib.TASKS.items()})
     real = report.source == "real"
     report.not_drawn = unmeasured_figures(report) if real else {}
     report.figures = {k: make() for k, make in makers.items() if k not in report.not_drawn}
@@ -216,7 +237,8 @@ def summary(report: Report) -> dict:
     """metrics/figures.json's record, JSON-ready: source; uncertainty ("bootstrap" | "binomial" | "mixed") with its
     note and tasks_without_items; group_averages (per run, final checkpoint) and group_averages_by_scale (seed mean,
     seed spread); gains_<a>_to_<b>; table1; representation_bias; disparity (gap, interval and the noise-only null);
-    wilcoxon; fits; missing_tasks; model; figure6; curation; evidence. Every interval is a 95% "ci95"."""
+    wilcoxon; fits; missing_tasks; model; figure6; curation; concept_frequency; tradeoff; evidence. Every interval is
+    a 95% "ci95"."""
     est = report.est
     last = results.final(est.groups)
     by_scale = est.by_scale
@@ -272,6 +294,10 @@ def summary(report: Report) -> dict:
                       for m, gm in report.models.groupby("model")} if len(report.models) else {}
     if report.curation is not None:
         out["curation"] = curation_summary(report.curation)
+    if report.frequency is not None:
+        out[CONCEPT_FREQUENCY] = frequency_lib.summary(report.frequency)
+    if report.tradeoff is not None:
+        out[TRADEOFF] = tradeoff_lib.summary(report.tradeoff)
     out[EVIDENCE] = {r["name"]: r for r in report.evidence}
     out["evidence_note"] = study.__doc__.split("\n\n")[0]
     return _clean(out)
@@ -345,6 +371,14 @@ def write_report(report: Report, root: str | Path = ".") -> list[Path]:
     if report.curation is not None:
         csvs["fig4.csv"] = report.curation.filter_curves
         csvs["fig5.csv"] = report.curation.rebalance
+    if report.tradeoff is not None:
+        t = report.tradeoff
+        csvs |= {"tradeoff.csv": t.averages, "tradeoff_effects.csv": t.effects, "tradeoff_changes.csv": t.changes}
+    if report.frequency is not None:
+        law = report.frequency
+        csvs |= {"concept_frequency.csv": law.fits, "concept_frequency_points.csv": law.points,
+                 "concept_frequency_comparisons.csv": law.comparisons.merge(
+                     law.answers, on=["task", "examples_seen", "small_pct", "large_pct"], how="left")}
     for name, table in csvs.items():
         table.to_csv(plot_dir / name, index=False)
         written.append(plot_dir / name)

@@ -3,7 +3,7 @@
 `run(params)` reads results/evaluate/ (the runs of the study plan, on the benchmarks of its source: the analogs
 for the synthetic web, the real sets for real shards), builds the report (analysis/report.py: Figures 1-6,
 Tables 1, 3, 4, 13, 14 and the Wilcoxon tests, with paired bootstrap intervals over test images and the spread
-over seeds) and writes:
+over seeds, and the concept-frequency law: analysis/frequency.py, from data/concept_counts.parquet) and writes:
     paper/figures/eval/        every figure (PNG and PDF)
     paper/tables/              every table (LaTeX and typst's rows), with the attention stage's focus table
                                (the measured Table 6 of arXiv 2502.07617, from results/attention/summary.json)
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from vlscale.analysis import latex, results, transfer_tables
+from vlscale.analysis import frequency, latex, results, transfer_tables
 from vlscale.analysis import report as report_lib
 from vlscale.analysis.report import PLAN, PROVENANCE
 from vlscale.attention.tables import SUMMARY_PATH, focus_tabular
@@ -48,13 +48,21 @@ def build(p: Params) -> tuple[report_lib.Report, Plan]:
     plan = study_plan(p)
     print(*plan.notes(), sep="\n")
     print("benchmarks:", plan.source, "| runs:", ", ".join(plan.runs))
+    items, facts = results.read_items(RESULTS_DIR, plan.runs), results.read_analog_facts(RESULTS_DIR, plan.runs)
     report = report_lib.build_report(
-        results.read_results(RESULTS_DIR, plan.runs), results.read_items(RESULTS_DIR, plan.runs),
-        source=plan.source, n_boot=p.figures.bootstrap, seed=p.figures.seed,
-        facts=results.read_analog_facts(RESULTS_DIR, plan.runs),
+        results.read_results(RESULTS_DIR, plan.runs), items,
+        source=plan.source, n_boot=p.figures.bootstrap, seed=p.figures.seed, facts=facts,
         english_like_share=p.figures.english_like_share,
-        keep_fraction=p.filter.keep_fraction)
+        keep_fraction=p.filter.keep_fraction, frequency_inputs=frequency_inputs(plan, items, facts))
     return report, plan
+
+
+def frequency_inputs(plan: Plan, items, facts: dict) -> frequency.Inputs | None:
+    """The concept-frequency law's inputs (the sample stage's data/concept_counts.parquet, the analogs' test-image
+    concepts); None where it cannot be measured: real benchmarks, no per-item outcomes of its tasks, a real pool."""
+    if plan.source != "analog" or not items["task"].isin(list(frequency.TASKS)).any():
+        return None
+    return frequency.read_inputs(RESULTS_DIR, plan.runs, facts, frequency.COUNTS_PATH)
 
 
 def reported_runs(report: report_lib.Report) -> list[str]:

@@ -10,6 +10,9 @@ Apache Beam pipelines over the shards (`engine: beam`); both write the same byte
 `run(params)` writes:
     data/sample/             subsets.json (every subset's counts, mixture and id-list file), the id lists
                              (ids_<label>.npy; uids_<label>.parquet for a real pool), scan_report.json (a real pool)
+    data/concept_counts.parquet  a synthetic pool: every concept's exact pairs in every subset (concept_table), which
+                             the figures stage's concept-frequency law reads (beside data/sample, so that the stages
+                             reading data/sample do not change with it)
     paper/figures/sample/    language_mix_<label>.png per subset, coverage.png
     plots/sample/            language_mix.csv (natural and rebalanced shares), coverage.csv
     metrics/sample.json      the keys below and provenance
@@ -18,6 +21,9 @@ and returns the metrics.
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from vlscale.analysis import figures
 from vlscale.config import Params, SampleParams, validate
@@ -31,6 +37,9 @@ from vlscale.world.spec import build_world
 
 OUT_DIR, FIG_DIR, PLOTS_DIR = Path("data/sample"), Path("paper/figures/sample"), Path("plots/sample")
 METRICS_PATH = Path("metrics/sample.json")
+CONCEPT_COUNTS = Path("data/concept_counts.parquet")
+CONCEPT_COLUMNS = {"subset": str, "fraction": float, "examples": np.int64, "concept": np.int64, "name": str,
+                   "head": bool, "culture": bool, "landmark": bool, "pairs": np.int64, "world_fingerprint": str}
 
 
 
@@ -67,13 +76,26 @@ def _account(scan) -> None:
     print({k: scan.report[k] for k in ("examples_in", "kept", "rejected")})
 
 
-def coverage(sample: SampleParams, world, subsets):
-    """Long-tail coverage per subset: of the concepts of each kind (synthetic pool) or of the page languages (real
-    shards carry no concept), the share with at least k examples."""
+def coverage(sample: SampleParams, world, subsets, counts: dict | None = None):
+    """Long-tail coverage per subset: of the concepts of each kind (synthetic pool: `counts`, fraction -> pairs per
+    concept) or of the page languages (real shards carry no concept), the share with at least k examples."""
     if sample.source == "synthetic":
-        counts = {f: sampling.concept_counts(world, subsets, f) for f in sample.fractions}
         return sampling.coverage_table(world, counts, sample.coverage_k)
     return sampling.language_coverage(subsets, sample.fractions, sample.coverage_k)
+
+
+def concept_table(world, counts: dict) -> pd.DataFrame:
+    """Every concept's exact pairs per subset (counts: fraction -> [K] pairs, sampling.concept_counts: the image's
+    true concept): subset, fraction, examples (the subset's size), concept, name (English), head, culture, landmark,
+    pairs, and world_fingerprint (the world they were counted in). No rows for a real pool (counts None: its records
+    carry no concept)."""
+    fp = world.fingerprint()
+    rows = [pd.DataFrame(columns=list(CONCEPT_COLUMNS))] + [pd.DataFrame({"subset": sampling.fraction_label(f), "fraction": f, "examples": int(c.sum()),
+                          "concept": np.arange(len(c)), "name": [k["en"] for k in world.concepts],
+                          "head": world.is_head, "culture": world.culture_region >= 0,
+                          "landmark": world.landmark_country >= 0, "pairs": c.astype(np.int64),
+                          "world_fingerprint": fp}) for f, c in (counts or {}).items()]
+    return pd.concat(rows, ignore_index=True).astype(CONCEPT_COLUMNS)
 
 
 def subset_metrics(subsets, fraction, mix, index: dict, lang, cov) -> dict:
@@ -116,7 +138,9 @@ def run(params: dict) -> dict:
     for f in fractions:
         label = sampling.fraction_label(f)
         figures.save(figures.rebalancing(lang, label), FIG_DIR / f"language_mix_{label}.png")
-    cov = coverage(sample, world, subsets)
+    counts = {f: sampling.concept_counts(world, subsets, f) for f in fractions} if synthetic else None
+    concept_table(world, counts).to_parquet(CONCEPT_COUNTS, index=False)
+    cov = coverage(sample, world, subsets, counts)
     cov.to_csv(PLOTS_DIR / "coverage.csv", index=False)
     figures.save(figures.coverage(cov, "concepts" if synthetic else "page languages"), FIG_DIR / "coverage.png")
 

@@ -9,8 +9,12 @@ The arms that are a top k (SCORED_ARMS) and the column of the scores table each 
   (en)), the same English as clip's, so that clip against english isolates the score;
 - planted (column planted): a keyed random draw among pairs whose concept is bound to no place (not
   culture-specific, no regional variants, not a landmark): a positive control, a data change of known direction
-  (synthetic pools only).
-The random arm is not a top k: it is the pool's nested random subset (stage.filter_k).
+  (synthetic pools only);
+- custom (column custom): a user's plug-in's score (filtering/custom.py; NaN: never kept).
+Two arms are not a top k of a shard's column:
+- balanced: MetaCLIP's concept balancing (filtering/balance.py), a global choice from every pair's matched concept
+  names (column matches): each concept's pairs are capped at a threshold, the one that keeps k;
+- random: the pool's nested random subset (stage.filter_k).
 
 A pair's caption is English when its true caption language is English (a synthetic pool: truth
 caption_language) or its record's language is "en" (a real pool).
@@ -25,13 +29,14 @@ from vlscale.data.subsets import derive_key
 from vlscale.filtering.select import keyed_scores, merge_top_k, shard_top_k
 from vlscale.plan import CLIP_ARMS
 
-SCORED_ARMS = ("clip", "clip_multilingual", "classifier", "english", "planted")
-REAL_ARMS = ("clip", "clip_multilingual", "english")  # the scored arms a real pool can have
+SCORED_ARMS = ("clip", "clip_multilingual", "classifier", "english", "planted", "custom")
+REAL_ARMS = ("clip", "clip_multilingual", "english", "custom")  # the scored arms a real pool can have
 SELECTION_COLUMN = {"clip": "clip_en", "clip_multilingual": "clip", "classifier": "classifier", "english": "english",
-                    "planted": "planted"}
+                    "planted": "planted", "custom": "custom"}
 ELIGIBLE = {"clip": "pairs with an English caption (and a scorer cosine)", "clip_multilingual": "scored pairs",
             "classifier": "scored pairs", "english": "pairs with an English caption",
-            "planted": "pairs whose concept is bound to no place (not culture-specific, no regional variants, not a landmark)"}
+            "planted": "pairs whose concept is bound to no place (not culture-specific, no regional variants, not a landmark)",
+            "custom": "pairs the custom filter scored (not NaN)"}
 ENGLISH_KEY, PLANTED_KEY = 4, 6  # parts of filter.key (derive_key) of the english and planted arms' draws
 
 

@@ -21,7 +21,9 @@ from vlscale.config import Params
 from vlscale.data.input import center_crop_resize
 from vlscale.data.shards import load_example
 from vlscale.evals.embedder import Embedder, checkpoint_embedder
+from vlscale.filtering.balance import Matcher
 from vlscale.filtering.classifier import AlignmentHead, features
+from vlscale.filtering.custom import CustomFilter
 from vlscale.world.captions import captions
 from vlscale.world.ids import make_ids
 from vlscale.world.render import render_padded
@@ -30,18 +32,30 @@ from vlscale.world.truth import truth
 
 @dataclass
 class Scorers:
-    """The models that score a pair: the CLIP-score filter's scorer, the classifier filter's model and head."""
+    """What scores a pair: the CLIP-score filter's scorer, the classifier filter's model and head, the custom arm's
+    plug-in (filtering/custom.py), and the balanced arm's matcher (its entries, filtering/balance.py)."""
     clip: Embedder | None = None
     classifier: Embedder | None = None
     head: AlignmentHead | None = None
+    custom: CustomFilter | None = None
+    matcher: Matcher | None = None
 
     @property
     def names(self) -> list[str]:
-        """The scores these models give: "clip" (with a scorer), "classifier" (with a classifier)."""
-        return [name for name, emb in (("clip", self.clip), ("classifier", self.classifier)) if emb is not None]
+        """The scores these give: "clip" (with a scorer), "classifier" (with a classifier), "custom" (a plug-in)."""
+        return [name for name, x in (("clip", self.clip), ("classifier", self.classifier), ("custom", self.custom))
+                if x is not None]
 
-    def score(self, make_images: Callable, count: int, texts: list[str]) -> dict[str, np.ndarray]:
-        """{"clip": cosine, "classifier": P(aligned)} of `count` pairs (images from make_images(a, b))."""
+    @property
+    def batch_size(self) -> int | None:
+        """The image batch the pixels are padded to (the models'), None when nothing looks at pixels."""
+        model = self.clip or self.classifier
+        return model.batch_size if model is not None else (256 if self.custom is not None else None)
+
+    def score(self, make_images: Callable, count: int, texts: list[str], languages=None,
+              uids=None) -> dict[str, np.ndarray]:
+        """{"clip": cosine, "classifier": P(aligned), "custom": the plug-in's score} of `count` pairs (images from
+        make_images(a, b); the plug-in also gets their languages and uids)."""
         out = {}
         for name, emb in (("clip", self.clip), ("classifier", self.classifier)):
             if emb is None:
@@ -49,7 +63,15 @@ class Scorers:
             e = emb.fresh()
             zi, zt = e.images("shard", make_images, count), e.texts(texts)
             out[name] = (zi * zt).sum(1) if name == "clip" else self.head.prob(features(zi, zt))
+        if self.custom is not None:
+            out["custom"] = self.custom(make_images(0, count), list(texts), list(languages), uids)
         return out
+
+    def match(self, texts: list[str], languages) -> list[list[int]]:
+        """The balanced arm's matched entries of each pair (empty lists without a matcher)."""
+        if self.matcher is None:
+            return [[] for _ in texts]
+        return [self.matcher.match(t, lang) for t, lang in zip(texts, languages, strict=True)]
 
 
 def load_embedder(p: Params, tokenizer, checkpoint: Path | str, config: dict | None = None) -> Embedder:
@@ -73,13 +95,18 @@ def shard_ids(shard: tuple[int, int, int]) -> np.ndarray:
 
 
 def score_synthetic(world, ids: np.ndarray, scorers: Scorers, render) -> tuple[dict, dict[str, np.ndarray]]:
-    """(truth, scores) of synthetic pool ids: rendered with `render` (world.render.render_jax), captioned."""
+    """(truth, scores) of synthetic pool ids: rendered with `render` (world.render.render_jax), captioned; the
+    scores hold "matches" (each pair's matched entries) when `scorers` has a matcher."""
     gt = truth(world, ids)
-    model = scorers.clip or scorers.classifier
-    if model is None:  # only unscored arms (english, random)
+    if scorers.batch_size is None and scorers.matcher is None:  # only unscored arms (english, random)
         return gt, {}
-    pixels = render_padded(render, ids, model.batch_size)
-    return gt, scorers.score(lambda a, b: pixels[a:b], len(ids), captions(world, ids, gt))
+    texts = captions(world, ids, gt)
+    languages = [world.strata[s] for s in gt["caption_language"]]
+    out = {"matches": scorers.match(texts, languages)} if scorers.matcher is not None else {}
+    if scorers.batch_size is None:
+        return gt, out
+    pixels = render_padded(render, ids, scorers.batch_size)
+    return gt, {**scorers.score(lambda a, b: pixels[a:b], len(ids), texts, languages, ids), **out}
 
 
 def score_record_shard(rows: pd.DataFrame, positions: np.ndarray, scorers: Scorers,
@@ -101,15 +128,18 @@ def score_record_shard(rows: pd.DataFrame, positions: np.ndarray, scorers: Score
         ok.append(True)
     ok = np.array(ok, bool)
     table = pd.DataFrame({"row": positions, "uid": rows["uid"].to_numpy(), "language": rows["language"].to_numpy()})
-    got = {}
+    got, languages, uids = {}, table["language"].to_numpy()[ok], table["uid"].to_numpy()[ok]
     if ok.any():
         pixels = np.stack(images)
-        got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts)
+        got = scorers.score(lambda a, b: pixels[a:b], len(pixels), texts, languages, uids)
     for name in scorers.names:  # a shard of unreadable records only: every score NaN
         full = np.full(len(table), np.nan)
         if name in got:
             full[ok] = got[name]
         table[name] = full
+    if scorers.matcher is not None:  # an unreadable record matches nothing
+        found = iter(scorers.match(texts, languages))
+        table["matches"] = [next(found) if good else [] for good in ok]
     return table, bad
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from vlscale.config import FilterParams, Params
 from vlscale.data.input import read_sample
 from vlscale.data.tokenizer import Tokenizer
+from vlscale.files import write_json
 from vlscale.filtering import account as acc
 from vlscale.filtering.arms import (
     REAL_ARMS,
@@ -34,15 +35,17 @@ from vlscale.filtering.arms import (
     selection_scores,
     shard_candidates,
 )
+from vlscale.filtering.balance import Matcher, read_entries, read_matches, select_balanced, world_entries
 from vlscale.filtering.classifier import AlignmentHead
+from vlscale.filtering.custom import load_custom
 from vlscale.filtering.score import Scorers, load_embedder, score_record_shard, score_synthetic, shard_ids
 from vlscale.world.render import render_jax
 from vlscale.world.spec import build_world
 from vlscale.world.truth import truth
 
 SYNTHETIC, REAL = "synthetic", "real"  # the kinds of pool
-SCORES_ORDER = ("id", "row", "uid", "language", "caption_en", "clip", "clip_en", "classifier", "english", "planted",
-                "random")  # the columns of a scores table, in this order (those a pool has)
+SCORES_ORDER = ("id", "row", "uid", "language", "caption_language", "caption_en", "clip", "clip_en", "classifier",
+                "custom", "english", "planted", "matches", "random")  # a scores table's columns, in order (those it has)
 
 
 def write_scores(out_dir: Path, index: int, columns: dict) -> None:
@@ -66,6 +69,18 @@ def shard_counts(world, shard, arms: dict[str, np.ndarray]) -> pd.DataFrame:
 def scored_arms(filter_params: FilterParams, kind: str) -> list[str]:
     """The arms of filter.arms that are a top k, for a pool of `kind` (a real pool has REAL_ARMS only)."""
     return [arm for arm in (SCORED_ARMS if kind == SYNTHETIC else REAL_ARMS) if arm in filter_params.arms]
+
+
+def load_extras(filter_params: FilterParams, world=None) -> dict:
+    """{"custom": the custom arm's plug-in, "matcher": the balanced arm's entries (filter.balanced.metadata's, or
+    the synthetic `world`'s vocabulary)} for the arms filter.arms has; ParamsError / ValueError naming the param."""
+    out = {}
+    if "custom" in filter_params.arms:
+        out["custom"] = load_custom(filter_params.custom)
+    if "balanced" in filter_params.arms:
+        metadata = filter_params.balanced.metadata
+        out["matcher"] = Matcher(read_entries(metadata) if metadata else world_entries(world))
+    return out
 
 
 @dataclass
@@ -95,18 +110,23 @@ class ShardWork:
         """A ShardScorer from the files: the world, the pool, the tokenizer and the filter models' checkpoints."""
         tokenizer = Tokenizer(self.tokenizer_path)
         emb = {name: load_embedder(self.p, tokenizer, path) for name, path in self.models.items()}
-        scorers = Scorers(clip=emb.get("scorer"), classifier=emb.get("classifier"), head=self.head)
+        world = build_world(self.p.world) if self.kind == SYNTHETIC else None
+        scorers = Scorers(clip=emb.get("scorer"), classifier=emb.get("classifier"), head=self.head,
+                          **load_extras(self.p.filter, world))
         if self.kind == REAL:
             return ShardScorer(self, None, None, scorers, None)
-        world = build_world(self.p.world)
         _, _, pool = read_sample(world, self.sample_dir, None)
         return ShardScorer(self, world, pool, scorers, render_jax(world, self.p.train.image_px))
 
     def all_arms(self, scored: dict[str, np.ndarray], rests: list) -> dict[str, np.ndarray]:
         """Every arm of filter.arms in its order, from the scored arms' sorted ids and the shards' rests (the
-        random arm: the shards' random ids of a synthetic pool, `random_rows` of a real one). A scored arm no
+        random arm: the shards' random ids of a synthetic pool, `random_rows` of a real one), and the balanced arm
+        from every shard's matches in the scores tables (its record: balanced.json beside them). A scored arm no
         shard had a candidate for raises merge_arm's error."""
         arms = {arm: scored[arm] if arm in scored else merge_arm(arm, [], self.k) for arm in self.arms}
+        if "balanced" in self.p.filter.arms:
+            arms["balanced"], record = select_balanced(read_matches(Path(self.out_dir)), self.k, self.p.filter)
+            write_json(Path(self.out_dir) / "balanced.json", record)
         if "random" in self.p.filter.arms:
             if self.kind == SYNTHETIC:
                 arms["random"] = np.sort(np.concatenate(rests)) if rests else np.zeros(0, np.int64)
@@ -137,6 +157,8 @@ class ShardScorer:
         ids = shard_ids(shard)
         gt, raw = score_synthetic(self.world, ids, self.scorers, self.render)
         english = english_caption(self.world, gt)
+        if "matches" in raw:  # the balanced arm reads each pair's matches in its caption's language
+            raw["caption_language"] = np.asarray(self.world.strata)[gt["caption_language"]]
         columns = {"caption_en": english, **raw,
                    **selection_scores(ids, raw, english, filter_params.key, planted_eligible(self.world, gt))}
         in_random = self.pool.contains(ids, filter_params.keep_fraction)

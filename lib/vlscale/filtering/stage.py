@@ -20,6 +20,7 @@ of that fraction is the random arm's run.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections import Counter
@@ -45,7 +46,16 @@ from vlscale.filtering.arms import needs_scorer
 from vlscale.filtering.classifier import AlignmentHead, auc, features
 from vlscale.filtering.score import Scorers, load_embedder, pool_shards, record_shards
 from vlscale.filtering.select import keyed_scores
-from vlscale.filtering.shards import REAL, SYNTHETIC, Selection, ShardScorer, ShardWork, map_shards, member
+from vlscale.filtering.shards import (
+    REAL,
+    SYNTHETIC,
+    Selection,
+    ShardScorer,
+    ShardWork,
+    load_extras,
+    map_shards,
+    member,
+)
 from vlscale.provenance import provenance
 from vlscale.runs.layout import RunDir
 from vlscale.training.run import trainer_for
@@ -185,6 +195,7 @@ def run_filter(p: Params, out_dir: str | Path = FILTER_DIR, sample_dir: str | Pa
     p = p.replace(filter=filter_params)
     scorer = (load_scorer(p, tokenizer) if needs_scorer(filter_params.arms) and filter_params.scorer.checkpoint
               else None)
+    extras = load_extras(filter_params, world if kind == SYNTHETIC else None)  # the plug-in, the balanced entries
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "scores").mkdir(parents=True)
     times, models = {}, {}
@@ -232,9 +243,13 @@ def run_filter(p: Params, out_dir: str | Path = FILTER_DIR, sample_dir: str | Pa
         log(f"Beam ({p.beam.runner}) scored {selection.counters.get('shards_scored', '?')} shards in "
             f"{selection.counters['seconds']:.1f} s, {selection.counters.get('model_loads', '?')} model loads")
     else:
-        scorers = Scorers(clip=scorer, classifier=classifier, head=head)
+        scorers = Scorers(clip=scorer, classifier=classifier, head=head, **extras)
         selection = map_shards(ShardScorer(work, world, pool, scorers, render), shards, log)
     manifest = _write_arms(filter_params, kind, pool, selection, out_dir, k, log, shards=len(shards))
+    if "balanced" in filter_params.arms:
+        manifest["balanced"] = json.loads((out_dir / "balanced.json").read_text())
+    if "custom" in extras:
+        manifest["custom"] = extras["custom"].record()
     if selection.counters is not None:
         manifest["beam"] = {"runner": p.beam.runner, "counters": selection.counters}
     times["scoring_s"] = time.perf_counter() - t2

@@ -66,6 +66,13 @@ FIGURES = {
     "eval/fig4_filters": ("Figure 4 analog: the filter arms against the English baseline, by examples seen.", 6),
     "eval/fig5_rebalancing": ("Figure 5 analog: before and after language rebalancing.", 7),
     "eval/fig6_models": ("Figure 6 analog: error against compute, per model and data scale.", 9),
+    "eval/concept_frequency": ("Concept frequency (Udandarao et al. 2024): each concept's zero-shot accuracy "
+                               "(ImageNet-like) and image-to-text Recall@1 (COCO-like) against its exact training "
+                               "pairs, per data scale; dots: concepts binned per half decade; lines: a + b·log10(pairs) "
+                               "per checkpoint with 95% bands over seeds, concepts and test images.", None),
+    "eval/tradeoff": ("Quality against quantity (Goyal et al. 2024): Western, Culture and Fairness error of every filter "
+                      "arm and of the unfiltered pool (dashed) at equal examples seen, per budget; the legend says how "
+                      "often each pair is seen; 95% bands over test images.", None),
     "attention/table6": ("Table 6 analog: MAP-head attention of the 1%, 10% and 100% models on held-out images "
                          "(colour: attention relative to a uniform map; cyan: the object's mask).", 8),
     "attention/focus": ("Focus of the attention on the object, per concept group and data scale.", 8),
@@ -274,6 +281,7 @@ def write_generated(root: str | Path = ".", verdicts: VerdictsParams | None = No
     v.update({f"verdict_{k.replace(' ', '_')}": str(n) for k, n in counts.items()})
     v["findings_total"] = str(len(found))
     v |= control_values(ctrl, verdicts)
+    v |= frequency_values(fig) | tradeoff_values(fig)
     v["replicated"] = replicated(fig, att)
     # the study reference speaks for the synthetic world at small scale: the quick profiles point to it
     study = study_reference(root) if v["profile"] in ("smoke", "cpu") and v["pool_kind"] == "synthetic" else None
@@ -365,6 +373,73 @@ def replicated(fig: dict, att: dict) -> str:
             "filter/") else f"{curation} {pct}"
 
     return ", ".join(f"{label(c)} ({n} seeds at {s:,} examples seen)" for (c, s), n in sorted(seen.items(), key=lambda x: (x[0][1], x[0][0])))
+
+
+def _ci(r: dict, digits: int = 1) -> str:
+    return f"{fmt(r['value'] if 'value' in r else r['diff'], digits)} [{fmt(r['ci95'][0], digits)}, {fmt(r['ci95'][1], digits)}]"
+
+
+def frequency_values(fig: dict) -> dict:
+    """The concept-frequency section's text (metrics/figures.json's concept_frequency, analysis/frequency.py): per
+    task at the last checkpoint every scale has, each scale's slope b and level at x_ref with their intervals, and
+    the answers of every comparison of a scale with the next smaller one; '' where the law was not measured."""
+    law = fig.get(report.CONCEPT_FREQUENCY)
+    if not law or not law["fits"]:
+        return {"frequency_text": ""}
+    out = []
+    for task, by_scale in law["fits"].items():
+        shared = set.intersection(*(set(by_seen) for by_seen in by_scale.values()))
+        if not shared:
+            continue
+        seen = str(max(shared, key=int))
+        first = next(iter(by_scale.values()))[seen]
+        fits = join_and([f"{scale}: b = {_ci(f[seen]['slope'])}, level {_ci(f[seen]['level'])}"
+                         for scale, f in by_scale.items() if "slope" in f[seen]])
+        answers = []
+        for pair, by_seen in law["answers"].get(task, {}).items():
+            said = pd.Series([a["answer"] for a in by_seen.values()]).value_counts()
+            answers.append(f"{pair.replace('_vs_', ' against ')}: {by_seen[seen]['answer']} at {int(seen):,} examples "
+                           f"seen (over all {len(by_seen)} checkpoints: " + join_and(
+                               [f"{k} {n}×" for k, n in said.items()]) + ")")
+        zero = [f"{scale} {f[seen]['n_zero_pair_concepts']}" for scale, f in by_scale.items()
+                if f[seen]["n_zero_pair_concepts"]]
+        label = law["tasks"][task].replace(" (%)", "")
+        out.append(f"{task} ({label}) at {int(seen):,} examples seen, slope b in points per decade "
+                   f"of pairs and level at {fmt(10 ** first['x_ref'], 0)} pairs, with 95% intervals: {fits}. "
+                   + (f"Concepts without a pair (reported apart, not fitted): {join_and(zero)}. " if zero else "")
+                   + "One curve or a shift: " + "; ".join(answers) + ".")
+    return {"frequency_text": " ".join(out)}
+
+
+MEASURE_WORDS = {"western_advantage": "Western advantage", "culture_cost": "Culture cost"}
+AGAINST_WORDS = {"english": "the English baseline", "unfiltered": "the unfiltered pool"}
+
+
+def tradeoff_values(fig: dict) -> dict:
+    """The quality-quantity section's text (metrics/figures.json's tradeoff, analysis/tradeoff.py): the budgets and
+    repeats, the CLIP arm's Western advantage and Culture cost per budget against the English baseline and the
+    unfiltered pool, and their change from the smallest to the largest budget; '' where it was not measured."""
+    t = fig.get(report.TRADEOFF)
+    if not t or not t["effects"]:
+        return {"tradeoff_text": ""}
+    budgets = [str(b) for b in t["budgets"]]
+    avg = t["averages"]
+    rep = lambda arm: "–".join(fmt(avg[b][arm]["repeats"], 2) for b in (budgets[0], budgets[-1]) if arm in avg[b])  # noqa: E731
+    parts = [f"Budgets {join_and([f'{int(b):,}' for b in budgets])} examples seen: the filter arms' pairs are each seen "
+             f"{rep('clip')} times, the unfiltered pool's {rep('unfiltered')} times."]
+    for key, by_seen in t["effects"].items():
+        measure, against = key.split("_vs_")
+        values = ", ".join(f"{fmt(r['effect'], 1, sign=True)} [{fmt(r['ci95'][0], 1, sign=True)}, "
+                           f"{fmt(r['ci95'][1], 1, sign=True)}]" for r in by_seen.values())
+        c = t["changes"].get(key)
+        ci = (f"{fmt(c['change'], 1, sign=True)} [{fmt(c['ci95'][0], 1, sign=True)}, "
+              f"{fmt(c['ci95'][1], 1, sign=True)}]") if c else ""
+        change = ("" if not c else f"; its change from the smallest to the largest budget, {ci}, is inconclusive"
+                  if c["reading"] == "inconclusive" else f"; from the smallest to the largest budget it {c['reading']} "
+                  f"by {ci}")
+        parts.append(f"The CLIP filter's {MEASURE_WORDS[measure]} over {AGAINST_WORDS[against]}, points per budget: "
+                     f"{values}{change}.")
+    return {"tradeoff_text": " ".join(parts + t["notes"])}
 
 
 def control_values(ctrl: list[dict], verdicts: VerdictsParams) -> dict:

@@ -10,7 +10,7 @@ picture encodes the example's ground truth under nuisance:
 - regional variant: concepts whose look is regional (GeoDE / Dollar Street objects) turn their
   texture and shift their second colour by region, so a stove looks different by region;
 - country and income: background grey tinted by region and, faintly, by country (what geolocalisation
-  can find), darker and more cluttered in poorer homes;
+  can find), darker and more cluttered in poorer homes (unless world.income_appearance is off);
 - person: a small figure whose body outline shows perceived gender and whose colour shows occupation;
 - nuisance: position, scale, rotation of the object, direction of the background gradient.
 Output: float32 [N, px, px, 3] in [0, 1]. `render_jax` is the jit-compiled JAX version.
@@ -207,6 +207,8 @@ def render(world, gt: dict, hi, lo, px: int, xp=np):
 
     # the background: country colour, brightness and clutter by income, nuisance gradient
     income = xp.reshape(gt["income"], (-1,)).astype(f32)
+    if not world.params.income_appearance:  # every home looks alike: the middle of the four groups' looks
+        income = xp.full_like(income, f32(1.5))
     bg = t["vis_country_bg"][xp.reshape(gt["country"], (-1,))] * (f32(0.45) + f32(0.15) * income)[:, None]
     grad_angle = u[4] * f32(2 * np.pi)
     ramp = f32(0.75) + f32(0.25) * (gx * col(xp.cos(grad_angle)) + gy * col(xp.sin(grad_angle)))

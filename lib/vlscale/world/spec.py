@@ -15,6 +15,7 @@ Mechanisms (docs/world.md, "The synthetic web"):
 - concept | region: Zipf popularity over concepts with the ImageNet-like (Western) concepts at the
   head, culture-specific concepts boosted in their home region; landmarks (tied to one country)
   replace the concept on `landmark_share` of pages.
+Each mechanism a finding may rest on can be switched off (world/ablations.py, docs/world.md).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class World:
     concept_rank: np.ndarray  # [K] global popularity rank (0 = most popular), landmarks last
     is_head: np.ndarray  # [K] ImageNet-like Western head concept
     culture_region: np.ndarray  # [K] home region of a culture-specific concept, -1 otherwise
-    has_variants: np.ndarray  # [K] appearance depends on region (GeoDE / Dollar Street objects)
+    has_variants: np.ndarray  # [K] regional objects (GeoDE / Dollar Street): their look depends on region
     landmark_country: np.ndarray  # [K] country of a landmark concept, -1 otherwise
     landmark_start: int  # first landmark concept index
     tables: dict = field(repr=False)  # arrays used by truth.py (alias tables, rates)
@@ -158,6 +159,15 @@ def _country_given_language(countries, world_params: WorldParams, share):
     return (1 - f) * own + f * global_mix[None, :]
 
 
+def region_page_share(world_params: WorldParams) -> np.ndarray:
+    """P(region) over the pool's pages: [R], in REGIONS' order (page shares times country | language)."""
+    countries = vocab.load("countries")["countries"]
+    share, _ = _page_shares(world_params.quz_share_pct, world_params.language_share_exponent)
+    country = share @ _country_given_language(countries, world_params, share)
+    region = np.array([REGIONS.index(c["region"]) for c in countries])
+    return np.bincount(region, weights=country, minlength=len(REGIONS))
+
+
 def _income_given_country(countries, world_params: WorldParams):
     ds = vocab.load("dollar_street")
     region_counts = {r: np.zeros(4) for r in ds["regions"]}
@@ -212,10 +222,13 @@ def _popularity(concepts, world_params: WorldParams):
     is_head = np.array([bool(c.get("imagenet")) for c in concepts])
     culture = np.array([REGIONS.index(c["culture_region"]) if c.get("culture_region") else -1 for c in concepts])
     rng = _rng(world_params.seed, 2)
-    # popularity rank: the Western head first, then the rest of the everyday concepts, both shuffled
-    head = np.flatnonzero(is_head)
-    rest = np.flatnonzero(~is_head & ~is_landmark)
-    order = np.concatenate([rng.permutation(head), rng.permutation(rest), np.flatnonzero(is_landmark)])
+    # popularity rank: the Western head first, then the rest of the everyday concepts, both shuffled (without the
+    # Western head, all everyday concepts shuffled together)
+    if world_params.western_head:
+        everyday = [rng.permutation(np.flatnonzero(is_head)), rng.permutation(np.flatnonzero(~is_head & ~is_landmark))]
+    else:
+        everyday = [rng.permutation(np.flatnonzero(~is_landmark))]
+    order = np.concatenate([*everyday, np.flatnonzero(is_landmark)])
     rank = np.empty(K, np.int64)
     rank[order] = np.arange(K)
     weight = (rank + 1.0) ** -world_params.zipf_exponent
@@ -249,7 +262,7 @@ def _build(params_json: str) -> World:
         concept_accept=k_acc, concept_alias=k_alias,
         caption_language_accept=l_acc, caption_language_alias=l_alias,
         country_region=country_region,
-        has_variants=has_variants,
+        has_variants=has_variants & world_params.regional_variants,  # the objects whose look truth.py regionalises
         misaligned_rate=np.array([noise.misaligned[r] for r in REGIONS], np.float32),
         vague_rate=np.array([noise.vague[r] for r in REGIONS], np.float32),
         english_rate=np.where(low, noise.english_caption["low"], noise.english_caption["high"]).astype(np.float32),

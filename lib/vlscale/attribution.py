@@ -1,0 +1,386 @@
+"""Mechanism attribution: which of the world's mechanisms a finding needs.
+
+For the baseline world and for each single ablation of world/ablations.py, the finding's comparison is trained and
+judged in a work directory of its own (a piece): a scratch copy of this checkout whose params.yaml is the profile's,
+with the world ablated, the runs cut to the comparison's (each with `--seeds` seeds) and the filter arms to those it
+compares. `dvc repro` runs its params, sample, tokenizer, filter, train and evaluate stages there, one at a time (a
+stage already run with the same inputs is skipped, a finished run kept), then the figures stage's analysis
+(analysis/stage.build) gives the comparison's evidence and paper/findings.py judges it, as the paper stage does. A
+piece judged before with the same params is not run again (its record <piece>/attribution_f<N>.json: delete it to
+judge again).
+
+    python -m vlscale.attribution --finding 2 [--ablations region_noise,culture_boost|all] [--profile study]
+        [--examples 200000] [--seeds 2] [--key report] [--work ../attribution] [--out results/attribution]
+
+`--examples N` runs it at a stated smaller compute: the pool and the examples seen (and the schedule's lengths and
+cadences) scaled by N / the profile's examples seen, everything else the profile's. It prints the compute and writes
+<out>/finding<N>_<profile>_<full|N...>_<key>.{csv,md,json,png}: per ablation and part, the effect with its 95%
+interval and verdict, the change from the baseline, and whether the finding needs the mechanism.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from vlscale.analysis import evidence as ev
+from vlscale.config import overlay_path, read_params, validate
+from vlscale.files import read_json, write_json
+from vlscale.world.ablations import ABLATIONS, ablate, ablation_names
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE = "baseline"
+# train-block keys that follow the compute (the profile's value times N / its examples seen), as tools/ladder.py
+SCALED = ("examples_seen", "warmup_examples", "cooldown_examples", "timescale_examples", "checkpoint_every_examples",
+          "probe_every_examples")
+STAGES = ("params", "sample", "tokenizer", "filter", "train", "evaluate")  # a piece's stages, in dvc.yaml's order
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a finding compares: its runs (params.yaml's entries, replicated over seeds), the filter arms they need,
+    and the parts of paper/findings.py's check that test it, each with the sign the claim gives the effect."""
+    runs: tuple[str, ...]
+    arms: tuple[str, ...]
+    parts: dict[str, int]
+
+
+COMPARISONS = {
+    2: Comparison(("s10", "s100"), ("random",), {"Culture error gain, 10% → 100% data": +1,
+                                                  "Culture gain minus Western gain": +1}),
+    6: Comparison(("f_clip", "f_english"), ("clip", "english"), {"CLIP minus English, Western error": -1,
+                                                                  "CLIP minus English, Culture error": +1,
+                                                                  "CLIP minus English, Fairness error": +1}),
+}
+
+
+def comparison(finding: int) -> Comparison:
+    if finding not in COMPARISONS:
+        raise ValueError(f"finding {finding}: no comparison to attribute; findings with one: {sorted(COMPARISONS)}")
+    return COMPARISONS[finding]
+
+
+def piece_params(base: dict, finding: int, ablation: str, seeds: int, key: str | None,
+                 examples: int | None) -> dict:
+    """The params of one piece: `base` (read_params' resolved values of a profile) with the world ablated (none for
+    the baseline), the comparison's runs with `seeds` seeds, its filter arms, the evaluation key and, with
+    `examples`, the compute scaled to it. Validated."""
+    if seeds < 2:
+        raise ValueError(f"--seeds {seeds}: an interval needs the training noise of at least 2 seeds")
+    p = json.loads(json.dumps(base))  # a deep copy
+    c = comparison(finding)
+    if ablation != BASELINE:
+        p["world"] = json.loads(ablate(p["world"], ablation, f"the {p['profile']} profile's world").model_dump_json())
+    missing = [r for r in c.runs if r not in p["runs"]]
+    if missing:
+        raise ValueError(f"finding {finding}: the {p['profile']} profile has no run {missing} (its runs: "
+                         f"{', '.join(p['runs'])})")
+    p["runs"] = {f"{r}_seed{s}" if s else r: {**{k: v for k, v in p["runs"][r].items() if k != "seed"},
+                                               **({"seed": s} if s else {})}
+                 for r in c.runs for s in range(seeds)}
+    p["filter"]["arms"] = list(c.arms)
+    if key is not None:
+        p["evaluate"]["use_key"] = key
+    if examples is not None:
+        factor = examples / p["train"]["examples_seen"]
+        p["sample"]["pool_size"] = max(1, round(p["sample"]["pool_size"] * factor))
+        for k in SCALED:
+            if p["train"].get(k) is not None:
+                p["train"][k] = max(1, round(p["train"][k] * factor))
+    validate(p, f"the {ablation} piece of finding {finding}")
+    return p
+
+
+def compute(p: dict) -> dict:
+    """The training compute of a piece: examples seen per run (its budget's share) and in all."""
+    seen = p["train"]["examples_seen"]
+    runs = {name: round(seen * run.get("budget", 1.0)) for name, run in p["runs"].items()}
+    scorer = p["filter"]["scorer"]["examples"] if "clip" in p["filter"]["arms"] else 0
+    return {"runs": runs, "examples_seen": sum(runs.values()), "scorer_examples": scorer,
+            "pool_size": p["sample"]["pool_size"]}
+
+
+def digest(p: dict) -> str:
+    return hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@contextmanager
+def _cwd(path: Path):
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def prepare(folder: Path, p: dict) -> Path:
+    """`folder` as a scratch copy of this checkout (a git repository, for DVC) whose params.yaml is `p` and whose
+    profile overlay is empty (p holds the profile's values already)."""
+    from vlscale.pipeline import copy_checkout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    copy_checkout(ROOT, folder)
+    if not (folder / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False, allow_unicode=True))
+    overlay_path(folder / "params.yaml", p["profile"]).write_text("{}\n")
+    return folder
+
+
+def reproduce(folder: Path, name: str, log=print) -> None:
+    """`dvc repro` of the piece's stages up to evaluate, stage by stage (a stage whose inputs did not change is
+    skipped), on the piece's own copy of lib/; progress on `log`, each stage's output in <folder>/attribution.log."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PYTHONPATH": str(folder / "lib")}
+    with open(folder / "attribution.log", "a") as f:
+        for stage in STAGES:
+            t0 = time.time()
+            f.write(f"\n### dvc repro --single-item {stage}\n")
+            f.flush()
+            r = subprocess.run(["dvc", "repro", "--single-item", stage], cwd=folder, stdout=f,
+                               stderr=subprocess.STDOUT, env=env)
+            if r.returncode:
+                raise SystemExit(f"{name}: stage {stage} failed; see {folder / 'attribution.log'}")
+            log(f"  {name}: {stage} done ({time.time() - t0:.0f} s)")
+
+
+def judge_piece(folder: Path, finding: int) -> dict:
+    """The finding's parts in a piece whose runs are evaluated: the figures stage's analysis of its results, judged
+    by paper/findings.py (the verdicts params of the piece)."""
+    from vlscale.analysis import report as report_lib
+    from vlscale.analysis.stage import build, stage_params
+
+    params = read_params(folder / "params.yaml")
+    with _cwd(folder):
+        report, plan = build(stage_params(params))
+        fig = report_lib.summary(report) | {report_lib.PLAN: plan.record()}
+    return judge_figures(fig, finding, validate({"profile": params["profile"], "verdicts": params["verdicts"]}).verdicts)
+
+
+def judge_figures(fig: dict, finding: int, verdicts) -> dict:
+    """The comparison's parts of `finding` judged from a figures record (metrics/figures.json's evidence), and their
+    combined verdict."""
+    from vlscale.paper import findings
+
+    (judged,) = [f for f in findings.judge(fig, {}, verdicts) if f["id"] == finding]
+    parts = {p["label"]: p for p in judged["parts"]}
+    wanted = comparison(finding).parts
+    unknown = [label for label in wanted if label not in parts]
+    if unknown:
+        raise ValueError(f"finding {finding}: paper/findings.py has no part {unknown}; its parts: {list(parts)}")
+    shown = {label: parts[label] for label in wanted}
+    combined = ev.combine({k: ev.Verdict(p["verdict"], p["reason"], p.get("rule", "")) for k, p in shown.items()})
+    return {"finding": finding, "parts": shown, "verdict": combined.verdict, "reason": combined.reason}
+
+
+def run_piece(work: Path, finding: int, ablation: str, p: dict, log=print) -> dict:
+    """Train, evaluate and judge one piece (skipped when its record for these params exists); returns its record."""
+    folder = work / ablation
+    record_path = folder / f"attribution_f{finding}.json"
+    if record_path.is_file() and read_json(record_path).get("params_digest") == digest(p):
+        log(f"  {ablation}: finished before, skipped")
+        return read_json(record_path)
+    t0 = time.time()
+    prepare(folder, p)
+    reproduce(folder, ablation, log)
+    record = judge_piece(folder, finding) | {"ablation": ablation, "params_digest": digest(p), "compute": compute(p),
+                                             "wall_s": round(time.time() - t0, 1), "world": p["world"]}
+    write_json(record_path, record)
+    return record
+
+
+def _ci(part: dict) -> tuple[float | None, float | None]:
+    return tuple(part.get("ci95") or (None, None))
+
+
+def _se(part: dict) -> float:
+    lo, hi = _ci(part)
+    return (hi - lo) / (2 * Z95) if lo is not None and hi is not None else np.nan
+
+
+def rows(records: dict[str, dict], finding: int) -> list[dict]:
+    """One row per ablation and part: its effect, interval and verdict, and its change from the baseline with a
+    normal-approximation 95% interval (the two pieces' intervals as independent, each half-width / 1.96 its SE)."""
+    signs, base = comparison(finding).parts, records[BASELINE]["parts"]
+    out = []
+    for name, rec in records.items():
+        for label, part in rec["parts"].items():
+            effect, b = part.get("effect"), base[label].get("effect")
+            change = effect - b if effect is not None and b is not None and name != BASELINE else None
+            half = Z95 * float(np.hypot(_se(part), _se(base[label])))
+            known = change is not None and np.isfinite(half)
+            out.append({"ablation": name, "part": label, "sign": signs[label], "effect": effect,
+                        "lo": _ci(part)[0], "hi": _ci(part)[1], "n_seeds": part.get("n_seeds"),
+                        "verdict": part["verdict"], "change": change, "change_lo": change - half if known else None,
+                        "change_hi": change + half if known else None, "finding_verdict": rec["verdict"]})
+    return out
+
+
+def needs(records: dict[str, dict], table: list[dict]) -> dict[str, str]:
+    """Per ablation, whether the finding needs the mechanism: "yes" when some part's effect fell against the claim
+    (its change from the baseline has a 95% interval wholly on the other side of zero in the claim's direction: the
+    mechanism carries part of the effect); "no" when nothing fell and every part the baseline reproduces is
+    reproduced without it; else "undecided" (too noisy to tell)."""
+    base = records[BASELINE]["parts"]
+    shown = [label for label, part in base.items() if part["verdict"] == ev.REPRODUCES]
+    out = {}
+    for name, rec in records.items():
+        if name == BASELINE:
+            continue
+        fell = any(r["change_hi"] is not None and max(r["sign"] * r["change_lo"], r["sign"] * r["change_hi"]) < 0
+                   for r in table if r["ablation"] == name)
+        kept = bool(shown) and all(rec["parts"][label]["verdict"] == ev.REPRODUCES for label in shown)
+        out[name] = "yes" if fell else "no" if kept else "undecided"
+    return out
+
+
+def _fmt(x, signed=True):
+    return "–" if x is None else (f"{x:+.2f}" if signed else f"{x:.2f}")
+
+
+def write_outputs(records: dict[str, dict], finding: int, out: Path, stem: str, meta: dict) -> list[Path]:
+    """<out>/<stem>.csv (one row per ablation and part), .md (with which mechanisms the finding needs), .png (each
+    part's effect and interval per ablation) and .json (the records and `meta`)."""
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    table = rows(records, finding)
+    need = needs(records, table)
+    frame = pd.DataFrame(table)
+    frame["needs_mechanism"] = frame["ablation"].map(need).fillna("")
+    frame.to_csv(out / f"{stem}.csv", index=False)
+    lines = [f"# Mechanism attribution of finding {finding}", "",
+             f"Claim: {meta['claim']}. Profile {meta['profile']}, {meta['scale']}; {meta['seeds']} seeds per run; "
+             f"evaluation key {meta['key']}. Each row: the world with one mechanism switched off "
+             f"(lib/vlscale/world/ablations.py), its comparison trained and judged in its own work directory. "
+             f"Compute per piece: {meta['compute']['examples_seen']:,} examples seen over "
+             f"{len(meta['compute']['runs'])} runs (pool {meta['compute']['pool_size']:,}"
+             + (f", CLIP scorer {meta['compute']['scorer_examples']:,} examples" if meta['compute']['scorer_examples']
+                else "") + f"); {len(records)} pieces.", "",
+             "| ablation | mechanism switched off | " + " | ".join(f"{label} (change)" for label in
+                                                           comparison(finding).parts) + " | verdict | needs it |",
+             "|---|---|" + "---|" * len(comparison(finding).parts) + "---|---|"]
+    for name, rec in records.items():
+        cells = []
+        for label in comparison(finding).parts:
+            r = next(x for x in table if x["ablation"] == name and x["part"] == label)
+            cell = f"{_fmt(r['effect'])} [{_fmt(r['lo'])}, {_fmt(r['hi'])}] {r['verdict']}"
+            if name != BASELINE and r["change"] is not None:
+                cell += f" ({_fmt(r['change'])} [{_fmt(r['change_lo'])}, {_fmt(r['change_hi'])}])"
+            cells.append(cell)
+        what = "none" if name == BASELINE else ABLATIONS[name].mechanism
+        lines.append(f"| {name} | {what} | " + " | ".join(cells) + f" | {rec['verdict']} | {need.get(name, '')} |")
+    needed = [n for n, v in need.items() if v == "yes"]
+    lines += ["", f"Finding {finding} needs: {', '.join(needed) if needed else 'none of the mechanisms ablated'}"
+              + (f"; undecided: {', '.join(n for n, v in need.items() if v == 'undecided')}"
+                 if "undecided" in need.values() else "") + ".", "",
+              "A mechanism is needed when a part's effect fell against the claim without it (the change's 95% interval, a "
+              "normal approximation from the two pieces' intervals, wholly on the other side of zero); not needed when "
+              "nothing fell and every part the baseline reproduces is reproduced without it; else undecided."]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    write_json(out / f"{stem}.json", {**meta, "needs": need, "records": records})
+    return [out / f"{stem}.{ext}" for ext in ("csv", "md", "json")] + [figure(table, need, finding, out / f"{stem}.png")]
+
+
+VERDICT_COLOURS = {ev.REPRODUCES: "#4daf4a", ev.DOES_NOT: "#e41a1c", ev.INCONCLUSIVE: "#d8b300",
+                   ev.NOT_TESTED: "#999999"}
+
+
+def figure(table: list[dict], need: dict[str, str], finding: int, path: Path) -> Path:
+    """One panel per part: each ablation's effect with its 95% interval, coloured by verdict, the baseline's as a
+    band; zero dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(comparison(finding).parts)
+    names = list(dict.fromkeys(r["ablation"] for r in table))
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.6 * len(labels), 0.36 * len(names) + 1.2), sharey=True,
+                             squeeze=False)
+    for ax, label in zip(axes[0], labels):
+        for i, name in enumerate(names):
+            r = next(x for x in table if x["ablation"] == name and x["part"] == label)
+            if r["effect"] is None:
+                continue
+            if name == BASELINE and r["lo"] is not None:
+                ax.axvspan(r["lo"], r["hi"], color="#dddddd", zorder=0)
+            err = None if r["lo"] is None else [[r["effect"] - r["lo"]], [r["hi"] - r["effect"]]]
+            ax.errorbar(r["effect"], i, xerr=err, fmt="o", ms=4, capsize=2, color=VERDICT_COLOURS[r["verdict"]])
+        ax.axvline(0, color="k", lw=0.6, ls="--")
+        ax.set_title(f"{label}\n(claim: {'>' if comparison(finding).parts[label] > 0 else '<'} 0)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("effect (pp)", fontsize=7)
+    axes[0][0].set_yticks(range(len(names)), [f"{n}{' (needed)' if need.get(n) == 'yes' else ''}" for n in names],
+                          fontsize=7)
+    axes[0][0].set_ylim(len(names) - 0.5, -0.5)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c) for c in VERDICT_COLOURS.values()]
+    fig.legend(handles, list(VERDICT_COLOURS), ncol=4, fontsize=7, loc="lower center", frameon=False)
+    fig.suptitle(f"Finding {finding} under each single ablation", fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def attribute(finding: int, ablations: list[str], profile: str = "study", examples: int | None = None,
+              seeds: int = 2, key: str | None = None, work: Path | None = None, out: Path | None = None,
+              params_file: Path = ROOT / "params.yaml", log=print) -> list[Path]:
+    """The baseline and each ablation of `ablations` for `finding` (module docstring); returns the files written."""
+    from vlscale.paper.findings import FINDINGS
+
+    base = read_params(params_file, profile)
+    pieces = {name: piece_params(base, finding, name, seeds, key, examples) for name in [BASELINE, *ablations]}
+    key = pieces[BASELINE]["evaluate"]["use_key"]
+    scale = f"N{examples}" if examples is not None else "full"
+    work = (work or ROOT.parent / "attribution") / f"{profile}_{scale}_{key}" / f"f{finding}"
+    c = compute(pieces[BASELINE])
+    log(f"finding {finding}: {len(pieces)} pieces (baseline, {', '.join(ablations)}) in {work}; each trains "
+        f"{len(c['runs'])} runs, {c['examples_seen']:,} examples seen in all (pool {c['pool_size']:,}"
+        + (f", CLIP scorer {c['scorer_examples']:,}" if c["scorer_examples"] else "") + ")")
+    records = {}
+    for i, (name, p) in enumerate(pieces.items(), 1):
+        log(f"[{i}/{len(pieces)}] {name}")
+        records[name] = run_piece(work, finding, name, p, log)
+        log(f"  {name}: {records[name]['verdict']}")
+    claim = next(f for f in FINDINGS if f.number == finding).rule
+    meta = {"finding": finding, "claim": claim, "profile": profile, "scale": (
+        f"the compute scaled to {examples:,} examples seen per run" if examples else "the profile's compute"),
+        "seeds": seeds, "key": key, "compute": c, "ablations": ablations}
+    return write_outputs(records, finding, out or ROOT / "results/attribution", f"finding{finding}_{profile}_{scale}_{key}",
+                         meta)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--finding", type=int, required=True, choices=sorted(COMPARISONS))
+    parser.add_argument("--ablations", default="all", help=f"comma-separated, or all: {', '.join(ABLATIONS)}")
+    parser.add_argument("--profile", default="study")
+    parser.add_argument("--examples", type=int, help="a smaller compute: examples seen per run (pool scaled alike)")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--key", choices=("dev", "report"), help="evaluation key (default: the profile's use_key)")
+    parser.add_argument("--work", type=Path, help="work directories' root (default: ../attribution)")
+    parser.add_argument("--out", type=Path, help="where the table and figure go (default: results/attribution)")
+    args = parser.parse_args(argv)
+    try:
+        names = ablation_names(args.ablations)
+    except ValueError as e:
+        parser.error(str(e))
+    for path in attribute(args.finding, names, args.profile, args.examples, args.seeds, args.key, args.work, args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Mechanism attribution (vlscale.attribution): each piece is the profile's params with one mechanism switched off and
+the runs cut to the finding's comparison; a piece is judged by the paper stage's rules; the table and figure read the
+pieces' records."""
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from vlscale import attribution as at
+from vlscale.config import read_params, validate
+from vlscale.world.ablations import ABLATIONS, ablate
+
+STUDY = ROOT / "results/reference/study"
+
+
+@pytest.fixture(scope="module")
+def study():
+    return read_params(ROOT / "params.yaml", "study")
+
+
+@pytest.mark.parametrize("finding", sorted(at.COMPARISONS))
+def test_a_piece_is_the_profile_with_one_mechanism_off_and_the_comparisons_runs(study, finding):
+    c = at.comparison(finding)
+    base = validate(study)
+    for name in (at.BASELINE, *ABLATIONS):
+        p = validate(at.piece_params(study, finding, name, 3, None, None))
+        assert p.world == (base.world if name == at.BASELINE else ablate(base.world, name))
+        assert (p.model, p.train, p.tokenizer, p.sample) == (base.model, base.train, base.tokenizer, base.sample)
+        assert p.filter.arms == list(c.arms)
+        assert set(p.runs) == {f"{r}{f'_seed{s}' if s else ''}" for r in c.runs for s in range(3)}
+        for r in c.runs:  # the profile's entry, three seeds
+            seeds = {p.runs[n].seed for n in p.runs if n == r or n.startswith(f"{r}_seed")}
+            assert seeds == {None, 1, 2}  # the first is the profile's run itself (train.seed)
+            assert p.runs[f"{r}_seed2"].model_dump(exclude={"seed"}) == base.runs[r].model_dump(exclude={"seed"})
+    assert study == read_params(ROOT / "params.yaml", "study")  # the caller's params untouched
+
+
+def test_a_smaller_compute_scales_the_pool_the_examples_and_the_schedule(study):
+    p = validate(at.piece_params(study, 2, "stereotype", 2, "dev", 200_000))
+    base = validate(study)
+    assert p.train.examples_seen == p.sample.pool_size == 200_000 and p.evaluate.use_key == "dev"
+    for k in at.SCALED:
+        assert getattr(p.train, k) == pytest.approx(getattr(base.train, k) / 4, abs=1), k
+    assert at.compute(at.piece_params(study, 6, at.BASELINE, 2, None, 200_000)) == {
+        "runs": dict.fromkeys(("f_clip", "f_clip_seed1", "f_english", "f_english_seed1"), 66_000),
+        "examples_seen": 264_000, "scorer_examples": base.filter.scorer.examples, "pool_size": 200_000}
+
+
+def test_a_piece_names_what_is_wrong(study):
+    with pytest.raises(ValueError, match="--seeds 1: an interval needs the training noise of at least 2 seeds"):
+        at.piece_params(study, 2, at.BASELINE, 1, None, None)
+    with pytest.raises(ValueError, match="finding 3: no comparison to attribute; findings with one: \\[2, 6\\]"):
+        at.piece_params(study, 3, at.BASELINE, 2, None, None)
+    without = {**study, "runs": {k: v for k, v in study["runs"].items() if k != "f_english"}}
+    with pytest.raises(ValueError, match="finding 6: the study profile has no run \\['f_english'\\]"):
+        at.piece_params(without, 6, at.BASELINE, 2, None, None)
+    with pytest.raises(ValueError, match="ablation stereotype: the study profile's world already has"):
+        at.piece_params({**study, "world": {**study["world"], "stereotype_strength": 0.5}}, 2, "stereotype", 2,
+                        None, None)
+
+
+@pytest.mark.parametrize("finding", sorted(at.COMPARISONS))
+def test_a_piece_is_judged_as_the_paper_stage_judges_the_study(study, finding):
+    """The study reference's figures record judged by attribution gives the parts its paper stage recorded."""
+    fig = json.loads((STUDY / "figures.json").read_text())
+    mine = at.judge_figures(fig, finding, validate(study).verdicts)
+    (paper,) = [f for f in json.loads((STUDY / "paper.json").read_text())["verdicts"] if f["id"] == finding]
+    recorded = {p["label"]: p for p in paper["parts"]}
+    assert list(mine["parts"]) == list(at.comparison(finding).parts)
+    for label, part in mine["parts"].items():
+        assert part["effect"] == pytest.approx(recorded[label]["effect"])
+        assert part["ci95"] == pytest.approx(recorded[label]["ci95"])
+        assert part["verdict"] == recorded[label]["verdict"]
+
+
+def test_the_table_and_figure_read_every_piece(study, tmp_path):
+    """Two real figures records (the study's and the cpu profile's 3-seed reference) as two pieces of finding 6: the
+    change is their difference, its interval from both pieces' intervals; the files hold every row."""
+    verdicts = validate(study).verdicts
+    records = {name: at.judge_figures(json.loads((ROOT / f"results/reference/{ref}/figures.json").read_text()), 6,
+                                      verdicts)
+               for name, ref in ((at.BASELINE, "study"), ("region_noise", "2026-12-06_cpu_3seeds"))}
+    meta = {"claim": "claim", "profile": "study", "scale": "the profile's compute", "seeds": 3, "key": "report",
+            "compute": at.compute(at.piece_params(study, 6, at.BASELINE, 3, None, None))}
+    paths = at.write_outputs(records, 6, tmp_path, "f6", meta)
+    assert [p.name for p in paths] == ["f6.csv", "f6.md", "f6.json", "f6.png"] and all(p.stat().st_size for p in paths)
+    table = pd.read_csv(tmp_path / "f6.csv")
+    assert len(table) == 2 * 3
+    culture = table[(table["ablation"] == "region_noise") & (table["part"] == "CLIP minus English, Culture error")].iloc[0]
+    base, off = (records[n]["parts"]["CLIP minus English, Culture error"] for n in (at.BASELINE, "region_noise"))
+    assert culture["change"] == pytest.approx(off["effect"] - base["effect"])
+    half = 1.959964 * ((base["ci95"][1] - base["ci95"][0]) ** 2 + (off["ci95"][1] - off["ci95"][0]) ** 2) ** 0.5 / 3.919928
+    assert culture["change_hi"] - culture["change"] == pytest.approx(half, rel=1e-5)
+    # the culture effect shrank, but not beyond its noise; the cpu record no longer reproduces it: undecided
+    assert culture["needs_mechanism"] == "undecided"
+    text = (tmp_path / "f6.md").read_text()
+    assert "| region_noise | " + ABLATIONS["region_noise"].mechanism in text and "1,584,000 examples seen over 6 runs" in text
+    assert "Finding 6 needs: none of the mechanisms ablated; undecided: region_noise." in text
+
+
+def test_needs_says_yes_only_when_an_effect_fell_beyond_its_noise():
+    def rec(effect, half, verdict):
+        part = {"effect": effect, "ci95": [effect - half, effect + half], "verdict": verdict}
+        return {"parts": {label: dict(part) for label in at.comparison(2).parts}, "verdict": verdict}
+    records = {at.BASELINE: rec(10.0, 2.0, "reproduces"), "culture_boost": rec(1.0, 2.0, "inconclusive"),
+               "stereotype": rec(9.5, 2.0, "reproduces"), "western_head": rec(8.0, 2.0, "reproduces"),
+               "region_noise": rec(7.0, 8.0, "inconclusive")}
+    assert at.needs(records, at.rows(records, 2)) == {"culture_boost": "yes", "stereotype": "no",
+                                                      "western_head": "no", "region_noise": "undecided"}
+
+
+def test_a_piece_runs_every_stage_evaluate_needs_in_dvc_yamls_order():
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    made = {}
+    for name, s in stages.items():
+        for out in s.get("outs", []) + s.get("metrics", []) + s.get("plots", []):
+            made[out if isinstance(out, str) else next(iter(out))] = name
+
+    def upstream(stage):
+        deps = stages[stage].get("deps", [])
+        ups = {made[o] for o in made for d in deps if d == o or d.startswith(f"{o}/") or o.startswith(f"{d}/")}
+        return set().union(*(upstream(u) | {u} for u in ups - {stage}))
+    assert set(at.STAGES) == upstream("evaluate") | {"evaluate"}
+    assert list(at.STAGES) == [s for s in stages if s in at.STAGES]
