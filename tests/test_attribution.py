@@ -125,3 +125,27 @@ def test_a_piece_runs_every_stage_evaluate_needs_in_dvc_yamls_order():
         return set().union(*(upstream(u) | {u} for u in ups - {stage}))
     assert set(at.STAGES) == upstream("evaluate") | {"evaluate"}
     assert list(at.STAGES) == [s for s in stages if s in at.STAGES]
+
+
+def test_the_paper_section_reads_a_committed_attribution(study, tmp_path):
+    """paper/build.attribution_values on a written attribution (two real records as finding 6's baseline and one
+    ablation, one more planned): its table holds each world's parts with their intervals and verdicts, its text what
+    is still to run, its figure copied for the PDF."""
+    from vlscale.paper.build import ATTRIBUTION, attribution_values
+
+    verdicts = validate(study).verdicts
+    records = {name: at.judge_figures(json.loads((ROOT / f"results/reference/{ref}/figures.json").read_text()), 6,
+                                      verdicts)
+               for name, ref in ((at.BASELINE, "study"), ("region_noise", "2026-12-06_cpu_3seeds"))}
+    meta = {"finding": 6, "claim": "the claim", "profile": "study", "scale": "the profile's compute", "seeds": 3,
+            "key": "report", "compute": at.compute(at.piece_params(study, 6, at.BASELINE, 3, None, None)),
+            "pieces_done": list(records), "pieces_planned": [*records, "culture_boost"]}
+    at.write_outputs(records, 6, tmp_path / ATTRIBUTION, "finding6_study_full_report", meta)
+    (a,) = attribution_values(tmp_path, tmp_path / "generated")
+    assert a["finding"] == 6 and (tmp_path / "generated" / "attribution/finding6_study_full_report.png").is_file()
+    assert a["header"] == ["world", "mechanism off", *at.comparison(6).parts, "needs it"]
+    assert [r[0] for r in a["rows"]] == [at.BASELINE, "region_noise"] and a["rows"][1][-1] == "undecided"
+    part = records["region_noise"]["parts"]["CLIP minus English, Culture error"]
+    assert a["rows"][1][3].endswith(part["verdict"]) and f"{part['effect']:+.1f}" in a["rows"][1][3]
+    assert "2 of 3 worlds done (still to run: culture_boost)" in a["text"]
+    assert attribution_values(tmp_path / "empty", tmp_path / "g2") == []

@@ -188,6 +188,7 @@ def test_an_evaluation_is_made_again_when_its_training_or_a_checkpoint_changes(t
     base = fp()
     assert checkpoint_meta(run_dir.cooldown(19968)) == {"step": 78, "final_loss": 6.5}
     assert fp(PARAMS.replace(runs={"s10": PARAMS.runs["s10"]})) == base  # the other runs are not its inputs
+    assert fp(validate({**P, "filter": {"arms": ["clip", "balanced"]}}, partial=PARTS)) == base  # nor the arms
     assert fp(validate({**P, "evaluate": {**P["evaluate"], "use_key": "report"}}, partial=PARTS)) != base
     (meta / "metadata").write_text(json.dumps({"step": 78, "final_loss": 6.4}))
     assert fp() != base

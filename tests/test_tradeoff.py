@@ -62,7 +62,7 @@ def test_the_arms_are_compared_at_equal_examples_seen_and_the_planted_tradeoff_c
     t = tradeoff.build_tradeoff(est, 10.0, SIZES)
     assert t.budgets == [LOW, HIGH] and set(t.arms) == {"random", "english", "clip", "unfiltered"}
     # every arm at every budget, and nothing at the natural runs' 200k (no filter run has it)
-    for group, d in t.averages.groupby("group"):
+    for _, d in t.averages.groupby("group"):
         assert set(zip(d["arm"], d["examples_seen"])) == {(a, s) for a in t.arms for s in t.budgets}
     assert set(t.effects["examples_seen"]) == {LOW, HIGH}
     avg = t.averages.set_index(["examples_seen", "arm", "group"])["error_pct"]

@@ -4,8 +4,8 @@ For the baseline world and for each single ablation of world/ablations.py, the f
 judged in a work directory of its own (a piece): a scratch copy of this checkout whose params.yaml is the profile's,
 with the world ablated, the runs cut to the comparison's (each with `--seeds` seeds) and the filter arms to those it
 compares. `dvc repro` runs its params, sample, tokenizer, filter, train and evaluate stages there, one at a time (a
-stage already run with the same inputs is skipped, a finished run kept), then the figures stage's analysis
-(analysis/stage.build) gives the comparison's evidence and paper/findings.py judges it, as the paper stage does. A
+stage already run with the same inputs is skipped, a finished run kept), then the figures stage's comparisons
+(analysis/study.py) give the comparison's evidence and paper/findings.py judges it, as the paper stage does. A
 piece judged before with the same params is not run again (its record <piece>/attribution_f<N>.json: delete it to
 judge again).
 
@@ -49,19 +49,23 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class Comparison:
-    """What a finding compares: its runs (params.yaml's entries, replicated over seeds), the filter arms they need,
-    and the parts of paper/findings.py's check that test it, each with the sign the claim gives the effect."""
+    """What a finding compares: the claim tested, its runs (params.yaml's entries, replicated over seeds), the filter
+    arms they need, and the parts of paper/findings.py's check that test it, each with the sign the claim gives the
+    effect."""
+    claim: str
     runs: tuple[str, ...]
     arms: tuple[str, ...]
     parts: dict[str, int]
 
 
 COMPARISONS = {
-    2: Comparison(("s10", "s100"), ("random",), {"Culture error gain, 10% → 100% data": +1,
-                                                  "Culture gain minus Western gain": +1}),
-    6: Comparison(("f_clip", "f_english"), ("clip", "english"), {"CLIP minus English, Western error": -1,
-                                                                  "CLIP minus English, Culture error": +1,
-                                                                  "CLIP minus English, Fairness error": +1}),
+    2: Comparison("the Culture error gain from 10% to 100% data is positive and larger than the Western gain",
+                  ("s10", "s100"), ("random",),
+                  {"Culture error gain, 10% → 100% data": +1, "Culture gain minus Western gain": +1}),
+    6: Comparison("the CLIP filter lowers the Western error and raises Culture and Fairness against the English "
+                  "baseline", ("f_clip", "f_english"), ("clip", "english"),
+                  {"CLIP minus English, Western error": -1, "CLIP minus English, Culture error": +1,
+                   "CLIP minus English, Fairness error": +1}),
 }
 
 
@@ -157,15 +161,22 @@ def reproduce(folder: Path, name: str, log=print) -> None:
 
 
 def judge_piece(folder: Path, finding: int) -> dict:
-    """The finding's parts in a piece whose runs are evaluated: the figures stage's analysis of its results, judged
-    by paper/findings.py (the verdicts params of the piece)."""
-    from vlscale.analysis import report as report_lib
-    from vlscale.analysis.stage import build, stage_params
+    """The finding's parts in a piece whose runs are evaluated: the figures stage's comparisons of its results
+    (analysis/study.comparisons over every run, with the stage's bootstrap: the evidence metrics/figures.json would
+    hold, without the figures, which need natural runs), judged by paper/findings.py with the piece's verdicts params."""
+    from vlscale.analysis import report, results, study, uncertainty
+    from vlscale.analysis.stage import RESULTS_DIR, stage_params
+    from vlscale.plan import study_plan
 
     params = read_params(folder / "params.yaml")
+    p = stage_params(params)
     with _cwd(folder):
-        report, plan = build(stage_params(params))
-        fig = report_lib.summary(report) | {report_lib.PLAN: plan.record()}
+        plan = study_plan(p)
+        tidy = results.select_source(results.read_results(RESULTS_DIR, plan.runs), plan.source)
+        items, facts = results.read_items(RESULTS_DIR, plan.runs), results.read_analog_facts(RESULTS_DIR, plan.runs)
+    est = uncertainty.estimate(tidy, items, n_boot=p.figures.bootstrap, seed=p.figures.seed)
+    records = study.comparisons(est, 100 * p.filter.keep_fraction, facts, list(results.TABLE1_TASKS), p.figures.seed)
+    fig = {report.SOURCE: plan.source, report.PLAN: plan.record(), report.EVIDENCE: {r["name"]: r for r in records}}
     return judge_figures(fig, finding, validate({"profile": params["profile"], "verdicts": params["verdicts"]}).verdicts)
 
 
@@ -339,8 +350,6 @@ def attribute(finding: int, ablations: list[str], profile: str = "study", exampl
               seeds: int = 2, key: str | None = None, work: Path | None = None, out: Path | None = None,
               params_file: Path = ROOT / "params.yaml", log=print) -> list[Path]:
     """The baseline and each ablation of `ablations` for `finding` (module docstring); returns the files written."""
-    from vlscale.paper.findings import FINDINGS
-
     base = read_params(params_file, profile)
     pieces = {name: piece_params(base, finding, name, seeds, key, examples) for name in [BASELINE, *ablations]}
     key = pieces[BASELINE]["evaluate"]["use_key"]
@@ -350,17 +359,19 @@ def attribute(finding: int, ablations: list[str], profile: str = "study", exampl
     log(f"finding {finding}: {len(pieces)} pieces (baseline, {', '.join(ablations)}) in {work}; each trains "
         f"{len(c['runs'])} runs, {c['examples_seen']:,} examples seen in all (pool {c['pool_size']:,}"
         + (f", CLIP scorer {c['scorer_examples']:,}" if c["scorer_examples"] else "") + ")")
-    records = {}
+    meta = {"finding": finding, "claim": comparison(finding).claim, "profile": profile, "scale": (
+        f"the compute scaled to {examples:,} examples seen per run" if examples else "the profile's compute"),
+        "seeds": seeds, "key": key, "compute": c, "ablations": ablations}
+    records, written = {}, []
     for i, (name, p) in enumerate(pieces.items(), 1):
         log(f"[{i}/{len(pieces)}] {name}")
         records[name] = run_piece(work, finding, name, p, log)
         log(f"  {name}: {records[name]['verdict']}")
-    claim = next(f for f in FINDINGS if f.number == finding).rule
-    meta = {"finding": finding, "claim": claim, "profile": profile, "scale": (
-        f"the compute scaled to {examples:,} examples seen per run" if examples else "the profile's compute"),
-        "seeds": seeds, "key": key, "compute": c, "ablations": ablations}
-    return write_outputs(records, finding, out or ROOT / "results/attribution", f"finding{finding}_{profile}_{scale}_{key}",
-                         meta)
+        # the table so far after every piece (a long attribution is built up piece by piece; `pieces_done` says how far)
+        written = write_outputs(records, finding, out or ROOT / "results/attribution",
+                                f"finding{finding}_{profile}_{scale}_{key}",
+                                meta | {"pieces_done": list(records), "pieces_planned": list(pieces)})
+    return written
 
 
 def main(argv=None):

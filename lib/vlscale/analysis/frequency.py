@@ -61,7 +61,8 @@ class Inputs:
 
 @dataclass
 class Law:
-    fits: pd.DataFrame         # task, data_pct, examples_seen, quantity, value, lo, hi, se, n_seeds, runs, seeds_measured, x_ref, n_concepts, n_zero
+    fits: pd.DataFrame         # task, data_pct, examples_seen, quantity, value, lo, hi, se, n_seeds, runs,
+                               # seeds_measured, x_ref, n_concepts (fitted), n_zero (zero-pair concepts)
     points: pd.DataFrame       # task, data_pct, examples_seen, concept, name, pairs, exposures, value, n_test
     lines: pd.DataFrame        # task, data_pct, examples_seen, log10_pairs, value, lo, hi
     comparisons: pd.DataFrame  # task, examples_seen, small_pct, large_pct, quantity, diff, lo, hi, p, seeds_measured
@@ -72,6 +73,7 @@ class Law:
 # ------------------------------------------------------------------------------------------------ inputs
 
 def read_counts(path: str | Path = COUNTS_PATH) -> pd.DataFrame:
+    """The sample stage's concept counts (data/stage.py concept_table); no rows for a real pool."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the concept-frequency law reads the sample stage's exact concept counts; "
@@ -91,8 +93,8 @@ def evaluated_world(results_dir: str | Path, runs) -> dict:
     if not found:
         raise FileNotFoundError(f"no {results_dir}/<run>/metrics.json for runs {list(runs)}: no evaluated world")
     (first_path, first), *rest = found.items()
-    for path, world in rest:
-        if world != first:
+    for path, params in rest:
+        if params["world"] != first["world"]:
             raise ValueError(f"{path} and {first_path} were evaluated in different worlds")
     return first
 
@@ -219,7 +221,10 @@ def build_law(tidy: pd.DataFrame, items: pd.DataFrame, inputs: Inputs, source: s
             if not match:
                 raise ValueError(f"runs of {pct:g}% of the pool: data/concept_counts.parquet counts the subsets "
                                  f"{[100 * f for f in fractions.index]}% only")
-            c = counts[counts["fraction"] == match[0]].set_index("concept")
+            c = counts[counts["fraction"] == match[0]].set_index("concept").sort_index()
+            if not np.array_equal(c.index, np.arange(len(c))) or concepts.max() >= len(c):
+                raise ValueError(f"data/concept_counts.parquet: the {100 * match[0]:g}% subset's concepts are not "
+                                 f"0..{len(c) - 1} or miss the test images' concepts (up to {concepts.max()})")
             pairs_of[pct] = (c["pairs"].to_numpy(), int(fractions[match[0]]), c["name"])
         logs = np.concatenate([np.log10(p[0][np.unique(concepts)][p[0][np.unique(concepts)] > 0])
                                for p in pairs_of.values()])
@@ -248,7 +253,7 @@ def build_law(tidy: pd.DataFrame, items: pd.DataFrame, inputs: Inputs, source: s
             for k in QUANTITIES:
                 var, df = evidence.pooled_seed_variance([v[1][k][0] for v in here.values()])
                 noise[k] = (var, df, evidence.pooled_churn([v[1][k][1] for v in here.values()]))
-            for pct, (rr, q, n_subset, n_fit, n_zero) in here.items():
+            for pct, (rr, q, _, n_fit, n_zero) in here.items():
                 for k in QUANTITIES:
                     pts, dr = q[k]
                     if not np.isfinite(pts).all():

@@ -281,12 +281,13 @@ def write_generated(root: str | Path = ".", verdicts: VerdictsParams | None = No
     v.update({f"verdict_{k.replace(' ', '_')}": str(n) for k, n in counts.items()})
     v["findings_total"] = str(len(found))
     v |= control_values(ctrl, verdicts)
-    v |= frequency_values(fig) | tradeoff_values(fig)
+    v |= frequency_values(fig) | tradeoff_values(fig) | balanced_values(fig, filt)
     v["replicated"] = replicated(fig, att)
     # the study reference speaks for the synthetic world at small scale: the quick profiles point to it
     study = study_reference(root) if v["profile"] in ("smoke", "cpu") and v["pool_kind"] == "synthetic" else None
     v["study_reference"] = point_to_study(found, study) if study else ""
     v["ladder_figures"] = copy_ladder(root, out) if v["profile"] == "study" else []
+    v["attribution"] = attribution_values(root, out)
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
     files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get(report.SOURCE)),
              "tables.json": table_list(root, v["pool_kind"]), "captions.json": captions}
@@ -354,6 +355,50 @@ def copy_ladder(root: Path, out: Path) -> list[dict]:
             shutil.copy2(root / LADDER / name, dest / name)
             figures.append({"path": f"generated/ladder/{name}", "caption": caption, "width": 100})
     return figures
+
+
+ATTRIBUTION = Path("results/attribution")  # python -m vlscale.attribution's committed tables (finding<N>_*.json)
+
+
+def _cell(x: dict) -> str:
+    return "–" if x.get("effect") is None else (f"{fmt(x['effect'], 1, sign=True)} [{fmt(x['ci95'][0], 1, sign=True)}, "
+                                                 f"{fmt(x['ci95'][1], 1, sign=True)}]")
+
+
+def attribution_values(root: Path, out: Path) -> list[dict]:
+    """Per committed attribution (ATTRIBUTION/finding<N>_<profile>_<scale>_<key>.json, python -m vlscale.attribution),
+    the section's text, its table (per ablation: each part's effect with its 95% interval and verdict, whether the
+    finding needs the mechanism) and its figure, copied into the generated folder; [] when none is committed."""
+    from vlscale.world.ablations import ABLATIONS
+
+    found = []
+    for path in sorted((root / ATTRIBUTION).glob("finding*_*.json")):
+        a = read_json(path)
+        records, needs = a["records"], a["needs"]
+        parts = list(records["baseline"]["parts"])
+        rows = []
+        for name, rec in records.items():
+            cells = [f"{_cell(rec['parts'][p])} {rec['parts'][p]['verdict']}" for p in parts]
+            rows.append([name, "none (the world as built)" if name == "baseline" else ABLATIONS[name].mechanism,
+                         *cells, needs.get(name, "")])
+        figure = path.with_suffix(".png")
+        dest = out / "attribution"
+        dest.mkdir(parents=True, exist_ok=True)
+        if figure.is_file():
+            shutil.copy2(figure, dest / figure.name)
+        c = a["compute"]
+        done, planned = a.get("pieces_done", list(records)), a.get("pieces_planned", list(records))
+        needed = [n for n, v in needs.items() if v == "yes"]
+        undecided = [n for n, v in needs.items() if v == "undecided"]
+        text = (f"Finding {a['finding']} ({a['claim']}), on the {a['profile']} profile at {a['scale']} "
+                f"({c['examples_seen']:,} examples seen over {len(c['runs'])} runs per world, {a['seeds']} seeds per "
+                f"run, evaluation key {a['key']}): {len(done)} of {len(planned)} worlds done"
+                + (f" (still to run: {join_and([p for p in planned if p not in done])})" if len(done) < len(planned)
+                   else "") + f". The finding needs {join_and(needed) if needed else 'none of the mechanisms tested'}"
+                + (f"; undecided: {join_and(undecided)}" if undecided else "") + ".")
+        found.append({"finding": a["finding"], "text": text, "header": ["world", "mechanism off", *parts, "needs it"],
+                      "rows": rows, "figure": f"generated/attribution/{figure.name}" if figure.is_file() else ""})
+    return found
 
 
 def replicated(fig: dict, att: dict) -> str:
@@ -440,6 +485,40 @@ def tradeoff_values(fig: dict) -> dict:
         parts.append(f"The CLIP filter's {MEASURE_WORDS[measure]} over {AGAINST_WORDS[against]}, points per budget: "
                      f"{values}{change}.")
     return {"tradeoff_text": " ".join(parts + t["notes"])}
+
+
+BALANCED_GROUPS = {"western": "Western", "culture": "Culture", "fairness": "Fairness"}
+
+
+def balanced_values(fig: dict, filt: dict) -> dict:
+    """The balanced arm's text (beyond the paper): what MetaCLIP's balancing kept (metrics/filter.json's balanced
+    record and shares) and its error against the English baseline and the random control at the largest budget the
+    filter runs share, each difference with its 95% interval over seeds and test images (metrics/figures.json's
+    curation differences: positive, the balanced arm's error is higher); '' where the arm was not trained."""
+    record, diffs = filt.get("balanced"), fig.get("curation", {}).get("filter_differences", {})
+    mine = {k: v for k, v in diffs.items() if k.startswith("balanced_minus_")}
+    if not record or not mine:
+        return {"balanced_text": ""}
+    t = record.get("t_en", record.get("t"))
+    kept = [f"{record['matched_pairs']:,} of {filt['pool_pairs']:,} pool pairs name a concept in their caption's "
+            f"language ({record['entries_matched']:,} of {record['entries']:,} concepts matched); "
+            + (f"the threshold that keeps k is {fmt(t, 0)} matches per concept in English, with each other language's "
+               f"at English's tail share" if "t_en" in record else f"one threshold, {fmt(t, 1)}, keeps k")]
+    shares = []
+    for name, words in (("english_caption_share", "English captions"),
+                        ("culture_or_landmark_share", "culture-specific or landmark concepts")):
+        if "balanced" in filt.get(name, {}):
+            shares.append(f"{words} {fmt(100 * filt[name]['balanced'], 1)}% of the arm against "
+                          f"{fmt(100 * filt[name]['pool'], 1)}% of the pool")
+    parts = ["; ".join(kept) + ". " + (join_and(shares) + "." if shares else "")]
+    for key, by_seen in mine.items():
+        seen = max(by_seen, key=int)
+        against = key.removeprefix("balanced_minus_")
+        cells = [f"{BALANCED_GROUPS.get(g, g)} {fmt(r['diff'], 1, sign=True)} [{fmt(r['ci95'][0], 1, sign=True)}, "
+                 f"{fmt(r['ci95'][1], 1, sign=True)}]" for g, r in by_seen[seen].items()]
+        parts.append(f"Error of the balanced arm minus {'the ' + against + ' arm' if against != 'random' else 'random'}"
+                     f" at {int(seen):,} examples seen, points: {', '.join(cells)}.")
+    return {"balanced_text": " ".join(parts)}
 
 
 def control_values(ctrl: list[dict], verdicts: VerdictsParams) -> dict:

@@ -29,9 +29,9 @@ NOT_SOURCES = ("vlscale.runs.current",)
 DATA_SUFFIXES = (".json", ".txt")
 # sha256 of a stage's sources when CODE_VERSIONS[stage] was last confirmed (python -m vlscale.runs --digests)
 CODE_DIGESTS = {
-    "train": "60c8cfdfd7d7b0ac782035114c92cf4c66dbe9c38454462369b775b0f4dbb914",
-    "evaluate": "3fc734fa29a766dbfb35c9a192e84ff641a3dedb910f01bc19efd7d4615cc930",
-    "transfer": "04c0c523e4f32408ebdf28ed8324c9870447a3107483d80a11d6ec5ac766689f",
+    "train": "ee1ded313598bbe2854a93cea03200336a40e5663c9a48b96109c6fbe5dd3e85",
+    "evaluate": "8e0cfee548dffad9f2b1fc94f50a5aded82879056fd63406e2f8c79784cecba3",
+    "transfer": "5d3d67accc170d6415a681d84880b58eeb02aaede52331171fb683002048a710",
 }
 
 
@@ -157,12 +157,18 @@ def train_fingerprint(p: Params, name: str, data: dict | None) -> str:
     return fingerprint("train", settings, {"subset": data})
 
 
+# blocks the evaluate stage reads that shape no run's evaluation: the other runs, and the filter block (which arms the
+# pool has; a filter run's own data is in its training's fingerprint), so adding an arm re-evaluates no run
+NOT_EVALUATION_BLOCKS = ("runs", "filter")
+
+
 def evaluation_fingerprint(p: Params, name: str, run_dir: str | Path, tokenizer: str | Path) -> str:
-    """The fingerprint of run `name`'s evaluation (of resolved params `p`): the params the stage reads (all but the
-    other runs), its entry and its model; the fingerprint of its training, the identity of each of its cool-down
-    checkpoints (their name and metadata) and the tokenizer model (the file `tokenizer`, sha256)."""
+    """The fingerprint of run `name`'s evaluation (of resolved params `p`): the params the stage reads (all but
+    NOT_EVALUATION_BLOCKS), its entry and its model; the fingerprint of its training, the identity of each of its
+    cool-down checkpoints (their name and metadata) and the tokenizer model (the file `tokenizer`, sha256)."""
     run = resolve(p, name)
-    settings = {"params": {k: v for k, v in p.dump().items() if k != "runs"}, "run": run.hashed_entry,
+    settings = {"params": {k: v for k, v in p.dump().items() if k not in NOT_EVALUATION_BLOCKS},
+                "run": run.hashed_entry,
                 "model": run.model.model_dump()}
     tokenizer = Path(tokenizer)
     checkpoints = RunDir(run_dir).cooled_down(required=False)
