@@ -49,6 +49,7 @@ bench: env
 	python bench/transfer_step.py
 	python bench/allocator.py
 	python bench/transfer_stage.py
+	python bench/balanced_arm.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) reports plots metrics data runs paper/figures paper/tables

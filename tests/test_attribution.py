@@ -96,7 +96,7 @@ def test_the_table_and_figure_read_every_piece(study, tmp_path):
     assert culture["needs_mechanism"] == "undecided"
     text = (tmp_path / "f6.md").read_text()
     assert "| region_noise | " + ABLATIONS["region_noise"].mechanism in text and "1,584,000 examples seen over 6 runs" in text
-    assert "Finding 6 needs: none of the mechanisms ablated; undecided: region_noise." in text
+    assert "Finding 6 needs: none of the mechanisms ablated so far; undecided: region_noise." in text
 
 
 def test_needs_says_yes_only_when_an_effect_fell_beyond_its_noise():
@@ -141,11 +141,11 @@ def test_the_paper_section_reads_a_committed_attribution(study, tmp_path):
             "key": "report", "compute": at.compute(at.piece_params(study, 6, at.BASELINE, 3, None, None)),
             "pieces_done": list(records), "pieces_planned": [*records, "culture_boost"]}
     at.write_outputs(records, 6, tmp_path / ATTRIBUTION, "finding6_study_full_report", meta)
-    (a,) = attribution_values(tmp_path, tmp_path / "generated")
+    (a,) = attribution_values(tmp_path, tmp_path / "generated", "study")
     assert a["finding"] == 6 and (tmp_path / "generated" / "attribution/finding6_study_full_report.png").is_file()
     assert a["header"] == ["world", "mechanism off", *at.comparison(6).parts, "needs it"]
     assert [r[0] for r in a["rows"]] == [at.BASELINE, "region_noise"] and a["rows"][1][-1] == "undecided"
     part = records["region_noise"]["parts"]["CLIP minus English, Culture error"]
     assert a["rows"][1][3].endswith(part["verdict"]) and f"{part['effect']:+.1f}" in a["rows"][1][3]
     assert "2 of 3 worlds done (still to run: culture_boost)" in a["text"]
-    assert attribution_values(tmp_path / "empty", tmp_path / "g2") == []
+    assert attribution_values(tmp_path, tmp_path / "g2", "cpu") == []  # another profile's is not this PDF's

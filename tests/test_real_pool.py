@@ -16,7 +16,8 @@ from vlscale.config import read_params, validate
 
 pytestmark = pytest.mark.pipeline
 
-SKIPPED_ARMS = {"clip", "classifier", "planted"}  # no scorer checkpoint given; the other two need the world's truth
+# no scorer checkpoint given; classifier and planted need the world's truth; balanced a metadata file (none given)
+SKIPPED_ARMS = {"clip", "classifier", "planted", "balanced"}
 STAGES = ("world", "sample", "tokenizer", "filter", "train", "evaluate", "attention", "figures", "paper")
 
 
@@ -52,7 +53,7 @@ def test_every_stage_runs_and_says_what_it_skipped(real_repo):
         assert f"filter: filter arm '{arm}' skipped:" in log, arm
     runs = validate(yaml.safe_load((path / "params.yaml").read_text())).runs  # the profile's runs
     skipped_runs = {name for name, run in runs.items() if run.filter in SKIPPED_ARMS}
-    assert skipped_runs == {"f_clip", "f_clip_seed1", "f_classifier", "f_planted"}
+    assert skipped_runs == {"f_clip", "f_clip_seed1", "f_classifier", "f_planted", "f_balanced"}
     for name in skipped_runs:
         assert f"train: run '{name}' skipped: it trains on filter arm" in log, name
     assert "'m100'" not in log  # a run of the study profile only: neither trained nor skipped here

@@ -196,13 +196,19 @@ def judge_figures(fig: dict, finding: int, verdicts) -> dict:
     return {"finding": finding, "parts": shown, "verdict": combined.verdict, "reason": combined.reason}
 
 
+def finished(work: Path, finding: int, ablation: str, p: dict) -> dict | None:
+    """The record of a piece judged before with params `p`, or None."""
+    path = work / ablation / f"attribution_f{finding}.json"
+    return read_json(path) if path.is_file() and read_json(path).get("params_digest") == digest(p) else None
+
+
 def run_piece(work: Path, finding: int, ablation: str, p: dict, log=print) -> dict:
     """Train, evaluate and judge one piece (skipped when its record for these params exists); returns its record."""
     folder = work / ablation
     record_path = folder / f"attribution_f{finding}.json"
-    if record_path.is_file() and read_json(record_path).get("params_digest") == digest(p):
+    if (done := finished(work, finding, ablation, p)) is not None:
         log(f"  {ablation}: finished before, skipped")
-        return read_json(record_path)
+        return done
     t0 = time.time()
     prepare(folder, p)
     reproduce(folder, ablation, log)
@@ -294,7 +300,11 @@ def write_outputs(records: dict[str, dict], finding: int, out: Path, stem: str, 
         what = "none" if name == BASELINE else ABLATIONS[name].mechanism
         lines.append(f"| {name} | {what} | " + " | ".join(cells) + f" | {rec['verdict']} | {need.get(name, '')} |")
     needed = [n for n, v in need.items() if v == "yes"]
-    lines += ["", f"Finding {finding} needs: {', '.join(needed) if needed else 'none of the mechanisms ablated'}"
+    planned = meta.get("pieces_planned", list(records))
+    if len(records) < len(planned):
+        lines += ["", f"{len(records)} of {len(planned)} worlds done; still to run: "
+                  f"{', '.join(p for p in planned if p not in records)}."]
+    lines += ["", f"Finding {finding} needs: {', '.join(needed) if needed else 'none of the mechanisms ablated so far'}"
               + (f"; undecided: {', '.join(n for n, v in need.items() if v == 'undecided')}"
                  if "undecided" in need.values() else "") + ".", "",
               "A mechanism is needed when a part's effect fell against the claim without it (the change's 95% interval, a "
@@ -348,8 +358,9 @@ def figure(table: list[dict], need: dict[str, str], finding: int, path: Path) ->
 
 def attribute(finding: int, ablations: list[str], profile: str = "study", examples: int | None = None,
               seeds: int = 2, key: str | None = None, work: Path | None = None, out: Path | None = None,
-              params_file: Path = ROOT / "params.yaml", log=print) -> list[Path]:
-    """The baseline and each ablation of `ablations` for `finding` (module docstring); returns the files written."""
+              params_file: Path = ROOT / "params.yaml", log=print, report_only: bool = False) -> list[Path]:
+    """The baseline and each ablation of `ablations` for `finding` (module docstring); returns the files written.
+    `report_only`: run nothing; write the table of the pieces already judged (the baseline among them)."""
     base = read_params(params_file, profile)
     pieces = {name: piece_params(base, finding, name, seeds, key, examples) for name in [BASELINE, *ablations]}
     key = pieces[BASELINE]["evaluate"]["use_key"]
@@ -364,6 +375,18 @@ def attribute(finding: int, ablations: list[str], profile: str = "study", exampl
         "seeds": seeds, "key": key, "compute": c, "ablations": ablations}
     records, written = {}, []
     for i, (name, p) in enumerate(pieces.items(), 1):
+        if report_only:
+            if (done := finished(work, finding, name, p)) is None:
+                if name == BASELINE:
+                    raise ValueError(f"--report: the baseline of finding {finding} in {work} is not judged yet")
+                log(f"  {name}: not run yet")
+                continue
+            records[name] = done
+            log(f"  {name}: {done['verdict']}")
+            written = write_outputs(records, finding, out or ROOT / "results/attribution",
+                                    f"finding{finding}_{profile}_{scale}_{key}",
+                                    meta | {"pieces_done": list(records), "pieces_planned": list(pieces)})
+            continue
         log(f"[{i}/{len(pieces)}] {name}")
         records[name] = run_piece(work, finding, name, p, log)
         log(f"  {name}: {records[name]['verdict']}")
@@ -384,12 +407,15 @@ def main(argv=None):
     parser.add_argument("--key", choices=("dev", "report"), help="evaluation key (default: the profile's use_key)")
     parser.add_argument("--work", type=Path, help="work directories' root (default: ../attribution)")
     parser.add_argument("--out", type=Path, help="where the table and figure go (default: results/attribution)")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: write the table of the pieces judged so far (a long attribution in parts)")
     args = parser.parse_args(argv)
     try:
         names = ablation_names(args.ablations)
     except ValueError as e:
         parser.error(str(e))
-    for path in attribute(args.finding, names, args.profile, args.examples, args.seeds, args.key, args.work, args.out):
+    for path in attribute(args.finding, names, args.profile, args.examples, args.seeds, args.key, args.work, args.out,
+                          report_only=args.report):
         print(path)
 
 

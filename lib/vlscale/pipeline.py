@@ -35,7 +35,8 @@ STAGE_PARAMS = {
                   "evaluate.use_key", "evaluate.batch_size", "filter", "attention"),
     "transfer": ("profile", "sample.source", "world", "tokenizer", "model", "train", "runs", "evaluate.keys",
                  "evaluate.use_key", "evaluate.real_sets", "filter", "transfer"),
-    "figures": ("profile", "runs", "sample.source", "filter.keep_fraction", "filter.arms", "filter.scorer", "figures"),
+    "figures": ("profile", "runs", "sample.source", "filter.keep_fraction", "filter.arms", "filter.scorer",
+                "filter.balanced", "figures"),
     "paper": ("profile", "verdicts"),
 }
 

@@ -32,7 +32,7 @@ METRICS_PATH = Path("metrics/figures.json")
 ATTENTION_TABLE = Path("paper/tables/attention_focus.tex")
 TRANSFER_METRICS = Path("metrics/transfer.json")
 TRANSFER_TABLES = {"transfer_table2": transfer_tables.table2, "transfer_table12": transfer_tables.table12}
-BLOCKS = ("profile", "runs", "sample", "filter", "figures")  # sample.source and filter.keep_fraction, arms, scorer
+BLOCKS = ("profile", "runs", "sample", "filter", "figures")  # sample.source; filter.keep_fraction, arms, scorer, balanced
 
 
 

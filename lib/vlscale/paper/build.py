@@ -287,7 +287,7 @@ def write_generated(root: str | Path = ".", verdicts: VerdictsParams | None = No
     study = study_reference(root) if v["profile"] in ("smoke", "cpu") and v["pool_kind"] == "synthetic" else None
     v["study_reference"] = point_to_study(found, study) if study else ""
     v["ladder_figures"] = copy_ladder(root, out) if v["profile"] == "study" else []
-    v["attribution"] = attribution_values(root, out)
+    v["attribution"] = attribution_values(root, out, v["profile"])
     captions = pd.read_csv(root / "plots/world/captions.csv").to_dict("records")
     files = {"values.json": v, "findings.json": found, "controls.json": ctrl, "figures.json": figure_list(root, v["pool_kind"], fig.get(report.SOURCE)),
              "tables.json": table_list(root, v["pool_kind"]), "captions.json": captions}
@@ -365,14 +365,15 @@ def _cell(x: dict) -> str:
                                                  f"{fmt(x['ci95'][1], 1, sign=True)}]")
 
 
-def attribution_values(root: Path, out: Path) -> list[dict]:
-    """Per committed attribution (ATTRIBUTION/finding<N>_<profile>_<scale>_<key>.json, python -m vlscale.attribution),
-    the section's text, its table (per ablation: each part's effect with its 95% interval and verdict, whether the
-    finding needs the mechanism) and its figure, copied into the generated folder; [] when none is committed."""
+def attribution_values(root: Path, out: Path, profile: str) -> list[dict]:
+    """Per committed attribution of `profile` (ATTRIBUTION/finding<N>_<profile>_<scale>_<key>.json, python -m
+    vlscale.attribution), the section's text, its table (per ablation: each part's effect with its 95% interval and
+    verdict, whether the finding needs the mechanism) and its figure, copied into the generated folder; [] when
+    none is committed."""
     from vlscale.world.ablations import ABLATIONS
 
     found = []
-    for path in sorted((root / ATTRIBUTION).glob("finding*_*.json")):
+    for path in sorted((root / ATTRIBUTION).glob(f"finding*_{profile}_*.json")):
         a = read_json(path)
         records, needs = a["records"], a["needs"]
         parts = list(records["baseline"]["parts"])
@@ -469,7 +470,8 @@ def tradeoff_values(fig: dict) -> dict:
         return {"tradeoff_text": ""}
     budgets = [str(b) for b in t["budgets"]]
     avg = t["averages"]
-    rep = lambda arm: "–".join(fmt(avg[b][arm]["repeats"], 2) for b in (budgets[0], budgets[-1]) if arm in avg[b])  # noqa: E731
+    rep = lambda arm: "–".join(dict.fromkeys(fmt(avg[b][arm]["repeats"], 2)  # noqa: E731
+                                             for b in (budgets[0], budgets[-1]) if arm in avg[b]))
     parts = [f"Budgets {join_and([f'{int(b):,}' for b in budgets])} examples seen: the filter arms' pairs are each seen "
              f"{rep('clip')} times, the unfiltered pool's {rep('unfiltered')} times."]
     for key, by_seen in t["effects"].items():
@@ -502,7 +504,8 @@ def balanced_values(fig: dict, filt: dict) -> dict:
     t = record.get("t_en", record.get("t"))
     kept = [f"{record['matched_pairs']:,} of {filt['pool_pairs']:,} pool pairs name a concept in their caption's "
             f"language ({record['entries_matched']:,} of {record['entries']:,} concepts matched); "
-            + (f"the threshold that keeps k is {fmt(t, 0)} matches per concept in English, with each other language's "
+            + (f"the threshold that keeps k is {fmt(t, 0)} match{'' if t == 1 else 'es'} per concept in English, with "
+               f"each other language's "
                f"at English's tail share" if "t_en" in record else f"one threshold, {fmt(t, 1)}, keeps k")]
     shares = []
     for name, words in (("english_caption_share", "English captions"),
