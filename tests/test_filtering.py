@@ -373,6 +373,18 @@ def test_the_stage_account_adds_up_for_every_arm_and_the_random_arm_keeps_propor
     assert head["holdout_auc"] > 0.55  # the head tells held-out clean captions from noisy ones better than chance
 
 
+def run_filter_in(path, p) -> None:
+    """The filter stage on params `p` into path/data/filter, run from `path` (quietly)."""
+    import os
+
+    here = os.getcwd()
+    os.chdir(path)
+    try:
+        run_filter(p, "data/filter", progress=False, log=lambda m: None)
+    finally:
+        os.chdir(here)
+
+
 PLANTED_ARMS = ["clip", "clip_multilingual", "english", "planted", "random"]
 
 
@@ -380,7 +392,6 @@ PLANTED_ARMS = ["clip", "clip_multilingual", "english", "planted", "random"]
 def planted_run(workdir, tmp_path_factory):
     """(folder, params) of the smoke filter stage with PLANTED_ARMS, its scorer the workdir run's checkpoint (so
     nothing is trained), run in a folder of its own holding the workdir's sample and tokenizer."""
-    import os
     import shutil
 
     path = tmp_path_factory.mktemp("planted")
@@ -390,12 +401,7 @@ def planted_run(workdir, tmp_path_factory):
     ckpt = workdir / json.loads((workdir / "data/filter/manifest.json").read_text())["models"]["scorer"]["checkpoint"]
     scorer = p.filter.scorer.model_copy(update={"checkpoint": str(ckpt)})
     p = p.replace(filter=p.filter.model_copy(update={"arms": PLANTED_ARMS, "scorer": scorer}))
-    here = os.getcwd()
-    os.chdir(path)
-    try:
-        run_filter(p, "data/filter", progress=False, log=lambda m: None)
-    finally:
-        os.chdir(here)
+    run_filter_in(path, p)
     return path, p
 
 
@@ -607,7 +613,6 @@ def planted_score(uids, languages, salt) -> np.ndarray:
 def plugin_run(workdir, tmp_path_factory):
     """(folder, params) of the smoke filter stage with the custom (planted_filters.by_id, salt 7), balanced, english
     and random arms (no model to train), in a folder holding the workdir's sample and tokenizer and the plug-in."""
-    import os
     import shutil
 
     path = tmp_path_factory.mktemp("plugin")
@@ -618,12 +623,7 @@ def plugin_run(workdir, tmp_path_factory):
     p = p.replace(filter=p.filter.model_copy(update={
         "arms": ["custom", "balanced", "english", "random"],
         "custom": CustomParams(name="planted_filters:by_id", kwargs={"salt": 7})}))
-    here = os.getcwd()
-    os.chdir(path)
-    try:
-        run_filter(p, "data/filter", progress=False, log=lambda m: None)
-    finally:
-        os.chdir(here)
+    run_filter_in(path, p)
     return path, p
 
 
