@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from conftest import ROOT
 from vlscale import attribution as at
@@ -90,24 +91,64 @@ def test_the_table_and_figure_read_every_piece(study, tmp_path):
     culture = table[(table["ablation"] == "region_noise") & (table["part"] == "CLIP minus English, Culture error")].iloc[0]
     base, off = (records[n]["parts"]["CLIP minus English, Culture error"] for n in (at.BASELINE, "region_noise"))
     assert culture["change"] == pytest.approx(off["effect"] - base["effect"])
-    half = 1.959964 * ((base["ci95"][1] - base["ci95"][0]) ** 2 + (off["ci95"][1] - off["ci95"][0]) ** 2) ** 0.5 / 3.919928
-    assert culture["change_hi"] - culture["change"] == pytest.approx(half, rel=1e-5)
-    # the culture effect shrank, but not beyond its noise; the cpu record no longer reproduces it: undecided
+    # each piece's standard error is the one its own interval was built from (seeds and images, Welch's df) ...
+    for part in (base, off):
+        se, df = at.part_se(part)
+        assert stats.t.ppf(0.975, df) * se == pytest.approx((part["ci95"][1] - part["ci95"][0]) / 2, rel=1e-3)
+    # ... and the change's adds them in quadrature, with Welch-Satterthwaite's df
+    (se_b, df_b), (se_o, df_o) = at.part_se(base), at.part_se(off)
+    se = (se_b ** 2 + se_o ** 2) ** 0.5
+    assert culture["change_se"] == pytest.approx(se)
+    assert culture["change_hi"] - culture["change"] == pytest.approx(
+        stats.t.ppf(0.975, se ** 4 / (se_b ** 4 / df_b + se_o ** 4 / df_o)) * se)
+    # the study reproduces the Culture part; the cpu record shrinks it, not beyond its noise, and no longer reproduces
+    # it: undecided
+    assert base["verdict"] == "reproduces" and off["verdict"] != "reproduces" and culture["change_hi"] > 0
     assert culture["needs_mechanism"] == "undecided"
     text = (tmp_path / "f6.md").read_text()
     assert "| region_noise | " + ABLATIONS["region_noise"].mechanism in text and "1,584,000 examples seen over 6 runs" in text
-    assert "Finding 6 needs: none of the mechanisms ablated so far; undecided: region_noise." in text
+    assert at.NEEDS_RULE.format(margin=at.MARGIN) in text and at.ABLATED_BENCHMARKS in text
 
 
-def test_needs_says_yes_only_when_an_effect_fell_beyond_its_noise():
+def _records(base, **worlds):
+    """Records of finding 2 whose parts (both alike) have `(effect, half-width, verdict)`, the baseline's `base`."""
     def rec(effect, half, verdict):
         part = {"effect": effect, "ci95": [effect - half, effect + half], "verdict": verdict}
         return {"parts": {label: dict(part) for label in at.comparison(2).parts}, "verdict": verdict}
-    records = {at.BASELINE: rec(10.0, 2.0, "reproduces"), "culture_boost": rec(1.0, 2.0, "inconclusive"),
-               "stereotype": rec(9.5, 2.0, "reproduces"), "western_head": rec(8.0, 2.0, "reproduces"),
-               "region_noise": rec(7.0, 8.0, "inconclusive")}
+    return {at.BASELINE: rec(*base), **{name: rec(*w) for name, w in worlds.items()}}
+
+
+def test_needs_says_yes_only_when_an_effect_fell_beyond_its_noise():
+    records = _records((10.0, 2.0, "reproduces"), culture_boost=(1.0, 2.0, "inconclusive"),
+                       stereotype=(9.5, 2.0, "reproduces"), western_head=(8.0, 2.0, "reproduces"),
+                       region_noise=(7.0, 8.0, "inconclusive"))
     assert at.needs(records, at.rows(records, 2)) == {"culture_boost": "yes", "stereotype": "no",
                                                       "western_head": "no", "region_noise": "undecided"}
+
+
+def test_not_needed_is_a_non_inferiority_test_and_needed_is_corrected_for_the_parts():
+    # the baseline's effect 10 (se 1.02): a world that fell by 4 (change se 1.44) fell significantly once (p = 0.003 <
+    # 0.025 / 2): needed; one that fell by 2.8 (p = 0.026): not shown, and its one-sided 95% bound (-2.8 - 1.645 *
+    # 1.44 = -5.2) is past the margin (-5): undecided; with a 60% margin (-6): not needed
+    records = _records((10.0, 2.0, "reproduces"), culture_boost=(6.0, 2.0, "reproduces"),
+                       stereotype=(7.2, 2.0, "reproduces"))
+    table = at.rows(records, 2)
+    assert at.needs(records, table) == {"culture_boost": "yes", "stereotype": "undecided"}
+    assert at.needs(records, table, margin=0.6) == {"culture_boost": "yes", "stereotype": "no"}
+    # Holm: a fall with one-sided p = 0.02 is shown for one part but not when the claim has two (0.02 > 0.025 / 2)
+    z = stats.norm.ppf(0.02) * 2 ** 0.5 * 2 / at.Z95
+    one = {at.BASELINE: {"parts": {"a": {"effect": 10.0, "ci95": [8.0, 12.0], "verdict": "reproduces"}}},
+           "x": {"parts": {"a": {"effect": 10.0 + z, "ci95": [8.0 + z, 12.0 + z], "verdict": "reproduces"}}}}
+    table = [{"ablation": "x", "part": "a", "sign": 1, "change": z, "change_se": 2 ** 0.5 * 2 / at.Z95,
+              "change_df": float("inf")}]
+    assert at.needs(one, table) == {"x": "yes"}
+    two = _records((10.0, 2.0, "reproduces"), x=(10.0 + z, 2.0, "reproduces"))
+    assert at.needs(two, at.rows(two, 2)) == {"x": "undecided"}
+    # a world as built that reproduces no part leaves nothing to attribute
+    none = _records((10.0, 20.0, "inconclusive"), culture_boost=(1.0, 2.0, "inconclusive"))
+    assert at.needs(none, at.rows(none, 2)) == {"culture_boost": "n/a"}
+    with pytest.raises(ValueError, match="--margin 1.5"):
+        at.needs(records, table, margin=1.5)
 
 
 def test_a_piece_runs_every_stage_evaluate_needs_in_dvc_yamls_order():
@@ -148,4 +189,8 @@ def test_the_paper_section_reads_a_committed_attribution(study, tmp_path):
     part = records["region_noise"]["parts"]["CLIP minus English, Culture error"]
     assert a["rows"][1][3].endswith(part["verdict"]) and f"{part['effect']:+.1f}" in a["rows"][1][3]
     assert "2 of 3 worlds done (still to run: culture_boost)" in a["text"]
+    # the study reproduces the Western and Culture parts, not Fairness: only those two are attributed
+    assert ("Judged on CLIP minus English, Western error and CLIP minus English, Culture error, which the world as "
+            "built reproduces: the finding needs none of the mechanisms tested; undecided: region_noise (margin: a "
+            "fall of less than 50% of a part's effect is not needed)." in a["text"])
     assert attribution_values(tmp_path, tmp_path / "g2", "cpu") == []  # another profile's is not this PDF's

@@ -57,10 +57,17 @@ def test_per_language_thresholds_give_each_language_englishs_tail_share_and_exac
     small = balance.per_language_selection(ids, matches, languages, 4, k=600, key=3)
     large = balance.per_language_selection(ids, matches, languages, 4, k=900, key=3)
     assert len(small.kept) == 600 and len(large.kept) == 900 and set(small.kept) <= set(large.kept)
-    # Swahili is a tenth of English's size and shape: its threshold is about a tenth, its tail share English's
-    assert small.thresholds["sw"] < small.thresholds["en"] / 5
-    assert abs(small.tail_shares["sw"] - small.tail_shares["en"]) < 0.1
+    # The answer by hand. At k = 600 English's cut lies in (100, 400]: its tail (entries under it) is 100 + 20 of its
+    # 3,520 matches, 3/88; the record names the interval's top, 400. Swahili's tail shares are 0, 2/352, 12/352 = 3/88,
+    # 52/352, ...: 3/88 exactly, first reached at t = 11 (entries 10 and 2 under it). The expected kept count is then
+    # 2 t + 120 (English) + 11 + 11 + 12 (Swahili) = 600, t = 223: English's two heads keep about 223 each.
+    assert small.thresholds == {"en": 400.0, "sw": 11.0} == large.thresholds
+    assert small.tail_shares == pytest.approx({"en": 3 / 88, "sw": 3 / 88})
     lang, entry = np.array(languages), np.array([m[0] for m in matches])
+    kept = np.isin(np.arange(len(ids)), small.kept)
+    heads = [kept[(lang == "en") & (entry == e)].sum() for e in (0, 1)]
+    assert all(abs(h - 223) < 4 * 223 ** 0.5 for h in heads)  # binomial draws at one common cut
+    assert all(kept[(lang == "sw") & (entry == e)].sum() < 11 + 4 * 11 ** 0.5 for e in (0, 1))
     for language in ("en", "sw"):  # an entry at or below its language's threshold is kept whole
         for e in range(4):
             rows = np.flatnonzero((lang == language) & (entry == e))
@@ -68,3 +75,21 @@ def test_per_language_thresholds_give_each_language_englishs_tail_share_and_exac
                 assert np.isin(rows, small.kept).all(), (language, e)
     with pytest.raises(ValueError, match="only 3872 pairs match"):
         balance.per_language_selection(ids, matches, languages, 4, k=5000, key=3)
+
+
+def test_the_paper_says_how_many_languages_sit_at_the_floor_threshold():
+    from vlscale.paper.build import language_thresholds
+
+    record = {"t": {"en": 7.0, "es": 2.0, "ar": 1.0, "sw": 1.0},
+              "tail_share": {"en": 0.0094, "es": 0.0118, "ar": 0.0, "sw": 0.0}}
+    text = language_thresholds(record)
+    assert "0.9% of English's matches" in text and "for 2 of the 3 other languages that nearest share is zero" in text
+    assert "nearest share is zero" not in language_thresholds({**record, "t": {"en": 7.0, "es": 2.0, "ar": 3.0,
+                                                                                "sw": 2.0}})
+
+
+def test_per_language_thresholds_without_english_name_the_param_and_the_way_out():
+    ids, matches, languages = _pool({("sw", 0): 30, ("de", 1): 20})
+    with pytest.raises(ValueError, match=r"filter.balanced.thresholds = per_language: no pool pair in language 'en' "
+                                         r"matches an entry \(languages matched: de, sw\).*thresholds: single"):
+        balance.per_language_selection(ids, matches, languages, 2, k=10, key=0)

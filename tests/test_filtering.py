@@ -787,3 +787,14 @@ def test_a_real_pool_gets_the_custom_arm_by_uid_and_the_balanced_arm_from_a_meta
     with pytest.raises(ValueError, match="filter.balanced.metadata = 'bad.json': expected a JSON object"):
         run_filter(real.replace(filter=real.filter.model_copy(update={"balanced": real.filter.balanced.model_copy(
             update={"metadata": "bad.json"})})), progress=False, log=lambda m: None)
+
+
+def test_whatever_a_plugin_raises_names_it():
+    from vlscale.filtering.custom import CustomFilter
+
+    def lookup(images, texts, languages, uids):
+        return {}["scores"]
+
+    with pytest.raises(ValueError, match=r"filter.custom.name = 'pkg.mod:lookup': KeyError: 'scores'") as e:
+        CustomFilter("pkg.mod:lookup", {}, lookup)(None, ["a"], ["en"], [0])
+    assert isinstance(e.value.__cause__, KeyError)

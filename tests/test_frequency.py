@@ -83,7 +83,7 @@ def test_the_fit_recovers_a_planted_slope_and_its_interval_covers_it():
     zero = int((inputs.counts.query("fraction == 0.1")["pairs"] == 0).sum())
     assert zero > 0 and (law.fits.loc[law.fits["data_pct"] == 10.0, "n_zero"] == zero).all()
     # accuracy follows pairs wherever the concept is: one curve, and not the curve exposures predict
-    assert set(law.answers["answer"]) == {"one curve in pairs"}
+    assert set(law.answers["answer"]) == {"consistent with one curve in pairs"}
     # the points: every concept once per (scale, checkpoint), its seed mean
     assert len(law.points) == 2 * 2 * 100 and (law.points["n_test"] == 40).all()
 

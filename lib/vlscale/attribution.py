@@ -222,45 +222,119 @@ def _ci(part: dict) -> tuple[float | None, float | None]:
     return tuple(part.get("ci95") or (None, None))
 
 
-def _se(part: dict) -> float:
+def part_se(part: dict) -> tuple[float, float]:
+    """A judged part's standard error and degrees of freedom, as analysis/evidence.difference built its interval: the
+    pooled seed variance over both sides' seeds plus the paired image resamples' variance, with Welch-Satterthwaite's
+    degrees of freedom from the seed variance's. A record without those fields (not from evidence.difference): its
+    interval's half-width / 1.96 and a normal approximation."""
+    keys = ("seed_sd", "seed_df", "image_se", "n_seeds")
+    if all(part.get(k) is not None for k in keys) and part["seed_df"] >= 1 and np.isfinite(part["seed_sd"]):
+        n_a, n_b = part["n_seeds"]
+        seed_part = part["seed_sd"] ** 2 * (1 / n_a + 1 / n_b)
+        total = seed_part + part["image_se"] ** 2
+        df = part["seed_df"] * (total / seed_part) ** 2 if seed_part > 0 else np.inf
+        return float(np.sqrt(total)), float(df)
     lo, hi = _ci(part)
-    return (hi - lo) / (2 * Z95) if lo is not None and hi is not None else np.nan
+    return ((hi - lo) / (2 * Z95) if lo is not None and hi is not None else np.nan), np.inf
+
+
+def change_of(part: dict, base: dict) -> dict:
+    """An ablated world's part minus the world as built's: the two pieces are trained and tested apart (independent),
+    so the standard errors add in quadrature, with Welch-Satterthwaite's degrees of freedom; a 95% interval."""
+    (se_a, df_a), (se_b, df_b) = part_se(part), part_se(base)
+    effect, b = part.get("effect"), base.get("effect")
+    if effect is None or b is None or not np.isfinite(se_a) or not np.isfinite(se_b):
+        return {"change": None if effect is None or b is None else effect - b, "se": np.nan, "df": np.nan}
+    se = float(np.hypot(se_a, se_b))
+    terms = [s ** 4 / d for s, d in ((se_a, df_a), (se_b, df_b)) if np.isfinite(d)]
+    df = float(se ** 4 / sum(terms)) if len(terms) == 2 else np.inf  # a normal side makes the total nearly normal
+    return {"change": effect - b, "se": se, "df": df}
+
+
+def _t(q: float, df: float) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df) if np.isfinite(df) else stats.norm.ppf(q))
 
 
 def rows(records: dict[str, dict], finding: int) -> list[dict]:
-    """One row per ablation and part: its effect, interval and verdict, and its change from the baseline with a
-    normal-approximation 95% interval (the two pieces' intervals as independent, each half-width / 1.96 its SE)."""
+    """One row per ablation and part: its effect, interval and verdict, and its change from the baseline with a 95%
+    interval (change_of)."""
     signs, base = comparison(finding).parts, records[BASELINE]["parts"]
     out = []
     for name, rec in records.items():
         for label, part in rec["parts"].items():
-            effect, b = part.get("effect"), base[label].get("effect")
-            change = effect - b if effect is not None and b is not None and name != BASELINE else None
-            half = Z95 * float(np.hypot(_se(part), _se(base[label])))
-            known = change is not None and np.isfinite(half)
-            out.append({"ablation": name, "part": label, "sign": signs[label], "effect": effect,
+            c = change_of(part, base[label]) if name != BASELINE else {"change": None, "se": np.nan, "df": np.nan}
+            known = c["change"] is not None and np.isfinite(c["se"])
+            half = _t(0.975, c["df"]) * c["se"] if known else None
+            out.append({"ablation": name, "part": label, "sign": signs[label], "effect": part.get("effect"),
                         "lo": _ci(part)[0], "hi": _ci(part)[1], "n_seeds": part.get("n_seeds"),
-                        "verdict": part["verdict"], "change": change, "change_lo": change - half if known else None,
-                        "change_hi": change + half if known else None, "finding_verdict": rec["verdict"]})
+                        "verdict": part["verdict"], "change": c["change"],
+                        "change_lo": c["change"] - half if known else None,
+                        "change_hi": c["change"] + half if known else None,
+                        "change_se": c["se"] if known else None, "change_df": c["df"] if known else None,
+                        "finding_verdict": rec["verdict"]})
     return out
 
 
-def needs(records: dict[str, dict], table: list[dict]) -> dict[str, str]:
-    """Per ablation, whether the finding needs the mechanism: "yes" when some part's effect fell against the claim
-    (its change from the baseline has a 95% interval wholly on the other side of zero in the claim's direction: the
-    mechanism carries part of the effect); "no" when nothing fell and every part the baseline reproduces is
-    reproduced without it; else "undecided" (too noisy to tell)."""
+# one-sided levels: a fall is shown at 2.5% (Holm over the parts, the 95% interval's side), a fall smaller than the
+# margin at 5% (each part, the two one-sided tests' convention: the 90% interval's lower end)
+FALL_ALPHA, EQUIVALENCE_ALPHA = 0.025, 0.05
+MARGIN = 0.5  # the largest fall, as a share of the world as built's effect, that still counts as "not needed"
+
+
+def check_margin(margin: float) -> None:
+    if not 0 < margin < 1:
+        raise ValueError(f"--margin {margin}: the share of the effect a mechanism may carry and still be 'not "
+                         "needed' lies strictly between 0 and 1")
+
+
+def needs(records: dict[str, dict], table: list[dict], margin: float = MARGIN) -> dict[str, str]:
+    """Per ablation, whether the finding needs the mechanism, judged on the parts the world as built reproduces (a part
+    it does not reproduce has nothing to attribute):
+    - "yes": one of them fell against the claim without the mechanism: the change's one-sided p-value in the claim's
+      opposite direction below FALL_ALPHA after Holm's correction over those parts (for "any part", its first step:
+      the smallest p below FALL_ALPHA / their number);
+    - "no": each of them is reproduced without it and fell by less than `margin` times its effect in the world as
+      built (non-inferiority: the change's one-sided lower bound at EQUIVALENCE_ALPHA, in the claim's direction,
+      above -margin * |effect|); an intersection of tests, so no correction;
+    - "undecided" otherwise (too noisy to tell), and "n/a" for every ablation when the world as built reproduces no
+      part."""
+    from scipy import stats
+
+    check_margin(margin)
     base = records[BASELINE]["parts"]
     shown = [label for label, part in base.items() if part["verdict"] == ev.REPRODUCES]
     out = {}
     for name, rec in records.items():
         if name == BASELINE:
             continue
-        fell = any(r["change_hi"] is not None and max(r["sign"] * r["change_lo"], r["sign"] * r["change_hi"]) < 0
-                   for r in table if r["ablation"] == name)
-        kept = bool(shown) and all(rec["parts"][label]["verdict"] == ev.REPRODUCES for label in shown)
-        out[name] = "yes" if fell else "no" if kept else "undecided"
+        if not shown:
+            out[name] = "n/a"
+            continue
+        mine = {r["part"]: r for r in table if r["ablation"] == name and r["part"] in shown}
+        known = {k: r for k, r in mine.items() if r["change_se"] is not None}
+        # one-sided p of "the effect fell" (small when sign * change is far below zero); Holm's first step decides
+        # whether any part fell: the smallest p against FALL_ALPHA / the number of parts
+        p_fell = [float(stats.t.cdf(r["sign"] * r["change"] / r["change_se"], r["change_df"])) for r in known.values()]
+        fell = bool(p_fell) and min(p_fell) <= FALL_ALPHA / len(p_fell)
+        within = len(known) == len(shown) and all(
+            r["sign"] * r["change"] - _t(1 - EQUIVALENCE_ALPHA, r["change_df"]) * r["change_se"]
+            > -margin * abs(base[k]["effect"]) for k, r in known.items())
+        kept = all(rec["parts"][label]["verdict"] == ev.REPRODUCES for label in shown)
+        out[name] = "yes" if fell else "no" if kept and within else "undecided"
     return out
+
+
+# what a reader must know to read "needs": the benchmarks are drawn from the ablated world too
+ABLATED_BENCHMARKS = ("Each world is the whole world with the mechanism off, its benchmarks included: where the "
+                      "mechanism also shapes test images (the regional looks, income-dependent appearance), the "
+                      "ablated world measures the finding on benchmarks without it as well.")
+NEEDS_RULE = ("Judged on the parts the world as built reproduces. A mechanism is needed when one of them fell against "
+              "the claim without it (the change from the world as built, the two worlds' standard errors in quadrature "
+              "with Welch-Satterthwaite degrees of freedom: one-sided p below 0.025 after Holm's correction over the "
+              "parts); not needed when each is still reproduced and fell by less than {margin:.0%} of its effect "
+              "(non-inferiority: the change's one-sided 95% bound); else undecided.")
 
 
 def _fmt(x, signed=True):
@@ -274,9 +348,10 @@ def write_outputs(records: dict[str, dict], finding: int, out: Path, stem: str, 
 
     out.mkdir(parents=True, exist_ok=True)
     table = rows(records, finding)
-    need = needs(records, table)
+    margin = meta.get("margin", MARGIN)
+    need = needs(records, table, margin)
     frame = pd.DataFrame(table)
-    frame["needs_mechanism"] = frame["ablation"].map(need).fillna("")
+    frame["needs_mechanism"] = [need.get(name, "") for name in frame["ablation"]]
     frame.to_csv(out / f"{stem}.csv", index=False)
     lines = [f"# Mechanism attribution of finding {finding}", "",
              f"Claim: {meta['claim']}. Profile {meta['profile']}, {meta['scale']}; {meta['seeds']} seeds per run; "
@@ -304,14 +379,24 @@ def write_outputs(records: dict[str, dict], finding: int, out: Path, stem: str, 
     if len(records) < len(planned):
         lines += ["", f"{len(records)} of {len(planned)} worlds done; still to run: "
                   f"{', '.join(p for p in planned if p not in records)}."]
-    lines += ["", f"Finding {finding} needs: {', '.join(needed) if needed else 'none of the mechanisms ablated so far'}"
-              + (f"; undecided: {', '.join(n for n, v in need.items() if v == 'undecided')}"
-                 if "undecided" in need.values() else "") + ".", "",
-              "A mechanism is needed when a part's effect fell against the claim without it (the change's 95% interval, a "
-              "normal approximation from the two pieces' intervals, wholly on the other side of zero); not needed when "
-              "nothing fell and every part the baseline reproduces is reproduced without it; else undecided."]
+    base = records[BASELINE]["parts"]
+    unshown = [label for label, part in base.items() if part["verdict"] != ev.REPRODUCES]
+    if "n/a" in need.values():
+        summary = (f"The world as built reproduces no part of finding {finding}: there is nothing to attribute, and "
+                   "no mechanism is judged.")
+    else:
+        summary = (f"Finding {finding} needs: {', '.join(needed) if needed else 'none of the mechanisms ablated so far'}"
+                   + (f"; not needed: {', '.join(n for n, v in need.items() if v == 'no')}"
+                      if "no" in need.values() else "")
+                   + (f"; undecided: {', '.join(n for n, v in need.items() if v == 'undecided')}"
+                      if "undecided" in need.values() else "") + ".")
+        if unshown:
+            summary += (f" Judged on what the world as built reproduces; not on {', '.join(unshown)}, which it does "
+                        "not reproduce.")
+    lines += ["", summary, "", NEEDS_RULE.format(margin=margin), "", ABLATED_BENCHMARKS]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    write_json(out / f"{stem}.json", {**meta, "needs": need, "records": records})
+    write_json(out / f"{stem}.json", {**meta, "margin": margin, "needs": need, "needs_rule":
+                                      NEEDS_RULE.format(margin=margin), "records": records})
     return [out / f"{stem}.{ext}" for ext in ("csv", "md", "json")] + [figure(table, need, finding, out / f"{stem}.png")]
 
 
@@ -358,9 +443,11 @@ def figure(table: list[dict], need: dict[str, str], finding: int, path: Path) ->
 
 def attribute(finding: int, ablations: list[str], profile: str = "study", examples: int | None = None,
               seeds: int = 2, key: str | None = None, work: Path | None = None, out: Path | None = None,
-              params_file: Path = ROOT / "params.yaml", log=print, report_only: bool = False) -> list[Path]:
+              params_file: Path = ROOT / "params.yaml", log=print, report_only: bool = False,
+              margin: float = MARGIN) -> list[Path]:
     """The baseline and each ablation of `ablations` for `finding` (module docstring); returns the files written.
     `report_only`: run nothing; write the table of the pieces already judged (the baseline among them)."""
+    check_margin(margin)
     base = read_params(params_file, profile)
     pieces = {name: piece_params(base, finding, name, seeds, key, examples) for name in [BASELINE, *ablations]}
     key = pieces[BASELINE]["evaluate"]["use_key"]
@@ -372,7 +459,7 @@ def attribute(finding: int, ablations: list[str], profile: str = "study", exampl
         + (f", CLIP scorer {c['scorer_examples']:,}" if c["scorer_examples"] else "") + ")")
     meta = {"finding": finding, "claim": comparison(finding).claim, "profile": profile, "scale": (
         f"the compute scaled to {examples:,} examples seen per run" if examples else "the profile's compute"),
-        "seeds": seeds, "key": key, "compute": c, "ablations": ablations}
+        "seeds": seeds, "key": key, "compute": c, "ablations": ablations, "margin": margin}
     records, written = {}, []
     for i, (name, p) in enumerate(pieces.items(), 1):
         if report_only:
@@ -407,6 +494,9 @@ def main(argv=None):
     parser.add_argument("--key", choices=("dev", "report"), help="evaluation key (default: the profile's use_key)")
     parser.add_argument("--work", type=Path, help="work directories' root (default: ../attribution)")
     parser.add_argument("--out", type=Path, help="where the table and figure go (default: results/attribution)")
+    parser.add_argument("--margin", type=float, default=MARGIN,
+                        help="the largest fall, as a share of a part's effect in the world as built, that still counts "
+                             f"as 'not needed' (default {MARGIN})")
     parser.add_argument("--report", action="store_true",
                         help="run nothing: write the table of the pieces judged so far (a long attribution in parts)")
     args = parser.parse_args(argv)
@@ -415,7 +505,7 @@ def main(argv=None):
     except ValueError as e:
         parser.error(str(e))
     for path in attribute(args.finding, names, args.profile, args.examples, args.seeds, args.key, args.work, args.out,
-                          report_only=args.report):
+                          report_only=args.report, margin=args.margin):
         print(path)
 
 

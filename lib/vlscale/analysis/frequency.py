@@ -27,7 +27,8 @@ One curve or a shifted curve: at equal examples seen, each larger scale against 
 of slopes and of levels at x_ref. If a concept's accuracy followed its pairs whatever data set it is in, the levels
 would be equal (one curve in pairs); if it followed exposures (how often its pairs were seen) alone, the larger set,
 seen fewer times per pair, would lie lower by b · log10(N_large / N_small). `beyond_exposures` is the level difference
-minus that prediction. The answer: "one curve in pairs" (level difference within noise, beyond_exposures not),
+minus that prediction. The answer: "consistent with one curve in pairs" (level difference within noise,
+beyond_exposures not: a shift is not shown, which is not a test of its absence),
 "shifted up|down, as exposures predict" (the reverse), "shifted ..., beyond what exposures predict" (neither holds),
 or "inconclusive" (noise admits both).
 """
@@ -335,7 +336,7 @@ def _answer(task, seen, small, large, rows: list[dict]) -> dict:
     shifted = "up" if level["lo"] > 0 else "down" if level["hi"] < 0 else None
     off_exposures = beyond["lo"] > 0 or beyond["hi"] < 0
     if shifted is None and off_exposures:
-        answer = "one curve in pairs"
+        answer = "consistent with one curve in pairs"
     elif shifted is None:
         answer = "inconclusive"
     elif off_exposures:

@@ -196,7 +196,10 @@ def per_language_selection(ids, matches, languages, n_entries: int, k: int, key:
     ids = np.asarray(ids)
     counts = count_matches(matches, languages, n_entries)
     if reference not in counts:
-        raise ValueError(f"no pair in language {reference!r}: its tail share sets every other threshold")
+        raise ValueError(f"filter.balanced.thresholds = per_language: no pool pair in language {reference!r} matches "
+                         f"an entry (languages matched: {', '.join(sorted(counts)) or 'none'}), and its tail share sets "
+                         "every other language's threshold; set filter.balanced.thresholds: single, or give "
+                         f"filter.balanced.metadata entries in {reference!r}")
     a = admission(ids, matches, [counts[lang] for lang in languages], key)
     eligible = int(np.isfinite(a).sum())
     if k > eligible:

@@ -41,7 +41,7 @@ class CustomFilter:
         n = len(texts)
         try:
             scores = np.asarray(self.function(images, texts, languages, uids, **self.kwargs), dtype=np.float64)
-        except (TypeError, ValueError) as e:
+        except Exception as e:  # whatever the plug-in raises, the error names it (the cause stays chained)
             raise ValueError(f"filter.custom.name = {self.name!r}: {type(e).__name__}: {e}") from e
         if scores.shape != (n,):
             raise ValueError(f"filter.custom.name = {self.name!r} returned scores of shape {scores.shape} for a shard "

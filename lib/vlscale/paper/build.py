@@ -389,14 +389,22 @@ def attribution_values(root: Path, out: Path, profile: str) -> list[dict]:
             shutil.copy2(figure, dest / figure.name)
         c = a["compute"]
         done, planned = a.get("pieces_done", list(records)), a.get("pieces_planned", list(records))
-        needed = [n for n, v in needs.items() if v == "yes"]
-        undecided = [n for n, v in needs.items() if v == "undecided"]
+        named = {v: [n for n, x in needs.items() if x == v] for v in ("yes", "no", "undecided")}
         text = (f"Finding {a['finding']} ({a['claim']}), on the {a['profile']} profile at {a['scale']} "
                 f"({c['examples_seen']:,} examples seen over {len(c['runs'])} runs per world, {a['seeds']} seeds per "
                 f"run, evaluation key {a['key']}): {len(done)} of {len(planned)} worlds done"
                 + (f" (still to run: {join_and([p for p in planned if p not in done])})" if len(done) < len(planned)
-                   else "") + f". The finding needs {join_and(needed) if needed else 'none of the mechanisms tested'}"
-                + (f"; undecided: {join_and(undecided)}" if undecided else "") + ".")
+                   else "") + ". ")
+        base = records["baseline"]["parts"]
+        shown = [p for p in parts if base[p]["verdict"] == "reproduces"]
+        if not shown:
+            text += "The world as built reproduces none of its parts, so no mechanism is judged."
+        else:
+            text += (f"Judged on {join_and(shown)}, which the world as built reproduces: the finding needs "
+                     f"{join_and(named['yes']) if named['yes'] else 'none of the mechanisms tested'}"
+                     + (f"; it does not need {join_and(named['no'])}" if named["no"] else "")
+                     + (f"; undecided: {join_and(named['undecided'])}" if named["undecided"] else "")
+                     + f" (margin: a fall of less than {a.get('margin', 0.5):.0%} of a part's effect is not needed).")
         found.append({"finding": a["finding"], "text": text, "header": ["world", "mechanism off", *parts, "needs it"],
                       "rows": rows, "figure": f"generated/attribution/{figure.name}" if figure.is_file() else ""})
     return found
@@ -492,6 +500,23 @@ def tradeoff_values(fig: dict) -> dict:
 BALANCED_GROUPS = {"western": "Western", "culture": "Culture", "fairness": "Fairness"}
 
 
+def language_thresholds(record: dict) -> str:
+    """How MetaCLIP 2's per-language thresholds came out (a balanced record with `t` and `tail_share` per language):
+    English's tail share, and how many languages sit at the floor t = 1, where a concept keeps one pair in expectation
+    and no concept is tail (the nearest share to English's when one match per concept already exceeds it)."""
+    ts, shares = record.get("t", {}), record.get("tail_share", {})
+    if not ts or "en" not in shares:
+        return ""
+    others = [lang for lang in ts if lang != "en"]
+    floor = [lang for lang in others if ts[lang] <= 1]
+    text = (f" (its tail, the concepts under it, {fmt(100 * shares['en'], 1)}% of English's matches); each other "
+            f"language's threshold gives the tail share nearest English's")
+    if floor:
+        text += (f"; for {len(floor)} of the {len(others)} other languages that nearest share is zero: their threshold "
+                 f"is 1, where a concept keeps one pair in expectation")
+    return text
+
+
 def balanced_values(fig: dict, filt: dict) -> dict:
     """The balanced arm's text (beyond the paper): what MetaCLIP's balancing kept (metrics/filter.json's balanced
     record and shares) and its error against the English baseline and the random control at the largest budget the
@@ -504,9 +529,8 @@ def balanced_values(fig: dict, filt: dict) -> dict:
     t = record.get("t_en", record.get("t"))
     kept = [f"{record['matched_pairs']:,} of {filt['pool_pairs']:,} pool pairs name a concept in their caption's "
             f"language ({record['entries_matched']:,} of {record['entries']:,} concepts matched); "
-            + (f"the threshold that keeps k is {fmt(t, 0)} match{'' if t == 1 else 'es'} per concept in English, with "
-               f"each other language's "
-               f"at English's tail share" if "t_en" in record else f"one threshold, {fmt(t, 1)}, keeps k")]
+            + (f"the threshold that keeps k is {fmt(t, 0)} match{'' if t == 1 else 'es'} per concept in English"
+               + language_thresholds(record) if "t_en" in record else f"one threshold, {fmt(t, 1)}, keeps k")]
     shares = []
     for name, words in (("english_caption_share", "English captions"),
                         ("culture_or_landmark_share", "culture-specific or landmark concepts")):
