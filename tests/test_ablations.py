@@ -86,6 +86,18 @@ def test_english_low_resource(draws, world):
     _both(draws, "english_low_resource", same_rate, ids)
 
 
+def test_english_low_resource_keeps_the_pools_english_caption_rate(draws):
+    """The single rate is the pool's average over non-English pages: the ablated and default pools (the same pages)
+    caption those pages in English equally often."""
+    def english_on_other_pages(name):
+        w, _, gt = draws(name)
+        other = gt["stratum"] != w.stratum_of("en")
+        english = gt["caption_language"][other] == w.stratum_of("en")
+        return [int(english.sum()), int((~english).sum())]
+    table = [english_on_other_pages(None), english_on_other_pages("english_low_resource")]
+    assert stats.chi2_contingency(table).pvalue > ALPHA, table
+
+
 def test_culture_boost(draws):
     """Region x concept class (the home region of a culture-specific concept, or none): independent, so a culture
     concept is as likely at home as abroad."""
