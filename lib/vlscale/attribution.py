@@ -385,7 +385,8 @@ def write_outputs(records: dict[str, dict], finding: int, out: Path, stem: str, 
         summary = (f"The world as built reproduces no part of finding {finding}: there is nothing to attribute, and "
                    "no mechanism is judged.")
     else:
-        summary = (f"Finding {finding} needs: {', '.join(needed) if needed else 'none of the mechanisms ablated so far'}"
+        nothing = "none of the mechanisms ablated" + (" so far" if len(records) < len(planned) else "")
+        summary = (f"Finding {finding} needs: {', '.join(needed) if needed else nothing}"
                    + (f"; not needed: {', '.join(n for n, v in need.items() if v == 'no')}"
                       if "no" in need.values() else "")
                    + (f"; undecided: {', '.join(n for n, v in need.items() if v == 'undecided')}"
@@ -429,7 +430,8 @@ def figure(table: list[dict], need: dict[str, str], finding: int, path: Path) ->
         ax.set_title(f"{label}\n(claim: {'>' if comparison(finding).parts[label] > 0 else '<'} 0)", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("effect (pp)", fontsize=7)
-    axes[0][0].set_yticks(range(len(names)), [f"{n}{' (needed)' if need.get(n) == 'yes' else ''}" for n in names],
+    said = {"yes": "needed", "no": "not needed", "undecided": "undecided", "n/a": "not judged"}
+    axes[0][0].set_yticks(range(len(names)), [f"{n} ({said[need[n]]})" if n in need else n for n in names],
                           fontsize=7)
     axes[0][0].set_ylim(len(names) - 0.5, -0.5)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c) for c in VERDICT_COLOURS.values()]
