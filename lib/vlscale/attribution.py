@@ -372,7 +372,7 @@ def write_outputs(records: dict[str, dict], finding: int, out: Path, stem: str, 
             if name != BASELINE and r["change"] is not None:
                 cell += f" ({_fmt(r['change'])} [{_fmt(r['change_lo'])}, {_fmt(r['change_hi'])}])"
             cells.append(cell)
-        what = "none" if name == BASELINE else ABLATIONS[name].mechanism
+        what = "none" if name == BASELINE else ABLATIONS[name].mechanism.replace("|", "\\|")  # a pipe ends a cell
         lines.append(f"| {name} | {what} | " + " | ".join(cells) + f" | {rec['verdict']} | {need.get(name, '')} |")
     needed = [n for n, v in need.items() if v == "yes"]
     planned = meta.get("pieces_planned", list(records))
