@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from scipy import stats
 
 from vlscale.analysis import evidence as ev
 from vlscale.config import overlay_path, read_params, validate
@@ -251,12 +252,6 @@ def change_of(part: dict, base: dict) -> dict:
     return {"change": effect - b, "se": se, "df": df}
 
 
-def _t(q: float, df: float) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(q, df) if np.isfinite(df) else stats.norm.ppf(q))
-
-
 def rows(records: dict[str, dict], finding: int) -> list[dict]:
     """One row per ablation and part: its effect, interval and verdict, and its change from the baseline with a 95%
     interval (change_of)."""
@@ -266,7 +261,7 @@ def rows(records: dict[str, dict], finding: int) -> list[dict]:
         for label, part in rec["parts"].items():
             c = change_of(part, base[label]) if name != BASELINE else {"change": None, "se": np.nan, "df": np.nan}
             known = c["change"] is not None and np.isfinite(c["se"])
-            half = _t(0.975, c["df"]) * c["se"] if known else None
+            half = float(stats.t.ppf(0.975, c["df"])) * c["se"] if known else None
             out.append({"ablation": name, "part": label, "sign": signs[label], "effect": part.get("effect"),
                         "lo": _ci(part)[0], "hi": _ci(part)[1], "n_seeds": part.get("n_seeds"),
                         "verdict": part["verdict"], "change": c["change"],
@@ -300,8 +295,6 @@ def needs(records: dict[str, dict], table: list[dict], margin: float = MARGIN) -
       above -margin * |effect|); an intersection of tests, so no correction;
     - "undecided" otherwise (too noisy to tell), and "n/a" for every ablation when the world as built reproduces no
       part."""
-    from scipy import stats
-
     check_margin(margin)
     base = records[BASELINE]["parts"]
     shown = [label for label, part in base.items() if part["verdict"] == ev.REPRODUCES]
@@ -319,7 +312,7 @@ def needs(records: dict[str, dict], table: list[dict], margin: float = MARGIN) -
         p_fell = [float(stats.t.cdf(r["sign"] * r["change"] / r["change_se"], r["change_df"])) for r in known.values()]
         fell = bool(p_fell) and min(p_fell) <= FALL_ALPHA / len(p_fell)
         within = len(known) == len(shown) and all(
-            r["sign"] * r["change"] - _t(1 - EQUIVALENCE_ALPHA, r["change_df"]) * r["change_se"]
+            r["sign"] * r["change"] - stats.t.ppf(1 - EQUIVALENCE_ALPHA, r["change_df"]) * r["change_se"]
             > -margin * abs(base[k]["effect"]) for k, r in known.items())
         kept = all(rec["parts"][label]["verdict"] == ev.REPRODUCES for label in shown)
         out[name] = "yes" if fell else "no" if kept and within else "undecided"
@@ -394,10 +387,10 @@ def write_outputs(records: dict[str, dict], finding: int, out: Path, stem: str, 
         if unshown:
             summary += (f" Judged on what the world as built reproduces; not on {', '.join(unshown)}, which it does "
                         "not reproduce.")
-    lines += ["", summary, "", NEEDS_RULE.format(margin=margin), "", ABLATED_BENCHMARKS]
+    rule = NEEDS_RULE.format(margin=margin)
+    lines += ["", summary, "", rule, "", ABLATED_BENCHMARKS]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    write_json(out / f"{stem}.json", {**meta, "margin": margin, "needs": need, "needs_rule":
-                                      NEEDS_RULE.format(margin=margin), "records": records})
+    write_json(out / f"{stem}.json", {**meta, "margin": margin, "needs": need, "needs_rule": rule, "records": records})
     return [out / f"{stem}.{ext}" for ext in ("csv", "md", "json")] + [figure(table, need, finding, out / f"{stem}.png")]
 
 
@@ -471,13 +464,9 @@ def attribute(finding: int, ablations: list[str], profile: str = "study", exampl
                 log(f"  {name}: not run yet")
                 continue
             records[name] = done
-            log(f"  {name}: {done['verdict']}")
-            written = write_outputs(records, finding, out or ROOT / "results/attribution",
-                                    f"finding{finding}_{profile}_{scale}_{key}",
-                                    meta | {"pieces_done": list(records), "pieces_planned": list(pieces)})
-            continue
-        log(f"[{i}/{len(pieces)}] {name}")
-        records[name] = run_piece(work, finding, name, p, log)
+        else:
+            log(f"[{i}/{len(pieces)}] {name}")
+            records[name] = run_piece(work, finding, name, p, log)
         log(f"  {name}: {records[name]['verdict']}")
         # the table so far after every piece (a long attribution is built up piece by piece; `pieces_done` says how far)
         written = write_outputs(records, finding, out or ROOT / "results/attribution",

@@ -396,7 +396,7 @@ def attribution_values(root: Path, out: Path, profile: str) -> list[dict]:
                 + (f" (still to run: {join_and([p for p in planned if p not in done])})" if len(done) < len(planned)
                    else "") + ". ")
         base = records["baseline"]["parts"]
-        shown = [p for p in parts if base[p]["verdict"] == "reproduces"]
+        shown = [p for p in parts if base[p]["verdict"] == ev.REPRODUCES]
         if not shown:
             text += "The world as built reproduces none of its parts, so no mechanism is judged."
         else:
@@ -404,7 +404,7 @@ def attribution_values(root: Path, out: Path, profile: str) -> list[dict]:
                      f"{join_and(named['yes']) if named['yes'] else 'none of the mechanisms tested'}"
                      + (f"; it does not need {join_and(named['no'])}" if named["no"] else "")
                      + (f"; undecided: {join_and(named['undecided'])}" if named["undecided"] else "")
-                     + f" (margin: a fall of less than {a.get('margin', 0.5):.0%} of a part's effect is not needed).")
+                     + f" (margin: a fall of less than {a['margin']:.0%} of a part's effect is not needed).")
         found.append({"finding": a["finding"], "text": text, "header": ["world", "mechanism off", *parts, "needs it"],
                       "rows": rows, "figure": f"generated/attribution/{figure.name}" if figure.is_file() else ""})
     return found
